@@ -1,0 +1,295 @@
+"""One configuration object for ELECTRA pretraining: model sizes, objective options, optimizer.
+
+Presets live as JSON files in the repository's top-level ``configs/`` folder (electra_small,
+electra_base, electra_large, bert_small, electra_tiny). ``load_config`` reads a preset or a JSON
+file and applies overrides ("hparams") on top, rejecting unknown keys and wrong types with a
+one-line :class:`~electra_tf.errors.UserError`.
+
+Plain Python only (no TensorFlow), so every tool can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import pathlib
+from typing import Any, Mapping
+
+from electra_tf.errors import UserError
+
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclasses.dataclass
+class ElectraConfig:
+    """Everything that defines an ELECTRA pretraining run (the reference's PretrainingConfig).
+
+    Sizes follow BERT naming: ``hidden_size`` is H, ``embedding_size`` is E (E != H adds a dense
+    E->H projection in each of generator and discriminator). Generator sizes are derived from the
+    discriminator's with ``generator_hidden_size`` (a fraction of H) and ``generator_layers`` (a
+    fraction of the depth).
+    """
+
+    # Model (discriminator) sizes.
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+    # Generator, as fractions of the discriminator's hidden size and depth.
+    generator_hidden_size: float = 0.25
+    generator_layers: float = 1.0
+    # The generator gets its own word/position/type embeddings (of its hidden size) instead of
+    # sharing the discriminator's.
+    untied_generator_embeddings: bool = False
+    # Replace the generator by a uniform distribution over the vocabulary (an ablation).
+    uniform_generator: bool = False
+    # Never sample the original token at a masked position.
+    disallow_correct: bool = False
+    temperature: float = 1.0
+
+    # Objective.
+    # False: plain BERT-style masked LM with a full-size model, no discriminator (the baseline).
+    electra_objective: bool = True
+    mask_prob: float = 0.15
+    gen_weight: float = 1.0
+    disc_weight: float = 50.0
+
+    # Data and vocabulary. The special-token ids are those of the BERT uncased vocabulary; the
+    # trainer overrides them (and vocab_size) from the vocabulary the data was built with.
+    max_seq_length: int = 128
+    do_lower_case: bool = True
+    pad_token_id: int = 0
+    cls_token_id: int = 101
+    sep_token_id: int = 102
+    mask_token_id: int = 103
+
+    # Optimization.
+    learning_rate: float = 5e-4
+    lr_decay_power: float = 1.0
+    weight_decay_rate: float = 0.01
+    num_warmup_steps: int = 10000
+    num_train_steps: int = 1000000
+    train_batch_size: int = 128
+    eval_batch_size: int = 128
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    clip_norm: float = 1.0
+
+    # Bookkeeping.
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    num_eval_steps: int = 100
+    seed: int = 12345
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------
+    # Derived sizes.
+    @property
+    def max_predictions_per_seq(self) -> int:
+        """P, the number of masked-position slots per sequence (19 at 128, 79 at 512 for 15%)."""
+        return int((self.mask_prob + 0.005) * self.max_seq_length)
+
+    @property
+    def generator_hidden(self) -> int:
+        """The generator's hidden size: round(H * generator_hidden_size) (64 for Small)."""
+        if not self.electra_objective:
+            return self.hidden_size
+        return int(round(self.hidden_size * self.generator_hidden_size))
+
+    @property
+    def generator_num_attention_heads(self) -> int:
+        if not self.electra_objective:
+            return self.num_attention_heads
+        return max(1, self.generator_hidden // 64)
+
+    @property
+    def generator_intermediate_size(self) -> int:
+        if not self.electra_objective:
+            return self.intermediate_size
+        return 4 * self.generator_hidden
+
+    @property
+    def generator_num_hidden_layers(self) -> int:
+        if not self.electra_objective:
+            return self.num_hidden_layers
+        return int(round(self.num_hidden_layers * self.generator_layers))
+
+    @property
+    def generator_embedding_size(self) -> int:
+        """E of the generator: shared embeddings have E; untied ones have the generator's H."""
+        if self.electra_objective and self.untied_generator_embeddings:
+            return self.generator_hidden
+        return self.embedding_size
+
+    # ----------------------------------------------------------------------------------------
+    def validate(self, source: str = "config") -> None:
+        """Raises UserError (one line, naming ``source``) if the sizes or options cannot work."""
+
+        def fail(message: str) -> None:
+            raise UserError(f"{source}: {message}")
+
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                     "num_attention_heads", "intermediate_size", "max_position_embeddings",
+                     "type_vocab_size", "max_seq_length", "train_batch_size", "eval_batch_size",
+                     "num_train_steps"):
+            if getattr(self, name) < 1:
+                fail(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_attention_heads:
+            fail(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                 f"{self.num_attention_heads}")
+        if self.max_seq_length > self.max_position_embeddings:
+            fail(f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings "
+                 f"{self.max_position_embeddings}")
+        if not 0.0 < self.mask_prob < 1.0:
+            fail(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.max_predictions_per_seq < 1:
+            fail(f"mask_prob {self.mask_prob} * max_seq_length {self.max_seq_length} leaves no "
+                 "masked positions; raise one of them")
+        if self.electra_objective and not self.uniform_generator:
+            if self.generator_hidden < 1 or self.generator_num_hidden_layers < 1:
+                fail(f"generator_hidden_size {self.generator_hidden_size} and generator_layers "
+                     f"{self.generator_layers} give an empty generator; raise them")
+            if self.generator_hidden % self.generator_num_attention_heads:
+                fail(f"generator hidden size {self.generator_hidden} is not divisible by its "
+                     f"{self.generator_num_attention_heads} heads; pick another "
+                     "generator_hidden_size")
+        if self.temperature <= 0:
+            fail(f"temperature must be positive, got {self.temperature}")
+        if self.num_warmup_steps < 0:
+            fail(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
+        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                fail(f"{name} {getattr(self, name)} is outside the vocabulary "
+                     f"(vocab_size {self.vocab_size})")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    # ----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> "ElectraConfig":
+        return cls.from_dict(_read_json_object(pathlib.Path(path)), source=str(path))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "ElectraConfig":
+        config = cls.__new__(cls)
+        for field in dataclasses.fields(cls):
+            setattr(config, field.name, field.default)
+        config._apply(values, source)
+        return config
+
+    def replace(self, values: Mapping[str, Any], source: str = "hparams") -> "ElectraConfig":
+        """A copy with ``values`` applied (checked like a config file)."""
+        config = dataclasses.replace(self)
+        config._apply(values, source)
+        return config
+
+    def _apply(self, values: Mapping[str, Any], source: str) -> None:
+        if not isinstance(values, Mapping):
+            raise UserError(f"{source}: expected a JSON object of config keys, got "
+                            f"{type(values).__name__}")
+        fields = {field.name: field for field in dataclasses.fields(self)}
+        for key, value in values.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
+                hint = (f"did you mean {', '.join(close)}?" if close
+                        else f"valid keys: {', '.join(sorted(fields))}")
+                raise UserError(f"{source}: unknown config key '{key}'; {hint}")
+            setattr(self, key, _checked_value(key, value, fields[key].type, source))
+        self.validate(source)
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _checked_value(key: str, value: Any, type_name: Any, source: str) -> Any:
+    expected = _TYPES[type_name if isinstance(type_name, str) else type_name.__name__]
+    ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if expected is int and isinstance(value, float) and value.is_integer():
+        value, ok = int(value), True
+    if not ok:
+        raise UserError(f"{source}: config key '{key}' must be {expected.__name__}, got "
+                        f"{json.dumps(value)} ({type(value).__name__})")
+    return value
+
+
+def _read_json_object(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read config file ({error.strerror or error})") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a JSON object of config keys")
+    return values
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in CONFIGS_DIR.glob("*.json"))
+
+
+def load_config(config: str | os.PathLike,
+                hparams: str | os.PathLike | Mapping[str, Any] | None = None) -> ElectraConfig:
+    """Reads a preset name ("electra_small") or a JSON file, then applies ``hparams`` on top.
+
+    ``hparams`` is a dict, a JSON object string ('{"learning_rate": 1e-3}') or a path to a JSON
+    file. Unknown keys and wrong types raise a one-line UserError naming where they came from.
+    """
+    config_text = str(config)
+    path = pathlib.Path(config_text)
+    if config_text.endswith(".json") or path.exists():
+        if not path.is_file():
+            raise UserError(f"config file {config_text} not found; give a JSON file or one of "
+                            f"the presets: {', '.join(preset_names())}")
+        result = ElectraConfig.from_json_file(path)
+    else:
+        preset = CONFIGS_DIR / f"{config_text}.json"
+        if not preset.is_file():
+            close = difflib.get_close_matches(config_text, preset_names(), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UserError(f"unknown config '{config_text}': {hint}give a JSON file or one of "
+                            f"the presets: {', '.join(preset_names())}")
+        result = ElectraConfig.from_json_file(preset)
+
+    if hparams is None or (isinstance(hparams, str) and not hparams.strip()):
+        return result
+    if isinstance(hparams, Mapping):
+        return result.replace(hparams, source="hparams")
+    hparams_text = str(hparams)
+    if hparams_text.lstrip().startswith("{"):
+        try:
+            values = json.loads(hparams_text)
+        except json.JSONDecodeError as error:
+            raise UserError(f"hparams: invalid JSON at column {error.colno} ({error.msg}); "
+                            "quote keys and strings with double quotes") from None
+        return result.replace(values, source="hparams")
+    hparams_path = pathlib.Path(hparams_text)
+    if not hparams_path.is_file():
+        raise UserError(f"hparams '{hparams_text}' is neither a JSON object nor an existing "
+                        "JSON file")
+    return result.replace(_read_json_object(hparams_path), source=str(hparams_path))

@@ -1,0 +1,411 @@
+"""ELECTRA networks in Keras 3: shared embeddings, a BERT encoder, generator and discriminator.
+
+Only keras.layers / keras.ops / keras.random are used, so the same code runs on the TensorFlow
+and JAX backends. Every layer creates its variables at construction time (sizes come from the
+config), so a freshly built model can be restored from a checkpoint before its first step.
+
+Weight layout (what ``ElectraBackbone.save_weights`` writes and fine-tuning/export load), with
+the reference checkpoint name each variable corresponds to (``{i}`` is the 0-based layer index):
+
+    embeddings/word_embeddings [V, E]          electra/embeddings/word_embeddings
+    embeddings/position_embeddings [512, E]    electra/embeddings/position_embeddings
+    embeddings/token_type_embeddings [2, E]    electra/embeddings/token_type_embeddings
+    embeddings/LayerNorm/{gamma,beta} [E]      electra/embeddings/LayerNorm/{gamma,beta}
+    embeddings_project/{kernel [E,H], bias}    electra/embeddings_project/{kernel,bias} (E != H)
+    layer_{i}/query|key|value/{kernel,bias}    electra/encoder/layer_{i}/attention/self/...
+    layer_{i}/attention_output/{kernel,bias}   .../attention/output/dense/{kernel,bias}
+    layer_{i}/attention_LayerNorm/{gamma,beta} .../attention/output/LayerNorm/{gamma,beta}
+    layer_{i}/intermediate/{kernel,bias}       .../intermediate/dense/{kernel,bias}
+    layer_{i}/output/{kernel,bias}             .../output/dense/{kernel,bias}
+    layer_{i}/output_LayerNorm/{gamma,beta}    .../output/LayerNorm/{gamma,beta}
+
+Kernels are [in, out] like the reference. The generator's backbone has the same structure under
+the reference's ``generator/`` scope (its embeddings are the discriminator's unless
+``untied_generator_embeddings``); its head is ``generator_predictions/{dense, LayerNorm,
+output_bias}`` and the discriminator's ``discriminator_predictions/{dense, dense_1}``.
+``variable_paths()`` lists the Keras variable paths of any of these models.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+
+import keras
+from keras import ops
+
+from electra_tf.config import ElectraConfig
+from electra_tf.errors import UserError
+
+# Added to attention scores of padding keys before the softmax (float32), as BERT does.
+_MASKED_SCORE = -10000.0
+
+
+def gelu_erf(x):
+    """The exact GELU, x * Phi(x) with the error function (BERT's, not the tanh approximation)."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def _initializer(config: ElectraConfig) -> keras.initializers.Initializer:
+    # A fresh instance per variable: one unseeded instance reused would repeat its values.
+    return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def _dense(units: int, config: ElectraConfig, name: str, activation=None) -> keras.layers.Dense:
+    return keras.layers.Dense(units, activation=activation, kernel_initializer=_initializer(config),
+                              name=name)
+
+
+def _layer_norm(config: ElectraConfig, name: str) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
+
+
+class ElectraEmbeddings(keras.layers.Layer):
+    """Word + position + token-type embeddings -> LayerNorm -> dropout.
+
+    ``embedding_size`` defaults to ``config.embedding_size``; an untied generator passes its own
+    hidden size. Input ids and segment ids [batch, seq] -> embeddings [batch, seq, E].
+    """
+
+    def __init__(self, config: ElectraConfig, embedding_size: int | None = None, **kwargs):
+        kwargs.setdefault("name", "embeddings")
+        super().__init__(**kwargs)
+        self.config = config
+        self.embedding_size = embedding_size or config.embedding_size
+        self.layer_norm = _layer_norm(config, "LayerNorm")
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.build(None)
+
+    def build(self, input_shape=None):
+        config, width = self.config, self.embedding_size
+        self.word_embeddings = self.add_weight(
+            shape=(config.vocab_size, width), initializer=_initializer(config),
+            name="word_embeddings")
+        self.position_embeddings = self.add_weight(
+            shape=(config.max_position_embeddings, width), initializer=_initializer(config),
+            name="position_embeddings")
+        self.token_type_embeddings = self.add_weight(
+            shape=(config.type_vocab_size, width), initializer=_initializer(config),
+            name="token_type_embeddings")
+        self.layer_norm.build((None, None, width))
+        self.built = True
+
+    def call(self, input_ids, segment_ids, training=None):
+        seq_length = ops.shape(input_ids)[1]
+        words = ops.take(self.word_embeddings, input_ids, axis=0)
+        types = ops.take(self.token_type_embeddings, segment_ids, axis=0)
+        positions = ops.expand_dims(self.position_embeddings[:seq_length], 0)
+        embeddings = self.layer_norm(words + types + ops.cast(positions, words.dtype))
+        return self.dropout(embeddings, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict(),
+                "embedding_size": self.embedding_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+class TransformerLayer(keras.layers.Layer):
+    """One BERT (post-LayerNorm) encoder layer: self-attention and a GELU(erf) feed-forward.
+
+    hidden [batch, seq, H], attention_bias [batch, 1, 1, seq] (float32, 0 or -10000)
+    -> [batch, seq, H]. Scores and softmax are computed in float32 under mixed precision.
+    """
+
+    def __init__(self, config: ElectraConfig, hidden_size: int, num_attention_heads: int,
+                 intermediate_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.head_size = hidden_size // num_attention_heads
+        self.query = _dense(hidden_size, config, "query")
+        self.key = _dense(hidden_size, config, "key")
+        self.value = _dense(hidden_size, config, "value")
+        self.attention_output = _dense(hidden_size, config, "attention_output")
+        self.attention_layer_norm = _layer_norm(config, "attention_LayerNorm")
+        self.intermediate = _dense(intermediate_size, config, "intermediate", activation=gelu_erf)
+        self.output_dense = _dense(hidden_size, config, "output")
+        self.output_layer_norm = _layer_norm(config, "output_LayerNorm")
+        self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+        self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.build(None)
+
+    def build(self, input_shape=None):
+        hidden = (None, None, self.hidden_size)
+        for dense in (self.query, self.key, self.value, self.attention_output, self.intermediate):
+            dense.build(hidden)
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.attention_layer_norm.build(hidden)
+        self.output_layer_norm.build(hidden)
+        self.built = True
+
+    def _split_heads(self, x, batch, seq_length):
+        return ops.reshape(x, (batch, seq_length, self.num_attention_heads, self.head_size))
+
+    def call(self, hidden, attention_bias, training=None):
+        shape = ops.shape(hidden)
+        batch, seq_length = shape[0], shape[1]
+        # Scaling the queries (seq x d) is cheaper than scaling the scores (seq x seq).
+        query = self._split_heads(self.query(hidden), batch, seq_length) * ops.cast(
+            1.0 / math.sqrt(self.head_size), hidden.dtype)
+        key = self._split_heads(self.key(hidden), batch, seq_length)
+        value = self._split_heads(self.value(hidden), batch, seq_length)
+        scores = ops.einsum("bqnd,bknd->bnqk", query, key)
+        probs = ops.softmax(ops.cast(scores, "float32") + attention_bias, axis=-1)
+        probs = self.attention_dropout(ops.cast(probs, hidden.dtype), training=training)
+        context = ops.einsum("bnqk,bknd->bqnd", probs, value)
+        context = ops.reshape(context, (batch, seq_length, self.hidden_size))
+        attended = self.attention_layer_norm(
+            hidden + self.hidden_dropout(self.attention_output(context), training=training))
+        transformed = self.output_dense(self.intermediate(attended))
+        return self.output_layer_norm(
+            attended + self.hidden_dropout(transformed, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict(),
+                "hidden_size": self.hidden_size,
+                "num_attention_heads": self.num_attention_heads,
+                "intermediate_size": self.intermediate_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+def attention_bias_from_mask(input_mask):
+    """input_mask [batch, seq] (1 real, 0 pad) -> additive float32 bias [batch, 1, 1, seq]."""
+    mask = ops.cast(input_mask, "float32")
+    return ops.expand_dims(ops.expand_dims((1.0 - mask) * _MASKED_SCORE, 1), 1)
+
+
+class ElectraBackbone(keras.Model):
+    """Embeddings (possibly shared) + E->H projection when E != H + the Transformer encoder.
+
+    ``call({"input_ids", "input_mask", "segment_ids"})`` (int [batch, seq]) returns the sequence
+    output [batch, seq, H]; [CLS] is position 0. ``generator=True`` uses the generator's sizes
+    from the config. This is the model fine-tuning and export load (see the module docstring for
+    the weight layout).
+    """
+
+    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
+                 generator: bool = False, **kwargs):
+        kwargs.setdefault("name", "generator" if generator else "electra")
+        super().__init__(**kwargs)
+        self.config = config
+        self.is_generator = generator
+        if generator:
+            self.hidden_size = config.generator_hidden
+            heads = config.generator_num_attention_heads
+            intermediate = config.generator_intermediate_size
+            layers = config.generator_num_hidden_layers
+        else:
+            self.hidden_size = config.hidden_size
+            heads = config.num_attention_heads
+            intermediate = config.intermediate_size
+            layers = config.num_hidden_layers
+        # Variables are created under the model's name ("electra/layer_0/query/kernel",
+        # "generator/...") so their paths mirror the reference checkpoint's scopes.
+        with keras.name_scope(self.name):
+            if embeddings is None:
+                embeddings = ElectraEmbeddings(
+                    config,
+                    config.generator_embedding_size if generator else config.embedding_size)
+            self.embeddings = embeddings
+            width = embeddings.embedding_size
+            self.embeddings_project = (
+                _dense(self.hidden_size, config, "embeddings_project")
+                if width != self.hidden_size else None)
+            if self.embeddings_project is not None:
+                self.embeddings_project.build((None, None, width))
+            self.encoder_layers = [
+                TransformerLayer(config, self.hidden_size, heads, intermediate,
+                                 name=f"layer_{index}")
+                for index in range(layers)]
+        self.built = True
+
+    def call(self, inputs, training=None):
+        input_ids = ops.cast(inputs["input_ids"], "int32")
+        hidden = self.embeddings(input_ids, ops.cast(inputs["segment_ids"], "int32"),
+                                 training=training)
+        if self.embeddings_project is not None:
+            hidden = self.embeddings_project(hidden)
+        attention_bias = attention_bias_from_mask(inputs["input_mask"])
+        for layer in self.encoder_layers:
+            hidden = layer(hidden, attention_bias, training=training)
+        return hidden
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "generator": self.is_generator,
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+class ElectraDiscriminator(keras.Model):
+    """Backbone + replaced-token head dense(H, gelu) -> dense(1).
+
+    Features dict -> logits [batch, seq] (float32); sigmoid(logit) = P(token was replaced).
+    """
+
+    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
+                 **kwargs):
+        kwargs.setdefault("name", "discriminator")
+        super().__init__(**kwargs)
+        self.config = config
+        self.backbone = ElectraBackbone(config, embeddings=embeddings, name="electra")
+        with keras.name_scope("discriminator_predictions"):
+            self.head_dense = _dense(config.hidden_size, config, "dense", activation=gelu_erf)
+            self.head_logit = _dense(1, config, "dense_1")
+            self.head_dense.build((None, None, config.hidden_size))
+            self.head_logit.build((None, None, config.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        hidden = self.backbone(inputs, training=training)
+        logits = self.head_logit(self.head_dense(hidden))
+        return ops.cast(ops.squeeze(logits, -1), "float32")
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+class MaskedLMHead(keras.layers.Layer):
+    """dense(E, gelu) -> LayerNorm -> h @ word_embeddings^T + output_bias.
+
+    The output projection IS the embedding variable (tied); only the bias is the head's own.
+    hidden [batch, P, H_gen] -> logits [batch, P, V] in float32.
+    """
+
+    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings, input_size: int,
+                 **kwargs):
+        kwargs.setdefault("name", "generator_predictions")
+        super().__init__(**kwargs)
+        self.config = config
+        self.embeddings = embeddings
+        self.input_size = input_size
+        width = embeddings.embedding_size
+        self.dense = _dense(width, config, "dense", activation=gelu_erf)
+        self.layer_norm = _layer_norm(config, "LayerNorm")
+        self.build(None)
+
+    def build(self, input_shape=None):
+        width = self.embeddings.embedding_size
+        self.dense.build((None, None, self.input_size))
+        self.layer_norm.build((None, None, width))
+        self.output_bias = self.add_weight(shape=(self.config.vocab_size,), initializer="zeros",
+                                           name="output_bias")
+        self.built = True
+
+    def call(self, hidden):
+        hidden = self.layer_norm(self.dense(hidden))
+        table = ops.cast(self.embeddings.word_embeddings, hidden.dtype)
+        logits = ops.einsum("bpe,ve->bpv", hidden, table)
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+
+class ElectraGenerator(keras.Model):
+    """The generator (a small masked LM): backbone + tied MLM head.
+
+    ``call(inputs, masked_positions)``: features dict and positions [batch, P] -> logits
+    [batch, P, V] (float32), computed only at those positions. Without positions, logits for
+    every position [batch, seq, V].
+    """
+
+    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
+                 **kwargs):
+        kwargs.setdefault("name", "generator")
+        super().__init__(**kwargs)
+        self.config = config
+        # Without the ELECTRA objective this is the full-size BERT-style model that is kept.
+        full_size = not config.electra_objective
+        if config.electra_objective and config.untied_generator_embeddings:
+            embeddings = None
+        self.backbone = ElectraBackbone(config, embeddings=embeddings, generator=not full_size,
+                                        name="electra" if full_size else "generator")
+        self.lm_head = MaskedLMHead(config, self.backbone.embeddings, self.backbone.hidden_size)
+        self.built = True
+
+    def call(self, inputs, masked_positions=None, training=None):
+        hidden = self.backbone(inputs, training=training)
+        if masked_positions is not None:
+            hidden = ops.take_along_axis(
+                hidden, ops.expand_dims(ops.cast(masked_positions, "int32"), -1), axis=1)
+        return self.lm_head(hidden)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+def build_discriminator(config: ElectraConfig,
+                        embeddings: ElectraEmbeddings | None = None) -> ElectraDiscriminator:
+    return ElectraDiscriminator(config, embeddings=embeddings)
+
+
+def build_generator(config: ElectraConfig,
+                    embeddings: ElectraEmbeddings | None = None) -> ElectraGenerator:
+    """The generator; it shares ``embeddings`` unless the config unties them."""
+    return ElectraGenerator(config, embeddings=embeddings)
+
+
+def variable_paths(model: keras.layers.Layer) -> dict[str, tuple[int, ...]]:
+    """Keras variable path -> shape for every (deduplicated) variable of ``model``."""
+    return {variable.path: tuple(variable.shape) for variable in model.weights}
+
+
+CONFIG_FILE = "config.json"
+BACKBONE_WEIGHTS_FILE = "backbone.weights.h5"
+DISCRIMINATOR_WEIGHTS_FILE = "discriminator.weights.h5"
+GENERATOR_WEIGHTS_FILE = "generator.weights.h5"
+
+
+def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfig,
+                                                                     ElectraBackbone]:
+    """Reads what ``save_pretrained`` wrote: the config and the encoder fine-tuning starts from.
+
+    That encoder is the discriminator's (or, for electra_objective=false, the masked LM's).
+    """
+    directory = pathlib.Path(directory)
+    config_path = directory / CONFIG_FILE
+    weights_path = directory / BACKBONE_WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise UserError(f"{path} not found; point to a directory written by save_pretrained "
+                            "(run_pretraining's export)")
+    config = ElectraConfig.from_json_file(config_path)
+    backbone = ElectraBackbone(config)
+    backbone.load_weights(str(weights_path))
+    return config, backbone
+
+
+def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[ElectraConfig,
+                                                                          ElectraDiscriminator]:
+    """The config and the full discriminator (backbone + replaced-token head)."""
+    directory = pathlib.Path(directory)
+    weights_path = directory / DISCRIMINATOR_WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise UserError(f"{weights_path} not found; it is written by save_pretrained for models "
+                        "trained with electra_objective=true")
+    config = ElectraConfig.from_json_file(directory / CONFIG_FILE)
+    discriminator = ElectraDiscriminator(config)
+    discriminator.load_weights(str(weights_path))
+    return config, discriminator

@@ -1,0 +1,334 @@
+"""Replaced-token detection: masking, generator sampling, the joint loss and its metrics.
+
+``ElectraPretrainer`` is a keras.Model trained with ``compile(optimizer=...)`` and ``fit`` on a
+dataset of feature dicts {"input_ids", "input_mask", "segment_ids"} (int [batch, seq], no
+labels). One forward pass (``call``):
+
+1. ``mask_inputs`` picks n = max(1, min(P, round(num_tokens * mask_prob))) positions per
+   sequence WITHOUT replacement among real tokens that are not [CLS]/[SEP]/[MASK]/padding
+   (num_tokens counts every real token, [CLS]/[SEP] included, as the reference does); 85% of
+   them become [MASK], 15% keep their token.
+2. The generator predicts the original tokens at those positions only.
+3. One token per position is sampled from its softmax (Gumbel-max, at ``temperature``) with no
+   gradient; the corrupted input has the samples at the masked positions.
+4. The discriminator labels each token replaced (1) or original (0); a sample equal to the
+   original counts as original.
+
+``compute_loss`` returns gen_weight * MLM loss + disc_weight * discriminator loss and updates
+the reference's metrics. With ``electra_objective=false`` (the BERT baseline) only the masked
+LM is trained and only masked_lm_accuracy / masked_lm_loss are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import NamedTuple
+
+import keras
+from keras import ops
+# Keras divides its own losses by the replica count under tf.distribute (it then sums replica
+# gradients); there is no public name for this helper, so an upgrade that moves it fails loudly.
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from electra_tf.config import ElectraConfig
+from electra_tf.errors import UserError
+from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE, DISCRIMINATOR_WEIGHTS_FILE,
+                                 GENERATOR_WEIGHTS_FILE, ElectraEmbeddings, build_discriminator,
+                                 build_generator, load_pretrained_backbone,
+                                 load_pretrained_discriminator)
+
+__all__ = ["MaskedBatch", "mask_inputs", "ElectraPretrainer", "save_pretrained",
+           "load_pretrained_backbone", "load_pretrained_discriminator"]
+
+# Share of the chosen positions that become [MASK]; the rest keep the original token.
+MASK_TOKEN_SHARE = 0.85
+
+
+class MaskedBatch(NamedTuple):
+    """The result of masking a batch (P = max_predictions_per_seq).
+
+    input_ids: [batch, seq] int32, with [MASK] written at 85% of the chosen positions.
+    masked_lm_positions: [batch, P] int32; slots past a sequence's n hold 0 (weight 0).
+    masked_lm_ids: [batch, P] int32, the original token at each position (0 where weight 0).
+    masked_lm_weights: [batch, P] float32, 1 for the n real predictions, then 0.
+    """
+
+    input_ids: object
+    masked_lm_positions: object
+    masked_lm_ids: object
+    masked_lm_weights: object
+
+
+def _static_length(tensor) -> int | None:
+    length = tensor.shape[1]
+    return None if length is None else int(length)
+
+
+def _scatter_to_sequence(values, positions, weights, seq_length: int):
+    """Writes values [batch, P] (where weights > 0) to positions [batch, P] -> [batch, seq].
+
+    Positions are distinct within a sequence, so a masked sum is an exact scatter.
+    Returns the scattered values (int32) and the 0/1 mask of written positions (bool).
+    """
+    hits = ops.logical_and(
+        ops.equal(ops.expand_dims(positions, -1), ops.arange(seq_length, dtype="int32")),
+        ops.expand_dims(weights > 0, -1))                      # [batch, P, seq]
+    hits_int = ops.cast(hits, "int32")
+    written = ops.sum(hits_int, axis=1) > 0
+    scattered = ops.sum(hits_int * ops.expand_dims(ops.cast(values, "int32"), -1), axis=1)
+    return scattered, written
+
+
+def mask_inputs(input_ids, input_mask, config: ElectraConfig, seed_generator,
+                mask_prob: float | None = None) -> MaskedBatch:
+    """Chooses masked positions without replacement and writes [MASK] at 85% of them.
+
+    input_ids, input_mask: int [batch, seq] (seq known statically). Uniform random scores over
+    the candidate positions, top-k, then keep the first n of each row: a uniformly random subset
+    of size n, with no duplicates.
+    """
+    mask_prob = config.mask_prob if mask_prob is None else mask_prob
+    input_ids = ops.cast(input_ids, "int32")
+    real = ops.cast(input_mask, "int32") > 0
+    seq_length = _static_length(input_ids)
+    if seq_length is None:
+        raise ValueError("mask_inputs needs a static sequence length (pad batches to max_seq_length)")
+    num_slots = config.max_predictions_per_seq
+
+    candidates = real
+    for special in (config.cls_token_id, config.sep_token_id, config.mask_token_id,
+                    config.pad_token_id):
+        candidates = ops.logical_and(candidates, ops.not_equal(input_ids, special))
+    num_tokens = ops.sum(ops.cast(real, "float32"), axis=-1)
+    num_to_predict = ops.maximum(1, ops.minimum(
+        num_slots, ops.cast(ops.round(num_tokens * mask_prob), "int32")))
+    num_to_predict = ops.minimum(
+        num_to_predict, ops.sum(ops.cast(candidates, "int32"), axis=-1))
+
+    scores = ops.where(candidates,
+                       keras.random.uniform(ops.shape(input_ids), seed=seed_generator), -1.0)
+    top = min(num_slots, seq_length)
+    _, positions = ops.top_k(scores, k=top, sorted=True)
+    positions = ops.cast(positions, "int32")
+    if top < num_slots:
+        positions = ops.pad(positions, [[0, 0], [0, num_slots - top]])
+    slot_in_use = ops.less(ops.arange(num_slots, dtype="int32"),
+                           ops.expand_dims(num_to_predict, -1))
+    weights = ops.cast(slot_in_use, "float32")
+    positions = positions * ops.cast(slot_in_use, "int32")
+    masked_lm_ids = ops.take_along_axis(input_ids, positions, axis=1) * ops.cast(
+        slot_in_use, "int32")
+
+    use_mask_token = keras.random.uniform(ops.shape(weights), seed=seed_generator) < (
+        MASK_TOKEN_SHARE)
+    _, to_mask_token = _scatter_to_sequence(
+        positions, positions, weights * ops.cast(use_mask_token, "float32"), seq_length)
+    masked_ids = ops.where(to_mask_token, config.mask_token_id, input_ids)
+    return MaskedBatch(masked_ids, positions, masked_lm_ids, weights)
+
+
+def gumbel_max_sample(logits, seed_generator, temperature: float = 1.0, disallowed_ids=None):
+    """One token per row of logits [..., V] (float32), as argmax(logits / T + Gumbel noise).
+
+    ``disallowed_ids`` [...] (int) get their logit lowered by 1000 (never sampled in practice).
+    Returns int32 ids [...]; no gradient flows through the result.
+    """
+    logits = ops.stop_gradient(ops.cast(logits, "float32"))
+    if disallowed_ids is not None:
+        logits = logits - 1000.0 * ops.one_hot(disallowed_ids, ops.shape(logits)[-1],
+                                               dtype="float32")
+    uniform = keras.random.uniform(ops.shape(logits), seed=seed_generator)
+    gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
+    return ops.cast(ops.argmax(logits / temperature + gumbel, axis=-1), "int32")
+
+
+def _weighted_mean(values, weights):
+    return ops.sum(values * weights) / (ops.sum(weights) + 1e-6)
+
+
+class ElectraPretrainer(keras.Model):
+    """Generator + discriminator sharing one embedding layer, trained jointly.
+
+    ``call(features)`` returns a dict of float32 tensors and int32 ids:
+    mlm_logits [batch, P, V], masked_lm_ids / masked_lm_positions / masked_lm_weights [batch, P],
+    and with the ELECTRA objective sampled_ids [batch, P], corrupted_ids / disc_labels
+    [batch, seq] and disc_logits [batch, seq]. Metrics are ``keras.metrics`` objects kept as
+    attributes, so fit/evaluate log them.
+    """
+
+    def __init__(self, config: ElectraConfig, seed: int | None = None, **kwargs):
+        kwargs.setdefault("name", "electra_pretrainer")
+        super().__init__(**kwargs)
+        self.config = config
+        self.seed_generator = keras.random.SeedGenerator(seed, name="masking_seed")
+        with keras.name_scope("electra"):  # the reference keeps shared embeddings there
+            self.embeddings = ElectraEmbeddings(config)
+        self.generator = None if (config.uniform_generator and config.electra_objective) else (
+            build_generator(config, self.embeddings))
+        self.discriminator = (build_discriminator(config, self.embeddings)
+                              if config.electra_objective else None)
+
+        self.masked_lm_accuracy = keras.metrics.Mean(name="masked_lm_accuracy")
+        self.masked_lm_loss = keras.metrics.Mean(name="masked_lm_loss")
+        if config.electra_objective:
+            self.sampled_masked_lm_accuracy = keras.metrics.Mean(
+                name="sampled_masked_lm_accuracy")
+            self.disc_loss = keras.metrics.Mean(name="disc_loss")
+            self.disc_accuracy = keras.metrics.Mean(name="disc_accuracy")
+            self.disc_precision = keras.metrics.Precision(thresholds=0.5, name="disc_precision")
+            self.disc_recall = keras.metrics.Recall(thresholds=0.5, name="disc_recall")
+            self.disc_auc = keras.metrics.AUC(num_thresholds=200, name="disc_auc")
+        self.built = True
+
+    @property
+    def backbone(self):
+        """The encoder that fine-tuning starts from."""
+        if self.discriminator is not None:
+            return self.discriminator.backbone
+        return self.generator.backbone
+
+    def call(self, inputs, training=None):
+        config = self.config
+        input_mask = ops.cast(inputs["input_mask"], "int32")
+        segment_ids = ops.cast(inputs["segment_ids"], "int32")
+        original_ids = ops.cast(inputs["input_ids"], "int32")
+        masked = mask_inputs(original_ids, input_mask, config, self.seed_generator)
+
+        if self.generator is None:  # uniform_generator: every token equally likely
+            mlm_logits = ops.zeros(ops.shape(masked.masked_lm_ids) + (config.vocab_size,),
+                                   dtype="float32")
+        else:
+            mlm_logits = self.generator(
+                {"input_ids": masked.input_ids, "input_mask": input_mask,
+                 "segment_ids": segment_ids},
+                masked_positions=masked.masked_lm_positions, training=training)
+        outputs = {"mlm_logits": mlm_logits,
+                   "masked_lm_ids": masked.masked_lm_ids,
+                   "masked_lm_positions": masked.masked_lm_positions,
+                   "masked_lm_weights": masked.masked_lm_weights,
+                   "input_mask": ops.cast(input_mask, "float32")}
+        if self.discriminator is None:
+            return outputs
+
+        sampled_ids = gumbel_max_sample(
+            mlm_logits, self.seed_generator, config.temperature,
+            disallowed_ids=masked.masked_lm_ids if config.disallow_correct else None)
+        sampled_at_sequence, written = _scatter_to_sequence(
+            sampled_ids, masked.masked_lm_positions, masked.masked_lm_weights,
+            _static_length(original_ids))
+        corrupted_ids = ops.where(written, sampled_at_sequence, original_ids)
+        disc_labels = ops.cast(ops.not_equal(corrupted_ids, original_ids), "float32")
+        disc_logits = self.discriminator(
+            {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids},
+            training=training)
+        outputs.update(sampled_ids=sampled_ids, corrupted_ids=corrupted_ids,
+                       disc_labels=disc_labels, disc_logits=disc_logits)
+        return outputs
+
+    def loss_parts(self, outputs) -> dict:
+        """Per-position/per-token losses and the two scalar objectives (float32).
+
+        mlm_per_position [batch, P]; mlm_loss = mean over chosen positions;
+        disc_per_token [batch, seq]; disc_loss = mean over real tokens; total.
+        """
+        weights = outputs["masked_lm_weights"]
+        logits = outputs["mlm_logits"]
+        log_probs = ops.log_softmax(logits, axis=-1)
+        label_log_probs = ops.squeeze(ops.take_along_axis(
+            log_probs, ops.expand_dims(outputs["masked_lm_ids"], -1), axis=-1), -1)
+        mlm_per_position = -label_log_probs
+        parts = {"mlm_per_position": mlm_per_position,
+                 "mlm_loss": _weighted_mean(mlm_per_position, weights)}
+        total = self.config.gen_weight * parts["mlm_loss"]
+        if "disc_logits" in outputs:
+            input_mask = outputs["input_mask"]
+            disc_logits = outputs["disc_logits"]
+            labels = outputs["disc_labels"]
+            # Stable sigmoid cross-entropy: max(z, 0) - z * y + log(1 + exp(-|z|)).
+            disc_per_token = (ops.relu(disc_logits) - disc_logits * labels
+                              + ops.log1p(ops.exp(-ops.abs(disc_logits))))
+            parts["disc_per_token"] = disc_per_token
+            parts["disc_loss"] = _weighted_mean(disc_per_token, input_mask)
+            total = total + self.config.disc_weight * parts["disc_loss"]
+        parts["total"] = total
+        return parts
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        del x, y, sample_weight, training
+        parts = self.loss_parts(y_pred)
+        self._update_metrics(y_pred, parts)
+        # Keras sums replica gradients under tf.distribute; its own losses are pre-divided by
+        # the replica count, so ours must be too (a no-op with one replica and on JAX).
+        return scale_loss_for_distribution(parts["total"])
+
+    def _update_metrics(self, outputs, parts) -> None:
+        weights = outputs["masked_lm_weights"]
+        masked_lm_ids = outputs["masked_lm_ids"]
+        predictions = ops.cast(ops.argmax(outputs["mlm_logits"], axis=-1), "int32")
+        self.masked_lm_accuracy.update_state(
+            ops.cast(ops.equal(predictions, masked_lm_ids), "float32"), sample_weight=weights)
+        self.masked_lm_loss.update_state(parts["mlm_per_position"], sample_weight=weights)
+        if "disc_logits" not in outputs:
+            return
+        self.sampled_masked_lm_accuracy.update_state(
+            ops.cast(ops.equal(outputs["sampled_ids"], masked_lm_ids), "float32"),
+            sample_weight=weights)
+        input_mask = outputs["input_mask"]
+        per_example = (ops.sum(parts["disc_per_token"] * input_mask, axis=-1)
+                       / (ops.sum(input_mask, axis=-1) + 1e-6))
+        self.disc_loss.update_state(per_example)
+        labels = outputs["disc_labels"]
+        probabilities = ops.sigmoid(outputs["disc_logits"])
+        predicted = ops.cast(outputs["disc_logits"] > 0, "float32")
+        self.disc_accuracy.update_state(ops.cast(ops.equal(predicted, labels), "float32"),
+                                        sample_weight=input_mask)
+        self.disc_precision.update_state(labels, probabilities, sample_weight=input_mask)
+        self.disc_recall.update_state(labels, probabilities, sample_weight=input_mask)
+        self.disc_auc.update_state(labels, probabilities, sample_weight=input_mask)
+
+    def discriminator_replaced_probabilities(self, batch):
+        """P(replaced) per token [batch, seq] from the discriminator for a features dict."""
+        if self.discriminator is None:
+            raise UserError("this model was trained with electra_objective=false and has no "
+                            "discriminator")
+        return ops.sigmoid(self.discriminator(batch, training=False))
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
+                    overwrite: bool = False) -> pathlib.Path:
+    """Writes the pretrained networks in the form fine-tuning and export load.
+
+    directory/config.json             the ElectraConfig
+    directory/backbone.weights.h5     the encoder to fine-tune (ElectraBackbone: embeddings,
+                                      projection, layers) - the discriminator's, or the masked
+                                      LM's for electra_objective=false
+    directory/discriminator.weights.h5  backbone + replaced-token head (ELECTRA objective only)
+    directory/generator.weights.h5    generator backbone + MLM head (includes the embeddings it
+                                      uses; absent for uniform_generator)
+    Existing files are only replaced with ``overwrite=True``.
+    """
+    directory = pathlib.Path(directory)
+    targets = {CONFIG_FILE: None, BACKBONE_WEIGHTS_FILE: model.backbone}
+    if model.discriminator is not None:
+        targets[DISCRIMINATOR_WEIGHTS_FILE] = model.discriminator
+    if model.generator is not None:
+        targets[GENERATOR_WEIGHTS_FILE] = model.generator
+    existing = [name for name in targets if (directory / name).exists()]
+    if existing and not overwrite:
+        raise UserError(f"{directory / existing[0]} already exists; choose another directory or "
+                        "pass overwrite=True")
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.to_json_file(directory / CONFIG_FILE)
+    for name, network in targets.items():
+        if network is not None:
+            network.save_weights(str(directory / name), overwrite=True)
+    return directory
