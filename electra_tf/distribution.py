@@ -1,0 +1,213 @@
+"""tf.distribute strategies for pretraining, and the one place that patches Keras for multi-worker.
+
+Strategy names are the values of `--strategy`:
+  one_device    the first GPU if there is one, else the CPU (tf.distribute.OneDeviceStrategy)
+  mirrored      every local GPU, or the logical CPU devices made by `split_cpu_devices`
+  multi_worker  tf.distribute.MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG
+  tpu           tf.distribute.TPUStrategy through TPUClusterResolver (Cloud TPU VM or TPU node)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from electra_tf.errors import UserError
+
+STRATEGY_NAMES = ("one_device", "mirrored", "multi_worker", "tpu")
+
+
+def split_cpu_devices(count: int) -> None:
+    """Makes the host CPU appear as `count` logical devices (for mirrored runs without GPUs).
+
+    Must run before TensorFlow initialises its devices, i.e. before the first op or device query
+    that touches the runtime; afterwards TF refuses the change.
+    """
+    if count <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError as error:
+        raise UserError(
+            f"--num_cpu_devices={count}: TensorFlow was already initialised, so the CPU can no "
+            f"longer be split ({error}); pass the flag in a fresh process"
+        ) from None
+
+
+def create_strategy(name: str, *, tpu: Optional[str] = None) -> tf.distribute.Strategy:
+    """Builds the strategy `name` (one of STRATEGY_NAMES)."""
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # Without GPUs MirroredStrategy() would use only CPU:0; name every logical CPU instead.
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if name == "multi_worker":
+        _check_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if is_multi_worker(strategy):
+            patch_keras_fit_for_multi_worker()
+        return strategy
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise UserError(f"--strategy={name!r} is not known; use one of {', '.join(STRATEGY_NAMES)}")
+
+
+def _check_tf_config() -> None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise UserError(
+            "--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        parsed = json.loads(raw)
+        parsed["cluster"], parsed["task"]["type"], parsed["task"]["index"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(
+            f"TF_CONFIG is not valid ({type(error).__name__}: {error}); it must be JSON with "
+            '"cluster" and "task": {"type", "index"}'
+        ) from None
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """True when `strategy` spans more than one worker process."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    if resolver is None:
+        return False
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, [])) for job in ("chief", "worker")) > 1
+
+
+def task_identity(strategy: tf.distribute.Strategy) -> tuple[Optional[str], int]:
+    """(task type, task index) of this process; (None, 0) outside a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not is_multi_worker(strategy):
+        return None, 0
+    return resolver.task_type, int(resolver.task_id or 0)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints, summaries and final outputs.
+
+    The chief is the "chief" task if the cluster has one, else worker 0 (TF's convention).
+    """
+    task_type, task_id = task_identity(strategy)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief_job = "chief" in strategy.cluster_resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief_job
+
+
+def resolve_jit_compile(strategy: tf.distribute.Strategy, requested: bool) -> bool:
+    """What to pass to model.compile(jit_compile=...): XLA only where Keras 3 can honour it.
+
+    On one device XLA is used as asked. Under a multi-replica strategy, explicit
+    jit_compile=True fails inside Keras ("Trying to access resource ... located in device
+    CPU:1") and "auto" silently turns XLA off, so asking for it there is an error rather than a
+    quiet downgrade. TPUStrategy always compiles with XLA, so the flag does not apply.
+    """
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return False
+    if requested and strategy.num_replicas_in_sync > 1:
+        raise UserError(
+            f"--jit_compile is not supported with {strategy.num_replicas_in_sync} replicas "
+            f"({type(strategy).__name__}): Keras 3 cannot XLA-compile fit's step under a "
+            "multi-replica strategy; drop --jit_compile or use --strategy=one_device"
+        )
+    return bool(requested)
+
+
+# --------------------------------------------------------------------------------------------
+# Keras 3 fit under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+#
+# keras/src/backend/tensorflow/trainer.py breaks multi-worker fit in two places:
+#  1. TensorFlowTrainer._maybe_symbolic_build pulls one distributed batch and averages it with
+#     strategy.reduce("MEAN", batch), which cannot convert the PerReplica batch under
+#     MultiWorkerMirroredStrategy. The batch is only used for its shapes, so we hand Keras the
+#     first local replica's batch instead.
+#  2. reduce_per_replica averages every logged value with strategy.reduce("MEAN", v, axis=0);
+#     the metrics are scalars, which have no axis 0. We average scalars with axis=None (a
+#     plain cross-worker mean) and leave everything else to Keras.
+# Both patches are installed only when a strategy spans several workers. The markers below are
+# what tests/test_distribution.py checks, so that a Keras upgrade that touches this code fails
+# a test instead of silently changing behaviour.
+# --------------------------------------------------------------------------------------------
+
+KERAS_TRAINER_MODULE = "keras.src.backend.tensorflow.trainer"
+# Source fragments of the Keras code the workaround compensates for.
+SYMBOLIC_BUILD_MARKER = 'self.distribute_strategy.reduce(\n                        "MEAN",'
+REDUCE_PER_REPLICA_MARKER = 'return strategy.reduce("MEAN", v, axis=0)'
+
+_PATCHED_ATTRIBUTE = "_electra_tf_multi_worker_patch"
+
+
+def _keras_trainer_module():
+    import importlib
+
+    return importlib.import_module(KERAS_TRAINER_MODULE)
+
+
+def patch_keras_fit_for_multi_worker() -> None:
+    """Installs the two multi-worker fixes into Keras's TF trainer (idempotent)."""
+    trainer_module = _keras_trainer_module()
+    trainer_class = trainer_module.TensorFlowTrainer
+    if getattr(trainer_class, _PATCHED_ATTRIBUTE, False):
+        return
+
+    keras_symbolic_build = trainer_class._maybe_symbolic_build
+
+    @functools.wraps(keras_symbolic_build)
+    def symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is None or strategy is None or not is_multi_worker(strategy):
+            return keras_symbolic_build(self, iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            distributed_batch = next(batches)
+            data_batch = tf.nest.map_structure(
+                lambda value: strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues)
+                else value,
+                distributed_batch,
+            )
+            break
+        return keras_symbolic_build(self, iterator=None, data_batch=data_batch)
+
+    keras_reduce_per_replica = trainer_module.reduce_per_replica
+
+    @functools.wraps(keras_reduce_per_replica)
+    def reduce_scalars_without_axis(values, strategy, reduction):
+        if not is_multi_worker(strategy) or reduction not in ("auto", "mean"):
+            return keras_reduce_per_replica(values, strategy, reduction)
+
+        def reduce_one(value):
+            local = (
+                strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues)
+                else value
+            )
+            if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return keras_reduce_per_replica(value, strategy, reduction)
+
+        return tf.nest.map_structure(reduce_one, values)
+
+    trainer_class._maybe_symbolic_build = symbolic_build_from_local_batch
+    trainer_module.reduce_per_replica = reduce_scalars_without_axis
+    setattr(trainer_class, _PATCHED_ATTRIBUTE, True)

@@ -1,0 +1,411 @@
+"""A pretraining job: data, strategy, model and optimizer in, checkpoints and a pretrained model out.
+
+`run_pretraining(options)` is what `python -m electra_tf.run_pretraining` calls. `train(...)` is
+the strategy-agnostic core (model.fit inside strategy.scope()) that it builds on; tests call it
+with their own input functions.
+
+Outputs in model_dir (only the chief writes under multi-worker):
+  config.json          the resolved config (written once; a restart must match it)
+  checkpoints/         ckpt-<step>: model, optimizer (slots + iterations), RNG states
+  train/, eval/        TensorBoard scalars: every metric and the learning rate; eval metrics
+  eval_results.json    metrics of the final evaluation (with --eval_data)
+  pretrained/          the final model, written by save_pretrained
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+from typing import Callable, Optional
+
+import keras
+import tensorflow as tf
+
+from electra_tf import checkpointing, distribution, training_callbacks
+from electra_tf.errors import UserError
+
+PRETRAINED_SUBDIR = "pretrained"
+EVAL_RESULTS_FILENAME = "eval_results.json"
+MIXED_PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+# Config fields that the command-line flags of the same name override.
+FLAG_OVERRIDABLE_KEYS = (
+    "num_train_steps",
+    "train_batch_size",
+    "save_checkpoints_steps",
+    "keep_checkpoint_max",
+)
+
+# A per-replica input function: tf.distribute.InputContext -> tf.data.Dataset of feature dicts.
+InputFunction = Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+@dataclasses.dataclass
+class PretrainingOptions:
+    """Everything about a run that is not the model config."""
+
+    model_dir: str
+    pretrain_data: str
+    strategy: str = "one_device"
+    tpu: Optional[str] = None
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    eval_data: Optional[str] = None
+    eval_steps: Optional[int] = None  # None: the config's num_eval_steps
+    eval_at_checkpoints: bool = True
+    seed: Optional[int] = None  # None: the config's seed
+    log_every_steps: int = 100
+
+
+@dataclasses.dataclass
+class PretrainingResult:
+    final_step: int
+    start_step: int
+    train_metrics: dict
+    eval_metrics: Optional[dict]
+    pretrained_dir: Optional[str]
+
+
+def log(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dict]):
+    """The run's ElectraConfig: preset/JSON, then --hparams, then explicit flags.
+
+    vocab_size follows the data's manifest unless --hparams sets it: the presets carry BERT's
+    30,522, and data built with another vocabulary should not need a matching hparam.
+    """
+    from electra_tf import config as config_lib
+
+    hparams_dict = _hparams_as_dict(hparams)
+    resolved = config_lib.load_config(config, hparams_dict)
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    if manifest is not None and "vocab_size" not in hparams_dict:
+        manifest_vocab = manifest.get("vocab_size")
+        if manifest_vocab and manifest_vocab != resolved.vocab_size:
+            log(f"Using vocab_size={manifest_vocab} from the data manifest (config had {resolved.vocab_size})")
+            changes["vocab_size"] = int(manifest_vocab)
+    return dataclasses.replace(resolved, **changes) if changes else resolved
+
+
+def _hparams_as_dict(hparams) -> dict:
+    """--hparams is a JSON object, a path to one, or already a dict."""
+    if hparams is None or hparams == "":
+        return {}
+    if isinstance(hparams, dict):
+        return dict(hparams)
+    text = hparams
+    source = "--hparams"
+    if not hparams.lstrip().startswith("{"):
+        if not tf.io.gfile.exists(hparams):
+            raise UserError(f"--hparams {hparams!r}: neither a JSON object nor an existing file")
+        with tf.io.gfile.GFile(hparams) as handle:
+            text = handle.read()
+        source = f"--hparams file {hparams}"
+    try:
+        parsed = json.loads(text)
+    except ValueError as error:
+        raise UserError(f"{source}: not valid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise UserError(f"{source}: must be a JSON object like {{\"learning_rate\": 1e-4}}")
+    return parsed
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value is None or value <= 0:
+        raise UserError(f"--{name} must be a positive integer, got {value}")
+
+
+def set_mixed_precision(mode: str) -> None:
+    if mode not in MIXED_PRECISION_POLICIES:
+        raise UserError(
+            f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}"
+        )
+    keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
+
+
+def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise UserError(
+            f"--train_batch_size={global_batch_size} is not divisible by the {replicas} replicas "
+            f"of --strategy; use a multiple of {replicas}"
+        )
+    return global_batch_size // replicas
+
+
+def train(
+    config,
+    strategy: tf.distribute.Strategy,
+    *,
+    model_dir: str,
+    train_input_fn: InputFunction,
+    eval_input_fn: Optional[InputFunction] = None,
+    eval_steps: int = 0,
+    eval_at_checkpoints: bool = True,
+    seed: int = 0,
+    mixed_precision: str = "none",
+    jit_compile: bool = False,
+    log_every_steps: int = 100,
+    save_pretrained_model: bool = True,
+) -> PretrainingResult:
+    """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
+
+    Resumes from the newest checkpoint in model_dir. Input functions return per-replica batches
+    ({"input_ids", "input_mask", "segment_ids"}: int32 [per_replica_batch, max_seq_length]) and
+    are called through strategy.distribute_datasets_from_function. The input pipeline starts
+    afresh on a resume; see `resumed_data_seed`.
+    """
+    from electra_tf import optimization, pretraining_objective
+
+    final_step = config.num_train_steps
+    _check_positive("num_train_steps", final_step)
+    _check_positive("save_checkpoints_steps", config.save_checkpoints_steps)
+    chief = distribution.is_chief(strategy)
+    task_type, task_id = distribution.task_identity(strategy)
+    start_step = checkpointing.latest_checkpoint_step(model_dir)
+    pretrained_dir = os.path.join(model_dir, PRETRAINED_SUBDIR)
+
+    if chief:
+        checkpointing.write_or_check_config(model_dir, config.to_dict(), resuming=start_step > 0)
+    if start_step >= final_step:
+        log(f"{model_dir} is already trained to step {start_step} (--num_train_steps={final_step}); nothing to do")
+        return PretrainingResult(start_step, start_step, {}, None, pretrained_dir)
+    if chief and tf.io.gfile.exists(pretrained_dir):
+        raise UserError(
+            f"{pretrained_dir} already exists but training is at step {start_step} of {final_step}; "
+            "move it away (it would be overwritten) or use a new --model_dir"
+        )
+
+    set_mixed_precision(mixed_precision)
+    keras.utils.set_random_seed(seed)
+    use_xla = distribution.resolve_jit_compile(strategy, jit_compile)
+    with strategy.scope():
+        model = pretraining_objective.ElectraPretrainer(config, seed=seed)
+        optimizer = optimization.create_optimizer(config, final_step)
+        if mixed_precision == "fp16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=use_xla)
+
+    train_dataset = strategy.distribute_datasets_from_function(train_input_fn)
+    validation = {}
+    eval_dataset = None
+    if eval_input_fn is not None and eval_steps > 0:
+        eval_dataset = strategy.distribute_datasets_from_function(eval_input_fn)
+        if eval_at_checkpoints:
+            validation = dict(validation_data=eval_dataset, validation_freq=1)
+
+    worker_tag = f"{task_type}{task_id}" if task_type else "worker"
+    counter = training_callbacks.StepCounter(final_step)
+    checkpointer = training_callbacks.RestoreAndCheckpoint(
+        lambda built_model: checkpointing.TrainingCheckpoint(
+            model_dir, built_model, built_model.optimizer,
+            max_to_keep=config.keep_checkpoint_max, is_chief=chief, worker_tag=worker_tag,
+        ),
+        counter,
+        expected_start_step=start_step,
+        log=log,
+    )
+    train_writer = eval_writer = None
+    if chief:
+        train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+        eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+    progress = training_callbacks.ProgressAndSummaries(
+        counter,
+        final_step=final_step,
+        global_batch_size=config.train_batch_size,
+        log_every_steps=log_every_steps,
+        train_writer=train_writer,
+        eval_writer=eval_writer,
+    )
+
+    steps_per_epoch = config.save_checkpoints_steps
+    initial_epoch = start_step // steps_per_epoch
+    epochs = initial_epoch + math.ceil((final_step - start_step) / steps_per_epoch)
+    log(
+        f"Training steps {start_step}..{final_step} on {strategy.num_replicas_in_sync} replica(s) "
+        f"({type(strategy).__name__}, jit_compile={use_xla}, mixed_precision={mixed_precision}); "
+        f"checkpoints every {steps_per_epoch} steps in {model_dir}"
+    )
+    model.fit(
+        train_dataset,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[counter, checkpointer, progress],
+        verbose=0,
+        shuffle=False,  # the input function shuffles
+        **validation,
+    )
+    checkpointer.save_now()
+    reached = int(model.optimizer.iterations.numpy())
+    if reached != counter.step:
+        raise RuntimeError(f"optimizer.iterations={reached} but {counter.step} steps were counted")
+
+    eval_metrics = None
+    if eval_dataset is not None:
+        if progress.last_eval_step == reached:  # fit already evaluated at the final checkpoint
+            eval_metrics = dict(progress.last_eval_logs)
+        else:
+            eval_metrics = {
+                name: float(value)
+                for name, value in model.evaluate(eval_dataset, verbose=0, return_dict=True).items()
+            }
+            training_callbacks.write_eval_summaries(eval_writer, reached, eval_metrics, sys.stdout)
+        if chief:
+            with tf.io.gfile.GFile(os.path.join(model_dir, EVAL_RESULTS_FILENAME), "w") as handle:
+                handle.write(json.dumps(dict(eval_metrics, step=reached), indent=2, sort_keys=True) + "\n")
+    for writer in (train_writer, eval_writer):
+        if writer is not None:
+            writer.close()
+    if chief and save_pretrained_model:
+        pretraining_objective.save_pretrained(model, pretrained_dir)
+        log(f"Saved the pretrained model in {pretrained_dir}")
+    return PretrainingResult(
+        final_step=reached,
+        start_step=start_step,
+        train_metrics=dict(progress.last_train_logs),
+        eval_metrics=eval_metrics,
+        pretrained_dir=pretrained_dir if chief and save_pretrained_model else None,
+    )
+
+
+def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) -> InputFunction:
+    """Training input: shuffled, repeated, sharded by input pipeline, per-replica batches."""
+    from electra_tf import pretraining_data
+
+    def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return pretraining_data.make_pretraining_dataset(
+            files,
+            context.get_per_replica_batch_size(global_batch_size),
+            config.max_seq_length,
+            is_training=True,
+            input_context=context,
+            seed=seed,
+        )
+
+    return input_fn
+
+
+def evaluation_input_fn(files, config, *, global_batch_size: int, steps: int) -> InputFunction:
+    """Evaluation input: the first `steps` global batches, in file order, the same on every worker.
+
+    Every worker reads the same examples (no sharding) and the data repeats as needed, so each
+    evaluation sees exactly `steps` full batches on every replica: a short final batch or
+    workers with different batch counts would stall the cross-replica reductions.
+    """
+    from electra_tf import pretraining_data
+
+    def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(global_batch_size)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        dataset = pretraining_data.make_pretraining_dataset(
+            files, per_replica, config.max_seq_length, is_training=False
+        )
+        return (
+            dataset.unbatch()
+            .repeat()
+            .batch(per_replica, drop_remainder=True)
+            .take(steps * replicas_here)
+        )
+
+    return input_fn
+
+
+def resumed_data_seed(seed: int, start_step: int) -> int:
+    """Shuffle seed for a run resumed at `start_step`.
+
+    The input pipeline cannot be checkpointed through model.fit, so a resumed run reshuffles;
+    mixing in the step keeps it from replaying the batches the first run began with.
+    """
+    return seed if start_step == 0 else (seed * 1_000_003 + start_step) % (2**31 - 1)
+
+
+def run_pretraining(
+    options: PretrainingOptions,
+    *,
+    config: str,
+    hparams=None,
+    num_train_steps: Optional[int] = None,
+    train_batch_size: Optional[int] = None,
+    save_checkpoints_steps: Optional[int] = None,
+    keep_checkpoint_max: Optional[int] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
+) -> PretrainingResult:
+    """Resolves data and config, builds the strategy (unless given) and runs `train`."""
+    from electra_tf import pretraining_data
+
+    if not options.model_dir:
+        raise UserError("--model_dir is required")
+    if not options.pretrain_data:
+        raise UserError("--pretrain_data is required: a glob of TFRecord files or a directory with manifest.json")
+    files, manifest = pretraining_data.resolve_pretraining_data(options.pretrain_data)
+    overrides = dict(
+        num_train_steps=num_train_steps,
+        train_batch_size=train_batch_size,
+        save_checkpoints_steps=save_checkpoints_steps,
+        keep_checkpoint_max=keep_checkpoint_max,
+    )
+    for name, value in overrides.items():
+        if value is not None:
+            _check_positive(name, value)
+    overrides["seed"] = options.seed
+    resolved = resolve_config(config, hparams, overrides, manifest)
+    _check_against_manifest(resolved, manifest, options.pretrain_data)
+    eval_files = None
+    eval_steps = options.eval_steps if options.eval_steps is not None else resolved.num_eval_steps
+    if options.eval_data:
+        eval_files, eval_manifest = pretraining_data.resolve_pretraining_data(options.eval_data)
+        _check_against_manifest(resolved, eval_manifest, options.eval_data)
+        _check_positive("eval_steps", eval_steps)
+    set_mixed_precision(options.mixed_precision)  # validate before the (slow) strategy start
+
+    if strategy is None:
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    per_replica_batch_size(resolved.train_batch_size, strategy)
+    start_step = checkpointing.latest_checkpoint_step(options.model_dir)
+    train_input = pretraining_input_fn(
+        files, resolved, global_batch_size=resolved.train_batch_size,
+        seed=resumed_data_seed(resolved.seed, start_step),
+    )
+    eval_input = None
+    if eval_files:
+        eval_batch = resolved.eval_batch_size
+        replicas = strategy.num_replicas_in_sync
+        if eval_batch % replicas:
+            eval_batch = max(replicas, eval_batch // replicas * replicas)
+        eval_input = evaluation_input_fn(
+            eval_files, resolved, global_batch_size=eval_batch, steps=eval_steps
+        )
+    return train(
+        resolved,
+        strategy,
+        model_dir=options.model_dir,
+        train_input_fn=train_input,
+        eval_input_fn=eval_input,
+        eval_steps=eval_steps if eval_files else 0,
+        eval_at_checkpoints=options.eval_at_checkpoints,
+        seed=resolved.seed,
+        mixed_precision=options.mixed_precision,
+        jit_compile=options.jit_compile,
+        log_every_steps=options.log_every_steps,
+    )
+
+
+def _check_against_manifest(config, manifest: Optional[dict], source: str) -> None:
+    if manifest is None:
+        return
+    from electra_tf import pretraining_data
+
+    pretraining_data.check_manifest_compatible(
+        manifest,
+        vocab_size=config.vocab_size,
+        do_lower_case=config.do_lower_case,
+        max_seq_length=config.max_seq_length,
+        source=source,
+    )

@@ -1,0 +1,71 @@
+"""Pretrain ELECTRA: `python -m electra_tf.run_pretraining --config=electra_small --pretrain_data=... --model_dir=...`
+
+Restarting with the same --model_dir resumes from its newest checkpoint. See
+electra_tf/pretraining.py for what is written into --model_dir.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from electra_tf import cli
+from electra_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("config", "electra_small", "Config preset name or path to a config JSON file.")
+flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys.")
+flags.DEFINE_string("pretrain_data", None, "Glob of TFRecord files, or a directory holding manifest.json.")
+flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the final model go.")
+flags.DEFINE_integer("num_train_steps", None, "Total optimizer steps (overrides the config).")
+flags.DEFINE_integer("train_batch_size", None, "Global batch size over all replicas (overrides the config).")
+flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint every this many steps (overrides the config).")
+flags.DEFINE_integer("keep_checkpoint_max", None, "Keep this many newest checkpoints (overrides the config).")
+flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for TPUClusterResolver ('' = local TPU VM).")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"],
+                  "Compute dtype; fp16 adds dynamic loss scaling.")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).")
+flags.DEFINE_string("eval_data", None, "Held-out TFRecords (glob or manifest directory) to evaluate on.")
+flags.DEFINE_integer("eval_steps", None, "Batches per evaluation (default: the config's num_eval_steps).")
+flags.DEFINE_bool("eval_at_checkpoints", True, "Also evaluate at every checkpoint, not only at the end.")
+flags.DEFINE_integer("seed", None, "Seed of model init, masking/dropout randomness and data order (default: the config's seed).")
+flags.DEFINE_integer("log_every_steps", 100, "Print progress and write train summaries this often.")
+flags.DEFINE_integer("num_cpu_devices", 1,
+                     "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
+    from electra_tf import distribution, pretraining
+
+    # Before anything initialises the TensorFlow runtime.
+    distribution.split_cpu_devices(FLAGS.num_cpu_devices)
+    options = pretraining.PretrainingOptions(
+        model_dir=FLAGS.model_dir,
+        pretrain_data=FLAGS.pretrain_data,
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
+        mixed_precision=FLAGS.mixed_precision,
+        jit_compile=FLAGS.jit_compile,
+        eval_data=FLAGS.eval_data,
+        eval_steps=FLAGS.eval_steps,
+        eval_at_checkpoints=FLAGS.eval_at_checkpoints,
+        seed=FLAGS.seed,
+        log_every_steps=FLAGS.log_every_steps,
+    )
+    pretraining.run_pretraining(
+        options,
+        config=FLAGS.config,
+        hparams=FLAGS.hparams,
+        num_train_steps=FLAGS.num_train_steps,
+        train_batch_size=FLAGS.train_batch_size,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)
