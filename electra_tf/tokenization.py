@@ -134,9 +134,17 @@ def normalize_texts(texts: tf.Tensor, do_lower_case: bool) -> tf.Tensor:
     return texts
 
 
-def normalize_text(text: str, do_lower_case: bool) -> str:
-    """Python-side convenience for normalize_texts on one string (used by the vocabulary learner)."""
-    return normalize_texts(tf.constant([text]), do_lower_case)[0].numpy().decode("utf-8")
+def basic_tokenize(texts: tf.Tensor, do_lower_case: bool) -> tf.RaggedTensor:
+    """BERT's BasicTokenizer in-graph: the words WordPiece sees (used to learn vocabularies).
+
+    Args:
+      texts: tf.string [batch], UTF-8.
+    Returns:
+      tf.string RaggedTensor [batch, (num_words)]: cleaned, (uncased: lower-cased and accent
+      stripped), split on white space, punctuation and around CJK ideographs.
+    """
+    normalized = normalize_texts(tf.convert_to_tensor(texts, dtype=tf.string), do_lower_case)
+    return tf_text.regex_split(normalized, _WORD_BREAK_CHAR, keep_delim_regex_pattern=_KEPT_WORD_BREAK_CHAR)
 
 
 class Tokenizer(tf.Module):

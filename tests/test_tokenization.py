@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.errors import UserError
-from electra_tf.tokenization import SPECIAL_TOKENS, Tokenizer, load_vocab, vocab_sha256
+from electra_tf.tokenization import SPECIAL_TOKENS, Tokenizer, basic_tokenize, load_vocab, vocab_sha256
 
 WIKIPEDIA_LINES = 20_000
 
@@ -154,6 +154,14 @@ def test_matches_huggingface_tokenizers_and_the_reference_on_wikipedia(uncased, 
     # BERT's algorithm decides every line, differing or not (the python reference is ~4 s here).
     mismatched = [i for i, line in enumerate(wikipedia_lines) if ours[i] != reference_ids(uncased, line)]
     assert mismatched == [], [wikipedia_lines[i][:200] for i in mismatched[:5]]
+
+
+def test_basic_tokenize_gives_the_reference_words(wikipedia_lines):
+    lines = wikipedia_lines[:3000] + ["x " + "é" * 120 + " y", "ΟΔΟΣ, 東京! a\u200bb\u2028c"]
+    for do_lower_case in (True, False):
+        words = basic_tokenize(tf.constant(lines), do_lower_case).to_list()
+        for line, row in zip(lines, words):
+            assert [w.decode("utf-8") for w in row] == reference_words(line, do_lower_case), line[:200]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,255 @@
+"""Learns a WordPiece vocabulary from a text corpus with tensorflow-text's learner.
+
+Words are produced by the same in-graph normalisation and splitting the Tokenizer uses
+(`tokenization.basic_tokenize`), counted, and handed to
+`tensorflow_text.tools.wordpiece_vocab.wordpiece_tokenizer_learner_lib.learn`.
+
+Layout of the written vocabulary (one token per line, id = line number - 1):
+  0 [PAD], 1 [UNK], 2 [CLS], 3 [SEP], 4 [MASK]   (BERT's own file uses 0, 100, 101, 102, 103;
+                                                  Tokenizer accepts both layouts)
+  then single characters and their `##` continuations (sorted), then learned pieces by
+  frequency, then `[unusedN]` fillers when the learner stops short of --vocab_size, so the file
+  always has exactly vocab_size lines.
+
+    python -m electra_tf.build_vocab --corpus=/data/wiki --vocab_size=8000 --output_file=vocab.txt
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import math
+import os
+import time
+from typing import Iterable, Iterator, Optional, Sequence
+
+import tensorflow as tf
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
+
+from electra_tf.errors import UserError
+from electra_tf.progress import ProgressReporter
+from electra_tf.tokenization import SPECIAL_TOKENS, basic_tokenize
+
+MIN_VOCAB_SIZE = 100
+_COUNT_BATCH_LINES = 1000
+
+
+def expand_corpus_paths(specs: Sequence[str]) -> list[str]:
+    """Files named by files, glob patterns or directories (all files below, recursively).
+
+    Sorted within each spec, specs in the order given, duplicates dropped. Raises UserError for a
+    spec that matches nothing.
+    """
+    paths: list[str] = []
+    for spec in specs:
+        if os.path.isdir(spec):
+            found = sorted(
+                os.path.join(directory, name)
+                for directory, subdirectories, files in os.walk(spec)
+                for name in files
+                if not name.startswith(".")
+            )
+        elif os.path.isfile(spec):
+            found = [spec]
+        else:
+            found = sorted(path for path in glob.glob(spec, recursive=True) if os.path.isfile(path))
+        if not found:
+            raise UserError(f"--corpus {spec}: no such file, directory or matching glob; pass text files (one paragraph per line)")
+        paths.extend(path for path in found if path not in paths)
+    return paths
+
+
+def iter_corpus_lines(paths: Sequence[str], max_lines: Optional[int] = None) -> Iterator[str]:
+    """Non-blank text lines of the files in order; WikiExtractor `<doc ...>`/`</doc>` lines dropped."""
+    emitted = 0
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle, start=1):
+                    line = line.strip()
+                    if not line or line.startswith("<doc ") or line == "</doc>":
+                        continue
+                    if max_lines is not None and emitted >= max_lines:
+                        return
+                    emitted += 1
+                    yield line
+        except UnicodeDecodeError as error:
+            raise UserError(f"{path}: not UTF-8 text near line {line_number + 1} ({error.reason}); convert the corpus to UTF-8") from None
+        except OSError as error:
+            raise UserError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def count_words(texts: Iterable[str], do_lower_case: bool, progress: Optional[ProgressReporter] = None) -> collections.Counter:
+    """Counts BERT words (as the Tokenizer splits them) over texts; keys are str."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def unique_words(batch):
+        words, _, counts = tf.unique_with_counts(basic_tokenize(batch, do_lower_case).flat_values)
+        return words, counts
+
+    counts: collections.Counter = collections.Counter()
+    for batch in _batches(texts, _COUNT_BATCH_LINES):
+        words, word_counts = unique_words(tf.constant(batch))
+        counts.update(dict(zip(words.numpy().tolist(), word_counts.numpy().tolist())))
+        if progress is not None:
+            progress.update(lines=len(batch), bytes=sum(len(text.encode("utf-8")) for text in batch))
+    return collections.Counter({word.decode("utf-8"): count for word, count in counts.items()})
+
+
+def learn_vocab(texts: Iterable[str], vocab_size: int, do_lower_case: bool = True, progress: Optional[ProgressReporter] = None) -> list[str]:
+    """A WordPiece vocabulary of exactly vocab_size tokens learned from texts (see module doc)."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise UserError(f"--vocab_size={vocab_size} is too small; use at least {MIN_VOCAB_SIZE}")
+    word_counts = count_words(texts, do_lower_case, progress)
+    if not word_counts:
+        raise UserError("the corpus has no words; pass text files with one paragraph per line")
+    # Every kept character costs two entries (c and ##c), so the alphabet must stay well below
+    # the budget or rare scripts would crowd out the learned pieces.
+    max_unique_chars = max(32, min(1000, vocab_size // 8))
+    tokens = _learn_with_threshold_search(word_counts, vocab_size, max_unique_chars, progress)
+    tokens = tokens[:vocab_size]
+    taken = set(tokens)
+    filler_index = 0
+    while len(tokens) < vocab_size:
+        filler = f"[unused{filler_index}]"
+        filler_index += 1
+        if filler not in taken:
+            tokens.append(filler)
+    return tokens
+
+
+def _learn_with_threshold_search(
+    word_counts: collections.Counter,
+    vocab_size: int,
+    max_unique_chars: int,
+    progress: Optional[ProgressReporter],
+    slack_ratio: float = 0.02,
+) -> list[str]:
+    """The learner's own steps (`learner_lib.learn`), with a faster search for the threshold.
+
+    `learn` bisects the count threshold over [1, max count], about 15 full learning passes for a
+    few MB of text. The vocabulary size falls smoothly with the threshold, so this starts at the
+    count of the vocab_size-th most frequent word and interpolates in log space between the
+    closest thresholds on either side; it usually needs 4-6 passes to land within slack_ratio
+    below vocab_size.
+    """
+    params = learner_lib.Params(
+        upper_thresh=None, lower_thresh=1, num_iterations=4, max_input_tokens=int(5e6),
+        max_token_length=50, max_unique_chars=max_unique_chars, vocab_size=vocab_size,
+        slack_ratio=slack_ratio, include_joiner_token=True, joiner="##",
+        reserved_tokens=list(SPECIAL_TOKENS),
+    )
+    all_counts = learner_lib.get_input_words(list(word_counts.items()), params.reserved_tokens, params.max_token_length)
+    allowed_chars = learner_lib.get_allowed_chars(all_counts, params.max_unique_chars)
+    inputs = learner_lib.filter_input_words(all_counts, allowed_chars, params.max_input_tokens)
+    ranked_counts = sorted(word_counts.values(), reverse=True)
+    max_count = ranked_counts[0]
+    threshold = max(1, ranked_counts[min(vocab_size, len(ranked_counts)) - 1])
+    too_big: Optional[tuple[int, int]] = None  # (threshold, size) with size > vocab_size
+    fits: Optional[tuple[int, int, list[str]]] = None  # largest-size vocabulary within budget
+    while True:
+        vocab = learner_lib.learn_with_thresh(inputs, threshold, params)
+        size = len(vocab)
+        if progress is not None:
+            progress.stream.write(f"[build_vocab] threshold {threshold}: {size:,} tokens\n")
+        if size > vocab_size:
+            too_big = (threshold, size) if too_big is None or threshold > too_big[0] else too_big
+        elif fits is None or threshold < fits[0]:
+            fits = (threshold, size, vocab)
+        if fits is not None and vocab_size - fits[1] <= slack_ratio * vocab_size:
+            return fits[2]
+        if fits is None:
+            if threshold >= max_count:
+                return vocab  # even the highest threshold overshoots; the caller truncates
+            threshold = min(max_count, threshold * 2)
+        elif too_big is None:
+            if fits[0] <= 1:
+                return fits[2]  # every word piece is in already: the corpus is too small
+            threshold = max(1, fits[0] // 2)
+        else:
+            low, high = too_big[0], fits[0]  # thresholds: low overshoots, high fits
+            if high - low <= 1:
+                return fits[2]
+            # Interpolate log(threshold) linearly in log(size) towards the budget.
+            position = (math.log(too_big[1]) - math.log(vocab_size * (1 - slack_ratio / 2))) / (
+                math.log(too_big[1]) - math.log(max(fits[1], 1))
+            )
+            position = min(max(position, 0.1), 0.9)
+            guess = round(math.exp(math.log(low) + position * (math.log(high) - math.log(low))))
+            threshold = min(max(guess, low + 1), high - 1)
+
+
+def write_vocab(tokens: Sequence[str], path: str, overwrite: bool = False) -> None:
+    """Writes one token per line (UTF-8); refuses an existing file unless overwrite."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise UserError(f"{path}: already exists; choose another --output_file or pass --overwrite")
+    bad = next((t for t in tokens if not t or t != t.strip() or "\n" in t), None)
+    if bad is not None:
+        raise ValueError(f"token {bad!r} cannot be stored one per line")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
+        handle.writelines(token + "\n" for token in tokens)
+    os.replace(temporary, path)
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags
+
+    options = flags.FLAGS
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; pass the corpus with --corpus")
+    if options.vocab_size is None or options.output_file is None or not options.corpus:
+        raise UserError("--corpus, --vocab_size and --output_file are required")
+    if os.path.exists(options.output_file) and not options.overwrite:
+        raise UserError(f"{options.output_file}: already exists; choose another --output_file or pass --overwrite")
+    if options.max_lines is not None and options.max_lines <= 0:
+        raise UserError(f"--max_lines={options.max_lines} must be positive")
+    paths = expand_corpus_paths(options.corpus)
+    total_bytes = sum(os.path.getsize(path) for path in paths)
+    started = time.monotonic()
+    progress = ProgressReporter(name="build_vocab", total=None if options.max_lines else total_bytes)
+    counted = {"lines": 0}
+
+    def lines():
+        for line in iter_corpus_lines(paths, options.max_lines):
+            counted["lines"] += 1
+            yield line
+
+    tokens = learn_vocab(lines(), options.vocab_size, options.do_lower_case, progress)
+    progress.finish()
+    write_vocab(tokens, options.output_file, overwrite=options.overwrite)
+    learned = sum(1 for t in tokens[len(SPECIAL_TOKENS):] if not t.startswith("[unused"))
+    fillers = len(tokens) - len(SPECIAL_TOKENS) - learned
+    print(
+        f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at ids 0-4, "
+        f"{learned:,} learned, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
+        f"read {counted['lines']:,} lines from {len(paths)} files in {time.monotonic() - started:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    from absl import flags
+
+    from electra_tf import cli
+
+    flags.DEFINE_multi_string("corpus", None, "Text files, globs or directories (repeat or comma-free list).")
+    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.")
+    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).")
+    flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.")
+    flags.DEFINE_integer("max_lines", None, "Read at most this many lines (bounds the time).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output_file.")
+    cli.run(main)
