@@ -114,20 +114,27 @@ def layout_examples(
     up to and including the first [SEP], 1 after it; mask 1 on real tokens.
     """
     count = len(examples)
-    input_ids = np.zeros((count, max_seq_length), dtype=np.int64)
-    first_ends = np.empty(count, dtype=np.int64)
-    totals = np.empty(count, dtype=np.int64)
+    flat: list[int] = []
+    first_ends = [0] * count
+    totals = [0] * count
     for row, (first, second) in enumerate(examples):
-        if second:
-            ids = [cls_id, *first, sep_id, *second, sep_id]
-        else:
-            ids = [cls_id, *first, sep_id]
-        input_ids[row, : len(ids)] = ids
+        flat.append(cls_id)
+        flat += first
+        flat.append(sep_id)
         first_ends[row] = len(first) + 2
-        totals[row] = len(ids)
+        if second:
+            flat += second
+            flat.append(sep_id)
+            totals[row] = len(first) + len(second) + 3
+        else:
+            totals[row] = len(first) + 2
     positions = np.arange(max_seq_length, dtype=np.int64)
-    input_mask = (positions < totals[:, None]).astype(np.int64)
-    segment_ids = ((positions >= first_ends[:, None]) & (positions < totals[:, None])).astype(np.int64)
+    totals_column = np.asarray(totals, dtype=np.int64)[:, None]
+    real = positions < totals_column
+    input_ids = np.zeros((count, max_seq_length), dtype=np.int64)
+    input_ids[real] = flat  # row-major order: each example's tokens in turn
+    input_mask = real.astype(np.int64)
+    segment_ids = ((positions >= np.asarray(first_ends, dtype=np.int64)[:, None]) & real).astype(np.int64)
     return input_ids, input_mask, segment_ids
 
 
@@ -456,14 +463,15 @@ def _prepare_output_dir(options: BuildOptions) -> None:
 class _PackingProcess:
     """A packing worker process and the threads that feed it and write what it returns."""
 
-    def __init__(self, process_index: int, config: dict, writers: list, on_records):
+    def __init__(self, process_index: int):
+        """Starts the process; it waits for start() (so it starts while TensorFlow is loading)."""
         self.process_index = process_index
         self.queue: "queue.Queue" = queue.Queue(maxsize=_QUEUED_BLOCKS_PER_PROCESS)
         self.error: Optional[str] = None
         self.stats: Optional[PackingStats] = None
-        self.shard_examples = [0] * len(writers)
-        self._writers = writers
-        self._on_records = on_records
+        self.shard_examples: list[int] = []
+        self._writers: list = []
+        self._on_records = None
         self._written = 0
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
@@ -485,6 +493,12 @@ class _PackingProcess:
         os.close(from_child_write)
         self._outbox = Connection(to_child_write, readable=False, writable=True)
         self._inbox = Connection(from_child_read, readable=True, writable=False)
+
+    def start(self, config: dict, writers: list, on_records) -> None:
+        """Sends the packing config and starts feeding and writing; writers: the shards' writers."""
+        self.shard_examples = [0] * len(writers)
+        self._writers = writers
+        self._on_records = on_records
         self._outbox.send(config)
         self._sender = threading.Thread(target=self._send_loop, daemon=True)
         self._receiver = threading.Thread(target=self._receive_loop, daemon=True)
@@ -565,22 +579,21 @@ class _PackingProcess:
                 pass
 
 
-def _partition_blocks(files, options, file_stats, on_file_done):
-    """Reads one process's files in order, a block of lines at a time."""
+def _partition_blocks(files, options, stats, replaced_files):
+    """Reads one process's files in order, a block of lines at a time, adding up `stats`."""
     from electra_tf import corpus
 
     for path in files:
-        stats = corpus.ReadStats()
-        file_stats.append((path, stats))
-        for block in corpus.read_line_blocks(
+        replaced_before = stats.replaced_bytes
+        yield from corpus.read_line_blocks(
             path,
             stats,
             input_format=options.input_format,
             blanks_separate_docs=options.blanks_separate_docs,
             json_text_field=options.json_text_field,
-        ):
-            yield block
-        on_file_done(path, stats)
+        )
+        if stats.replaced_bytes > replaced_before:
+            replaced_files.append(path)
 
 
 def build_pretraining_data(
@@ -601,11 +614,9 @@ def build_pretraining_data(
 
     Raises UserError for bad options, unreadable input, an empty corpus or a non-empty output_dir.
     """
-    import concurrent.futures
     import time
 
     from electra_tf import corpus
-    from electra_tf.progress import ProgressReporter
 
     _validate_options(options)
     started = time.monotonic()
@@ -620,9 +631,23 @@ def build_pretraining_data(
         if not os.access(path, os.R_OK):
             raise UserError(f"{path}: cannot read (permission denied); check its permissions")
     _check_output_dir(options)
+    processes = [_PackingProcess(index) for index in range(options.num_processes)]
+    try:
+        return _build_with_processes(options, files, processes, started, progress_stream, progress_interval_seconds)
+    except BaseException:
+        for worker in processes:
+            worker.abort()
+        raise
+
+
+def _build_with_processes(options, files, processes, started, progress_stream, progress_interval_seconds) -> dict:
+    import concurrent.futures
+    import time
+
     import tensorflow as tf
 
-    from electra_tf import __version__
+    from electra_tf import __version__, corpus
+    from electra_tf.progress import ProgressReporter
     from electra_tf.tokenization import Tokenizer, vocab_sha256
 
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case)
@@ -657,15 +682,9 @@ def build_pretraining_data(
         shard_file_name(index, options.num_shards, options.worker_index, options.num_workers)
         for index in range(options.num_shards)
     ]
-    file_stats: list = []
+    read_stats = [corpus.ReadStats() for _ in range(num_processes)]
     replaced_files: list[str] = []
-
-    def on_file_done(path, stats):
-        if stats.replaced_bytes:
-            replaced_files.append(path)
-
     writers_by_process = []
-    processes: list[_PackingProcess] = []
     tokenizer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
     try:
         for process_index in range(num_processes):
@@ -678,10 +697,10 @@ def build_pretraining_data(
                 "sep_id": tokenizer.sep_id,
                 "rng_seed": partition_seed(options.seed, options.worker_index, process_index),
             }
-            processes.append(_PackingProcess(process_index, config, writers, lambda n: report(examples=n)))
+            processes[process_index].start(config, writers, lambda n: report(examples=n))
         readers = [
-            _partition_blocks(partition, options, file_stats, on_file_done)
-            for partition in partitions
+            _partition_blocks(partition, options, stats, replaced_files)
+            for partition, stats in zip(partitions, read_stats)
         ]
         active = list(range(num_processes))
         bytes_seen = 0
@@ -694,17 +713,13 @@ def build_pretraining_data(
                     active.remove(process_index)
                     continue
                 processes[process_index].put(tokenizer_pool.submit(tokenize_block, block))
-                read_bytes = sum(stats.bytes_read for _, stats in file_stats)
-                documents = sum(stats.documents for _, stats in file_stats)
+                read_bytes = sum(stats.bytes_read for stats in read_stats)
+                documents = sum(stats.documents for stats in read_stats)
                 report(bytes=read_bytes - bytes_seen, documents=documents - documents_seen)
                 bytes_seen, documents_seen = read_bytes, documents
         packing = PackingStats()
         for worker in processes:
             packing.merge(worker.finish())
-    except BaseException:
-        for worker in processes:
-            worker.abort()
-        raise
     finally:
         tokenizer_pool.shutdown(wait=True, cancel_futures=True)
         for writers in writers_by_process:
@@ -712,7 +727,7 @@ def build_pretraining_data(
                 writer.close()
 
     read_totals = corpus.ReadStats()
-    for _, stats in file_stats:
+    for stats in read_stats:
         for field in dataclasses.fields(read_totals):
             setattr(read_totals, field.name, getattr(read_totals, field.name) + getattr(stats, field.name))
     if packing.examples == 0:
