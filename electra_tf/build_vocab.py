@@ -23,12 +23,12 @@ import os
 import time
 from typing import Iterable, Iterator, Optional, Sequence
 
-import tensorflow as tf
-from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
-
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
-from electra_tf.tokenization import SPECIAL_TOKENS, basic_tokenize
+
+# TensorFlow is imported where it is used, so that flag and file mistakes are reported at once
+# instead of after the multi-second TensorFlow import.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # = tokenization.SPECIAL_TOKENS
 
 MIN_VOCAB_SIZE = 100
 _COUNT_BATCH_LINES = 1000
@@ -92,6 +92,9 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def count_words(texts: Iterable[str], do_lower_case: bool, progress: Optional[ProgressReporter] = None) -> collections.Counter:
     """Counts BERT words (as the Tokenizer splits them) over texts; keys are str."""
+    import tensorflow as tf
+
+    from electra_tf.tokenization import basic_tokenize
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def unique_words(batch):
@@ -118,7 +121,9 @@ def learn_vocab(texts: Iterable[str], vocab_size: int, do_lower_case: bool = Tru
     # the budget or rare scripts would crowd out the learned pieces.
     max_unique_chars = max(32, min(1000, vocab_size // 8))
     tokens = _learn_with_threshold_search(word_counts, vocab_size, max_unique_chars, progress)
-    tokens = tokens[:vocab_size]
+    tokens = _trim_to_size(tokens, vocab_size)
+    if len(tokens) > vocab_size:  # cannot happen while max_unique_chars <= (vocab_size - 5) / 2
+        raise UserError(f"--vocab_size={vocab_size} cannot hold the corpus alphabet ({len(tokens)} tokens needed)")
     taken = set(tokens)
     filler_index = 0
     while len(tokens) < vocab_size:
@@ -144,6 +149,8 @@ def _learn_with_threshold_search(
     closest thresholds on either side; it usually needs 4-6 passes to land within slack_ratio
     below vocab_size.
     """
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
+
     params = learner_lib.Params(
         upper_thresh=None, lower_thresh=1, num_iterations=4, max_input_tokens=int(5e6),
         max_token_length=50, max_unique_chars=max_unique_chars, vocab_size=vocab_size,
@@ -156,7 +163,7 @@ def _learn_with_threshold_search(
     ranked_counts = sorted(word_counts.values(), reverse=True)
     max_count = ranked_counts[0]
     threshold = max(1, ranked_counts[min(vocab_size, len(ranked_counts)) - 1])
-    too_big: Optional[tuple[int, int]] = None  # (threshold, size) with size > vocab_size
+    too_big: Optional[tuple[int, int, list[str]]] = None  # smallest overshooting threshold
     fits: Optional[tuple[int, int, list[str]]] = None  # largest-size vocabulary within budget
     while True:
         vocab = learner_lib.learn_with_thresh(inputs, threshold, params)
@@ -164,14 +171,14 @@ def _learn_with_threshold_search(
         if progress is not None:
             progress.stream.write(f"[build_vocab] threshold {threshold}: {size:,} tokens\n")
         if size > vocab_size:
-            too_big = (threshold, size) if too_big is None or threshold > too_big[0] else too_big
+            too_big = (threshold, size, vocab) if too_big is None or threshold > too_big[0] else too_big
         elif fits is None or threshold < fits[0]:
             fits = (threshold, size, vocab)
         if fits is not None and vocab_size - fits[1] <= slack_ratio * vocab_size:
             return fits[2]
         if fits is None:
             if threshold >= max_count:
-                return vocab  # even the highest threshold overshoots; the caller truncates
+                return vocab  # even the highest threshold overshoots; the caller trims it
             threshold = min(max_count, threshold * 2)
         elif too_big is None:
             if fits[0] <= 1:
@@ -180,7 +187,9 @@ def _learn_with_threshold_search(
         else:
             low, high = too_big[0], fits[0]  # thresholds: low overshoots, high fits
             if high - low <= 1:
-                return fits[2]
+                # Small corpora jump in size between adjacent thresholds; the overshooting
+                # vocabulary, trimmed of its rarest pieces, beats padding with fillers.
+                return too_big[2]
             # Interpolate log(threshold) linearly in log(size) towards the budget.
             position = (math.log(too_big[1]) - math.log(vocab_size * (1 - slack_ratio / 2))) / (
                 math.log(too_big[1]) - math.log(max(fits[1], 1))
@@ -188,6 +197,26 @@ def _learn_with_threshold_search(
             position = min(max(position, 0.1), 0.9)
             guess = round(math.exp(math.log(low) + position * (math.log(high) - math.log(low))))
             threshold = min(max(guess, low + 1), high - 1)
+
+
+def _trim_to_size(tokens: list[str], vocab_size: int) -> list[str]:
+    """Drops the last (rarest) learned pieces until vocab_size tokens remain.
+
+    Special tokens and single characters with their `##` forms are kept: without them some words
+    could no longer be split at all. The learner lists the learned pieces by falling count.
+    """
+    excess = len(tokens) - vocab_size
+    if excess <= 0:
+        return tokens
+    protected = set(SPECIAL_TOKENS)
+    protected.update(t for t in tokens if len(t) == 1 or (t.startswith("##") and len(t) == 3))
+    dropped = set()
+    for token in reversed(tokens):
+        if len(dropped) == excess:
+            break
+        if token not in protected:
+            dropped.add(token)
+    return [t for t in tokens if t not in dropped]
 
 
 def write_vocab(tokens: Sequence[str], path: str, overwrite: bool = False) -> None:
@@ -236,7 +265,7 @@ def main(argv: list[str]) -> None:
     fillers = len(tokens) - len(SPECIAL_TOKENS) - learned
     print(
         f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at ids 0-4, "
-        f"{learned:,} learned, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
+        f"{learned:,} characters and learned pieces, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
         f"read {counted['lines']:,} lines from {len(paths)} files in {time.monotonic() - started:.1f} s"
     )
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from electra_tf import build_vocab, tokenization
 from electra_tf.build_vocab import expand_corpus_paths, iter_corpus_lines, learn_vocab, write_vocab
 from electra_tf.errors import UserError
 from electra_tf.tokenization import SPECIAL_TOKENS, Tokenizer
@@ -17,7 +18,7 @@ VOCAB_SIZE = 2000
 @pytest.fixture(scope="module")
 def learned(wikipedia_dir, tmp_path_factory):
     paths = expand_corpus_paths([str(wikipedia_dir)])
-    training_lines = list(iter_corpus_lines(paths[:40], max_lines=3000))
+    training_lines = list(iter_corpus_lines(paths[:40], max_lines=2000))
     tokens = learn_vocab(training_lines, VOCAB_SIZE, do_lower_case=True)
     path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     write_vocab(tokens, str(path))
@@ -26,6 +27,7 @@ def learned(wikipedia_dir, tmp_path_factory):
 
 
 def test_layout_special_tokens_first_and_exact_size(learned):
+    assert build_vocab.SPECIAL_TOKENS == tokenization.SPECIAL_TOKENS
     tokens, _, _ = learned
     assert len(tokens) == VOCAB_SIZE == len(set(tokens))
     assert tuple(tokens[:5]) == SPECIAL_TOKENS
