@@ -1,0 +1,209 @@
+"""The README's main job, offline, on text that ships with Python itself.
+
+    python -m electra_tf.demo --output_dir=demo_output
+
+Stages (each reuses its finished output on a rerun, so an interrupted demo picks up where it
+stopped; --overwrite starts again):
+  1. corpus/         English text from Python's help topics and standard-library docstrings
+  2. vocab.txt       a WordPiece vocabulary learned from that corpus
+  3. pretrain_data/  reference-format TFRecords (+ manifest.json) built with that vocabulary
+  4. model/          the tiny ELECTRA preset pretrained on it for a few minutes
+  5. a sentence with a few words swapped, and the discriminator's probability that each token
+     was replaced
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from absl import flags
+
+from electra_tf import cli
+from electra_tf.errors import UserError
+
+flags.DEFINE_string("output_dir", "demo_output", "Where every stage writes its output.")
+flags.DEFINE_integer("vocab_size", 8000, "Size of the WordPiece vocabulary learned from the corpus.")
+flags.DEFINE_integer("max_seq_length", 128, "Tokens per pretraining example.")
+flags.DEFINE_integer("num_processes", 2, "Packing processes for build_pretraining_data.")
+flags.DEFINE_integer("pretrain_steps", 1200, "Training steps of the tiny model (0 skips pretraining).")
+flags.DEFINE_bool("overwrite", False, "Redo every stage, replacing the demo's earlier output.")
+
+FLAGS = flags.FLAGS
+
+DEMO_SENTENCE = (
+    "Return a new sorted list from the items in the iterable, and raise a TypeError "
+    "if the items cannot be compared."
+)
+# Plausible words that do not fit where they are put: a discriminator that learned anything
+# should find them.
+DEMO_SWAPS = {"sorted": "broken", "items": "modules", "raise": "import"}
+
+
+def _heading(text: str) -> None:
+    print(f"\n=== {text} ===", flush=True)
+
+
+def build_corpus(directory: str, overwrite: bool) -> dict:
+    from electra_tf import default_corpus
+
+    stats_file = os.path.join(os.path.dirname(directory), "corpus_stats.json")
+    if os.path.exists(stats_file) and not overwrite:
+        with open(stats_file, encoding="utf-8") as handle:
+            print(f"reusing {directory} (from an earlier run)")
+            return json.load(handle)
+    if os.path.isdir(directory) and os.listdir(directory) and not overwrite:
+        raise UserError(f"{directory}: holds an unfinished corpus from an interrupted demo; pass --overwrite to rebuild it")
+    stats = default_corpus.write_default_corpus(directory, overwrite=overwrite)
+    with open(stats_file, "w", encoding="utf-8") as handle:
+        json.dump(stats, handle, indent=1)
+    return stats
+
+
+def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrite: bool) -> list[str]:
+    from electra_tf import build_vocab, tokenization
+
+    if os.path.exists(vocab_file) and not overwrite:
+        print(f"reusing {vocab_file} (from an earlier run)")
+        return tokenization.load_vocab(vocab_file)
+    paths = build_vocab.expand_corpus_paths([corpus_dir])
+    tokens = build_vocab.learn_vocab(build_vocab.iter_corpus_lines(paths), vocab_size, do_lower_case=True)
+    build_vocab.write_vocab(tokens, vocab_file, overwrite=overwrite)
+    return tokens
+
+
+def build_data(corpus_dir: str, vocab_file: str, data_dir: str, overwrite: bool) -> dict:
+    from electra_tf import pretraining_data
+
+    manifest_file = os.path.join(data_dir, pretraining_data.MANIFEST_FILE)
+    if os.path.exists(manifest_file) and not overwrite:
+        print(f"reusing {data_dir} (from an earlier run)")
+        return pretraining_data.read_manifest(data_dir)
+    options = pretraining_data.BuildOptions(
+        corpus_dir=corpus_dir,
+        vocab_file=vocab_file,
+        output_dir=data_dir,
+        max_seq_length=FLAGS.max_seq_length,
+        num_processes=FLAGS.num_processes,
+        num_shards=8,
+        overwrite=overwrite,
+    )
+    return pretraining_data.build_pretraining_data(options)
+
+
+def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
+    from electra_tf import tokenization
+
+    tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=True)
+    special = ", ".join(f"{token}={tokenizer.token_to_id[token]}" for token in tokenization.SPECIAL_TOKENS)
+    fillers = sum(token.startswith("[unused") for token in tokens)
+    continuations = sum(token.startswith("##") for token in tokens)
+    print(f"{vocab_file}: {len(tokens):,} tokens ({special}; {continuations:,} ## continuations, {fillers:,} unused)")
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(DEMO_SENTENCE))
+    print(f"tokenized: {' '.join(pieces)}")
+
+
+def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
+    from electra_tf import pretraining_data, tokenization
+
+    print(pretraining_data.summary_line(manifest, data_dir))
+    files, _ = pretraining_data.resolve_pretraining_data(data_dir)
+    dataset = pretraining_data.make_pretraining_dataset(
+        files, batch_size=1, max_seq_length=manifest["max_seq_length"], is_training=False
+    )
+    example = next(iter(dataset))
+    length = int(example["input_mask"][0].numpy().sum())
+    tokenizer = tokenization.Tokenizer(vocab_file)
+    ids = example["input_ids"][0, :length].numpy().tolist()
+    segments = example["segment_ids"][0, :length].numpy().tolist()
+    text = " ".join(tokenizer.convert_ids_to_tokens(ids))
+    print(f"first example ({length} tokens, {segments.count(1)} in segment B): {text[:400]}{' ...' if len(text) > 400 else ''}")
+
+
+def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
+    from electra_tf import pretraining
+
+    options = pretraining.PretrainingOptions(
+        model_dir=model_dir,
+        pretrain_data=data_dir,
+        log_every_steps=100,
+    )
+    result = pretraining.run_pretraining(options, config="electra_tiny", num_train_steps=steps)
+    return result.pretrained_dir
+
+
+def show_replaced_token_detection(pretrained_dir: str, vocab_file: str, seed: int = 0) -> None:
+    """Swaps a few words of a sentence and prints the discriminator's P(replaced) per token."""
+    import numpy as np
+
+    from electra_tf import modeling, tokenization
+
+    config, discriminator = modeling.load_pretrained_discriminator(pretrained_dir)
+    tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=config.do_lower_case)
+    words = DEMO_SENTENCE.split()
+    corrupted = " ".join(DEMO_SWAPS.get(word, word) for word in words)
+    ids = [tokenizer.cls_id, *tokenizer.encode(corrupted), tokenizer.sep_id]
+    original = [tokenizer.cls_id, *tokenizer.encode(DEMO_SENTENCE), tokenizer.sep_id]
+    batch = {
+        "input_ids": np.array([ids], dtype=np.int32),
+        "input_mask": np.ones((1, len(ids)), dtype=np.int32),
+        "segment_ids": np.zeros((1, len(ids)), dtype=np.int32),
+    }
+    logits = np.asarray(discriminator(batch, training=False), dtype=np.float32).reshape(-1)
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    original_pieces = set(tokenizer.convert_ids_to_tokens(original))
+    print(f"original:  {DEMO_SENTENCE}")
+    print(f"corrupted: {corrupted}")
+    print(f"{'token':>16}  P(replaced)")
+    swapped, kept = [], []
+    for token, probability in zip(tokenizer.convert_ids_to_tokens(ids), probabilities):
+        is_swapped = token not in original_pieces
+        (swapped if is_swapped else kept).append(probability)
+        bar = "#" * int(round(probability * 30))
+        print(f"{token:>16}  {probability:6.3f} {bar}{'   <- swapped in' if is_swapped else ''}")
+    if swapped and kept:
+        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, original tokens {np.mean(kept):.3f}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
+    started = time.monotonic()
+    output_dir = FLAGS.output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    corpus_dir = os.path.join(output_dir, "corpus")
+    vocab_file = os.path.join(output_dir, "vocab.txt")
+    data_dir = os.path.join(output_dir, "pretrain_data")
+    model_dir = os.path.join(output_dir, "model")
+    random.seed(0)
+
+    _heading("1. Corpus: English text that ships with Python")
+    stats = build_corpus(corpus_dir, FLAGS.overwrite)
+    print(
+        f"{corpus_dir}: {stats['files']} files, {stats['documents']:,} documents, {stats['lines']:,} paragraphs, "
+        f"{stats['words']:,} words, {stats['bytes'] / 1e6:.1f} MB"
+    )
+
+    _heading("2. WordPiece vocabulary learned from it")
+    tokens = learn_vocabulary(corpus_dir, vocab_file, FLAGS.vocab_size, FLAGS.overwrite)
+    describe_vocabulary(vocab_file, tokens)
+
+    _heading("3. Pretraining data (reference TFRecord format)")
+    manifest = build_data(corpus_dir, vocab_file, data_dir, FLAGS.overwrite)
+    describe_data(manifest, data_dir, vocab_file)
+
+    if FLAGS.pretrain_steps > 0:
+        _heading(f"4. Pretraining the tiny ELECTRA preset for {FLAGS.pretrain_steps} steps")
+        if FLAGS.overwrite and os.path.isdir(model_dir) and os.listdir(model_dir):
+            raise UserError(f"{model_dir}: holds an earlier model; --overwrite does not delete models, remove it yourself")
+        pretrained_dir = pretrain(data_dir, model_dir, FLAGS.pretrain_steps)
+
+        _heading("5. Replaced-token detection on a sentence with swapped words")
+        show_replaced_token_detection(pretrained_dir, vocab_file)
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; everything is in {output_dir}/")
+
+
+if __name__ == "__main__":
+    cli.run(main)
