@@ -9,7 +9,7 @@
     it; the time a fresh `python -m electra_tf.build_pretraining_data` takes is printed too.
 (b) tokenization only: tokenizers.BertWordPieceTokenizer(lowercase=True).encode_batch over every
     line of the same files (all in memory beforehand).
-Each is repeated (other users share the machine) and the median is compared.
+Each is repeated, alternating (other users share the machine), and the medians are compared.
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ def main(argv):
     print(f"corpus: {FLAGS.corpus_dir}: {len(files)} files, {megabytes:.1f} MB; vocab {FLAGS.vocab_file}")
     print(f"tensorflow import (not timed below): {tf_import_seconds:.1f}s; cpus: {os.cpu_count()}")
 
+    lines = []
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines.extend(handle.read().split("\n"))
+    tokenizer = BertWordPieceTokenizer(FLAGS.vocab_file, lowercase=True)
+
+    # (a) and (b) alternate, so that a change in the machine's load hits both alike.
     build_rates = []
+    tokenizer_rates = []
     manifest = None
     for repeat in range(FLAGS.repeats):
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_") as output_dir:
@@ -66,20 +74,14 @@ def main(argv):
                 seconds = time.perf_counter() - started
         build_rates.append(megabytes / seconds)
         print(f"(a) build_pretraining_data --num_processes {FLAGS.num_processes}, run {repeat + 1}: {seconds:.2f}s = {build_rates[-1]:.1f} MB/s")
-    print(f"    {pretraining_data.summary_line(manifest, '<tmp>')}")
 
-    lines = []
-    for path in files:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines.extend(handle.read().split("\n"))
-    tokenizer = BertWordPieceTokenizer(FLAGS.vocab_file, lowercase=True)
-    tokenizer_rates = []
-    for repeat in range(FLAGS.repeats):
         started = time.perf_counter()
         tokenizer.encode_batch(lines, add_special_tokens=False)
         seconds = time.perf_counter() - started
         tokenizer_rates.append(megabytes / seconds)
-        print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: {seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s")
+        print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: {seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
+              f"  (ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
+    print(f"    {pretraining_data.summary_line(manifest, '<tmp>')}")
 
     if FLAGS.cli_run:
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_cli_") as output_dir:

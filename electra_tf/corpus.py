@@ -281,7 +281,7 @@ def _jsonl_blocks(path, stats, text_field) -> Iterator[list[str]]:
             except json.JSONDecodeError as error:
                 raise UserError(
                     f"{path}:{line_number}: not valid JSON ({error.msg} at column {error.colno}); "
-                    "JSON Lines need one object per line"
+                    "JSON Lines need one object per line (pass --input_format=text if this is plain text)"
                 ) from None
             if not isinstance(record, dict) or text_field not in record:
                 raise UserError(

@@ -95,7 +95,8 @@ class ExampleBuilder:
                 second += sentence
         max_length = self.max_seq_length
         first = first[: max_length - 2]
-        second = second[: max(0, max_length - len(first) - 3)]
+        room = max_length - len(first) - 3
+        second = second[:room] if room > 0 else []
         self._sentences = []
         self._length = 0
         if rng.random() < RANDOM_TARGET_LENGTH_PROBABILITY:
@@ -181,15 +182,18 @@ def _varint_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
       (flat uint8 [total_bytes] of all rows' encodings back to back, int64 [rows] bytes per row).
     """
-    if values.size and (values.min() < 0 or values.max() >= (1 << 35)):
+    largest = int(values.max()) if values.size else 0
+    if largest >= (1 << 35) or (values.size and values.min() < 0):
         raise ValueError("token ids must be in [0, 2**35) to be encoded")
-    widths = 1 + sum((values >= (1 << (7 * k))).astype(np.int64) for k in range(1, 5))
-    shifts = np.arange(5, dtype=np.int64) * 7
-    groups = ((values[..., None] >> shifts) & 0x7F).astype(np.uint8)
-    continued = np.arange(5)[None, None, :] < (widths[..., None] - 1)
-    groups |= (continued.astype(np.uint8) << 7)
-    used = np.arange(5)[None, None, :] < widths[..., None]
-    return groups[used], widths.sum(axis=1)
+    max_width = max(1, (largest.bit_length() + 6) // 7)
+    widths = np.ones(values.shape, dtype=np.uint8)
+    for k in range(1, max_width):
+        widths += values >= (1 << (7 * k))
+    groups = np.empty(values.shape + (max_width,), dtype=np.uint8)
+    for k in range(max_width):
+        groups[..., k] = ((values >> (7 * k)) & 0x7F) | ((widths > k + 1).astype(np.uint8) << 7)
+    used = np.arange(max_width, dtype=np.uint8) < widths[..., None]
+    return groups[used], widths.sum(axis=1, dtype=np.int64)
 
 
 class ExampleEncoder:
@@ -345,6 +349,8 @@ def _run_packing_worker(read_fd: int, write_fd: int) -> None:
             stats.add_examples([tail], 0)
             outbox.send(("records", encoder.encode([tail])))
         outbox.send(("done", stats.as_dict()))
+    except (EOFError, BrokenPipeError):
+        return  # the parent stopped (an error or Ctrl-C there); it reports why
     except BaseException:  # report to the parent instead of dying silently
         import traceback
 
