@@ -1,0 +1,754 @@
+"""Fine-tuning ELECTRA on GLUE and SQuAD: one task, N seeded trials, metrics and output files.
+
+``run_finetuning(options)`` is what ``python -m electra_tf.run_finetuning`` calls; it runs every
+task of ``options.tasks`` and writes, under ``options.output_dir``:
+
+  <task>/results.json              every metric of every trial, the median, the hyperparameters,
+                                   the data used (files, example counts), the model and weights
+  <task>/trial_<k>/dev_predictions.tsv     (GLUE: guid, label, prediction per dev example; MNLI
+                                   writes one per dev split) or dev_predictions.json (SQuAD:
+                                   question id -> answer) with dev_nbest.json / dev_null_scores.json
+  <task>/trial_<k>/<Leaderboard>.tsv      GLUE test predictions ("index\\tprediction", GLUE's
+                                   label strings) when the test split is available
+  <task>/trial_<k>/finetuned/      the fine-tuned model: model.weights.h5 (FinetuningModel: backbone
+                                   + task_specific head), config.json (ElectraConfig) and
+                                   head.json ({"task", "head", "num_labels", "answerable",
+                                   "label_names", "max_seq_length"}); see ``load_finetuned``
+  glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
+  summary.json                     the headline score per task and the GLUE average of the
+                                   GLUE tasks that were run
+
+An existing <task>/results.json is never replaced unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+from electra_tf import finetuning_metrics, finetuning_tasks
+from electra_tf.errors import UserError
+
+RESULTS_FILENAME = "results.json"
+SUMMARY_FILENAME = "summary.json"
+SUBMISSION_DIR = "glue_submission"
+FINETUNED_DIR = "finetuned"
+MODEL_WEIGHTS_FILE = "model.weights.h5"
+HEAD_FILE = "head.json"
+
+# The paper's fine-tuning hyperparameters by model size (reference doc, "Fine-tuning").
+RECIPES = {
+    "small": {"learning_rate": 3e-4, "layerwise_decay": 0.8},
+    "base": {"learning_rate": 1e-4, "layerwise_decay": 0.8},
+    "large": {"learning_rate": 5e-5, "layerwise_decay": 0.9},
+}
+
+
+def model_size(config) -> str:
+    """small / base / large by hidden size (anything below Base's 768 uses the Small recipe)."""
+    if config.hidden_size >= 1024:
+        return "large"
+    if config.hidden_size >= 768:
+        return "base"
+    return "small"
+
+
+@dataclasses.dataclass
+class FinetuningOptions:
+    tasks: str
+    output_dir: str
+    data_dir: Optional[str] = None
+    use_tfds: bool = False
+    tfds_data_dir: Optional[str] = None
+    init_checkpoint: Optional[str] = None
+    config: str = "electra_small"
+    hparams: object = None
+    vocab_file: Optional[str] = None
+    overwrite: bool = False
+    num_trials: int = 1
+    seed: int = 12345
+    # None: the recipe for the model size / the task.
+    learning_rate: Optional[float] = None
+    layerwise_decay: Optional[float] = None
+    num_train_epochs: Optional[float] = None
+    num_train_steps: Optional[int] = None  # overrides epochs (short runs, tests)
+    warmup_proportion: float = 0.1
+    weight_decay_rate: float = 0.0
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    max_seq_length: Optional[int] = None  # None: 128 for GLUE, 512 for SQuAD
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    n_best_size: int = 20
+    swap_sentence_order: bool = False  # MRPC and STS-B only
+    max_train_examples: Optional[int] = None
+    max_eval_examples: Optional[int] = None
+    squad_holdout_articles: int = 0  # >0: train on dev minus the last N articles, eval on them
+    strategy: str = "one_device"
+    tpu: Optional[str] = None
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    trim_padding: bool = True
+    log_every_steps: int = 50
+    save_weights: bool = True
+    write_test_predictions: bool = True
+
+
+def log(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and config
+
+
+def resolve_model_config(options: FinetuningOptions):
+    """The ElectraConfig (from the checkpoint when there is one) and the weights file or None."""
+    from electra_tf import config as config_lib
+    from electra_tf import modeling
+    from electra_tf import pretraining
+
+    hparams = pretraining._hparams_as_dict(options.hparams)
+    if options.init_checkpoint:
+        directory = options.init_checkpoint
+        if os.path.isdir(os.path.join(directory, pretraining.PRETRAINED_SUBDIR)) and not \
+                os.path.isfile(os.path.join(directory, modeling.CONFIG_FILE)):
+            directory = os.path.join(directory, pretraining.PRETRAINED_SUBDIR)
+        config_path = os.path.join(directory, modeling.CONFIG_FILE)
+        weights_path = os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE)
+        for path in (config_path, weights_path):
+            if not os.path.isfile(path):
+                raise UserError(f"--init_checkpoint: {path} not found; point to the 'pretrained' "
+                                "directory that run_pretraining writes in its --model_dir")
+        config = config_lib.ElectraConfig.from_json_file(config_path)
+        if hparams:
+            config = config.replace(hparams, source="--hparams")
+        return config, weights_path, directory
+    return config_lib.load_config(options.config, hparams or None), None, None
+
+
+def build_model(config, task, weights_path: Optional[str]):
+    """FinetuningModel for ``task``, its backbone restored from ``weights_path`` if given."""
+    from electra_tf import finetuning_models, modeling
+
+    backbone = modeling.ElectraBackbone(config)
+    if weights_path:
+        backbone.load_weights(weights_path)
+    if task.is_squad:
+        head, num_labels, answerable = "span", 2, task.answerable_head
+    elif task.is_regression:
+        head, num_labels, answerable = "regression", 1, False
+    else:
+        head, num_labels, answerable = "classification", task.num_labels, False
+    return finetuning_models.FinetuningModel(
+        backbone, head, num_labels=num_labels, answerable=answerable,
+        dropout_rate=config.hidden_dropout_prob, initializer_range=config.initializer_range)
+
+
+def load_finetuned(directory: str):
+    """(head_info dict, FinetuningModel) from a trial's finetuned/ directory."""
+    from electra_tf import config as config_lib
+    from electra_tf import finetuning_models, modeling
+
+    with open(os.path.join(directory, HEAD_FILE)) as handle:
+        head = json.load(handle)
+    config = config_lib.ElectraConfig.from_json_file(os.path.join(directory, "config.json"))
+    model = finetuning_models.FinetuningModel(
+        modeling.ElectraBackbone(config), head["head"], num_labels=head["num_labels"],
+        answerable=head["answerable"])
+    model.load_weights(os.path.join(directory, MODEL_WEIGHTS_FILE))
+    return head, model
+
+
+def _save_finetuned(model, config, task, directory: str, max_seq_length: int) -> None:
+    os.makedirs(directory, exist_ok=True)
+    model.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
+    config.to_json_file(os.path.join(directory, "config.json"))
+    head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
+            "answerable": model.answerable, "max_seq_length": max_seq_length,
+            "label_names": None if task.is_squad or task.is_regression
+            else list(task.label_names)}
+    with open(os.path.join(directory, HEAD_FILE), "w") as handle:
+        json.dump(head, handle, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def encode_glue(examples, tokenizer, max_seq_length: int) -> dict[str, np.ndarray]:
+    """[CLS] a [SEP] (b [SEP]) as int32 arrays [n, max_seq_length]; longer text truncated first."""
+    texts_a = [example.text_a for example in examples]
+    ids_a = tokenizer.encode(texts_a)
+    pairs = examples and examples[0].text_b is not None
+    ids_b = tokenizer.encode([example.text_b for example in examples]) if pairs else None
+    count = len(examples)
+    input_ids = np.zeros((count, max_seq_length), np.int32)
+    input_mask = np.zeros((count, max_seq_length), np.int32)
+    segment_ids = np.zeros((count, max_seq_length), np.int32)
+    for row in range(count):
+        a = list(ids_a[row])
+        b = list(ids_b[row]) if pairs else []
+        budget = max_seq_length - (3 if pairs else 2)
+        while len(a) + len(b) > budget:
+            if len(a) > len(b):
+                a.pop()
+            else:
+                b.pop()
+        tokens = [tokenizer.cls_id] + a + [tokenizer.sep_id]
+        segments = [0] * len(tokens)
+        if pairs:
+            tokens += b + [tokenizer.sep_id]
+            segments += [1] * (len(b) + 1)
+        input_ids[row, :len(tokens)] = tokens
+        # From the layout, not from ids != [PAD]: a vocabulary may use id 0 for a real token.
+        input_mask[row, :len(tokens)] = 1
+        segment_ids[row, :len(tokens)] = segments
+    return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+
+
+def _trim_to_longest(features, labels, multiple: int = 32):
+    """Cuts a batch's padding to its longest sequence (rounded up to ``multiple``): the real
+    positions compute the same values, padding only costs time."""
+    import tensorflow as tf
+
+    longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
+    length = tf.minimum(tf.shape(features["input_ids"])[1],
+                        (longest + multiple - 1) // multiple * multiple)
+    return {name: value[:, :length] for name, value in features.items()}, labels
+
+
+def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bool, seed: int,
+                  trim_padding: bool):
+    """A per-replica tf.data input function for strategy.distribute_datasets_from_function."""
+    import tensorflow as tf
+
+    count = len(next(iter(features.values())))
+
+    def input_fn(context: tf.distribute.InputContext):
+        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+        if context.num_input_pipelines > 1:
+            dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        if training:
+            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+        dataset = dataset.batch(per_replica, drop_remainder=training)
+        if trim_padding:
+            dataset = dataset.map(_trim_to_longest, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return input_fn
+
+
+class _FinetuningProgress:
+    """A Keras callback printing step, examples/s, loss and learning rate via ProgressReporter."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        from electra_tf.progress import ProgressReporter
+
+        class Callback(keras.callbacks.Callback):
+            def __init__(self, name: str, total_steps: int, batch_size: int,
+                         every_steps: int):
+                super().__init__()
+                self.reporter = ProgressReporter(name, total=total_steps, total_key="steps",
+                                                 interval_seconds=0.0, stream=sys.stdout)
+                self.batch_size = batch_size
+                self.every_steps = max(1, every_steps)
+                self.total_steps = total_steps
+                self.steps = 0
+                self.last_loss = float("nan")
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.steps += 1
+                if logs and "loss" in logs:
+                    self.last_loss = float(logs["loss"])
+                self.reporter.counts["steps"] = self.steps
+                self.reporter.counts["examples"] = self.steps * self.batch_size
+                if self.steps % self.every_steps == 0 or self.steps == self.total_steps:
+                    log(self.reporter.line() + f" | loss {self.last_loss:.4f}")
+
+        return Callback(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# One task
+
+
+@dataclasses.dataclass
+class TaskData:
+    train_features: dict
+    train_labels: dict
+    eval_sets: dict  # split -> (features, labels or None, examples, extra)
+    test_sets: dict  # split -> (features, examples)
+    info: dict
+
+
+def _glue_arrays(task, examples, tokenizer, max_seq_length):
+    features = encode_glue(examples, tokenizer, max_seq_length)
+    if examples[0].label is None:
+        return features, None
+    dtype = np.float32 if task.is_regression else np.int32
+    return features, {"label": np.array([example.label for example in examples], dtype)}
+
+
+def _subset(examples, limit: Optional[int]):
+    return examples if not limit else examples[:limit]
+
+
+def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
+    info = {"splits": {}}
+    train, stats = finetuning_tasks.read_split(task, "train", data_dir=options.data_dir,
+                                               use_tfds=options.use_tfds,
+                                               tfds_data_dir=options.tfds_data_dir)
+    if options.max_train_examples:
+        # A fixed-seed sample, so that small subsets are not whatever the file starts with.
+        order = np.random.RandomState(options.seed).permutation(len(train))
+        train = [train[i] for i in sorted(order[:options.max_train_examples])]
+    if options.swap_sentence_order:
+        if task.name not in ("mrpc", "sts-b"):
+            raise UserError(f"--swap_sentence_order applies to mrpc and sts-b, not {task.name}")
+        train = finetuning_tasks.swap_sentence_order(train)
+    info["splits"]["train"] = dict(stats, used=len(train))
+    train_features, train_labels = _glue_arrays(task, train, tokenizer, max_seq_length)
+    eval_sets = {}
+    for split in task.dev_splits:
+        examples, stats = finetuning_tasks.read_split(
+            task, split, data_dir=options.data_dir, use_tfds=options.use_tfds,
+            tfds_data_dir=options.tfds_data_dir)
+        examples = _subset(examples, options.max_eval_examples)
+        info["splits"][split] = dict(stats, used=len(examples))
+        features, labels = _glue_arrays(task, examples, tokenizer, max_seq_length)
+        eval_sets[split] = (features, labels, examples, None)
+    test_sets = {}
+    if options.write_test_predictions:
+        for split in task.test_splits:
+            if options.use_tfds or os.path.isfile(
+                    finetuning_tasks.task_file(options.data_dir, task, split)):
+                examples, stats = finetuning_tasks.read_split(
+                    task, split, data_dir=options.data_dir, use_tfds=options.use_tfds,
+                    tfds_data_dir=options.tfds_data_dir)
+                info["splits"][split] = dict(stats, used=len(examples))
+                test_sets[split] = (encode_glue(examples, tokenizer, max_seq_length), examples)
+            else:
+                log(f"[{task.name}] no {split} file; skipping leaderboard predictions")
+    return TaskData(train_features, train_labels, eval_sets, test_sets, info)
+
+
+def squad_file(data_dir: str, filename: str, version: str) -> str:
+    for candidate in (os.path.join(data_dir, filename),
+                      os.path.join(data_dir, "squad", filename),
+                      os.path.join(data_dir, "SQuAD", filename),
+                      os.path.join(data_dir, "squad", f"v{version}", filename),
+                      os.path.join(data_dir, f"v{version}", filename)):
+        if os.path.isfile(candidate):
+            return candidate
+    raise UserError(f"--data_dir {data_dir}: {filename} not found (looked in {data_dir}, "
+                    f"{data_dir}/squad and {data_dir}/squad/v{version}); add the official file "
+                    "or use --squad_holdout_articles to train on part of the dev file")
+
+
+def prepare_squad(task, options, tokenizer, settings) -> TaskData:
+    from electra_tf import squad
+
+    if options.use_tfds:
+        train_examples, dev_examples, info = _squad_from_tfds(task, options)
+    else:
+        if not options.data_dir:
+            raise UserError("--data_dir is required (the SQuAD JSON files), or pass --use_tfds")
+        dev_path = squad_file(options.data_dir, task.dev_file, task.version)
+        if options.squad_holdout_articles:
+            examples, stats = squad.read_squad(dev_path, is_training=True, version=task.version)
+            if options.squad_holdout_articles >= stats["articles"]:
+                raise UserError(f"--squad_holdout_articles={options.squad_holdout_articles} "
+                                f"leaves no training articles ({dev_path} has "
+                                f"{stats['articles']})")
+            train_examples, dev_examples = squad.split_by_article(
+                examples, options.squad_holdout_articles)
+            # Evaluation scores every gold answer, not only the first one kept for training.
+            all_examples, _ = squad.read_squad(dev_path, is_training=False, version=task.version)
+            by_id = {example.qid: example for example in all_examples}
+            dev_examples = [by_id[example.qid] for example in dev_examples]
+            info = {"splits": {
+                "train": {"file": dev_path, "questions": len(train_examples),
+                          "articles": stats["articles"] - options.squad_holdout_articles,
+                          "note": "dev file minus the held-out articles"},
+                "dev": {"file": dev_path, "questions": len(dev_examples),
+                        "articles": options.squad_holdout_articles,
+                        "note": "last articles of the dev file"}}}
+        else:
+            train_path = squad_file(options.data_dir, task.train_file, task.version)
+            train_examples, train_stats = squad.read_squad(train_path, is_training=True,
+                                                           version=task.version)
+            dev_examples, dev_stats = squad.read_squad(dev_path, is_training=False,
+                                                       version=task.version)
+            info = {"splits": {"train": train_stats, "dev": dev_stats}}
+    if options.max_train_examples:
+        train_examples = train_examples[:options.max_train_examples]
+    dev_examples = _subset(dev_examples, options.max_eval_examples)
+    train_features, _, train_counts = squad.featurize(train_examples, tokenizer, settings,
+                                                      is_training=True)
+    if not train_features:
+        raise UserError(f"[{task.name}] no training windows could be built")
+    inputs, labels = squad.feature_arrays(train_features)
+    dev_features, dev_pieces, dev_counts = squad.featurize(dev_examples, tokenizer, settings,
+                                                           is_training=False)
+    dev_inputs, _ = squad.feature_arrays(dev_features)
+    info["splits"]["train"].update(used_questions=len(train_examples), **train_counts)
+    info["splits"]["dev"].update(used_questions=len(dev_examples), **dev_counts)
+    return TaskData(inputs, labels,
+                    {"dev": (dev_inputs, None, dev_examples, (dev_features, dev_pieces))}, {},
+                    info)
+
+
+def _squad_from_tfds(task, options):
+    import tensorflow_datasets as tfds
+
+    from electra_tf import squad
+
+    def load(split):
+        try:
+            dataset = tfds.load(task.tfds_name, split=split, data_dir=options.tfds_data_dir)
+        except Exception as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"--use_tfds: cannot load {task.tfds_name} split {split} ({first}); "
+                            "check the network or use --data_dir") from None
+        examples = []
+        for record in tfds.as_numpy(dataset):
+            texts = [t.decode("utf-8") for t in record["answers"]["text"]]
+            starts = [int(s) for s in record["answers"]["answer_start"]]
+            impossible = bool(record.get("is_impossible", False)) or not texts
+            examples.append(squad.SquadExample(
+                record["id"].decode("utf-8"), record["question"].decode("utf-8"),
+                record["context"].decode("utf-8"), list(zip(texts, starts)), impossible,
+                record["title"].decode("utf-8")))
+        return examples
+
+    train, dev = load("train"), load("validation")
+    train = [dataclasses.replace(e, answers=e.answers[:1]) for e in train]
+    return train, dev, {"splits": {"train": {"tfds": f"{task.tfds_name}:train"},
+                                   "dev": {"tfds": f"{task.tfds_name}:validation"}}}
+
+
+def _write_tsv(path: str, header: tuple, rows) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\t".join(header) + "\n")
+        for row in rows:
+            handle.write("\t".join(str(value) for value in row) + "\n")
+
+
+def _predict(model, features: dict, batch_size: int):
+    outputs = model.predict(features, batch_size=batch_size, verbose=0)
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+def _glue_predictions(task, outputs):
+    if task.is_regression:
+        return outputs["predictions"].astype(np.float64)
+    return np.argmax(outputs["logits"], axis=-1)
+
+
+def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_path, strategy,
+              *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int) -> dict:
+    """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
+    import keras
+
+    from electra_tf import distribution, layerwise_optimizer, pretraining
+
+    seed = options.seed + trial
+    keras.utils.set_random_seed(seed)
+    num_train = len(data.train_features["input_ids"])
+    batch = options.train_batch_size
+    if options.num_train_steps:
+        total_steps = options.num_train_steps
+    else:
+        total_steps = max(1, int(math.ceil(num_train * hyper["num_train_epochs"] / batch)))
+    steps_per_epoch = min(total_steps, max(1, int(math.ceil(num_train / batch))))
+    epochs = int(math.ceil(total_steps / steps_per_epoch))
+    use_xla = distribution.resolve_jit_compile(strategy, options.jit_compile)
+    with strategy.scope():
+        model = build_model(config, task, weights_path)
+        optimizer = layerwise_optimizer.create_finetuning_optimizer(
+            model.backbone, learning_rate=hyper["learning_rate"],
+            layerwise_decay=hyper["layerwise_decay"], num_train_steps=total_steps,
+            warmup_proportion=options.warmup_proportion,
+            weight_decay_rate=options.weight_decay_rate, clip_norm=config.clip_norm)
+        if options.mixed_precision == "fp16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=use_xla)
+    pretraining.per_replica_batch_size(batch, strategy)
+    train_dataset = strategy.distribute_datasets_from_function(make_input_fn(
+        data.train_features, data.train_labels, batch_size=batch, training=True, seed=seed,
+        trim_padding=options.trim_padding))
+    progress = _FinetuningProgress(f"{task.name} trial {trial + 1}", total_steps, batch,
+                                   options.log_every_steps)
+    started = time.monotonic()
+    # The last "epoch" may be partial: fit stops after exactly total_steps.
+    history_steps = 0
+    for epoch in range(epochs):
+        steps = min(steps_per_epoch, total_steps - history_steps)
+        model.fit(train_dataset, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
+                  callbacks=[progress], verbose=0, shuffle=False)
+        history_steps += steps
+    train_seconds = time.monotonic() - started
+
+    result = {"trial": trial, "seed": seed, "train_steps": total_steps,
+              "train_seconds": round(train_seconds, 2),
+              "train_examples_per_second": round(total_steps * batch / max(train_seconds, 1e-9),
+                                                 2),
+              "final_train_loss": progress.last_loss, "metrics": {}}
+    os.makedirs(trial_dir, exist_ok=True)
+    if task.is_squad:
+        result["metrics"] = _evaluate_squad(task, model, data, options, trial_dir)
+    else:
+        per_split = {}
+        for split, (features, labels, examples, _) in data.eval_sets.items():
+            predictions = _glue_predictions(task, _predict(model, features,
+                                                           options.eval_batch_size))
+            per_split[split] = task.compute_metrics(labels["label"], predictions)
+            _write_tsv(os.path.join(trial_dir, f"{split}_predictions.tsv"),
+                       ("guid", "label", "prediction"),
+                       ((example.guid, finetuning_tasks.submission_label(task, example.label),
+                         finetuning_tasks.submission_label(task, prediction))
+                        for example, prediction in zip(examples, predictions)))
+        result["metrics"] = _combine_split_metrics(per_split)
+        for split, submission in zip(task.test_splits, task.submission_files):
+            if split not in data.test_sets:
+                continue
+            features, examples = data.test_sets[split]
+            predictions = _glue_predictions(task, _predict(model, features,
+                                                           options.eval_batch_size))
+            _write_tsv(os.path.join(trial_dir, submission), ("index", "prediction"),
+                       ((example.guid, finetuning_tasks.submission_label(task, prediction))
+                        for example, prediction in zip(examples, predictions)))
+    if options.save_weights:
+        _save_finetuned(model, config, task, os.path.join(trial_dir, FINETUNED_DIR),
+                        tokenizer_max_seq)
+    return result
+
+
+def _combine_split_metrics(per_split: dict) -> dict:
+    """One split: its metrics. MNLI: "<split>/<metric>" for each and score = the matched one
+    (GLUE averages MNLI-m and MNLI-mm separately; the ELECTRA table reports matched)."""
+    if len(per_split) == 1:
+        return next(iter(per_split.values()))
+    combined = {}
+    for split, values in per_split.items():
+        for name, value in values.items():
+            combined[f"{split}/{name}"] = value
+    combined["score"] = per_split[next(iter(per_split))]["score"]
+    return combined
+
+
+def _evaluate_squad(task, model, data, options, trial_dir) -> dict:
+    from electra_tf import squad
+
+    features, _, examples, (windows, pieces) = data.eval_sets["dev"]
+    outputs = _predict(model, features, options.eval_batch_size)
+    settings = _squad_settings(options)
+    predictions, nbest, null_scores = squad.decode_predictions(
+        examples, windows, pieces, outputs["start_logits"], outputs["end_logits"], settings,
+        outputs.get("answerable_logits"))
+    gold = squad.gold_answers(examples)
+    if task.version == "2.0":
+        thresholds = finetuning_metrics.best_null_threshold(gold, predictions, null_scores)
+        threshold = thresholds["best_f1_threshold"]
+        final = finetuning_metrics.apply_null_threshold(predictions, null_scores, threshold)
+        scores = finetuning_metrics.squad_scores(gold, final)
+        scores.update(thresholds, null_threshold=threshold)
+        squad.write_json(os.path.join(trial_dir, "dev_null_scores.json"), null_scores)
+    else:
+        final = predictions
+        scores = finetuning_metrics.squad_scores(gold, final)
+    squad.write_json(os.path.join(trial_dir, "dev_predictions.json"), final)
+    squad.write_json(os.path.join(trial_dir, "dev_nbest.json"), nbest)
+    scores["score"] = (scores["exact_match"] + scores["f1"]) / 2.0
+    return scores
+
+
+def _squad_settings(options):
+    from electra_tf import squad
+
+    return squad.SquadSettings(max_seq_length=options.max_seq_length or 512,
+                               doc_stride=options.doc_stride,
+                               max_query_length=options.max_query_length,
+                               max_answer_length=options.max_answer_length,
+                               n_best_size=options.n_best_size)
+
+
+def median_trial(trials: list, metric: str) -> dict:
+    """The trial whose ``metric`` is the median (the lower middle one for an even count)."""
+    ordered = sorted(trials, key=lambda t: t["metrics"][metric])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _check_options(options: FinetuningOptions) -> None:
+    for name in ("num_trials", "train_batch_size", "eval_batch_size"):
+        if getattr(options, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(options, name)}")
+    if options.num_train_steps is not None and options.num_train_steps < 1:
+        raise UserError(f"--num_train_steps must be at least 1, got {options.num_train_steps}")
+    if not options.output_dir:
+        raise UserError("--output_dir is required")
+    if not 0.0 <= options.warmup_proportion <= 1.0:
+        raise UserError(f"--warmup_proportion must be in [0, 1], got {options.warmup_proportion}")
+
+
+def _resolve_vocab(options, checkpoint_dir) -> str:
+    if options.vocab_file:
+        return options.vocab_file
+    if checkpoint_dir:
+        for name in ("vocab.txt",):
+            candidate = os.path.join(checkpoint_dir, name)
+            if os.path.isfile(candidate):
+                return candidate
+    raise UserError("--vocab_file is required (the WordPiece vocabulary the model was "
+                    "pretrained with, e.g. bert-base-uncased/vocab.txt)")
+
+
+def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
+    """Fine-tunes and evaluates every task in ``options.tasks``; returns the summary dict."""
+    from electra_tf import distribution, pretraining, tokenization
+
+    _check_options(options)
+    tasks = finetuning_tasks.parse_task_list(options.tasks)
+    config, weights_path, checkpoint_dir = resolve_model_config(options)
+    vocab_file = _resolve_vocab(options, checkpoint_dir)
+    for task in tasks:
+        results_path = os.path.join(options.output_dir, task.name, RESULTS_FILENAME)
+        if os.path.exists(results_path) and not options.overwrite:
+            raise UserError(f"{results_path} already exists; pass --overwrite to replace it or "
+                            "choose another --output_dir")
+    pretraining.set_mixed_precision(options.mixed_precision)
+    tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=config.do_lower_case)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise UserError(f"--vocab_file {vocab_file} has {tokenizer.vocab_size} tokens but the "
+                        f"model's vocab_size is {config.vocab_size}; use the vocabulary the model "
+                        "was pretrained with")
+    if strategy is None:
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    if weights_path is None:
+        log("=" * 78)
+        log("WARNING: no --init_checkpoint: fine-tuning from RANDOMLY INITIALISED weights.")
+        log("These results are the no-pretraining baseline, not ELECTRA's.")
+        log("=" * 78)
+    else:
+        log(f"Initialising the encoder from {weights_path}")
+    size = model_size(config)
+    summary = {"tasks": {}}
+    summary_path = os.path.join(options.output_dir, SUMMARY_FILENAME)
+    if os.path.isfile(summary_path):
+        with open(summary_path) as handle:
+            summary = json.load(handle)
+    for task in tasks:
+        summary["tasks"][task.name] = _run_task(task, options, config, weights_path, strategy,
+                                                tokenizer, vocab_file, size)
+    glue = {name: value["median_score"] for name, value in summary["tasks"].items()
+            if name in finetuning_tasks.GLUE_TASKS}
+    if glue:
+        summary["glue_average"] = finetuning_metrics.glue_average(glue)
+        summary["glue_average_over"] = sorted(glue)
+    os.makedirs(options.output_dir, exist_ok=True)
+    with open(summary_path, "w") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True)
+    if glue:
+        log(f"GLUE average over {', '.join(sorted(glue))}: {summary['glue_average']:.2f}")
+    return summary
+
+
+def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_file, size):
+    recipe = RECIPES[size]
+    hyper = {
+        "learning_rate": options.learning_rate or recipe["learning_rate"],
+        "layerwise_decay": options.layerwise_decay or recipe["layerwise_decay"],
+        "num_train_epochs": options.num_train_epochs or task.num_epochs,
+        "num_train_steps": options.num_train_steps,
+        "warmup_proportion": options.warmup_proportion,
+        "weight_decay_rate": options.weight_decay_rate,
+        "train_batch_size": options.train_batch_size,
+        "clip_norm": config.clip_norm,
+        "dropout": config.hidden_dropout_prob,
+        "recipe_size": size,
+    }
+    task_dir = os.path.join(options.output_dir, task.name)
+    log(f"[{task.name}] reading data")
+    if task.is_squad:
+        settings = _squad_settings(options)
+        max_seq = settings.max_seq_length
+        hyper.update(dataclasses.asdict(settings))
+        data = prepare_squad(task, options, tokenizer, settings)
+    else:
+        max_seq = options.max_seq_length or 128
+        hyper["max_seq_length"] = max_seq
+        hyper["swap_sentence_order"] = options.swap_sentence_order
+        data = prepare_glue(task, options, tokenizer, max_seq)
+    if max_seq > config.max_position_embeddings:
+        raise UserError(f"--max_seq_length={max_seq} exceeds the model's "
+                        f"max_position_embeddings {config.max_position_embeddings}")
+    num_train = len(data.train_features["input_ids"])
+    log(f"[{task.name}] {num_train} training {'windows' if task.is_squad else 'examples'}; "
+        f"lr {hyper['learning_rate']}, layer-wise decay {hyper['layerwise_decay']}, "
+        f"{hyper['num_train_epochs']} epochs, batch {options.train_batch_size}, "
+        f"{options.num_trials} trial(s)")
+    trials = []
+    for trial in range(options.num_trials):
+        trial_dir = os.path.join(task_dir, f"trial_{trial + 1}")
+        if os.path.isdir(trial_dir):
+            shutil.rmtree(trial_dir)  # only reached with --overwrite or without results.json
+        result = run_trial(task, data, options, config, weights_path, strategy, trial=trial,
+                           hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq)
+        metric_text = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()
+                                if isinstance(v, float) and "threshold" not in k)
+        log(f"[{task.name}] trial {trial + 1}/{options.num_trials} (seed {result['seed']}): "
+            f"{metric_text}")
+        trials.append(result)
+    metric_names = [k for k, v in trials[0]["metrics"].items() if isinstance(v, (int, float))]
+    medians = {name: finetuning_metrics.median(t["metrics"][name] for t in trials)
+               for name in metric_names}
+    middle = median_trial(trials, "score")
+    results = {
+        "task": task.name,
+        "headline_metric": task.headline_metric,
+        "median": medians,
+        "median_score": medians["score"],
+        "median_trial": middle["trial"] + 1,
+        "trials": trials,
+        "hyperparameters": hyper,
+        "data": data.info,
+        "model": {"init_checkpoint": weights_path, "pretrained": weights_path is not None,
+                  "config": config.to_dict(), "vocab_file": vocab_file},
+        "strategy": options.strategy,
+        "mixed_precision": options.mixed_precision,
+    }
+    os.makedirs(task_dir, exist_ok=True)
+    with open(os.path.join(task_dir, RESULTS_FILENAME), "w") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+    if not task.is_squad:
+        submission_dir = os.path.join(options.output_dir, SUBMISSION_DIR)
+        for name in task.submission_files:
+            source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)
+            if os.path.isfile(source):
+                os.makedirs(submission_dir, exist_ok=True)
+                shutil.copyfile(source, os.path.join(submission_dir, name))
+    else:
+        shutil.copyfile(os.path.join(task_dir, f"trial_{middle['trial'] + 1}",
+                                     "dev_predictions.json"),
+                        os.path.join(task_dir, "predictions.json"))
+    log(f"[{task.name}] median over {len(trials)} trial(s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in medians.items() if "threshold" not in k)
+        + f"; results in {os.path.join(task_dir, RESULTS_FILENAME)}")
+    return {"median_score": medians["score"], "median": medians,
+            "headline_metric": task.headline_metric, "num_trials": len(trials),
+            "pretrained": weights_path is not None}

@@ -1,0 +1,99 @@
+"""Fine-tune ELECTRA on GLUE / SQuAD:
+
+  python -m electra_tf.run_finetuning --task=sst-2,mrpc --data_dir=glue \\
+      --init_checkpoint=model_dir/pretrained --vocab_file=vocab.txt --output_dir=out
+
+See electra_tf/finetuning.py for what is written into --output_dir.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from electra_tf import cli
+from electra_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("task", None, "Task or comma-separated tasks: cola, sst-2, mrpc, sts-b, qqp, "
+                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0.")
+flags.DEFINE_string("data_dir", None, "GLUE folders (CoLA/, SST-2/, ... with train/dev/test.tsv) "
+                    "and/or the SQuAD JSON files.")
+flags.DEFINE_bool("use_tfds", False, "Read the data from TensorFlow Datasets (glue/*, squad) "
+                  "instead of --data_dir (needs a network connection the first time).")
+flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps its datasets (default: ~/tensorflow_datasets).")
+flags.DEFINE_string("init_checkpoint", None, "The 'pretrained' directory written by run_pretraining "
+                    "(config.json + backbone.weights.h5). Without it the model starts from random "
+                    "weights: the no-pretraining baseline.")
+flags.DEFINE_string("config", "electra_small", "Config preset or JSON, used only without "
+                    "--init_checkpoint.")
+flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys, "
+                    "e.g. dropout.")
+flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: vocab.txt beside the "
+                    "checkpoint).")
+flags.DEFINE_string("output_dir", None, "Where results, predictions and fine-tuned weights go.")
+flags.DEFINE_bool("overwrite", False, "Replace the results of tasks already in --output_dir.")
+flags.DEFINE_integer("num_trials", 1, "Fine-tune this many seeds per task; the median is reported.")
+flags.DEFINE_integer("seed", 12345, "Seed of the first trial (trial k uses seed + k).")
+flags.DEFINE_float("learning_rate", None, "Peak learning rate (default by model size: 3e-4 Small, "
+                   "1e-4 Base, 5e-5 Large).")
+flags.DEFINE_float("layerwise_lr_decay", None, "Layer-wise learning-rate decay (default 0.8 "
+                   "Small/Base, 0.9 Large).")
+flags.DEFINE_float("num_train_epochs", None, "Epochs (default: 10 RTE/STS-B, 2 SQuAD, else 3).")
+flags.DEFINE_integer("num_train_steps", None, "Train exactly this many steps instead of epochs.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warm-up.")
+flags.DEFINE_float("weight_decay_rate", 0.0, "Decoupled weight decay (paper: 0; reference code: 0.01).")
+flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
+flags.DEFINE_integer("eval_batch_size", 64, "Prediction batch size.")
+flags.DEFINE_integer("max_seq_length", None, "Sequence length (default 128 GLUE, 512 SQuAD).")
+flags.DEFINE_integer("doc_stride", 128, "SQuAD: tokens between window starts.")
+flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
+flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in tokens.")
+flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidates kept per question.")
+flags.DEFINE_bool("swap_sentence_order", False, "MRPC/STS-B: add every training pair again with "
+                  "the sentences swapped.")
+flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
+flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
+flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
+                     "file minus its last N articles and evaluate on those N.")
+flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy, as in run_pretraining.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address.")
+flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"], "Compute dtype.")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).")
+flags.DEFINE_bool("trim_padding", True, "Cut each batch to its longest sequence (same results, "
+                  "faster on short texts).")
+flags.DEFINE_integer("log_every_steps", 50, "Print progress this often.")
+flags.DEFINE_bool("save_weights", True, "Write each trial's fine-tuned weights.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
+    from electra_tf import distribution, finetuning
+
+    distribution.split_cpu_devices(FLAGS.num_cpu_devices)
+    options = finetuning.FinetuningOptions(
+        tasks=FLAGS.task, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
+        use_tfds=FLAGS.use_tfds, tfds_data_dir=FLAGS.tfds_data_dir,
+        init_checkpoint=FLAGS.init_checkpoint, config=FLAGS.config, hparams=FLAGS.hparams,
+        vocab_file=FLAGS.vocab_file, overwrite=FLAGS.overwrite, num_trials=FLAGS.num_trials,
+        seed=FLAGS.seed, learning_rate=FLAGS.learning_rate,
+        layerwise_decay=FLAGS.layerwise_lr_decay, num_train_epochs=FLAGS.num_train_epochs,
+        num_train_steps=FLAGS.num_train_steps, warmup_proportion=FLAGS.warmup_proportion,
+        weight_decay_rate=FLAGS.weight_decay_rate, train_batch_size=FLAGS.train_batch_size,
+        eval_batch_size=FLAGS.eval_batch_size, max_seq_length=FLAGS.max_seq_length,
+        doc_stride=FLAGS.doc_stride, max_query_length=FLAGS.max_query_length,
+        max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
+        swap_sentence_order=FLAGS.swap_sentence_order,
+        max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
+        squad_holdout_articles=FLAGS.squad_holdout_articles, strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+        trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,
+        save_weights=FLAGS.save_weights)
+    finetuning.run_finetuning(options)
+
+
+if __name__ == "__main__":
+    cli.run(main)

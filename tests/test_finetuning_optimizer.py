@@ -1,0 +1,88 @@
+"""Layer-wise learning rates: each variable's effective rate equals the reference formula."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from electra_tf import config as config_lib
+from electra_tf import finetuning_models, layerwise_optimizer, modeling
+
+LAYERS = 3
+DECAY = 0.5
+LR = 0.01
+
+
+def _expected_multiplier(path: str) -> float:
+    """Written from the formula: task lr, layer i (1-based of n) lr*d^(n-i+1), embeddings
+    lr*d^(n+1)."""
+    if path.startswith("task_specific/"):
+        return 1.0
+    if "/embeddings" in path:
+        return DECAY ** (LAYERS + 1)
+    layer = int(re.search(r"/layer_(\d+)/", path).group(1)) + 1
+    return DECAY ** (LAYERS - layer + 1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    config = config_lib.load_config("electra_tiny", {"num_hidden_layers": LAYERS,
+                                                     "embedding_size": 64,
+                                                     "vocab_size": 200})
+    return finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "classification",
+                                             num_labels=3)
+
+
+def test_multipliers_follow_the_formula_without_the_off_by_one(model):
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+    paths = [v.path for v in model.trainable_variables]
+    assert any("embeddings_project" in p for p in paths)
+    for path in paths:
+        assert multipliers.get(path, 1.0) == pytest.approx(_expected_multiplier(path)), path
+    top = [p for p in paths if f"/layer_{LAYERS - 1}/" in p]
+    assert top and all(multipliers[p] == DECAY for p in top)  # the reference gives d^2
+
+
+def test_effective_learning_rate_of_every_variable(model):
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+    optimizer = layerwise_optimizer.LayerwiseAdamW(
+        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.0)
+    variables = model.trainable_variables
+    rng = np.random.default_rng(0)
+    gradients = [rng.normal(size=v.shape).astype("float32") for v in variables]
+    before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
+    optimizer.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in gradients], variables))
+    for variable, gradient, old in zip(variables, gradients, before):
+        step = old - keras.ops.convert_to_numpy(variable)
+        # First reference AdamW step: m = 0.1 g, v = 0.001 g^2, update = m / (sqrt(v) + eps).
+        direction = 0.1 * gradient / (np.sqrt(0.001 * gradient ** 2) + 1e-6)
+        mask = np.abs(direction) > 1e-3
+        effective = step[mask] / direction[mask]
+        np.testing.assert_allclose(effective, LR * _expected_multiplier(variable.path),
+                                   rtol=2e-3, err_msg=variable.path)
+
+
+def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(model):
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+    optimizer = layerwise_optimizer.LayerwiseAdamW(
+        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.1)
+    variables = model.trainable_variables
+    before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
+    optimizer.apply_gradients([(keras.ops.zeros(v.shape), v) for v in variables])
+    for variable, old in zip(variables, before):
+        step = old - keras.ops.convert_to_numpy(variable)
+        excluded = any(p in variable.path for p in ("bias", "gamma", "beta", "LayerNorm"))
+        expected = 0.0 if excluded else LR * _expected_multiplier(variable.path) * 0.1
+        np.testing.assert_allclose(step, expected * old, rtol=1e-3, atol=5e-9,  # float32 ulp
+                                   err_msg=variable.path)
+
+
+def test_schedule_warms_up_over_ten_percent_then_decays(model):
+    optimizer = layerwise_optimizer.create_finetuning_optimizer(
+        model.backbone, learning_rate=1e-3, layerwise_decay=0.8, num_train_steps=100)
+    schedule = optimizer._learning_rate
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
+    np.testing.assert_allclose(values, [0.0, 1e-3 * 0.95 * 0.5, 1e-3 * 0.9, 1e-3 * 0.45, 0.0],
+                               rtol=1e-5)
+    assert optimizer.global_clipnorm == 1.0
