@@ -2,7 +2,7 @@
 
 BERT's reference (google-research/bert tokenization.py) does, per line of text:
   1. clean: drop NUL, U+FFFD and control characters (categories Cc, Cf except tab/newline/CR);
-     whitespace (space, tab, newline, CR, category Zs) becomes a space;
+     white space (space, tab, newline, CR, category Zs) becomes a space;
   2. put spaces around CJK ideographs, split on white space;
   3. uncased only: Python `str.lower()`, then canonical NFD and drop combining marks (Mn);
   4. split off punctuation (Unicode P* plus ASCII 33-47, 58-64, 91-96, 123-126);
@@ -36,17 +36,17 @@ MAX_CHARS_PER_WORD = 100
 # <= MAX_CHARS_PER_WORD characters; longer words are handled before FastWordpieceTokenizer.
 _MAX_BYTES_PER_WORD = 4 * MAX_CHARS_PER_WORD
 
-# Zs except U+0020 itself (rewriting every ordinary space would make the regex pass several times
-# slower), plus tab/newline/CR. U+2028/U+2029 (Zl/Zp) survive the reference's cleaning but are then
-# split on by Python's str.split(), which is the same as turning them into a space.
-_WHITESPACE_CLASS = (
-    r"[\t\n\r\x{00A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]"
-)
-# Tab/newline/CR are Cc too, but they were already turned into spaces above.
-_DROPPED_CLASS = r"[\x{0000}\x{FFFD}\p{Cc}\p{Cf}]"
+# BERT's white space after cleaning: tab, newline, CR and Zs, plus U+2028/U+2029 (Zl/Zp), which
+# survive the reference's cleaning and are then split on by Python's str.split(). These are exactly
+# the characters FastWordpieceTokenizer splits on (checked over all code points), so they are left
+# in place rather than rewritten to spaces, which saves a full pass over the text.
+_WHITESPACE_CHARS = r"\t\n\r \x{00A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+# NUL, U+FFFD and control characters (Cc = U+0000-001F and U+007F-009F, Cf), except the
+# tab/newline/CR that BERT treats as white space.
+_DROPPED_CLASS = r"[\x{0000}-\x{0008}\x{000B}\x{000C}\x{000E}-\x{001F}\x{007F}-\x{009F}\x{FFFD}\p{Cf}]"
 _COMBINING_MARK_CLASS = r"\p{Mn}"
-# A character that ends a word for BERT: space (the only white space left after cleaning),
-# BERT's punctuation, or a CJK ideograph (each of which is a word by itself).
+# A character that ends a word for BERT: white space, BERT's punctuation, or a CJK ideograph
+# (each of which is a word by itself).
 _PUNCTUATION_AND_CJK_CHARS = (
     r"!-/:-@\[-`{-~\p{P}"
     r"\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
@@ -55,8 +55,10 @@ _PUNCTUATION_AND_CJK_CHARS = (
 # Cheap line filter for over-long words: ASCII-only break characters keep the RE2 automaton small
 # (the exact class with \\p{P} and CJK repeated 101 times exhausts RE2's DFA memory). Every line
 # with a real over-long word matches; the few false alarms are handled exactly, word by word.
-_MAYBE_OVERLONG_LINE = "(?s).*[^ !-/:-@\\[-`{-~]{" + str(MAX_CHARS_PER_WORD + 1) + "}.*"
-_WORD_BREAK_CHAR = "[ " + _PUNCTUATION_AND_CJK_CHARS + "]"
+_MAYBE_OVERLONG_LINE = (
+    "(?s).*[^" + _WHITESPACE_CHARS + r"!-/:-@\[-`{-~]{" + str(MAX_CHARS_PER_WORD + 1) + "}.*"
+)
+_WORD_BREAK_CHAR = "[" + _WHITESPACE_CHARS + _PUNCTUATION_AND_CJK_CHARS + "]"
 _KEPT_WORD_BREAK_CHAR = "[" + _PUNCTUATION_AND_CJK_CHARS + "]"
 # Private-use characters: never punctuation, white space or CJK, and absent from any normal
 # vocabulary, so a word made of one of them tokenizes to a single [UNK].
@@ -122,10 +124,9 @@ def normalize_texts(texts: tf.Tensor, do_lower_case: bool) -> tf.Tensor:
       texts: tf.string of any shape, UTF-8.
       do_lower_case: True for uncased vocabularies.
     Returns:
-      tf.string of the same shape. Word and punctuation splitting is left to WordPiece, so the
-      result differs from the reference's words only in where spaces are.
+      tf.string of the same shape. White space is kept as it is and splitting on it, on
+      punctuation and around CJK is left to WordPiece (or basic_tokenize).
     """
-    texts = tf.strings.regex_replace(texts, _WHITESPACE_CLASS, " ")
     texts = tf.strings.regex_replace(texts, _DROPPED_CLASS, "")
     if do_lower_case:
         texts = tf.strings.lower(texts, encoding="utf-8")
