@@ -1,0 +1,909 @@
+"""ELECTRA weights between three homes: Google's reference checkpoints, Hugging Face, electra_tf.
+
+Every variable has one name in each format; ``variable_table(config)`` is the single table that
+relates them (and the shapes the config implies). The in-memory form a conversion passes through
+is :class:`ElectraWeights`: the config plus numpy arrays keyed by the Keras variable path of
+``ElectraPretrainer`` (kernels [in, out]).
+
+    electra_tf (Keras path)              official (TF1 checkpoint)                     Hugging Face
+    electra/embeddings/word_embeddings   electra/embeddings/word_embeddings            electra.embeddings.word_embeddings.weight
+    electra/layer_{i}/query/kernel       electra/encoder/layer_{i}/attention/self/query/kernel
+                                                                                       electra.encoder.layer.{i}.attention.self.query.weight (transposed)
+    discriminator_predictions/dense_1    discriminator_predictions/dense_1             discriminator_predictions.dense_prediction
+    generator/layer_{i}/...              generator/encoder/layer_{i}/...               (generator model) electra.encoder.layer.{i}...
+    generator_predictions/output_bias    generator_predictions/output_bias             (generator model) generator_lm_head.bias
+
+Variables fall in parts: ``embeddings`` (shared), ``discriminator`` (its projection and
+layers), ``discriminator_head``, ``generator`` (its own embeddings when untied, projection,
+layers) and ``generator_head``. A source may hold a subset (a fine-tuned reference checkpoint
+has only the discriminator's encoder; a Hugging Face discriminator has no generator), but never
+half a part: that is reported as the first missing variable.
+
+Readers: :func:`read_official`, :func:`read_huggingface`, :func:`read_electra_tf`.
+Writers: :func:`write_official`, :func:`write_huggingface`, :func:`write_electra_tf`.
+Downloaded files are untrusted: safetensors is parsed here (no PyTorch, no pickle) and
+``pytorch_model.bin`` is only opened with PyTorch's weights-only unpickler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import struct
+from typing import Callable, Iterable, Mapping, Optional
+
+import numpy as np
+
+from electra_tf.config import ElectraConfig
+from electra_tf.errors import UserError
+
+PARTS = ("embeddings", "discriminator", "discriminator_head", "generator", "generator_head")
+
+# Per encoder layer: Keras path suffix, reference suffix, Hugging Face suffix.
+_LAYER_VARIABLES = (
+    ("query/kernel", "attention/self/query/kernel", "attention.self.query.weight"),
+    ("query/bias", "attention/self/query/bias", "attention.self.query.bias"),
+    ("key/kernel", "attention/self/key/kernel", "attention.self.key.weight"),
+    ("key/bias", "attention/self/key/bias", "attention.self.key.bias"),
+    ("value/kernel", "attention/self/value/kernel", "attention.self.value.weight"),
+    ("value/bias", "attention/self/value/bias", "attention.self.value.bias"),
+    ("attention_output/kernel", "attention/output/dense/kernel", "attention.output.dense.weight"),
+    ("attention_output/bias", "attention/output/dense/bias", "attention.output.dense.bias"),
+    ("attention_LayerNorm/gamma", "attention/output/LayerNorm/gamma",
+     "attention.output.LayerNorm.weight"),
+    ("attention_LayerNorm/beta", "attention/output/LayerNorm/beta",
+     "attention.output.LayerNorm.bias"),
+    ("intermediate/kernel", "intermediate/dense/kernel", "intermediate.dense.weight"),
+    ("intermediate/bias", "intermediate/dense/bias", "intermediate.dense.bias"),
+    ("output/kernel", "output/dense/kernel", "output.dense.weight"),
+    ("output/bias", "output/dense/bias", "output.dense.bias"),
+    ("output_LayerNorm/gamma", "output/LayerNorm/gamma", "output.LayerNorm.weight"),
+    ("output_LayerNorm/beta", "output/LayerNorm/beta", "output.LayerNorm.bias"),
+)
+
+# Buffers Hugging Face may store that are not weights.
+_HF_BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
+# Top-level modules of Hugging Face's fine-tuning heads: skipped and reported, like the
+# reference's task_specific/ scope.
+_HF_TASK_HEADS = ("classifier.", "qa_outputs.", "sequence_summary.", "answerability.")
+HF_TIED_LM_HEAD = "generator_lm_head.weight"
+
+HF_CONFIG_FILE = "config.json"
+SAFETENSORS_FILE = "model.safetensors"
+SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
+PYTORCH_FILE = "pytorch_model.bin"
+OFFICIAL_CHECKPOINT_NAME = "model.ckpt"
+# Written next to an exported reference checkpoint, so converting it back needs no --config.
+OFFICIAL_CONFIG_FILE = "electra_tf_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableName:
+    """One variable in every format. ``shape`` is the Keras/reference shape (kernels [in, out]);
+    Hugging Face stores kernels transposed. ``huggingface`` lists (model, name) pairs: the
+    shared embeddings appear in both the "discriminator" and the "generator" model."""
+
+    keras: str
+    official: str
+    shape: tuple[int, ...]
+    part: str
+    huggingface: tuple[tuple[str, str], ...]
+
+    @property
+    def is_kernel(self) -> bool:
+        return self.keras.endswith("/kernel")
+
+
+def _has_discriminator(config: ElectraConfig) -> bool:
+    return config.electra_objective
+
+
+def _has_generator(config: ElectraConfig) -> bool:
+    return not (config.electra_objective and config.uniform_generator)
+
+
+def _untied_generator_embeddings(config: ElectraConfig) -> bool:
+    return config.electra_objective and config.untied_generator_embeddings
+
+
+def variable_table(config: ElectraConfig) -> list[VariableName]:
+    """Every variable of ``ElectraPretrainer(config)`` with its names and shape."""
+    table: list[VariableName] = []
+
+    def add(keras_path, official, shape, part, hf_models, hf_name):
+        table.append(VariableName(keras_path, official, tuple(int(d) for d in shape), part,
+                                  tuple((model, hf_name) for model in hf_models)))
+
+    def embeddings(scope, width, part, hf_models):
+        for keras_name, hf_name, rows in (
+                ("word_embeddings", "word_embeddings.weight", config.vocab_size),
+                ("position_embeddings", "position_embeddings.weight",
+                 config.max_position_embeddings),
+                ("token_type_embeddings", "token_type_embeddings.weight",
+                 config.type_vocab_size)):
+            add(f"{scope}/embeddings/{keras_name}", f"{scope}/embeddings/{keras_name}",
+                (rows, width), part, hf_models, f"electra.embeddings.{hf_name}")
+        for keras_name, hf_name in (("gamma", "weight"), ("beta", "bias")):
+            add(f"{scope}/embeddings/LayerNorm/{keras_name}",
+                f"{scope}/embeddings/LayerNorm/{keras_name}", (width,), part, hf_models,
+                f"electra.embeddings.LayerNorm.{hf_name}")
+
+    def encoder(scope, width, hidden, intermediate, layers, part, hf_model):
+        if width != hidden:
+            add(f"{scope}/embeddings_project/kernel", f"{scope}/embeddings_project/kernel",
+                (width, hidden), part, [hf_model], "electra.embeddings_project.weight")
+            add(f"{scope}/embeddings_project/bias", f"{scope}/embeddings_project/bias",
+                (hidden,), part, [hf_model], "electra.embeddings_project.bias")
+        shapes = {"query": (hidden, hidden), "key": (hidden, hidden), "value": (hidden, hidden),
+                  "attention_output": (hidden, hidden), "attention_LayerNorm": (hidden,),
+                  "intermediate": (hidden, intermediate), "output": (intermediate, hidden),
+                  "output_LayerNorm": (hidden,)}
+        for index in range(layers):
+            for keras_suffix, official_suffix, hf_suffix in _LAYER_VARIABLES:
+                layer, kind = keras_suffix.split("/")
+                shape = shapes[layer] if kind in ("kernel", "gamma", "beta") else (
+                    shapes[layer][-1],)
+                add(f"{scope}/layer_{index}/{keras_suffix}",
+                    f"{scope}/encoder/layer_{index}/{official_suffix}", shape, part,
+                    [hf_model], f"electra.encoder.layer.{index}.{hf_suffix}")
+
+    has_generator = _has_generator(config)
+    untied = _untied_generator_embeddings(config)
+    shared_users = (["discriminator"] if _has_discriminator(config) else []) + (
+        ["generator"] if has_generator and not untied else [])
+    embeddings("electra", config.embedding_size, "embeddings", shared_users)
+
+    if _has_discriminator(config):
+        hidden = config.hidden_size
+        encoder("electra", config.embedding_size, hidden, config.intermediate_size,
+                config.num_hidden_layers, "discriminator", "discriminator")
+        for keras_name, hf_name, shape in (
+                ("dense/kernel", "dense.weight", (hidden, hidden)),
+                ("dense/bias", "dense.bias", (hidden,)),
+                ("dense_1/kernel", "dense_prediction.weight", (hidden, 1)),
+                ("dense_1/bias", "dense_prediction.bias", (1,))):
+            add(f"discriminator_predictions/{keras_name}", f"discriminator_predictions/{keras_name}",
+                shape, "discriminator_head", ["discriminator"],
+                f"discriminator_predictions.{hf_name}")
+
+    if has_generator:
+        # Without the ELECTRA objective the masked LM is the full-size model, kept under the
+        # discriminator's scope "electra" as in the reference.
+        scope = "generator" if config.electra_objective else "electra"
+        width = config.generator_embedding_size
+        hidden = config.generator_hidden
+        if untied:
+            embeddings("generator", width, "generator", ["generator"])
+        encoder(scope, width, hidden, config.generator_intermediate_size,
+                config.generator_num_hidden_layers, "generator", "generator")
+        for keras_name, hf_name, shape in (
+                ("dense/kernel", "generator_predictions.dense.weight", (hidden, width)),
+                ("dense/bias", "generator_predictions.dense.bias", (width,)),
+                ("LayerNorm/gamma", "generator_predictions.LayerNorm.weight", (width,)),
+                ("LayerNorm/beta", "generator_predictions.LayerNorm.bias", (width,)),
+                ("output_bias", "generator_lm_head.bias", (config.vocab_size,))):
+            add(f"generator_predictions/{keras_name}", f"generator_predictions/{keras_name}",
+                shape, "generator_head", ["generator"], hf_name)
+    return table
+
+
+@dataclasses.dataclass
+class ElectraWeights:
+    """A model in transit: its config and arrays keyed by Keras path (Keras/reference layout).
+
+    ``parts`` says which of PARTS are present; ``skipped`` counts what the reader left out
+    (optimizer slots, global_step, task heads) by kind, for the report.
+    """
+
+    config: ElectraConfig
+    arrays: dict[str, np.ndarray]
+    parts: frozenset
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{count} {kind}" for kind, count in self.skipped.items() if count)
+        parts = ", ".join(part for part in PARTS if part in self.parts)
+        text = f"{len(self.arrays)} variables ({parts}) from {self.source}"
+        return text + (f"; skipped {skipped}" if skipped else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching what a file holds against what the config implies.
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def _config_hint(name: str) -> str:
+    if name.startswith("generator"):
+        return ("check the generator sizes in --config/--hparams (generator_hidden_size, "
+                "generator_layers, untied_generator_embeddings)")
+    return ("check the model sizes in --config/--hparams (vocab_size, embedding_size, "
+            "hidden_size, num_hidden_layers, intermediate_size)")
+
+
+def _map_found(found: Mapping[str, np.ndarray], expected: Mapping[str, VariableName],
+               transposed: bool, source: str) -> dict[str, np.ndarray]:
+    """Checks every found tensor is expected, with the config's shape -> {keras path: array}."""
+    arrays = {}
+    for name in found:
+        if name not in expected:
+            raise UserError(
+                f"{source}: unexpected variable {name} {_shape_text(np.shape(found[name]))} that "
+                f"the config has no place for; {_config_hint(name)}")
+    for name, array in found.items():
+        variable = expected[name]
+        array = np.asarray(array)
+        want = tuple(reversed(variable.shape)) if transposed and variable.is_kernel else (
+            variable.shape)
+        if tuple(array.shape) != want:
+            raise UserError(
+                f"{source}: variable {name} has shape {_shape_text(array.shape)} but the config "
+                f"expects {_shape_text(want)}; {_config_hint(name)}")
+        if transposed and variable.is_kernel:
+            array = array.T
+        arrays[variable.keras] = np.ascontiguousarray(array, dtype=np.float32)
+    return arrays
+
+
+def _present_parts(config: ElectraConfig, arrays: Mapping[str, np.ndarray], source: str,
+                   display_name: Callable[[VariableName], str], transposed: bool = False
+                   ) -> frozenset:
+    """The parts present in full; a part present in part is a missing-variable error."""
+    by_part: dict[str, list[VariableName]] = {}
+    for variable in variable_table(config):
+        by_part.setdefault(variable.part, []).append(variable)
+
+    def missing(variable: VariableName, why: str) -> UserError:
+        shape = tuple(reversed(variable.shape)) if transposed and variable.is_kernel else (
+            variable.shape)
+        return UserError(f"{source}: missing variable {display_name(variable)} (the config "
+                         f"expects shape {_shape_text(shape)}){why}; {_config_hint(variable.keras)}")
+
+    present = set()
+    for part, variables in by_part.items():
+        have = [variable.keras in arrays for variable in variables]
+        if all(have):
+            present.add(part)
+        elif any(have):
+            raise missing(variables[have.index(False)], "")
+    for part, needs in (("discriminator_head", "discriminator"), ("generator_head", "generator"),
+                        ("generator", "generator_head")):
+        if part in present and needs not in present:
+            raise missing(by_part[needs][0], f", which {part} needs")
+    if present and "embeddings" not in present:
+        raise missing(by_part["embeddings"][0], "")
+    if _has_discriminator(config) and "discriminator" not in present and present:
+        raise missing(by_part["discriminator"][0], " (the ELECTRA objective keeps the "
+                      "discriminator; for a generator alone set electra_objective=false)")
+    if not present - {"embeddings"}:
+        raise UserError(f"{source}: holds no ELECTRA encoder variables (looked for "
+                        f"{display_name(by_part['embeddings'][0])} and the encoder layers)")
+    return frozenset(present)
+
+
+# ---------------------------------------------------------------------------------------------
+# Google's reference checkpoints (TF1 name-based).
+
+def _skip_kind(name: str) -> Optional[str]:
+    """Why a reference checkpoint variable is not part of the model, or None."""
+    if name.endswith(("/adam_m", "/adam_v")):
+        return "optimizer slots"
+    if name == "global_step":
+        return "global_step"
+    if name.startswith("task_specific/"):
+        return "task_specific head variables"
+    return None
+
+
+def resolve_official_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint prefix from a prefix, a .index/.data file, or a directory holding one."""
+    import tensorflow as tf
+
+    text = str(path)
+    candidate = pathlib.Path(text)
+    if candidate.is_dir():
+        latest = tf.train.latest_checkpoint(text)
+        if latest:
+            return latest
+        indexes = sorted(candidate.glob("*.index"))
+        if len(indexes) == 1:
+            return str(indexes[0])[: -len(".index")]
+        raise UserError(f"{text}: directory holds {len(indexes)} checkpoints (*.index) and no "
+                        "'checkpoint' file; pass --checkpoint=<dir>/<name> (the path without "
+                        ".index)")
+    if text.endswith(".index"):
+        text = text[: -len(".index")]
+    elif ".data-" in candidate.name:
+        text = text[: text.rindex(".data-")]
+    if not pathlib.Path(text + ".index").is_file():
+        raise UserError(f"{path}: no TensorFlow checkpoint there ({text}.index not found); pass "
+                        "the checkpoint prefix, e.g. electra_small/electra_small or model.ckpt-1000000")
+    return text
+
+
+def read_official(checkpoint: str | os.PathLike, config: ElectraConfig) -> ElectraWeights:
+    """Reads a reference (TF1 name-based) checkpoint; Adam slots, global_step and task_specific
+    heads are skipped and counted. Every other variable must be one the config implies."""
+    import tensorflow as tf
+
+    prefix = resolve_official_checkpoint(checkpoint)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{prefix}: not a readable TensorFlow checkpoint ({message})") from None
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes or any("/.ATTRIBUTES/" in n for n in shapes):
+        raise UserError(f"{prefix}: this is a TF2 object-based checkpoint (e.g. a run_pretraining "
+                        "training checkpoint), not a reference name-based one; use the "
+                        "pretrained/ directory with --from electra_tf")
+    skipped: dict[str, int] = {}
+    names = []
+    for name in sorted(shapes):
+        kind = _skip_kind(name)
+        if kind:
+            skipped[kind] = skipped.get(kind, 0) + 1
+        else:
+            names.append(name)
+    table = variable_table(config)
+    expected = {variable.official: variable for variable in table}
+    for name in names:  # shapes first: cheaper than reading tensors, and the clearer error
+        if name not in expected:
+            raise UserError(
+                f"{prefix}: unexpected variable {name} {_shape_text(shapes[name])} that the "
+                f"config has no place for; {_config_hint(name)}")
+        if tuple(shapes[name]) != expected[name].shape:
+            raise UserError(
+                f"{prefix}: variable {name} has shape {_shape_text(shapes[name])} but the config "
+                f"expects {_shape_text(expected[name].shape)}; {_config_hint(name)}")
+    from electra_tf.progress import ProgressReporter
+
+    progress = ProgressReporter(name="read checkpoint", total=len(names), total_key="variables")
+    found = {}
+    for name in names:
+        found[name] = reader.get_tensor(name)
+        progress.update(variables=1)
+    arrays = _map_found(found, expected, transposed=False, source=prefix)
+    parts = _present_parts(config, arrays, prefix, lambda variable: variable.official)
+    return ElectraWeights(config, arrays, parts, skipped, source=prefix)
+
+
+def write_official(weights: ElectraWeights, output_dir: str | os.PathLike,
+                   overwrite: bool = False) -> str:
+    """Writes a reference-style name-based checkpoint output_dir/model.ckpt (+ 'checkpoint').
+
+    Kernels stay [in, out]; names are the reference's, so its init_from_checkpoint reads it.
+    Returns the checkpoint prefix.
+    """
+    import tensorflow as tf
+
+    output = pathlib.Path(output_dir)
+    prefix = output / OFFICIAL_CHECKPOINT_NAME
+    targets = [pathlib.Path(str(prefix) + ".index"), output / "checkpoint",
+               output / OFFICIAL_CONFIG_FILE]
+    _refuse_existing(targets + list(output.glob(OFFICIAL_CHECKPOINT_NAME + ".data-*")), overwrite)
+    output.mkdir(parents=True, exist_ok=True)
+    if overwrite:  # a stale data shard of another sharding would confuse readers
+        for stale in output.glob(OFFICIAL_CHECKPOINT_NAME + ".data-*"):
+            stale.unlink()
+    by_keras = {variable.keras: variable for variable in variable_table(weights.config)}
+    names, tensors = [], []
+    for keras_path in sorted(weights.arrays, key=lambda path: by_keras[path].official):
+        names.append(by_keras[keras_path].official)
+        tensors.append(tf.constant(weights.arrays[keras_path], dtype=tf.float32))
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+    (output / "checkpoint").write_text(
+        f'model_checkpoint_path: "{OFFICIAL_CHECKPOINT_NAME}"\n'
+        f'all_model_checkpoint_paths: "{OFFICIAL_CHECKPOINT_NAME}"\n')
+    weights.config.to_json_file(output / OFFICIAL_CONFIG_FILE)
+    return str(prefix)
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors, parsed and written here: a little-endian u64 header length, a JSON header of
+# {name: {dtype, shape, data_offsets}}, then the raw tensors back to back.
+
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
+                       "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """name -> array (bfloat16 widened to float32). Raises UserError if it is not safetensors."""
+    path = pathlib.Path(path)
+
+    def bad(why: str) -> UserError:
+        return UserError(f"{path}: not a valid safetensors file ({why}); download it again")
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise bad("shorter than its 8-byte header length")
+            header_length = struct.unpack("<Q", head)[0]
+            if header_length > min(size - 8, _MAX_HEADER_BYTES):
+                raise bad(f"header length {header_length} does not fit the file of {size} bytes")
+            header_bytes = handle.read(header_length)
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    data_start = 8 + header_length
+    data_size = size - data_start
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
+            shape = tuple(int(d) for d in entry["shape"])
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise bad(f"entry {name!r} lacks a known dtype, shape or data_offsets") from None
+        count = math.prod(shape)
+        if not 0 <= begin <= end <= data_size or end - begin != count * dtype.itemsize:
+            raise bad(f"tensor {name} has offsets [{begin}, {end}) that do not fit its shape "
+                      f"{_shape_text(shape)} or the file")
+        array = np.fromfile(path, dtype=dtype, count=count, offset=data_start + begin)
+        if entry["dtype"] == "BF16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = array.reshape(shape)
+    return tensors
+
+
+def write_safetensors(tensors: Mapping[str, np.ndarray], path: str | os.PathLike,
+                      metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Writes float32 tensors as safetensors (transformers wants metadata format=pt)."""
+    header: dict = {"__metadata__": dict(metadata or {"format": "pt"})}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        blob = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(np.shape(tensors[name])),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    header_bytes += b" " * (-len(header_bytes) % 8)  # keeps the tensors 8-byte aligned
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header_bytes)))
+        handle.write(header_bytes)
+        for blob in blobs:
+            handle.write(blob)
+
+
+def _read_pytorch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise UserError(f"{path}: reading pytorch_model.bin needs PyTorch (pip install torch), "
+                        "or get the model's model.safetensors, which needs nothing") from None
+    import pickle
+
+    try:
+        # weights_only: the unpickler accepts tensors and plain containers, never code.
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"{path}: refused to load: it holds objects other than tensors, which "
+                        f"could run code ({first[:200]}); use model.safetensors") from None
+    except Exception as error:  # torch raises RuntimeError/EOFError/... for foreign files
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a PyTorch weights file ({first[:200]})") from None
+    if not isinstance(state, Mapping) or not all(
+            isinstance(value, torch.Tensor) for value in state.values()):
+        raise UserError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    return {name: value.detach().to(torch.float32).numpy() if value.is_floating_point()
+            else value.numpy() for name, value in state.items()}
+
+
+def _read_hf_tensors(model_dir: pathlib.Path) -> tuple[dict[str, np.ndarray], pathlib.Path]:
+    single = model_dir / SAFETENSORS_FILE
+    index = model_dir / SAFETENSORS_INDEX_FILE
+    if single.is_file():
+        return read_safetensors(single), single
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise UserError(f"{index}: not a safetensors index (no weight_map)") from None
+        tensors = {}
+        for shard in shards:
+            tensors.update(read_safetensors(model_dir / shard))
+        return tensors, index
+    pytorch = model_dir / PYTORCH_FILE
+    if pytorch.is_file():
+        return _read_pytorch_bin(pytorch), pytorch
+    raise UserError(f"{model_dir}: no {SAFETENSORS_FILE}, {SAFETENSORS_INDEX_FILE} or "
+                    f"{PYTORCH_FILE}; point --model_dir at a downloaded Hugging Face model")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face.
+
+_HF_SIZE_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                 "num_attention_heads", "intermediate_size", "max_position_embeddings",
+                 "type_vocab_size")
+_HF_OPTIONAL_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
+                     "layer_norm_eps", "pad_token_id")
+
+
+def _read_hf_config(model_dir: pathlib.Path) -> dict:
+    path = model_dir / HF_CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found; --model_dir must be a Hugging Face model directory")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    if values.get("model_type", "electra") != "electra":
+        raise UserError(f"{path}: model_type is {values.get('model_type')!r}, not 'electra'")
+    missing = [key for key in _HF_SIZE_KEYS if key not in values and key != "embedding_size"]
+    if missing:
+        raise UserError(f"{path}: missing {', '.join(missing)}; not an ELECTRA config")
+    activation = values.get("hidden_act", "gelu")
+    if activation != "gelu":
+        raise UserError(f"{path}: hidden_act is {activation!r}; electra_tf's networks use the "
+                        "exact (erf) GELU, Hugging Face's 'gelu'")
+    if values.get("position_embedding_type", "absolute") != "absolute":
+        raise UserError(f"{path}: position_embedding_type "
+                        f"{values['position_embedding_type']!r} is not supported (only absolute)")
+    values.setdefault("embedding_size", values["hidden_size"])
+    return values
+
+
+def _hf_model_kind(tensors: Mapping[str, np.ndarray]) -> str:
+    if any(name.startswith(("generator_predictions.", "generator_lm_head.")) for name in tensors):
+        return "generator"
+    return "discriminator"  # ElectraForPreTraining, or ElectraModel (no head)
+
+
+def _normalise_hf_names(tensors: dict[str, np.ndarray], skipped: dict[str, int]
+                        ) -> dict[str, np.ndarray]:
+    """Adds the 'electra.' prefix ElectraModel files lack; drops buffers and task heads."""
+    result = {}
+    for name, array in tensors.items():
+        if name.startswith(("embeddings.", "encoder.", "embeddings_project.")):
+            name = "electra." + name
+        if name in _HF_BUFFERS:
+            continue
+        if name.startswith(_HF_TASK_HEADS):
+            skipped["task head tensors"] = skipped.get("task head tensors", 0) + 1
+            continue
+        result[name] = array
+    return result
+
+
+def _hf_expected(config: ElectraConfig, model: str) -> dict[str, VariableName]:
+    return {hf_name: variable for variable in variable_table(config)
+            for hf_model, hf_name in variable.huggingface if hf_model == model}
+
+
+def _config_with(base: ElectraConfig, values: Mapping, source: str) -> ElectraConfig:
+    values = dict(values)
+    if base.max_seq_length > values.get("max_position_embeddings", base.max_position_embeddings):
+        values["max_seq_length"] = values["max_position_embeddings"]
+    return base.replace(values, source=source)
+
+
+def read_huggingface(model_dir: str | os.PathLike,
+                     generator_model_dir: str | os.PathLike | None = None,
+                     base_config: ElectraConfig | None = None) -> ElectraWeights:
+    """Reads ElectraForPreTraining / ElectraModel (``model_dir``) and optionally the matching
+    ElectraForMaskedLM (``generator_model_dir``), or an ElectraForMaskedLM alone.
+
+    Sizes come from each config.json; ``base_config`` supplies everything else (training
+    hyperparameters). A masked LM alone becomes an electra_objective=false model. The generator
+    must share the discriminator's embeddings (as the reference's do) or have untied ones of
+    its hidden size.
+    """
+    base = base_config or ElectraConfig()
+    model_dir = pathlib.Path(model_dir)
+    hf_config = _read_hf_config(model_dir)
+    skipped: dict[str, int] = {}
+    tensors, weights_file = _read_hf_tensors(model_dir)
+    tensors = _normalise_hf_names(tensors, skipped)
+    kind = _hf_model_kind(tensors)
+    sizes = {key: hf_config[key] for key in _HF_SIZE_KEYS}
+    sizes.update({key: hf_config[key] for key in _HF_OPTIONAL_KEYS if key in hf_config})
+    config_source = str(model_dir / HF_CONFIG_FILE)
+
+    if kind == "generator":
+        if generator_model_dir is not None:
+            raise UserError(f"{weights_file}: --model_dir holds a generator (ElectraForMaskedLM); "
+                            "give the discriminator there and the generator with "
+                            "--generator_model_dir")
+        config = _config_with(base, dict(sizes, electra_objective=False), config_source)
+        files = [("generator", tensors, weights_file)]
+    else:
+        config = _config_with(base, dict(sizes, electra_objective=True), config_source)
+        files = [("discriminator", tensors, weights_file)]
+        if generator_model_dir is not None:
+            generator_dir = pathlib.Path(generator_model_dir)
+            generator_config = _read_hf_config(generator_dir)
+            generator_tensors, generator_file = _read_hf_tensors(generator_dir)
+            generator_tensors = _normalise_hf_names(generator_tensors, skipped)
+            if _hf_model_kind(generator_tensors) != "generator":
+                raise UserError(f"{generator_file}: --generator_model_dir holds no "
+                                "generator_predictions; it must be an ElectraForMaskedLM")
+            config = _generator_config(config, generator_config, tensors, generator_tensors,
+                                       str(generator_dir / HF_CONFIG_FILE))
+            files.append(("generator", generator_tensors, generator_file))
+
+    arrays: dict[str, np.ndarray] = {}
+    for model, found, source in files:
+        found = dict(found)
+        tied_head = found.pop(HF_TIED_LM_HEAD, None)
+        word_name = "electra.embeddings.word_embeddings.weight"
+        if tied_head is not None and word_name in found and not np.array_equal(
+                tied_head, found[word_name]):
+            raise UserError(f"{source}: {HF_TIED_LM_HEAD} differs from {word_name}; electra_tf "
+                            "ties the generator's output layer to its word embeddings")
+        for keras_path, array in _map_found(found, _hf_expected(config, model), True,
+                                            str(source)).items():
+            # Shared embeddings come from both files; _generator_config checked they agree.
+            arrays.setdefault(keras_path, array)
+    sources = " + ".join(str(source) for _, _, source in files)
+    hf_name = {variable.keras: dict(variable.huggingface) for variable in variable_table(config)}
+
+    def display(variable: VariableName) -> str:
+        return next(iter(hf_name[variable.keras].values()), variable.keras)
+
+    parts = _present_parts(config, arrays, sources, display, transposed=True)
+    return ElectraWeights(config, arrays, parts, skipped, source=sources)
+
+
+def _generator_config(config: ElectraConfig, generator_hf: dict,
+                      discriminator_tensors: Mapping[str, np.ndarray],
+                      generator_tensors: Mapping[str, np.ndarray], source: str) -> ElectraConfig:
+    """The discriminator's config with generator sizes expressed as electra_tf's fractions."""
+    for key in ("vocab_size", "max_position_embeddings", "type_vocab_size"):
+        if generator_hf[key] != getattr(config, key):
+            raise UserError(f"{source}: {key} {generator_hf[key]} differs from the "
+                            f"discriminator's {getattr(config, key)}; these are not one model")
+    hidden, layers = generator_hf["hidden_size"], generator_hf["num_hidden_layers"]
+    names = [f"electra.embeddings.{name}" for name in (
+        "word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
+        "LayerNorm.weight", "LayerNorm.bias")]
+    shared = all(name in generator_tensors and name in discriminator_tensors
+                 and np.shape(generator_tensors[name]) == np.shape(discriminator_tensors[name])
+                 and np.array_equal(generator_tensors[name], discriminator_tensors[name])
+                 for name in names)
+    if not shared and generator_hf["embedding_size"] != hidden:
+        raise UserError(f"{source}: the generator's embeddings differ from the discriminator's "
+                        f"and its embedding_size {generator_hf['embedding_size']} is not its "
+                        f"hidden_size {hidden}; electra_tf can only share them (as the reference "
+                        "does) or untie them at the generator's hidden size")
+    values = {"generator_hidden_size": hidden / config.hidden_size,
+              "generator_layers": layers / config.num_hidden_layers,
+              "untied_generator_embeddings": not shared, "uniform_generator": False}
+    config = config.replace(values, source=source)
+    derived = {"hidden_size": config.generator_hidden,
+               "num_hidden_layers": config.generator_num_hidden_layers,
+               "num_attention_heads": config.generator_num_attention_heads,
+               "intermediate_size": config.generator_intermediate_size,
+               "embedding_size": config.generator_embedding_size}
+    for key, value in derived.items():
+        if generator_hf[key] != value:
+            raise UserError(f"{source}: {key} is {generator_hf[key]} but electra_tf derives "
+                            f"{value} for this generator (heads = hidden/64, FFN = 4 x hidden); "
+                            "convert it alone (without --generator_model_dir) instead")
+    return config
+
+
+def huggingface_config(config: ElectraConfig, model: str, architecture: str) -> dict:
+    """config.json of the Hugging Face model ("discriminator" or "generator") of ``config``."""
+    if model == "generator":
+        sizes = {"embedding_size": config.generator_embedding_size,
+                 "hidden_size": config.generator_hidden,
+                 "num_hidden_layers": config.generator_num_hidden_layers,
+                 "num_attention_heads": config.generator_num_attention_heads,
+                 "intermediate_size": config.generator_intermediate_size}
+    else:
+        sizes = {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
+                 "num_hidden_layers": config.num_hidden_layers,
+                 "num_attention_heads": config.num_attention_heads,
+                 "intermediate_size": config.intermediate_size}
+    return {"architectures": [architecture], "model_type": "electra",
+            "vocab_size": config.vocab_size, **sizes,
+            "hidden_act": "gelu", "hidden_dropout_prob": config.hidden_dropout_prob,
+            "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
+            "max_position_embeddings": config.max_position_embeddings,
+            "type_vocab_size": config.type_vocab_size,
+            "initializer_range": config.initializer_range,
+            "layer_norm_eps": config.layer_norm_eps, "pad_token_id": config.pad_token_id,
+            "position_embedding_type": "absolute", "tie_word_embeddings": True}
+
+
+def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
+                      overwrite: bool = False) -> list[str]:
+    """Writes output_dir/discriminator (ElectraForPreTraining, or ElectraModel without the
+    head) and output_dir/generator (ElectraForMaskedLM), each config.json + model.safetensors
+    with Linear weights [out, in]. Returns the directories written."""
+    output = pathlib.Path(output_dir)
+    table = variable_table(weights.config)
+    plans = []
+    if "discriminator" in weights.parts:
+        architecture = ("ElectraForPreTraining" if "discriminator_head" in weights.parts
+                        else "ElectraModel")
+        plans.append(("discriminator", architecture))
+    if "generator" in weights.parts:
+        plans.append(("generator", "ElectraForMaskedLM"))
+    targets = [output / model / name for model, _ in plans
+               for name in (HF_CONFIG_FILE, SAFETENSORS_FILE)]
+    _refuse_existing(targets, overwrite)
+    written = []
+    for model, architecture in plans:
+        tensors = {}
+        for variable in table:
+            for hf_model, hf_name in variable.huggingface:
+                if hf_model == model and variable.keras in weights.arrays:
+                    array = weights.arrays[variable.keras]
+                    tensors[hf_name] = array.T if variable.is_kernel else array
+        directory = output / model
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / HF_CONFIG_FILE).write_text(json.dumps(
+            huggingface_config(weights.config, model, architecture), indent=2) + "\n")
+        write_safetensors(tensors, directory / SAFETENSORS_FILE)
+        written.append(str(directory))
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# electra_tf's own format (what save_pretrained writes).
+
+def _refuse_existing(paths: Iterable[pathlib.Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    for path in paths:
+        if path.exists():
+            raise UserError(f"{path} already exists; choose another --output_dir or pass "
+                            "--overwrite")
+
+
+def build_pretrainer(weights: ElectraWeights):
+    """An ElectraPretrainer of ``weights.config`` holding ``weights`` (parts that the weights
+    lack keep their random initialisation)."""
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    model = ElectraPretrainer(weights.config)
+    assign_weights(model, weights)
+    return model
+
+
+def _check_table_matches(model, config: ElectraConfig) -> dict:
+    """Keras path -> variable, after checking the table names every variable of the model.
+
+    A mismatch means electra_tf.modeling renamed a layer: this module's table must follow.
+    """
+    variables = {variable.path: variable for variable in model.weights}
+    table = {variable.keras: variable.shape for variable in variable_table(config)}
+    model_shapes = {path: tuple(variable.shape) for path, variable in variables.items()}
+    if model_shapes != table:
+        only_model = sorted(set(model_shapes) - set(table))[:3]
+        only_table = sorted(set(table) - set(model_shapes))[:3]
+        raise RuntimeError(f"checkpoint_conversion.variable_table is out of date with "
+                           f"electra_tf.modeling: model-only {only_model}, table-only "
+                           f"{only_table}")
+    return variables
+
+
+def assign_weights(model, weights: ElectraWeights) -> None:
+    """Writes ``weights.arrays`` into an ElectraPretrainer built from a config of equal sizes."""
+    variables = _check_table_matches(model, model.config)
+    for path, array in weights.arrays.items():
+        variable = variables.get(path)
+        if variable is None or tuple(variable.shape) != array.shape:
+            have = "absent" if variable is None else _shape_text(variable.shape)
+            raise UserError(f"{weights.source}: variable {path} has shape "
+                            f"{_shape_text(array.shape)} but the model being initialised has "
+                            f"{have}; use the config the weights were converted with")
+        variable.assign(array)
+
+
+def _networks(model) -> dict:
+    from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS_FILE,
+                                     GENERATOR_WEIGHTS_FILE)
+
+    networks = {BACKBONE_WEIGHTS_FILE: model.backbone}
+    if model.discriminator is not None:
+        networks[DISCRIMINATOR_WEIGHTS_FILE] = model.discriminator
+    if model.generator is not None:
+        networks[GENERATOR_WEIGHTS_FILE] = model.generator
+    return networks
+
+
+def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
+                     overwrite: bool = False) -> list[str]:
+    """Writes this project's format (save_pretrained's files) for the networks the weights
+    cover in full; returns the file names written (config.json first)."""
+    from electra_tf.modeling import CONFIG_FILE
+    from electra_tf.pretraining_objective import save_pretrained
+
+    model = build_pretrainer(weights)
+    output = pathlib.Path(output_dir)
+    networks = _networks(model)
+    complete = {name: network for name, network in networks.items()
+                if all(variable.path in weights.arrays for variable in network.weights)}
+    if not complete:
+        raise UserError(f"{weights.source}: holds no complete network to write")
+    if len(complete) == len(networks):
+        save_pretrained(model, output, overwrite=overwrite)
+    else:
+        _refuse_existing([output / CONFIG_FILE] + [output / name for name in networks],
+                         overwrite)
+        output.mkdir(parents=True, exist_ok=True)
+        weights.config.to_json_file(output / CONFIG_FILE)
+        for name, network in complete.items():
+            network.save_weights(str(output / name), overwrite=True)
+        for name in set(networks) - set(complete):  # an overwrite must not leave stale parts
+            if (output / name).exists():
+                (output / name).unlink()
+    return [CONFIG_FILE] + list(complete)
+
+
+def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
+    """Reads a save_pretrained directory (config.json + the *.weights.h5 files it holds)."""
+    from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE,
+                                     DISCRIMINATOR_WEIGHTS_FILE, GENERATOR_WEIGHTS_FILE)
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    directory = pathlib.Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise UserError(f"{config_path} not found; --model_dir must be a directory written by "
+                        "save_pretrained (run_pretraining's pretrained/) or by this converter")
+    config = ElectraConfig.from_json_file(config_path)
+    model = ElectraPretrainer(config)
+    loads = []
+    if (directory / DISCRIMINATOR_WEIGHTS_FILE).is_file():
+        loads.append((DISCRIMINATOR_WEIGHTS_FILE, model.discriminator))
+    elif (directory / BACKBONE_WEIGHTS_FILE).is_file():
+        loads.append((BACKBONE_WEIGHTS_FILE, model.backbone))
+    if (directory / GENERATOR_WEIGHTS_FILE).is_file() and model.generator is not None:
+        loads.append((GENERATOR_WEIGHTS_FILE, model.generator))
+    if not loads:
+        raise UserError(f"{directory}: no {BACKBONE_WEIGHTS_FILE}, {DISCRIMINATOR_WEIGHTS_FILE} "
+                        f"or {GENERATOR_WEIGHTS_FILE}")
+    arrays = {}
+    for name, network in loads:
+        try:
+            network.load_weights(str(directory / name))
+        except Exception as error:  # keras raises ValueError/OSError for a foreign file
+            first = str(error).strip().splitlines()[0] if str(error).strip() else (
+                type(error).__name__)
+            raise UserError(f"{directory / name}: does not fit the model of {config_path} "
+                            f"({first[:200]})") from None
+        arrays.update({variable.path: np.asarray(variable.numpy(), dtype=np.float32)
+                       for variable in network.weights})
+    _check_table_matches(model, config)
+    parts = _present_parts(config, arrays, str(directory), lambda variable: variable.keras)
+    return ElectraWeights(config, arrays, parts, {}, source=str(directory))
+
+
+def load_pretrained_into(model, directory: str | os.PathLike) -> ElectraWeights:
+    """Initialises a built ElectraPretrainer from a save_pretrained directory, for continued
+    pretraining. The directory must hold every network the model trains (generator included)
+    with the model's sizes."""
+    weights = read_electra_tf(directory)
+    model_paths = {variable.path for variable in model.weights}
+    missing = sorted(model_paths - set(weights.arrays))
+    if missing:
+        raise UserError(f"{directory}: has no {missing[0]} (and {len(missing) - 1} more), which "
+                        "continued pretraining needs; convert a checkpoint that includes the "
+                        "generator (the reference's pretraining checkpoints do)")
+    assign_weights(model, weights)
+    return weights
