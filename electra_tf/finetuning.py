@@ -173,7 +173,11 @@ def load_finetuned(directory: str):
 
 def _save_finetuned(model, config, task, directory: str, max_seq_length: int) -> None:
     os.makedirs(directory, exist_ok=True)
-    model.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
+    # Keras writes a compiled model's optimizer slots too (3x the size); an uncompiled copy keeps
+    # the file to the weights that prediction and export need.
+    clean = build_model(config, task, None)
+    clean.set_weights(model.get_weights())
+    clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
     config.to_json_file(os.path.join(directory, "config.json"))
     head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
             "answerable": model.answerable, "max_seq_length": max_seq_length,
