@@ -300,6 +300,49 @@ def _skip_kind(name: str) -> Optional[str]:
     return None
 
 
+def _official_size_hint(shapes: Mapping[str, list], config: ElectraConfig, name: str) -> str:
+    """The config keys (as --hparams) that would fit the checkpoint's shapes, where they can be
+    read off them; attention heads cannot, so a changed hidden size names the usual H/64."""
+
+    def dimension(variable: str, axis: int) -> Optional[int]:
+        shape = shapes.get(variable)
+        return int(shape[axis]) if shape is not None and len(shape) > axis else None
+
+    def depth(scope: str) -> int:
+        prefix = f"{scope}/encoder/layer_"
+        return len({n[len(prefix):].split("/")[0] for n in shapes if n.startswith(prefix)})
+
+    query = "{}/encoder/layer_0/attention/self/query/kernel"
+    found = {"vocab_size": dimension("electra/embeddings/word_embeddings", 0),
+             "embedding_size": dimension("electra/embeddings/word_embeddings", 1),
+             "hidden_size": dimension(query.format("electra"), 1),
+             "num_hidden_layers": depth("electra") or None,
+             "intermediate_size": dimension("electra/encoder/layer_0/intermediate/dense/kernel", 1),
+             "max_position_embeddings": dimension("electra/embeddings/position_embeddings", 0)}
+    hidden = found["hidden_size"] or config.hidden_size
+    generator_hidden = dimension(query.format("generator"), 1)
+    if generator_hidden and config.electra_objective:
+        found["generator_hidden_size"] = round(generator_hidden / hidden, 6)
+        found["generator_layers"] = round(depth("generator") / (
+            found["num_hidden_layers"] or config.num_hidden_layers), 6)
+        if "generator/embeddings/word_embeddings" in shapes:
+            found["untied_generator_embeddings"] = True
+    changes = {}
+    for key, value in found.items():
+        current = getattr(config, key)
+        if value is not None and value != current and not (
+                isinstance(current, float) and abs(current - value) < 1e-5):
+            changes[key] = value
+    heads_note = ""
+    if found["hidden_size"] and found["hidden_size"] != config.hidden_size:
+        changes["num_attention_heads"] = max(1, found["hidden_size"] // 64)
+        heads_note = " (the usual hidden/64 heads: the shapes do not tell, check it)"
+    if not changes:
+        return _config_hint(name)
+    return (f"the checkpoint's shapes fit --hparams='{json.dumps(changes)}' on top of this "
+            f"config{heads_note}")
+
+
 def resolve_official_checkpoint(path: str | os.PathLike) -> str:
     """A checkpoint prefix from a prefix, a .index/.data file, or a directory holding one."""
     import tensorflow as tf
@@ -356,11 +399,12 @@ def read_official(checkpoint: str | os.PathLike, config: ElectraConfig) -> Elect
         if name not in expected:
             raise UserError(
                 f"{prefix}: unexpected variable {name} {_shape_text(shapes[name])} that the "
-                f"config has no place for; {_config_hint(name)}")
+                f"config has no place for; {_official_size_hint(shapes, config, name)}")
         if tuple(shapes[name]) != expected[name].shape:
             raise UserError(
                 f"{prefix}: variable {name} has shape {_shape_text(shapes[name])} but the config "
-                f"expects {_shape_text(expected[name].shape)}; {_config_hint(name)}")
+                f"expects {_shape_text(expected[name].shape)}; "
+                f"{_official_size_hint(shapes, config, name)}")
     from electra_tf.progress import ProgressReporter
 
     progress = ProgressReporter(name="read checkpoint", total=len(names), total_key="variables")
@@ -892,6 +936,28 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     _check_table_matches(model, config)
     parts = _present_parts(config, arrays, str(directory), lambda variable: variable.keras)
     return ElectraWeights(config, arrays, parts, {}, source=str(directory))
+
+
+VOCAB_FILE = "vocab.txt"
+
+
+def copy_vocabulary(source_dir: str | os.PathLike, destinations: Iterable[str | os.PathLike],
+                    overwrite: bool = False) -> list[str]:
+    """Copies source_dir/vocab.txt (released checkpoints and Hugging Face models ship one) next
+    to the converted weights, where run_finetuning looks for it. Returns the copies made."""
+    import shutil
+
+    source = pathlib.Path(source_dir) / VOCAB_FILE
+    if not source.is_file():
+        return []
+    copies = []
+    for destination in destinations:
+        target = pathlib.Path(destination) / VOCAB_FILE
+        if target.exists() and not overwrite:
+            continue  # an existing vocabulary is the user's; the weights are what we convert
+        shutil.copyfile(source, target)
+        copies.append(str(target))
+    return copies
 
 
 def load_pretrained_into(model, directory: str | os.PathLike) -> ElectraWeights:

@@ -101,14 +101,20 @@ def main(argv: list[str]) -> None:
 
     if FLAGS.to == "electra_tf":
         written = conversion.write_electra_tf(weights, FLAGS.output_dir, FLAGS.overwrite)
+        destinations = [FLAGS.output_dir]
         _log(f"Wrote {', '.join(written)} to {FLAGS.output_dir}: fine-tune with "
              f"run_finetuning --init_checkpoint={FLAGS.output_dir}")
     elif FLAGS.to == "huggingface":
-        written = conversion.write_huggingface(weights, FLAGS.output_dir, FLAGS.overwrite)
-        _log(f"Wrote Hugging Face models to {', '.join(written)}")
+        destinations = conversion.write_huggingface(weights, FLAGS.output_dir, FLAGS.overwrite)
+        _log(f"Wrote Hugging Face models to {', '.join(destinations)}")
     else:
         prefix = conversion.write_official(weights, FLAGS.output_dir, FLAGS.overwrite)
+        destinations = [FLAGS.output_dir]
         _log(f"Wrote the reference-format checkpoint {prefix}")
+    source_dir = (pathlib.Path(conversion.resolve_official_checkpoint(FLAGS.checkpoint)).parent
+                  if source_format == "official" else pathlib.Path(FLAGS.model_dir))
+    for copy in conversion.copy_vocabulary(source_dir, destinations, FLAGS.overwrite):
+        _log(f"Copied {source_dir / conversion.VOCAB_FILE} to {copy}")
 
 
 if __name__ == "__main__":

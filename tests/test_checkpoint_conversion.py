@@ -260,8 +260,10 @@ def test_huggingface_single_models(hf_models, tmp_path):
 
 @pytest.fixture(scope="module")
 def reference_checkpoint(tmp_path_factory):
-    config = make_config()
-    prefix = tmp_path_factory.mktemp("reference") / "electra_small" / "model.ckpt-1000000"
+    """A released-checkpoint look-alike: BERT's vocabulary size (run_finetuning tokenizes
+    real text), tiny layers."""
+    config = make_config(vocab_size=30522, max_position_embeddings=64)
+    prefix = tmp_path_factory.mktemp("reference") / "electra_small" / "electra_small"
     tensors = write_reference_checkpoint(prefix, reference_names(config))
     return config, prefix, tensors
 
@@ -302,45 +304,48 @@ def test_reference_checkpoint_matches_huggingface_layout(reference_checkpoint, t
                           tensors["generator/encoder/layer_0/output/LayerNorm/beta"])
 
 
-def test_reference_checkpoint_converts_then_fine_tunes(reference_checkpoint, tmp_path):
-    """convert_checkpoint's CLI end to end, then the backbone fine-tunes a few steps."""
-    config, prefix, _ = reference_checkpoint
+def test_reference_checkpoint_converts_then_fine_tunes(reference_checkpoint, tmp_path,
+                                                      shared_data, bert_vocab_file):
+    """convert_checkpoint's CLI end to end, then run_finetuning a few RTE steps from it."""
+    from electra_tf import finetuning
+
+    config, prefix, tensors = reference_checkpoint
+    release = tmp_path / "electra_small"  # a release directory: checkpoint + vocab.txt
+    release.mkdir()
+    for path in prefix.parent.glob(prefix.name + ".*"):
+        (release / path.name).write_bytes(path.read_bytes())
+    (release / "vocab.txt").write_bytes(pathlib.Path(bert_vocab_file).read_bytes())
     config_file = tmp_path / "sizes.json"
     config.to_json_file(config_file)
     output = tmp_path / "converted"
     result = subprocess.run(
         [sys.executable, "-m", "electra_tf.convert_checkpoint", "--from=official",
-         f"--checkpoint={prefix}", f"--config={config_file}", f"--output_dir={output}"],
+         f"--checkpoint={release}", f"--config={config_file}", f"--output_dir={output}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "skipped" in result.stdout and "optimizer slots" in result.stdout
+    assert "optimizer slots" in result.stdout and "1 global_step" in result.stdout
     assert sorted(p.name for p in output.iterdir()) == [
-        "backbone.weights.h5", "config.json", "discriminator.weights.h5", "generator.weights.h5"]
+        "backbone.weights.h5", "config.json", "discriminator.weights.h5", "generator.weights.h5",
+        "vocab.txt"]
 
-    keras.utils.set_random_seed(0)
-    loaded_config, backbone = load_pretrained_backbone(output)
-    assert loaded_config.hidden_size == config.hidden_size
-    before = backbone.weights[0].numpy().copy()
-    # A small classification head on [CLS] trained with Keras (run_finetuning is written by
-    # another engineer; this checks the converted weights load and train).
-    features = {key: keras.Input((config.max_seq_length,), dtype="int32", name=key)
-                for key in ("input_ids", "input_mask", "segment_ids")}
-    cls_vector = backbone(features)[:, 0]
-    classifier = keras.Model(features, keras.layers.Dense(2)(cls_vector))
-    classifier.compile(optimizer=keras.optimizers.Adam(3e-3),
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    rng = np.random.default_rng(1)
-    ids = rng.integers(104, 128, size=(8, config.max_seq_length)).astype(np.int32)
-    ids[:, 0] = 101
-    inputs = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
-    labels = np.arange(8, dtype=np.int32) % 2
-    loss_before = classifier.evaluate(inputs, labels, verbose=0)
-    history = classifier.fit(inputs, labels, batch_size=8, epochs=20, verbose=0)
-    loss_after = classifier.evaluate(inputs, labels, verbose=0)
-    assert all(np.isfinite(history.history["loss"]))
-    assert loss_after < 0.8 * loss_before, (loss_before, loss_after)
-    assert not np.array_equal(before, backbone.weights[0].numpy())
+    options = finetuning.FinetuningOptions(
+        tasks="rte", output_dir=str(tmp_path / "finetuned"), data_dir=str(shared_data / "glue"),
+        init_checkpoint=str(output), max_seq_length=64, max_train_examples=32,
+        max_eval_examples=32, num_train_steps=3, train_batch_size=8, learning_rate=1e-7,
+        log_every_steps=1000, write_test_predictions=False)
+    summary = finetuning.run_finetuning(options)  # vocab.txt comes from beside the weights
+    assert np.isfinite(summary["tasks"]["rte"]["median_score"])
+    _, model = finetuning.load_finetuned(
+        str(tmp_path / "finetuned" / "rte" / "trial_1" / "finetuned"))
+    # The encoder started from the reference tensors (a 1e-7 rate barely moves it).
+    np.testing.assert_allclose(
+        np.asarray(model.backbone.embeddings.word_embeddings),
+        tensors["electra/embeddings/word_embeddings"], atol=1e-5)
+    query = next(v for v in model.backbone.weights if v.path.endswith("layer_1/query/kernel"))
+    np.testing.assert_allclose(
+        np.asarray(query), tensors["electra/encoder/layer_1/attention/self/query/kernel"],
+        atol=1e-5)
 
 
 def test_continued_pretraining_starts_from_converted_weights(reference_checkpoint, tmp_path):
@@ -405,7 +410,7 @@ def test_missing_unexpected_and_misshaped_variables(tmp_path):
     message = _one_line_error(conversion.read_official, tmp_path / "missing" / "model.ckpt",
                               make_config(generator_hidden_size=0.25))
     assert "generator/encoder/layer_0/" in message and "the config expects [8" in message
-    assert "generator_hidden_size" in message
+    assert """--hparams='{"generator_hidden_size": 0.5}'""" in message
 
     wider = reference_names(make_config(hidden_size=48, num_attention_heads=3,
                                         generator_hidden_size=1 / 3))
