@@ -50,17 +50,22 @@ class ExampleBuilder:
     An example is (first_segment, second_segment), each a list of ids without [CLS]/[SEP], already
     truncated so that [CLS] A [SEP] (B [SEP]) fits in max_seq_length.
 
+    With join_segments=False an example is instead (first_parts, first_length, second_parts,
+    second_length): the sentences (e.g. numpy slices) of each segment, already cut to the lengths,
+    for ExampleEncoder.encode_parts, which never turns them into Python lists.
+
     `rng` needs random() and randint(a, b) (a random.Random). Its draws happen in the reference's
     order: the single-segment coin per example, then a 0.5 coin only when a sentence could go either
     way, then the 5% random-target coin (and randint when it hits).
     """
 
-    def __init__(self, max_seq_length: int, rng: random.Random):
+    def __init__(self, max_seq_length: int, rng: random.Random, *, join_segments: bool = True):
         if max_seq_length < MIN_RANDOM_TARGET_LENGTH:
             raise UserError(f"--max_seq_length={max_seq_length} is too small; it must be at least {MIN_RANDOM_TARGET_LENGTH}")
         self.max_seq_length = max_seq_length
         self.target_length = max_seq_length
         self._rng = rng
+        self._join_segments = join_segments
         self._sentences: list[list[int]] = []
         self._length = 0
 
@@ -77,33 +82,63 @@ class ExampleBuilder:
         return None
 
     def _create_example(self) -> tuple[list[int], list[int]]:
+        # The decisions depend only on lengths, so sentences are only joined (and, when they are
+        # numpy slices, converted) up to the truncated lengths.
         rng = self._rng
         if rng.random() < SINGLE_SEGMENT_PROBABILITY:
             first_target = _UNBOUNDED_TARGET
         else:
             first_target = (self.target_length - 3) // 2
-        first: list[int] = []
-        second: list[int] = []
+        first_parts = []
+        second_parts = []
+        first_length = 0
+        second_length = 0
         for sentence in self._sentences:
+            length = len(sentence)
             if (
-                not first
-                or len(first) + len(sentence) < first_target
-                or (not second and len(first) < first_target and rng.random() < 0.5)
+                not first_length
+                or first_length + length < first_target
+                or (not second_length and first_length < first_target and rng.random() < 0.5)
             ):
-                first += sentence
+                first_parts.append(sentence)
+                first_length += length
             else:
-                second += sentence
+                second_parts.append(sentence)
+                second_length += length
         max_length = self.max_seq_length
-        first = first[: max_length - 2]
-        room = max_length - len(first) - 3
-        second = second[:room] if room > 0 else []
+        first_length = min(first_length, max_length - 2)
+        second_length = max(0, min(second_length, max_length - first_length - 3))
         self._sentences = []
         self._length = 0
         if rng.random() < RANDOM_TARGET_LENGTH_PROBABILITY:
             self.target_length = rng.randint(MIN_RANDOM_TARGET_LENGTH, max_length)
         else:
             self.target_length = max_length
-        return first, second
+        first_parts = _prefix_parts(first_parts, first_length)
+        second_parts = _prefix_parts(second_parts, second_length)
+        if not self._join_segments:
+            return first_parts, first_length, second_parts, second_length
+        return _join(first_parts), _join(second_parts)
+
+
+def _prefix_parts(parts: list, length: int) -> list:
+    """The parts that hold the first `length` ids of their concatenation, the last one cut."""
+    kept = []
+    for part in parts:
+        if length <= 0:
+            break
+        if len(part) > length:
+            part = part[:length]
+        kept.append(part)
+        length -= len(part)
+    return kept
+
+
+def _join(parts: list) -> list[int]:
+    joined: list[int] = []
+    for part in parts:
+        joined += part if isinstance(part, list) else part.tolist()
+    return joined
 
 
 def layout_examples(
@@ -223,6 +258,34 @@ class ExampleEncoder:
         )
         return self.encode_arrays(input_ids, input_mask, segment_ids)
 
+    def encode_parts(self, examples: Sequence[tuple[list, int, list, int]]) -> list[bytes]:
+        """Like encode(), for ExampleBuilder(join_segments=False) examples (parts: 1-D int arrays)."""
+        if not examples:
+            return []
+        count = len(examples)
+        cls = np.array([self.cls_id], dtype=np.int64)
+        sep = np.array([self.sep_id], dtype=np.int64)
+        pieces = []
+        first_ends = np.empty(count, dtype=np.int64)
+        totals = np.empty(count, dtype=np.int64)
+        for row, (first_parts, first_length, second_parts, second_length) in enumerate(examples):
+            pieces.append(cls)
+            pieces += first_parts
+            pieces.append(sep)
+            first_ends[row] = first_length + 2
+            if second_length:
+                pieces += second_parts
+                pieces.append(sep)
+                totals[row] = first_length + second_length + 3
+            else:
+                totals[row] = first_length + 2
+        positions = np.arange(self.max_seq_length, dtype=np.int64)
+        real = positions < totals[:, None]
+        input_ids = np.zeros((count, self.max_seq_length), dtype=np.int64)
+        input_ids[real] = np.concatenate(pieces)  # row-major: each example's tokens in turn
+        segment_ids = (positions >= first_ends[:, None]) & real
+        return self.encode_arrays(input_ids, real, segment_ids)
+
     def encode_arrays(self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray) -> list[bytes]:
         """input_ids, input_mask, segment_ids: int [num_examples, max_seq_length]; mask/segment 0/1."""
         flat_ids, id_lengths = _varint_bytes(np.asarray(input_ids, dtype=np.int64))
@@ -266,7 +329,8 @@ def pack_token_rows(
     Returns:
       (the finished examples, the number of ids fed in).
     """
-    flat = flat_ids.tolist()
+    # Lines are passed as numpy views; the builder converts only the ids that it keeps.
+    flat = flat_ids
     examples = []
     add_sentence = builder.add_sentence
     start = 0
@@ -298,12 +362,17 @@ class PackingStats:
         for field in self.FIELDS:
             setattr(self, field, counts.get(field, 0))
 
-    def add_examples(self, examples: Sequence[tuple[list[int], list[int]]], text_tokens: int) -> None:
+    def add_examples(self, examples: Sequence[tuple], text_tokens: int) -> None:
+        """examples: (first, second) lists, or ExampleBuilder(join_segments=False) tuples."""
         kept = 0
         single = 0
-        for first, second in examples:
-            kept += len(first) + len(second)
-            if not second:
+        for example in examples:
+            if len(example) == 4:
+                first_length, second_length = example[1], example[3]
+            else:
+                first_length, second_length = len(example[0]), len(example[1])
+            kept += first_length + second_length
+            if not second_length:
                 single += 1
         self.examples += len(examples)
         # [CLS] A [SEP], and B [SEP] when there is a B.
@@ -333,7 +402,7 @@ def _run_packing_worker(read_fd: int, write_fd: int) -> None:
     outbox = Connection(write_fd, readable=False, writable=True)
     try:
         config = inbox.recv()
-        builder = ExampleBuilder(config["max_seq_length"], random.Random(config["rng_seed"]))
+        builder = ExampleBuilder(config["max_seq_length"], random.Random(config["rng_seed"]), join_segments=False)
         encoder = ExampleEncoder(config["max_seq_length"], config["cls_id"], config["sep_id"])
         stats = PackingStats()
         while True:
@@ -343,11 +412,11 @@ def _run_packing_worker(read_fd: int, write_fd: int) -> None:
             flat_ids, row_lengths = message
             examples, text_tokens = pack_token_rows(builder, flat_ids, row_lengths)
             stats.add_examples(examples, text_tokens)
-            outbox.send(("records", encoder.encode(examples)))
+            outbox.send(("records", encoder.encode_parts(examples)))
         tail = builder.end_document()
         if tail is not None:
             stats.add_examples([tail], 0)
-            outbox.send(("records", encoder.encode([tail])))
+            outbox.send(("records", encoder.encode_parts([tail])))
         outbox.send(("done", stats.as_dict()))
     except (EOFError, BrokenPipeError):
         return  # the parent stopped (an error or Ctrl-C there); it reports why

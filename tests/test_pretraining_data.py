@@ -332,3 +332,24 @@ def test_check_manifest_compatible_names_the_field():
         pretraining_data.check_manifest_compatible(manifest, vocab_size=100, do_lower_case=True, max_seq_length=128, source="data/manifest.json")
     with pytest.raises(UserError, match="built with do_lower_case true but the model expects false"):
         pretraining_data.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m")
+
+
+def test_parts_path_makes_the_same_examples_and_bytes_as_the_list_path():
+    """The workers' path (numpy slices, never joined into lists) against the plain list path."""
+    stream = [ids(i * 50, (i * 13) % 41 + 1) for i in range(300)]
+    encoder = ExampleEncoder(32, CLS, SEP)
+    lists = ExampleBuilder(32, random.Random(5))
+    parts = ExampleBuilder(32, random.Random(5), join_segments=False)
+    # Every 17th row is a document end instead of a sentence.
+    rows = np.array([len(sentence) if i % 17 else -1 for i, sentence in enumerate(stream)], dtype=np.int32)
+    kept = np.concatenate([np.array(sentence, dtype=np.int32) for sentence, row in zip(stream, rows) if row > 0])
+    expected, fed_lists = pack_token_rows(lists, kept, rows)
+    got, fed_parts = pack_token_rows(parts, kept, rows)
+    assert fed_lists == fed_parts == len(kept)
+    assert len(expected) == len(got) > 20
+    assert [(len(a), len(b)) for a, b in expected] == [(example[1], example[3]) for example in got]
+    assert encoder.encode(expected) == encoder.encode_parts(got)
+    stats_lists, stats_parts = pretraining_data.PackingStats(), pretraining_data.PackingStats()
+    stats_lists.add_examples(expected, fed_lists)
+    stats_parts.add_examples(got, fed_parts)
+    assert stats_lists.as_dict() == stats_parts.as_dict()
