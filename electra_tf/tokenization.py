@@ -14,7 +14,7 @@ a plain sigma) and apply compatibility (NFKC-style) mappings, which the referenc
 module does steps 1 and 3 itself with ops that behave like Python (`tf.strings.lower` is ICU's full
 lower-case mapping, final sigma included; `normalize_utf8(NFD)`; RE2 `\\p{Mn}`), and hands the
 normalised text to FastWordpieceTokenizer, whose end-to-end mode does steps 2, 4 and 5 with BERT's
-own punctuation and CJK definitions. Its word limit counts bytes, not characters, so it is given a
+own white space, punctuation and CJK definitions (checked code point by code point in the tests). Its word limit counts bytes, not characters, so it is given a
 limit of 4 bytes x 100 characters and words over 100 characters are replaced beforehand by a
 character that is not in the vocabulary (so they become one [UNK], as in the reference).
 """
@@ -69,7 +69,7 @@ def load_vocab(vocab_file: str) -> list[str]:
     """Reads a WordPiece vocabulary: one token per line, the line number is the id.
 
     Raises UserError (one line, naming the file) when the file is missing, unreadable, empty, has a
-    blank or duplicate token, or lacks one of SPECIAL_TOKENS.
+    blank or duplicate token or one with white space inside, or lacks one of SPECIAL_TOKENS.
     """
     name = os.fspath(vocab_file)
     if not os.path.exists(name):
@@ -93,6 +93,10 @@ def load_vocab(vocab_file: str) -> list[str]:
     for line_number, token in enumerate(tokens, start=1):
         if not token:
             raise UserError(f"{name}:{line_number}: blank line in vocabulary; every line must hold one token (its id is the line number - 1)")
+        if any(char.isspace() for char in token):
+            # BERT never produces a word with white space in it, and FastWordpieceTokenizer
+            # mis-tokenizes neighbouring words when such a token is in its vocabulary.
+            raise UserError(f"{name}:{line_number}: token {token!r} contains white space; a WordPiece token is one word")
         if token in first_line_of:
             raise UserError(f"{name}:{line_number}: duplicate token {token!r} (first on line {first_line_of[token]}); each token must appear once")
         first_line_of[token] = line_number

@@ -288,6 +288,9 @@ def test_missing_and_empty_vocab_files_are_one_line_errors(tmp_path):
     duplicated = tmp_path / "duplicated.txt"
     write_vocab_file(duplicated, list(SPECIAL_TOKENS) + ["a", "a"])
     assert "duplicate" in _user_error(duplicated)
+    spaced = tmp_path / "spaced.txt"
+    write_vocab_file(spaced, list(SPECIAL_TOKENS) + ["a", "## a"])
+    assert "spaced.txt:7:" in _user_error(spaced)
 
 
 @pytest.mark.parametrize("missing", SPECIAL_TOKENS)
