@@ -68,7 +68,7 @@ _LAYER_VARIABLES = (
 _HF_BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
 # Top-level modules of Hugging Face's fine-tuning heads: skipped and reported, like the
 # reference's task_specific/ scope.
-_HF_TASK_HEADS = ("classifier.", "qa_outputs.", "sequence_summary.", "answerability.")
+_HF_TASK_HEADS = ("classifier.", "qa_outputs.", "sequence_summary.")
 HF_TIED_LM_HEAD = "generator_lm_head.weight"
 
 HF_CONFIG_FILE = "config.json"
@@ -165,8 +165,8 @@ def variable_table(config: ElectraConfig) -> list[VariableName]:
                 ("dense/bias", "dense.bias", (hidden,)),
                 ("dense_1/kernel", "dense_prediction.weight", (hidden, 1)),
                 ("dense_1/bias", "dense_prediction.bias", (1,))):
-            add(f"discriminator_predictions/{keras_name}", f"discriminator_predictions/{keras_name}",
-                shape, "discriminator_head", ["discriminator"],
+            name = f"discriminator_predictions/{keras_name}"
+            add(name, name, shape, "discriminator_head", ["discriminator"],
                 f"discriminator_predictions.{hf_name}")
 
     if has_generator:
@@ -262,7 +262,8 @@ def _present_parts(config: ElectraConfig, arrays: Mapping[str, np.ndarray], sour
         shape = tuple(reversed(variable.shape)) if transposed and variable.is_kernel else (
             variable.shape)
         return UserError(f"{source}: missing variable {display_name(variable)} (the config "
-                         f"expects shape {_shape_text(shape)}){why}; {_config_hint(variable.keras)}")
+                         f"expects shape {_shape_text(shape)}){why}; "
+                         f"{_config_hint(variable.keras)}")
 
     present = set()
     for part, variables in by_part.items():
@@ -365,7 +366,8 @@ def resolve_official_checkpoint(path: str | os.PathLike) -> str:
         text = text[: text.rindex(".data-")]
     if not pathlib.Path(text + ".index").is_file():
         raise UserError(f"{path}: no TensorFlow checkpoint there ({text}.index not found); pass "
-                        "the checkpoint prefix, e.g. electra_small/electra_small or model.ckpt-1000000")
+                        "the checkpoint prefix, e.g. electra_small/electra_small or "
+                        "model.ckpt-1000000")
     return text
 
 

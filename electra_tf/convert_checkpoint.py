@@ -1,4 +1,7 @@
-"""Convert ELECTRA weights: `python -m electra_tf.convert_checkpoint --from=official --checkpoint=electra_small/electra_small --config=electra_small --hparams='{"generator_hidden_size": 1.0}' --output_dir=electra_small_tf`
+"""Convert ELECTRA weights between Google's reference checkpoints, Hugging Face and electra_tf.
+
+  python -m electra_tf.convert_checkpoint --from=official --checkpoint=electra_small \\
+      --config=electra_small --hparams='{"generator_hidden_size": 1.0}' --output_dir=electra_small_tf
 
 --from official      Google's reference checkpoint (TF1 name-based); needs --config (and
                      --hparams) describing its sizes, unless it was written by --to official.

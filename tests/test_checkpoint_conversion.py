@@ -249,6 +249,17 @@ def test_huggingface_single_models(hf_models, tmp_path):
     real = batch["input_mask"].astype(bool)
     assert np.abs(hidden - expected)[real].max() < 1e-4
 
+    # The same model as pytorch_model.bin (read with PyTorch's weights-only loader).
+    pytorch_dir = tmp_path / "pytorch"
+    pytorch_dir.mkdir()
+    (pytorch_dir / "config.json").write_text(
+        (directory / "discriminator" / "config.json").read_text())
+    torch.save(hf_discriminator.state_dict(), pytorch_dir / "pytorch_model.bin")
+    from_pytorch = conversion.read_huggingface(pytorch_dir)
+    assert sorted(from_pytorch.arrays) == sorted(discriminator_only.arrays)
+    for path, array in discriminator_only.arrays.items():
+        assert np.array_equal(from_pytorch.arrays[path], array), path
+
     masked_lm_only = conversion.read_huggingface(directory / "generator")
     assert not masked_lm_only.config.electra_objective
     assert masked_lm_only.parts == {"embeddings", "generator", "generator_head"}
@@ -283,6 +294,38 @@ def test_official_round_trip_is_identical(reference_checkpoint, tmp_path):
         assert np.array_equal(reader.get_tensor(name), value), name
     # The written checkpoint's directory is found through its 'checkpoint' file.
     assert tf.train.latest_checkpoint(str(tmp_path / "official")) == written_prefix
+
+
+def test_untied_generator_and_shallower_generator_round_trip(tmp_path):
+    config = make_config(untied_generator_embeddings=True, generator_layers=0.5)
+    shapes = {variable.official: variable.shape for variable in conversion.variable_table(config)}
+    assert shapes["generator/embeddings/word_embeddings"] == (128, 16)
+    assert "generator/encoder/layer_1/output/dense/bias" not in shapes
+    tensors = write_reference_checkpoint(tmp_path / "in" / "model.ckpt", shapes)
+    weights = conversion.read_official(tmp_path / "in" / "model.ckpt", config)
+    conversion.write_electra_tf(weights, tmp_path / "electra_tf")
+    hf_dirs = conversion.write_huggingface(conversion.read_electra_tf(tmp_path / "electra_tf"),
+                                           tmp_path / "hf")
+    again = conversion.read_huggingface(*hf_dirs, base_config=config)
+    assert again.config.untied_generator_embeddings
+    assert again.config.generator_num_hidden_layers == 1
+    prefix = conversion.write_official(again, tmp_path / "out")
+    reader = tf.train.load_checkpoint(prefix)
+    assert sorted(reader.get_variable_to_shape_map()) == sorted(tensors)
+    for name, value in tensors.items():
+        assert np.array_equal(reader.get_tensor(name), value), name
+
+
+def test_safetensors_reader_widens_bfloat16(tmp_path):
+    _import_torch_and_transformers()
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    values = torch.randn(3, 5).to(torch.bfloat16)
+    safetensors_torch.save_file({"x": values, "n": torch.arange(4)},
+                                str(tmp_path / "t.safetensors"))
+    tensors = conversion.read_safetensors(tmp_path / "t.safetensors")
+    assert tensors["x"].dtype == np.float32
+    assert np.array_equal(tensors["x"], values.float().numpy())
+    assert np.array_equal(tensors["n"], np.arange(4))
 
 
 def test_reference_checkpoint_matches_huggingface_layout(reference_checkpoint, tmp_path):
@@ -418,7 +461,8 @@ def test_missing_unexpected_and_misshaped_variables(tmp_path):
                                with_training_state=False)
     message = _one_line_error(conversion.read_official, tmp_path / "wider" / "model.ckpt",
                               config)
-    assert "discriminator_predictions/dense/bias has shape [48] but the config expects [32]" in message
+    assert ("discriminator_predictions/dense/bias has shape [48] but the config expects [32]"
+            in message)
 
 
 def test_files_that_are_not_what_their_name_says(tmp_path, hf_models):
