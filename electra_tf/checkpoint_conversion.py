@@ -544,8 +544,9 @@ def _read_pytorch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
         raise UserError(f"{path}: refused to load: it holds objects other than tensors, which "
                         f"could run code ({first[:200]}); use model.safetensors") from None
     except Exception as error:  # torch raises RuntimeError/EOFError/... for foreign files
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: not a PyTorch weights file ({first[:200]})") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"{path}: not a PyTorch weights file ({type(error).__name__}: "
+                        f"{first[:120]}); download it again or use model.safetensors") from None
     if not isinstance(state, Mapping) or not all(
             isinstance(value, torch.Tensor) for value in state.values()):
         raise UserError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
