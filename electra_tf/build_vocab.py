@@ -4,12 +4,12 @@ Words are produced by the same in-graph normalisation and splitting the Tokenize
 (`tokenization.basic_tokenize`), counted, and handed to
 `tensorflow_text.tools.wordpiece_vocab.wordpiece_tokenizer_learner_lib.learn`.
 
-Layout of the written vocabulary (one token per line, id = line number - 1):
-  0 [PAD], 1 [UNK], 2 [CLS], 3 [SEP], 4 [MASK]   (BERT's own file uses 0, 100, 101, 102, 103;
-                                                  Tokenizer accepts both layouts)
+Layout of the written vocabulary (one token per line, id = line number - 1) is BERT's own, so
+every preset (whose special ids are BERT's) works with a learned vocabulary unchanged:
+  0 [PAD], 1-99 [unused0]..[unused98], 100 [UNK], 101 [CLS], 102 [SEP], 103 [MASK],
   then single characters and their `##` continuations (sorted), then learned pieces by
-  frequency, then `[unusedN]` fillers when the learner stops short of --vocab_size, so the file
-  always has exactly vocab_size lines.
+  frequency, then more `[unusedN]` fillers when the learner stops short of --vocab_size, so the
+  file always has exactly vocab_size lines.
 
     python -m electra_tf.build_vocab --corpus=/data/wiki --vocab_size=8000 --output_file=vocab.txt
 """
@@ -30,7 +30,9 @@ from electra_tf.progress import ProgressReporter
 # instead of after the multi-second TensorFlow import.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # = tokenization.SPECIAL_TOKENS
 
-MIN_VOCAB_SIZE = 100
+# BERT keeps ids 1-99 for [unused0]..[unused98] and puts [UNK] [CLS] [SEP] [MASK] at 100-103.
+BERT_UNUSED_SLOTS = 99
+MIN_VOCAB_SIZE = 200
 _COUNT_BATCH_LINES = 1000
 
 
@@ -117,15 +119,25 @@ def learn_vocab(texts: Iterable[str], vocab_size: int, do_lower_case: bool = Tru
     word_counts = count_words(texts, do_lower_case, progress)
     if not word_counts:
         raise UserError("the corpus has no words; pass text files with one paragraph per line")
+    # The learner lays out SPECIAL_TOKENS then its pieces; BERT's unused slots come on top.
+    budget = vocab_size - BERT_UNUSED_SLOTS
     # Every kept character costs two entries (c and ##c), so the alphabet must stay well below
     # the budget or rare scripts would crowd out the learned pieces.
-    max_unique_chars = max(32, min(1000, vocab_size // 8))
-    tokens = _learn_with_threshold_search(word_counts, vocab_size, max_unique_chars, progress)
-    tokens = _trim_to_size(tokens, vocab_size)
-    if len(tokens) > vocab_size:  # cannot happen while max_unique_chars <= (vocab_size - 5) / 2
-        raise UserError(f"--vocab_size={vocab_size} cannot hold the corpus alphabet ({len(tokens)} tokens needed)")
+    max_unique_chars = max(32, min(1000, budget // 8))
+    tokens = _learn_with_threshold_search(word_counts, budget, max_unique_chars, progress)
+    tokens = _trim_to_size(tokens, budget)
+    if len(tokens) > budget:  # cannot happen while max_unique_chars <= (budget - 5) / 2
+        raise UserError(f"--vocab_size={vocab_size} cannot hold the corpus alphabet ({len(tokens) + BERT_UNUSED_SLOTS} tokens needed)")
+    return bert_layout(tokens[len(SPECIAL_TOKENS):], vocab_size)
+
+
+def bert_layout(learned: Sequence[str], vocab_size: int) -> list[str]:
+    """[PAD], [unused0..98], [UNK] [CLS] [SEP] [MASK], the learned pieces, then fillers to vocab_size."""
+    pad, unknown, cls, sep, mask = SPECIAL_TOKENS
+    tokens = [pad, *(f"[unused{index}]" for index in range(BERT_UNUSED_SLOTS)), unknown, cls, sep, mask]
+    tokens.extend(learned)
     taken = set(tokens)
-    filler_index = 0
+    filler_index = BERT_UNUSED_SLOTS
     while len(tokens) < vocab_size:
         filler = f"[unused{filler_index}]"
         filler_index += 1
@@ -261,10 +273,10 @@ def main(argv: list[str]) -> None:
     tokens = learn_vocab(lines(), options.vocab_size, options.do_lower_case, progress)
     progress.finish()
     write_vocab(tokens, options.output_file, overwrite=options.overwrite)
-    learned = sum(1 for t in tokens[len(SPECIAL_TOKENS):] if not t.startswith("[unused"))
+    learned = sum(1 for t in tokens if t not in SPECIAL_TOKENS and not t.startswith("[unused"))
     fillers = len(tokens) - len(SPECIAL_TOKENS) - learned
     print(
-        f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at ids 0-4, "
+        f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at BERT's ids 0 and 100-103, "
         f"{learned:,} characters and learned pieces, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
         f"read {counted['lines']:,} lines from {len(paths)} files in {time.monotonic() - started:.1f} s"
     )

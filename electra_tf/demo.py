@@ -19,9 +19,12 @@ import os
 import random
 import time
 
-from absl import flags
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the demo's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from electra_tf import cli
+from absl import flags  # noqa: E402
+
+from electra_tf import cli  # noqa: E402
 from electra_tf.errors import UserError
 
 flags.DEFINE_string("output_dir", "demo_output", "Where every stage writes its output.")
@@ -80,7 +83,9 @@ def build_data(corpus_dir: str, vocab_file: str, data_dir: str, overwrite: bool)
     manifest_file = os.path.join(data_dir, pretraining_data.MANIFEST_FILE)
     if os.path.exists(manifest_file) and not overwrite:
         print(f"reusing {data_dir} (from an earlier run)")
-        return pretraining_data.read_manifest(data_dir)
+        manifest = pretraining_data.read_manifest(data_dir)
+        print(pretraining_data.summary_line(manifest, data_dir))
+        return manifest
     options = pretraining_data.BuildOptions(
         corpus_dir=corpus_dir,
         vocab_file=vocab_file,
@@ -108,7 +113,6 @@ def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
 def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
     from electra_tf import pretraining_data, tokenization
 
-    print(pretraining_data.summary_line(manifest, data_dir))
     files, _ = pretraining_data.resolve_pretraining_data(data_dir)
     dataset = pretraining_data.make_pretraining_dataset(
         files, batch_size=1, max_seq_length=manifest["max_seq_length"], is_training=False
