@@ -242,3 +242,13 @@ def test_cli_builds(tmp_path, bert_vocab_file):
     assert "wrote " in result.stderr.strip().split("\n")[-1]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["num_documents"] == 2 and manifest["num_examples"] >= 2
+
+
+def test_unreadable_input_is_refused_before_any_work(tmp_path, bert_vocab_file, monkeypatch):
+    # Tests may run as root, which can read anything, so the permission check is simulated.
+    (tmp_path / "locked.txt").write_text("secret\n")
+    real_access = os.access
+    monkeypatch.setattr(pretraining_data.os, "access", lambda path, mode: False if path.endswith("locked.txt") else real_access(path, mode))
+    with pytest.raises(UserError, match=r"locked.txt: cannot read \(permission denied\)"):
+        build(tmp_path, tmp_path / "locked.txt", bert_vocab_file, num_shards=1)
+    assert not os.path.exists(tmp_path / "out")
