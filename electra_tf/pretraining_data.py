@@ -769,8 +769,16 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
     try:
         for process_index in range(num_processes):
             names = shard_names[process_index::num_processes]
-            writers = [tf.io.TFRecordWriter(os.path.join(options.output_dir, name)) for name in names]
+            writers = []
             writers_by_process.append(writers)
+            for name in names:
+                try:
+                    writers.append(tf.io.TFRecordWriter(os.path.join(options.output_dir, name)))
+                except (tf.errors.OpError, OSError) as error:
+                    raise UserError(
+                        f"{os.path.join(options.output_dir, name)}: cannot create shard ({getattr(error, 'message', error)}); "
+                        "check --output_dir, or pass a smaller --num_shards if too many files are open"
+                    ) from None
             config = {
                 "max_seq_length": options.max_seq_length,
                 "cls_id": tokenizer.cls_id,
