@@ -67,6 +67,7 @@ class PretrainingResult:
     train_metrics: dict
     eval_metrics: Optional[dict]
     pretrained_dir: Optional[str]
+    model: Optional[keras.Model] = None  # the trained ElectraPretrainer (None if nothing ran)
 
 
 def log(message: str) -> None:
@@ -214,7 +215,8 @@ def train(
     train_writer = eval_writer = None
     if chief:
         train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-        eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+        if eval_dataset is not None:
+            eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
     progress = training_callbacks.ProgressAndSummaries(
         counter,
         final_step=final_step,
@@ -272,6 +274,7 @@ def train(
         train_metrics=dict(progress.last_train_logs),
         eval_metrics=eval_metrics,
         pretrained_dir=pretrained_dir if chief and save_pretrained_model else None,
+        model=model,
     )
 
 
@@ -280,9 +283,10 @@ def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) ->
     from electra_tf import pretraining_data
 
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        # Given the context, make_pretraining_dataset divides the global batch by the replicas.
         return pretraining_data.make_pretraining_dataset(
             files,
-            context.get_per_replica_batch_size(global_batch_size),
+            global_batch_size,
             config.max_seq_length,
             is_training=True,
             input_context=context,
@@ -338,13 +342,11 @@ def run_pretraining(
     strategy: Optional[tf.distribute.Strategy] = None,
 ) -> PretrainingResult:
     """Resolves data and config, builds the strategy (unless given) and runs `train`."""
-    from electra_tf import pretraining_data
-
     if not options.model_dir:
         raise UserError("--model_dir is required")
     if not options.pretrain_data:
         raise UserError("--pretrain_data is required: a glob of TFRecord files or a directory with manifest.json")
-    files, manifest = pretraining_data.resolve_pretraining_data(options.pretrain_data)
+    files, manifest = _resolve_data("--pretrain_data", options.pretrain_data)
     overrides = dict(
         num_train_steps=num_train_steps,
         train_batch_size=train_batch_size,
@@ -360,7 +362,7 @@ def run_pretraining(
     eval_files = None
     eval_steps = options.eval_steps if options.eval_steps is not None else resolved.num_eval_steps
     if options.eval_data:
-        eval_files, eval_manifest = pretraining_data.resolve_pretraining_data(options.eval_data)
+        eval_files, eval_manifest = _resolve_data("--eval_data", options.eval_data)
         _check_against_manifest(resolved, eval_manifest, options.eval_data)
         _check_positive("eval_steps", eval_steps)
     set_mixed_precision(options.mixed_precision)  # validate before the (slow) strategy start
@@ -395,6 +397,15 @@ def run_pretraining(
         jit_compile=options.jit_compile,
         log_every_steps=options.log_every_steps,
     )
+
+
+def _resolve_data(flag: str, spec: str):
+    from electra_tf import pretraining_data
+
+    try:
+        return pretraining_data.resolve_pretraining_data(spec)
+    except UserError as error:
+        raise UserError(f"{flag}: {error}") from None
 
 
 def _check_against_manifest(config, manifest: Optional[dict], source: str) -> None:

@@ -39,7 +39,13 @@ flags.DEFINE_integer("num_cpu_devices", 1,
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
+    import logging
+
     from electra_tf import distribution, pretraining
+
+    # TensorFlow's INFO chatter (collective all-reduce set-up, saver sharding) drowns the
+    # progress lines; warnings still show.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
     # Before anything initialises the TensorFlow runtime.
     distribution.split_cpu_devices(FLAGS.num_cpu_devices)
