@@ -3,7 +3,6 @@ reader API (manifests, specs, the tf.data pipeline, shards written like the refe
 
 import collections
 import json
-import os
 import random
 
 import numpy as np
