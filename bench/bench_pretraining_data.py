@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,13 @@ flags.DEFINE_bool("cli_run", True, "Also time one fresh `python -m electra_tf.bu
 FLAGS = flags.FLAGS
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the packing workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv):
     del argv
     import_started = time.perf_counter()
@@ -50,7 +58,8 @@ def main(argv):
     corpus_bytes = sum(os.path.getsize(path) for path in files)
     megabytes = corpus_bytes / 1e6
     print(f"corpus: {FLAGS.corpus_dir}: {len(files)} files, {megabytes:.1f} MB; vocab {FLAGS.vocab_file}")
-    print(f"tensorflow import (not timed below): {tf_import_seconds:.1f}s; cpus: {os.cpu_count()}")
+    print(f"tensorflow import (not timed below): {tf_import_seconds:.1f}s; cpus: {os.cpu_count()}; "
+          f"load average at start: {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
 
     lines = []
     for path in files:
@@ -69,18 +78,23 @@ def main(argv):
                 num_processes=FLAGS.num_processes,
             )
             with open(os.devnull, "w") as quiet:
+                cpu_started = cpu_seconds()
                 started = time.perf_counter()
                 manifest = pretraining_data.build_pretraining_data(options, progress_stream=quiet)
                 seconds = time.perf_counter() - started
+                cpu = cpu_seconds() - cpu_started
         build_rates.append(megabytes / seconds)
-        print(f"(a) build_pretraining_data --num_processes {FLAGS.num_processes}, run {repeat + 1}: {seconds:.2f}s = {build_rates[-1]:.1f} MB/s")
+        print(f"(a) build_pretraining_data --num_processes {FLAGS.num_processes}, run {repeat + 1}: {seconds:.2f}s = "
+              f"{build_rates[-1]:.1f} MB/s  (CPU {cpu:.2f}s in this process and its workers)")
 
+        cpu_started = cpu_seconds()
         started = time.perf_counter()
         tokenizer.encode_batch(lines, add_special_tokens=False)
         seconds = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_started
         tokenizer_rates.append(megabytes / seconds)
         print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: {seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
-              f"  (ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
+              f"  (CPU {cpu:.2f}s; ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
     print(f"    {pretraining_data.summary_line(manifest, '<tmp>')}")
 
     if FLAGS.cli_run:
@@ -97,7 +111,7 @@ def main(argv):
     build = statistics.median(build_rates)
     tokenize = statistics.median(tokenizer_rates)
     print(f"median end-to-end build: {build:.1f} MB/s; median tokenizers tokenization only: {tokenize:.1f} MB/s; "
-          f"ratio {build / tokenize:.2f}x (goal >= 3x)")
+          f"ratio {build / tokenize:.2f}x (goal >= 3x); load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
