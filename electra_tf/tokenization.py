@@ -163,9 +163,13 @@ class Tokenizer(tf.Module):
         super().__init__(name=name)
         self.vocab_file = os.fspath(vocab_file)
         self.do_lower_case = bool(do_lower_case)
+        # tf.Module would wrap these 30k-entry containers for dependency tracking (a third of a
+        # second per Tokenizer); they hold no variables, so tracking is switched off for them.
+        self._setattr_tracking = False
         self.vocab = load_vocab(self.vocab_file)
         self.vocab_size = len(self.vocab)
         self.token_to_id = {token: index for index, token in enumerate(self.vocab)}
+        self._setattr_tracking = True
         self.pad_id = self.token_to_id["[PAD]"]
         self.unk_id = self.token_to_id["[UNK]"]
         self.cls_id = self.token_to_id["[CLS]"]
