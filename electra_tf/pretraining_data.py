@@ -839,6 +839,14 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
         "vocab_file": os.path.abspath(options.vocab_file),
         "vocab_size": tokenizer.vocab_size,
         "vocab_sha256": vocab_sha256(options.vocab_file),
+        # The model masks with these ids, so training checks them against its config.
+        "special_token_ids": {
+            "pad_token_id": tokenizer.pad_id,
+            "unk_token_id": tokenizer.unk_id,
+            "cls_token_id": tokenizer.cls_id,
+            "sep_token_id": tokenizer.sep_id,
+            "mask_token_id": tokenizer.mask_id,
+        },
         "seed": options.seed,
         "num_processes": num_processes,
         "worker_index": options.worker_index,
@@ -945,7 +953,7 @@ _SUMMED_FIELDS = (
     "non_utf8_replacements", "overlong_line_cuts",
 )
 _SHARED_FIELDS = (
-    "format", "max_seq_length", "do_lower_case", "vocab_size", "vocab_sha256", "seed", "num_processes",
+    "format", "max_seq_length", "do_lower_case", "vocab_size", "vocab_sha256", "special_token_ids", "seed", "num_processes",
     "num_workers", "input_format", "blanks_separate_docs", "json_text_field", "num_shards_per_worker",
 )
 
@@ -1007,11 +1015,14 @@ def combine_manifest_parts(output_dir: str, *, overwrite: bool = False) -> dict:
 
 
 def check_manifest_compatible(
-    manifest: dict, *, vocab_size: int, do_lower_case: bool, max_seq_length: int, source: str
+    manifest: dict, *, vocab_size: int, do_lower_case: bool, max_seq_length: int, source: str,
+    special_token_ids: Optional[dict] = None,
 ) -> None:
     """Raises a one-line UserError when the data was built for a different model.
 
-    `source` names the manifest in the message (e.g. "data/manifest.json").
+    `source` names the manifest in the message (e.g. "data/manifest.json"). `special_token_ids`
+    ({"cls_token_id": 101, ...}, the model's) is compared with the vocabulary's ids recorded in
+    the manifest; manifests written before they were recorded, or by the reference builder, skip it.
     """
     built_length = manifest.get("max_seq_length")
     if built_length != max_seq_length:
@@ -1031,8 +1042,16 @@ def check_manifest_compatible(
         raise UserError(
             f"{source}: built with do_lower_case {str(built_case).lower()} but the model expects "
             f"{str(do_lower_case).lower()}; rebuild the data with --do_lower_case={str(do_lower_case).lower()} "
-            f"or pass --do_lower_case={str(built_case).lower()}"
+            f"or pass --hparams '{{\"do_lower_case\": {str(built_case).lower()}}}'"
         )
+    built_special = manifest.get("special_token_ids") or {}
+    for name, model_id in sorted((special_token_ids or {}).items()):
+        built_id = built_special.get(name)
+        if built_id is not None and built_id != model_id:
+            raise UserError(
+                f"{source}: the vocabulary ({manifest.get('vocab_file', 'unknown file')}) has {name} {built_id} "
+                f"but the model uses {model_id}; pass --hparams '{{\"{name}\": {built_id}}}'"
+            )
 
 
 def resolve_pretraining_data(spec: str) -> tuple[list[str], Optional[dict]]:

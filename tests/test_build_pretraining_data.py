@@ -107,6 +107,9 @@ def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_cor
     assert manifest["num_input_files"] == 3
     assert manifest["vocab_size"] == 30522 and manifest["vocab_sha256"] == vocab_sha256(bert_vocab_file)
     assert manifest["max_seq_length"] == 64 and manifest["do_lower_case"] is True
+    assert manifest["special_token_ids"] == {
+        "pad_token_id": 0, "unk_token_id": 100, "cls_token_id": 101, "sep_token_id": 102, "mask_token_id": 103,
+    }
     assert manifest["seed"] == 7 and manifest["num_processes"] == 2
     assert manifest["non_utf8_replacements"] == 0
     kept = manifest["num_tokens"] - 2 * manifest["num_examples"] - int(two_segments.sum())

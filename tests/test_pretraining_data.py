@@ -333,6 +333,23 @@ def test_check_manifest_compatible_names_the_field():
         pretraining_data.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m")
 
 
+def test_check_manifest_compatible_compares_special_token_ids():
+    manifest = {
+        "max_seq_length": 128, "do_lower_case": True, "vocab_size": 8000, "vocab_file": "v.txt",
+        "special_token_ids": {"pad_token_id": 0, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4},
+    }
+    shape = dict(vocab_size=8000, do_lower_case=True, max_seq_length=128, source="m")
+    pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 4})
+    with pytest.raises(UserError) as error:
+        pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 103})
+    assert str(error.value) == (
+        "m: the vocabulary (v.txt) has mask_token_id 4 but the model uses 103; pass --hparams '{\"mask_token_id\": 4}'"
+    )
+    # Reference-built data records no ids: nothing to compare.
+    del manifest["special_token_ids"]
+    pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"mask_token_id": 103})
+
+
 def test_parts_path_makes_the_same_examples_and_bytes_as_the_list_path():
     """The workers' path (numpy slices, never joined into lists) against the plain list path."""
     stream = [ids(i * 50, (i * 13) % 41 + 1) for i in range(300)]
