@@ -15,11 +15,15 @@ import difflib
 import json
 import os
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from electra_tf.errors import UserError
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+# Config key -> the vocabulary token whose id it holds.
+SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_id": "[SEP]",
+                  "mask_token_id": "[MASK]"}
 
 
 @dataclasses.dataclass
@@ -203,6 +207,21 @@ class ElectraConfig:
         config = dataclasses.replace(self)
         config._apply(values, source)
         return config
+
+    def with_vocab(self, tokens: Sequence[str], source: str = "vocabulary") -> "ElectraConfig":
+        """A copy whose vocab_size and [PAD]/[CLS]/[SEP]/[MASK] ids are those of ``tokens``.
+
+        ``tokens`` is the vocabulary in id order (one line of vocab.txt each). The BERT file has
+        them at 0/101/102/103, the project's learned vocabularies at 0/2/3/4.
+        """
+        index = {token: position for position, token in enumerate(tokens)}
+        values: dict[str, Any] = {"vocab_size": len(tokens)}
+        for key, token in SPECIAL_TOKENS.items():
+            if token not in index:
+                raise UserError(f"{source}: the vocabulary has no {token} token, which "
+                                "pretraining needs; rebuild it with the special tokens")
+            values[key] = index[token]
+        return self.replace(values, source=source)
 
     def _apply(self, values: Mapping[str, Any], source: str) -> None:
         if not isinstance(values, Mapping):

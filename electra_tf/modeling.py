@@ -157,7 +157,9 @@ class TransformerLayer(keras.layers.Layer):
         key = self._split_heads(self.key(hidden), batch, seq_length)
         value = self._split_heads(self.value(hidden), batch, seq_length)
         scores = ops.einsum("bqnd,bknd->bnqk", query, key)
-        probs = ops.softmax(ops.cast(scores, "float32") + attention_bias, axis=-1)
+        # Keras casts float call arguments to the compute dtype; the bias goes back to float32.
+        probs = ops.softmax(
+            ops.cast(scores, "float32") + ops.cast(attention_bias, "float32"), axis=-1)
         probs = self.attention_dropout(ops.cast(probs, hidden.dtype), training=training)
         context = ops.einsum("bnqk,bknd->bqnd", probs, value)
         context = ops.reshape(context, (batch, seq_length, self.hidden_size))
