@@ -61,6 +61,7 @@ def _layer_norm(config: ElectraConfig, name: str) -> keras.layers.LayerNormaliza
     return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraEmbeddings(keras.layers.Layer):
     """Word + position + token-type embeddings -> LayerNorm -> dropout.
 
@@ -109,6 +110,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class TransformerLayer(keras.layers.Layer):
     """One BERT (post-LayerNorm) encoder layer: self-attention and a GELU(erf) feed-forward.
 
@@ -187,6 +189,7 @@ def attention_bias_from_mask(input_mask):
     return ops.expand_dims(ops.expand_dims((1.0 - mask) * _MASKED_SCORE, 1), 1)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraBackbone(keras.Model):
     """Embeddings (possibly shared) + E->H projection when E != H + the Transformer encoder.
 
@@ -253,6 +256,7 @@ class ElectraBackbone(keras.Model):
         return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraDiscriminator(keras.Model):
     """Backbone + replaced-token head dense(H, gelu) -> dense(1).
 
@@ -320,6 +324,7 @@ class MaskedLMHead(keras.layers.Layer):
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraGenerator(keras.Model):
     """The generator (a small masked LM): backbone + tied MLM head.
 

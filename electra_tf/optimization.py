@@ -32,8 +32,10 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        progress = ops.minimum(step, float(self.num_train_steps)) / float(self.num_train_steps)
-        rate = self.learning_rate * ops.power(1.0 - progress, self.power)
+        total = float(self.num_train_steps)
+        # (T - t) / T rather than 1 - t / T: exact near the end of training in float32.
+        remaining = (total - ops.minimum(step, total)) / total
+        rate = self.learning_rate * ops.power(remaining, self.power)
         if self.num_warmup_steps > 0:
             rate = rate * ops.minimum(1.0, step / float(self.num_warmup_steps))
         return rate

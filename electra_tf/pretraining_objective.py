@@ -150,6 +150,7 @@ def _weighted_mean(values, weights):
     return ops.sum(values * weights) / (ops.sum(weights) + 1e-6)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraPretrainer(keras.Model):
     """Generator + discriminator sharing one embedding layer, trained jointly.
 

@@ -1,0 +1,196 @@
+"""The networks: shared/tied weights, sizes, the BERT layer math, masking of padding."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from electra_tf.config import load_config
+from electra_tf.modeling import (ElectraBackbone, TransformerLayer, attention_bias_from_mask,
+                                 build_discriminator, build_generator, gelu_erf, variable_paths)
+from electra_tf.pretraining_objective import ElectraPretrainer
+
+
+def _expected_encoder_params(hidden, intermediate, layers):
+    attention = 4 * (hidden * hidden + hidden) + 2 * hidden
+    feed_forward = hidden * intermediate + intermediate + intermediate * hidden + hidden
+    return layers * (attention + feed_forward + 2 * hidden)
+
+
+def test_small_sizes_and_parameter_counts():
+    config = load_config("electra_small")
+    model = ElectraPretrainer(config, seed=0)
+    V, E, H = 30522, 128, 256
+    embeddings = (V + 512 + 2) * E + 2 * E
+    discriminator = (embeddings + E * H + H + _expected_encoder_params(H, 1024, 12)
+                     + H * H + H + H + 1)
+    assert model.discriminator.count_params() == discriminator
+    # The paper's table says 14M for ELECTRA-Small.
+    assert 13.0e6 < discriminator < 14.5e6
+    generator_own = E * 64 + 64 + _expected_encoder_params(64, 256, 12) + 64 * E + E + 2 * E + V
+    assert model.generator.count_params() == embeddings + generator_own
+    # Shared variables are counted once in the pretrainer.
+    assert model.count_params() == discriminator + generator_own
+
+    layer = model.discriminator.backbone.encoder_layers[0]
+    assert (layer.num_attention_heads, layer.head_size) == (4, 64)
+    assert tuple(layer.intermediate.kernel.shape) == (256, 1024)
+    generator_layer = model.generator.backbone.encoder_layers[0]
+    assert (generator_layer.num_attention_heads, generator_layer.head_size) == (1, 64)
+    assert len(model.generator.backbone.encoder_layers) == 12
+    assert layer.attention_layer_norm.epsilon == 1e-12
+
+
+def test_embeddings_are_one_set_of_variables_and_the_output_layer_is_tied():
+    config = load_config("electra_tiny")
+    model = ElectraPretrainer(config, seed=0)
+    shared = model.embeddings
+    assert model.generator.backbone.embeddings is shared
+    assert model.discriminator.backbone.embeddings is shared
+    assert model.generator.lm_head.embeddings.word_embeddings is shared.word_embeddings
+    # No second [V, E] matrix exists anywhere: only the output bias is the head's own.
+    vocab_sized = [v for v in model.weights if v.shape[0] == config.vocab_size]
+    assert sorted(v.path for v in vocab_sized) == ["electra/embeddings/word_embeddings",
+                                                   "generator_predictions/output_bias"]
+    paths = [v.path for v in model.weights]
+    assert len(paths) == len(set(paths))
+    # Generator and discriminator each have their own E -> H projection only where E != H.
+    assert model.generator.backbone.embeddings_project is not None  # 128 -> 32
+    assert model.discriminator.backbone.embeddings_project is None  # 128 == 128
+
+
+def test_variable_paths_mirror_the_reference_scopes():
+    paths = variable_paths(ElectraPretrainer(load_config("electra_small"), seed=0))
+    for expected, shape in {
+        "electra/embeddings/word_embeddings": (30522, 128),
+        "electra/embeddings/position_embeddings": (512, 128),
+        "electra/embeddings/token_type_embeddings": (2, 128),
+        "electra/embeddings/LayerNorm/gamma": (128,),
+        "electra/embeddings_project/kernel": (128, 256),
+        "electra/layer_11/query/kernel": (256, 256),
+        "electra/layer_0/attention_LayerNorm/beta": (256,),
+        "electra/layer_0/intermediate/kernel": (256, 1024),
+        "electra/layer_0/output/kernel": (1024, 256),
+        "generator/embeddings_project/kernel": (128, 64),
+        "generator/layer_11/output_LayerNorm/gamma": (64,),
+        "generator_predictions/dense/kernel": (64, 128),
+        "generator_predictions/LayerNorm/beta": (128,),
+        "generator_predictions/output_bias": (30522,),
+        "discriminator_predictions/dense/kernel": (256, 256),
+        "discriminator_predictions/dense_1/kernel": (256, 1),
+    }.items():
+        assert paths[expected] == shape, expected
+
+
+def test_gelu_is_the_exact_erf_form():
+    x = np.linspace(-4, 4, 33).astype(np.float32)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(np.asarray(gelu_erf(x)), exact, atol=1e-6)
+    tanh_form = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    assert np.abs(exact - tanh_form).max() > 1e-4  # the two forms are distinguishable here
+
+
+def test_initialisation_is_truncated_normal_0_02():
+    backbone = ElectraBackbone(load_config("electra_small"))
+    kernel = np.asarray(backbone.encoder_layers[0].intermediate.kernel)
+    # A normal truncated at 2 sigma has standard deviation 0.88 sigma.
+    assert kernel.std() == pytest.approx(0.02 * 0.8796, rel=0.02)
+    assert np.abs(kernel).max() <= 0.04 + 1e-6
+    assert not np.any(np.asarray(backbone.encoder_layers[0].intermediate.bias))
+
+
+def _numpy_layer_norm(x, layer):
+    mean = x.mean(-1, keepdims=True)
+    variance = x.var(-1, keepdims=True)
+    return ((x - mean) / np.sqrt(variance + layer.epsilon) * np.asarray(layer.gamma)
+            + np.asarray(layer.beta))
+
+
+def test_transformer_layer_is_bert_post_layer_norm():
+    config = load_config("electra_tiny")
+    layer = TransformerLayer(config, hidden_size=64, num_attention_heads=2, intermediate_size=256)
+    rng = np.random.default_rng(0)
+    for variable in layer.weights:  # non-trivial LayerNorm and bias values
+        variable.assign(rng.normal(0, 0.1, variable.shape).astype(np.float32)
+                        + (1.0 if variable.path.endswith("gamma") else 0.0))
+    hidden = rng.normal(size=(2, 5, 64)).astype(np.float32)
+    input_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.int32)
+    actual = np.asarray(layer(hidden, attention_bias_from_mask(input_mask), training=False))
+
+    def dense(x, d):
+        return x @ np.asarray(d.kernel) + np.asarray(d.bias)
+
+    def heads(x):
+        return x.reshape(2, 5, 2, 32).transpose(0, 2, 1, 3)
+
+    q, k, v = (heads(dense(hidden, d)) for d in (layer.query, layer.key, layer.value))
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(32)
+    scores = scores + ((1 - input_mask) * -10000.0)[:, None, None, :]
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    context = (probs @ v).transpose(0, 2, 1, 3).reshape(2, 5, 64)
+    attended = _numpy_layer_norm(hidden + dense(context, layer.attention_output),
+                                 layer.attention_layer_norm)
+    intermediate = dense(attended, layer.intermediate)
+    erf = np.vectorize(math.erf)
+    intermediate = 0.5 * intermediate * (1 + erf(intermediate / math.sqrt(2)))
+    expected = _numpy_layer_norm(attended + dense(intermediate, layer.output_dense),
+                                 layer.output_layer_norm)
+    np.testing.assert_allclose(actual, expected, atol=2e-4)
+
+
+def test_padding_does_not_change_real_token_outputs():
+    config = load_config("electra_tiny", {"vocab_size": 500})
+    backbone = ElectraBackbone(config)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(5, 500, size=(2, 16)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[:, 10:] = 0
+    features = {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}
+    first = np.asarray(backbone(features))
+    ids_other_padding = ids.copy()
+    ids_other_padding[:, 10:] = rng.integers(5, 500, size=(2, 6))
+    second = np.asarray(backbone({**features, "input_ids": ids_other_padding}))
+    assert first.shape == (2, 16, config.hidden_size)
+    np.testing.assert_allclose(first[:, :10], second[:, :10], atol=1e-5)
+
+
+def test_dropout_is_active_only_in_training():
+    config = load_config("electra_tiny", {"vocab_size": 500})
+    backbone = ElectraBackbone(config)
+    ids = np.arange(5, 37, dtype=np.int32).reshape(2, 16)
+    features = {"input_ids": ids, "input_mask": np.ones_like(ids),
+                "segment_ids": np.zeros_like(ids)}
+    np.testing.assert_array_equal(np.asarray(backbone(features)), np.asarray(backbone(features)))
+    assert not np.allclose(np.asarray(backbone(features, training=True)),
+                           np.asarray(backbone(features, training=True)))
+
+
+def test_generator_logits_only_at_the_requested_positions():
+    config = load_config("electra_tiny", {"vocab_size": 500})
+    discriminator = build_discriminator(config)
+    generator = build_generator(config, discriminator.backbone.embeddings)
+    ids = np.arange(5, 37, dtype=np.int32).reshape(2, 16)
+    features = {"input_ids": ids, "input_mask": np.ones_like(ids),
+                "segment_ids": np.zeros_like(ids)}
+    everywhere = np.asarray(generator(features))
+    positions = np.array([[3, 7], [0, 15]], np.int32)
+    at_positions = np.asarray(generator(features, masked_positions=positions))
+    assert everywhere.shape == (2, 16, 500) and at_positions.shape == (2, 2, 500)
+    np.testing.assert_allclose(at_positions, np.take_along_axis(
+        everywhere, positions[..., None], axis=1), atol=1e-5)
+    assert np.asarray(discriminator(features)).shape == (2, 16)
+
+
+def test_backbone_weights_round_trip(tmp_path):
+    config = load_config("electra_tiny", {"vocab_size": 500})
+    source, target = ElectraBackbone(config), ElectraBackbone(config)
+    path = str(tmp_path / "backbone.weights.h5")
+    source.save_weights(path)
+    target.load_weights(path)
+    for a, b in zip(source.weights, target.weights):
+        assert a.path == b.path
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(source)).count_params() == source.count_params()

@@ -1,0 +1,92 @@
+"""AdamW: the reference schedule per step, weight-decay exclusions, global-norm clipping."""
+
+import keras
+import numpy as np
+import pytest
+
+from electra_tf.config import load_config
+from electra_tf.optimization import WarmupPolynomialDecay, create_optimizer
+from electra_tf.pretraining_objective import ElectraPretrainer
+
+
+def _reference_rate(step, peak, total, warmup, power):
+    decayed = peak * (1 - min(step, total) / total) ** power
+    return decayed * min(1.0, step / warmup) if warmup else decayed
+
+
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_schedule_values_match_the_reference_formula(power):
+    schedule = WarmupPolynomialDecay(5e-4, num_train_steps=1_000_000, num_warmup_steps=10_000,
+                                     power=power)
+    for step in (0, 1, 5_000, 9_999, 10_000, 10_001, 500_000, 999_999, 1_000_000, 1_200_000):
+        expected = _reference_rate(step, 5e-4, 1_000_000, 10_000, power)
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5, abs=1e-12), step
+    # Warm-up multiplies the decayed rate: at the end of warm-up it is just below the peak.
+    assert float(schedule(10_000)) == pytest.approx(5e-4 * 0.99 ** power, rel=1e-5)
+    no_warmup = WarmupPolynomialDecay(1e-3, num_train_steps=100)
+    assert float(no_warmup(0)) == pytest.approx(1e-3)
+    assert float(no_warmup(50)) == pytest.approx(5e-4)
+
+
+def test_schedule_and_optimizer_serialise():
+    config = load_config("electra_small")
+    optimizer = create_optimizer(config, 1000)
+    schedule = optimizer._learning_rate
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(schedule))
+    assert isinstance(restored, WarmupPolynomialDecay)
+    assert restored.get_config() == schedule.get_config() == {
+        "learning_rate": 5e-4, "num_train_steps": 1000, "num_warmup_steps": 10000, "power": 1.0}
+    clone = keras.optimizers.AdamW.from_config(optimizer.get_config())
+    assert float(clone.learning_rate) == float(optimizer.learning_rate) == 0.0  # step 0
+    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.weight_decay,
+            optimizer.global_clipnorm) == (0.9, 0.999, 1e-6, 0.01, 1.0)
+
+
+def test_weight_decay_skips_layer_norm_and_biases():
+    # With zero gradients Adam's step is zero, so only weight decay moves a variable.
+    config = load_config("electra_tiny", {"vocab_size": 300, "num_warmup_steps": 0,
+                                          "learning_rate": 0.1})
+    model = ElectraPretrainer(config, seed=0)
+    for variable in model.trainable_variables:
+        variable.assign(np.ones(variable.shape, np.float32))
+    optimizer = create_optimizer(config, 1000)
+    variables = model.trainable_variables
+    optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in variables])
+    decayed, kept = [], []
+    for variable in variables:
+        value = np.asarray(variable)
+        if np.allclose(value, 1.0):
+            kept.append(variable.path)
+        else:
+            np.testing.assert_allclose(value, 1.0 - 0.1 * 0.01, rtol=1e-6)
+            decayed.append(variable.path)
+    assert kept and decayed
+    for path in kept:
+        assert path.endswith(("bias", "gamma", "beta")), path
+    for path in decayed:
+        assert not path.endswith(("bias", "gamma", "beta")) and "LayerNorm" not in path, path
+    assert "electra/embeddings/word_embeddings" in decayed
+    assert "generator_predictions/output_bias" in kept
+    assert "electra/embeddings/LayerNorm/gamma" in kept
+
+
+def test_gradients_are_clipped_to_global_norm_one():
+    config = load_config("electra_tiny", {"num_warmup_steps": 0, "weight_decay_rate": 0.0})
+    optimizer = create_optimizer(config, 100)
+    first = keras.Variable(np.zeros(3, np.float32))
+    second = keras.Variable(np.zeros(4, np.float32))
+    gradients = [np.array([3.0, 0.0, 4.0], np.float32), np.array([0, 0, 0, 5.0], np.float32)]
+    norm = np.sqrt(sum((g ** 2).sum() for g in gradients))  # 7.07
+    optimizer.apply_gradients(zip(gradients, [first, second]))
+    # After one step Adam's first moment is (1 - beta1) * the (clipped) gradient.
+    for variable, gradient in zip([first, second], gradients):
+        momentum = np.asarray(optimizer._momentums[optimizer._get_variable_index(variable)])
+        np.testing.assert_allclose(momentum, 0.1 * gradient / norm, rtol=1e-5)
+    small = [np.array([0.3, 0.0, 0.4], np.float32), np.zeros(4, np.float32)]
+    unclipped = create_optimizer(config, 100)
+    a, b = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.zeros(4, np.float32))
+    unclipped.apply_gradients(zip(small, [a, b]))
+    np.testing.assert_allclose(
+        np.asarray(unclipped._momentums[unclipped._get_variable_index(a)]), 0.1 * small[0],
+        rtol=1e-5)
