@@ -34,7 +34,9 @@ flags.DEFINE_integer("steps", 8, "Timed steps per measurement.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing, compilation).")
 flags.DEFINE_integer("repeats", 2, "Measurements per setting (the others share the CPUs).")
 flags.DEFINE_list("policies", ["float32", "mixed_bfloat16"], "Keras dtype policies to time.")
-flags.DEFINE_list("jit_compile", ["true"], "XLA settings to time: true and/or false.")
+flags.DEFINE_list("jit_compile", ["false"],
+                 "XLA settings to time: true and/or false. Off by default: on CPU, XLA's "
+                 "random-number generation (dropout) makes a step over 10x slower.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul used to measure the peak.")
 
 

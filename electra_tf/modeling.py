@@ -4,26 +4,27 @@ Only keras.layers / keras.ops / keras.random are used, so the same code runs on 
 and JAX backends. Every layer creates its variables at construction time (sizes come from the
 config), so a freshly built model can be restored from a checkpoint before its first step.
 
-Weight layout (what ``ElectraBackbone.save_weights`` writes and fine-tuning/export load), with
-the reference checkpoint name each variable corresponds to (``{i}`` is the 0-based layer index):
+Weight layout. Keras variable paths (``variable_paths(model)``) mirror the reference checkpoint
+names; ``{i}`` is the 0-based layer index and kernels are [in, out] like the reference's:
 
-    embeddings/word_embeddings [V, E]          electra/embeddings/word_embeddings
-    embeddings/position_embeddings [512, E]    electra/embeddings/position_embeddings
-    embeddings/token_type_embeddings [2, E]    electra/embeddings/token_type_embeddings
-    embeddings/LayerNorm/{gamma,beta} [E]      electra/embeddings/LayerNorm/{gamma,beta}
-    embeddings_project/{kernel [E,H], bias}    electra/embeddings_project/{kernel,bias} (E != H)
-    layer_{i}/query|key|value/{kernel,bias}    electra/encoder/layer_{i}/attention/self/...
-    layer_{i}/attention_output/{kernel,bias}   .../attention/output/dense/{kernel,bias}
-    layer_{i}/attention_LayerNorm/{gamma,beta} .../attention/output/LayerNorm/{gamma,beta}
-    layer_{i}/intermediate/{kernel,bias}       .../intermediate/dense/{kernel,bias}
-    layer_{i}/output/{kernel,bias}             .../output/dense/{kernel,bias}
-    layer_{i}/output_LayerNorm/{gamma,beta}    .../output/LayerNorm/{gamma,beta}
+    electra/embeddings/word_embeddings [V, E]      electra/embeddings/word_embeddings
+    electra/embeddings/position_embeddings [512, E], .../token_type_embeddings [2, E]
+    electra/embeddings/LayerNorm/{gamma,beta}      electra/embeddings/LayerNorm/{gamma,beta}
+    electra/embeddings_project/{kernel,bias}       same (only where E != H)
+    electra/layer_{i}/{query,key,value}/...        electra/encoder/layer_{i}/attention/self/...
+    electra/layer_{i}/attention_output/...         .../attention/output/dense/{kernel,bias}
+    electra/layer_{i}/attention_LayerNorm/...      .../attention/output/LayerNorm/{gamma,beta}
+    electra/layer_{i}/intermediate/...             .../intermediate/dense/{kernel,bias}
+    electra/layer_{i}/output/...                   .../output/dense/{kernel,bias}
+    electra/layer_{i}/output_LayerNorm/...         .../output/LayerNorm/{gamma,beta}
+    discriminator_predictions/dense, dense_1       discriminator_predictions/dense, dense_1
+    generator/embeddings_project, generator/layer_{i}/...   generator/... (same structure)
+    generator_predictions/{dense, LayerNorm, output_bias}   same
 
-Kernels are [in, out] like the reference. The generator's backbone has the same structure under
-the reference's ``generator/`` scope (its embeddings are the discriminator's unless
-``untied_generator_embeddings``); its head is ``generator_predictions/{dense, LayerNorm,
-output_bias}`` and the discriminator's ``discriminator_predictions/{dense, dense_1}``.
-``variable_paths()`` lists the Keras variable paths of any of these models.
+The shared embeddings are one set of variables under ``electra/embeddings`` (an untied generator
+has its own under ``generator/embeddings``). ``.weights.h5`` files written by Keras are keyed by
+the object structure (``embeddings``, ``embeddings_project``, ``encoder_layers``, ...), so a
+backbone's file loads into any ``ElectraBackbone`` built from the same config.
 """
 
 from __future__ import annotations
@@ -153,11 +154,17 @@ class TransformerLayer(keras.layers.Layer):
     def call(self, hidden, attention_bias, training=None):
         shape = ops.shape(hidden)
         batch, seq_length = shape[0], shape[1]
+        # One [H, 3H] matmul instead of three [H, H] ones (~30% faster on CPU); the variables
+        # stay separate so they keep the reference's names.
+        projections = (self.query, self.key, self.value)
+        kernel = ops.concatenate([ops.cast(d.kernel, hidden.dtype) for d in projections], -1)
+        bias = ops.concatenate([ops.cast(d.bias, hidden.dtype) for d in projections], -1)
+        query, key, value = ops.split(ops.matmul(hidden, kernel) + bias, 3, axis=-1)
         # Scaling the queries (seq x d) is cheaper than scaling the scores (seq x seq).
-        query = self._split_heads(self.query(hidden), batch, seq_length) * ops.cast(
+        query = self._split_heads(query, batch, seq_length) * ops.cast(
             1.0 / math.sqrt(self.head_size), hidden.dtype)
-        key = self._split_heads(self.key(hidden), batch, seq_length)
-        value = self._split_heads(self.value(hidden), batch, seq_length)
+        key = self._split_heads(key, batch, seq_length)
+        value = self._split_heads(value, batch, seq_length)
         scores = ops.einsum("bqnd,bknd->bnqk", query, key)
         # Keras casts float call arguments to the compute dtype; the bias goes back to float32.
         probs = ops.softmax(
