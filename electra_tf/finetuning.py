@@ -33,10 +33,13 @@ import sys
 import time
 from typing import Optional
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from electra_tf import finetuning_metrics, finetuning_tasks
 from electra_tf.errors import UserError
+from electra_tf.progress import ProgressReporter
 
 RESULTS_FILENAME = "results.json"
 SUMMARY_FILENAME = "summary.json"
@@ -225,8 +228,6 @@ def encode_glue(examples, tokenizer, max_seq_length: int) -> dict[str, np.ndarra
 def _trim_to_longest(features, labels, multiple: int = 32):
     """Cuts a batch's padding to its longest sequence (rounded up to ``multiple``): the real
     positions compute the same values, padding only costs time."""
-    import tensorflow as tf
-
     longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
     length = tf.minimum(tf.shape(features["input_ids"])[1],
                         (longest + multiple - 1) // multiple * multiple)
@@ -236,8 +237,6 @@ def _trim_to_longest(features, labels, multiple: int = 32):
 def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bool, seed: int,
                   trim_padding: bool):
     """A per-replica tf.data input function for strategy.distribute_datasets_from_function."""
-    import tensorflow as tf
-
     count = len(next(iter(features.values())))
 
     def input_fn(context: tf.distribute.InputContext):
@@ -255,36 +254,30 @@ def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bo
     return input_fn
 
 
-class _FinetuningProgress:
-    """A Keras callback printing step, examples/s, loss and learning rate via ProgressReporter."""
+class FinetuningProgress(keras.callbacks.Callback):
+    """Prints steps, examples/s, ETA and loss every ``every_steps`` steps, and stops fit after
+    exactly ``total_steps`` (the last epoch may be partial)."""
 
-    def __new__(cls, *args, **kwargs):
-        import keras
+    def __init__(self, name: str, total_steps: int, batch_size: int, every_steps: int):
+        super().__init__()
+        self.reporter = ProgressReporter(name, total=total_steps, total_key="steps",
+                                         interval_seconds=0.0, stream=sys.stdout)
+        self.batch_size = batch_size
+        self.every_steps = max(1, every_steps)
+        self.total_steps = total_steps
+        self.steps = 0
+        self.last_loss = float("nan")
 
-        from electra_tf.progress import ProgressReporter
-
-        class Callback(keras.callbacks.Callback):
-            def __init__(self, name: str, total_steps: int, batch_size: int,
-                         every_steps: int):
-                super().__init__()
-                self.reporter = ProgressReporter(name, total=total_steps, total_key="steps",
-                                                 interval_seconds=0.0, stream=sys.stdout)
-                self.batch_size = batch_size
-                self.every_steps = max(1, every_steps)
-                self.total_steps = total_steps
-                self.steps = 0
-                self.last_loss = float("nan")
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.steps += 1
-                if logs and "loss" in logs:
-                    self.last_loss = float(logs["loss"])
-                self.reporter.counts["steps"] = self.steps
-                self.reporter.counts["examples"] = self.steps * self.batch_size
-                if self.steps % self.every_steps == 0 or self.steps == self.total_steps:
-                    log(self.reporter.line() + f" | loss {self.last_loss:.4f}")
-
-        return Callback(*args, **kwargs)
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if logs and "loss" in logs:
+            self.last_loss = float(logs["loss"])
+        self.reporter.counts["steps"] = self.steps
+        self.reporter.counts["examples"] = self.steps * self.batch_size
+        if self.steps % self.every_steps == 0 or self.steps == self.total_steps:
+            log(self.reporter.line() + f" | loss {self.last_loss:.4f}")
+        if self.steps >= self.total_steps:
+            self.model.stop_training = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,8 +460,6 @@ def _glue_predictions(task, outputs):
 def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_path, strategy,
               *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int) -> dict:
     """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
-    import keras
-
     from electra_tf import distribution, layerwise_optimizer, pretraining
 
     seed = options.seed + trial
@@ -496,16 +487,14 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
     train_dataset = strategy.distribute_datasets_from_function(make_input_fn(
         data.train_features, data.train_labels, batch_size=batch, training=True, seed=seed,
         trim_padding=options.trim_padding))
-    progress = _FinetuningProgress(f"{task.name} trial {trial + 1}", total_steps, batch,
-                                   options.log_every_steps)
+    progress = FinetuningProgress(f"{task.name} trial {trial + 1}", total_steps, batch,
+                                  options.log_every_steps)
     started = time.monotonic()
-    # The last "epoch" may be partial: fit stops after exactly total_steps.
-    history_steps = 0
-    for epoch in range(epochs):
-        steps = min(steps_per_epoch, total_steps - history_steps)
-        model.fit(train_dataset, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
-                  callbacks=[progress], verbose=0, shuffle=False)
-        history_steps += steps
+    # One fit call, so the (repeated, reshuffled) input iterator carries on across epochs.
+    model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              callbacks=[progress], verbose=0, shuffle=False)
+    if progress.steps != total_steps:
+        raise RuntimeError(f"trained {progress.steps} steps, expected {total_steps}")
     train_seconds = time.monotonic() - started
 
     result = {"trial": trial, "seed": seed, "train_steps": total_steps,
@@ -610,6 +599,24 @@ def _check_options(options: FinetuningOptions) -> None:
         raise UserError(f"--warmup_proportion must be in [0, 1], got {options.warmup_proportion}")
 
 
+def _check_data_files(tasks, options) -> None:
+    """Fails before any training when a task's training or dev file is missing."""
+    if not options.data_dir:
+        raise UserError("--data_dir is required (GLUE folders / SQuAD JSON files), or pass "
+                        "--use_tfds")
+    for task in tasks:
+        if task.is_squad:
+            squad_file(options.data_dir, task.dev_file, task.version)
+            if not options.squad_holdout_articles:
+                squad_file(options.data_dir, task.train_file, task.version)
+            continue
+        for split in ("train",) + task.dev_splits:
+            path = finetuning_tasks.task_file(options.data_dir, task, split)
+            if not os.path.isfile(path):
+                raise UserError(f"{path}: file not found; --data_dir must hold the GLUE folders "
+                                f"({task.directory}/{split}.tsv for --task={task.name})")
+
+
 def _resolve_vocab(options, checkpoint_dir) -> str:
     if options.vocab_file:
         return options.vocab_file
@@ -630,6 +637,8 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     tasks = finetuning_tasks.parse_task_list(options.tasks)
     config, weights_path, checkpoint_dir = resolve_model_config(options)
     vocab_file = _resolve_vocab(options, checkpoint_dir)
+    if not options.use_tfds:
+        _check_data_files(tasks, options)
     for task in tasks:
         results_path = os.path.join(options.output_dir, task.name, RESULTS_FILENAME)
         if os.path.exists(results_path) and not options.overwrite:
@@ -643,6 +652,11 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
                         "was pretrained with")
     if strategy is None:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    if not distribution.is_chief(strategy):
+        # Every worker trains and predicts in step; only the chief's files are kept.
+        import tempfile
+
+        options = dataclasses.replace(options, output_dir=tempfile.mkdtemp(prefix="worker_"))
     if weights_path is None:
         log("=" * 78)
         log("WARNING: no --init_checkpoint: fine-tuning from RANDOMLY INITIALISED weights.")
