@@ -65,6 +65,12 @@ def model_size(config) -> str:
     return "small"
 
 
+# Config keys that shape the weights; a checkpoint fixes them.
+ARCHITECTURE_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                     "num_attention_heads", "intermediate_size", "max_position_embeddings",
+                     "type_vocab_size")
+
+
 @dataclasses.dataclass
 class FinetuningOptions:
     tasks: str
@@ -135,6 +141,10 @@ def resolve_model_config(options: FinetuningOptions):
                 raise UserError(f"--init_checkpoint: {path} not found; point to the 'pretrained' "
                                 "directory that run_pretraining writes in its --model_dir")
         config = config_lib.ElectraConfig.from_json_file(config_path)
+        fixed = sorted(set(hparams) & set(ARCHITECTURE_KEYS))
+        if fixed:
+            raise UserError(f"--hparams: {', '.join(fixed)} cannot change with --init_checkpoint "
+                            f"(the weights in {directory} have the checkpoint's sizes)")
         if hparams:
             config = config.replace(hparams, source="--hparams")
         return config, weights_path, directory

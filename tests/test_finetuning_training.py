@@ -1,5 +1,6 @@
 """Fine-tuning end to end: SST-2 learns, STS-B/CoLA/MNLI/QNLI/QQP/SQuAD run and write their files."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -165,6 +166,9 @@ def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_dat
                                np.asarray(backbone.embeddings.word_embeddings), atol=1e-5)
     with pytest.raises(UserError, match="results.json already exists; pass --overwrite"):
         finetuning.run_finetuning(options)
+    with pytest.raises(UserError, match="hidden_size cannot change with --init_checkpoint"):
+        finetuning.run_finetuning(dataclasses.replace(options, hparams={"hidden_size": 64},
+                                                      overwrite=True))
     with pytest.raises(UserError, match="--init_checkpoint: .* not found"):
         finetuning.run_finetuning(_options(tmp_path, bert_vocab_file, tasks="rte",
                                            init_checkpoint=str(tmp_path), output_dir="x"))
