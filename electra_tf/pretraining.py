@@ -228,7 +228,10 @@ def train(
 
     steps_per_epoch = config.save_checkpoints_steps
     initial_epoch = start_step // steps_per_epoch
-    epochs = initial_epoch + math.ceil((final_step - start_step) / steps_per_epoch)
+    # StepCounter stops fit at exactly final_step; fp16 loss scaling may skip a few batches, so
+    # allow more epochs than the step count needs.
+    needed_epochs = math.ceil((final_step - start_step) / steps_per_epoch)
+    epochs = initial_epoch + (2 * needed_epochs + 1 if mixed_precision == "fp16" else needed_epochs)
     log(
         f"Training steps {start_step}..{final_step} on {strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, jit_compile={use_xla}, mixed_precision={mixed_precision}); "

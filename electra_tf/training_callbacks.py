@@ -48,8 +48,9 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
 class StepCounter(keras.callbacks.Callback):
     """Tracks the global optimizer step and stops fit exactly at `final_step`.
 
-    Counts batches on the host instead of reading optimizer.iterations every step (a device
-    sync); `start_step` is the restored value of optimizer.iterations.
+    Reads optimizer.iterations after every batch rather than counting batches: with fp16 loss
+    scaling a batch whose gradients overflow is skipped and does not count as a step.
+    `start_step` is the restored value of optimizer.iterations.
     """
 
     def __init__(self, final_step: int):
@@ -62,7 +63,7 @@ class StepCounter(keras.callbacks.Callback):
         self.start_step = self.step = start_step
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        self.step = int(self.model.optimizer.iterations.numpy())
         if self.step >= self.final_step:
             self.model.stop_training = True
 
