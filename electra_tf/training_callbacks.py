@@ -109,7 +109,8 @@ class RestoreAndCheckpoint(keras.callbacks.Callback):
 
     def save_now(self) -> None:
         step = self.counter.step
-        if step != self.last_saved_step:
+        # Step 0 happens when fp16 loss scaling skipped every batch of the first epoch.
+        if step and step != self.last_saved_step:
             path = self.checkpoint.save(step)
             self.last_saved_step = step
             if path:
@@ -161,11 +162,15 @@ class ProgressAndSummaries(keras.callbacks.Callback):
             interval_seconds=math.inf,
             stream=self.stream,
         )
+        self.last_seen_step = self.counter.start_step
 
     def on_train_batch_end(self, batch, logs=None):
-        self.reporter.update(steps=1, sequences=self.global_batch_size)
         step = self.counter.step
-        if step % self.log_every_steps == 0 or step >= self.final_step:
+        # A batch skipped by fp16 loss scaling consumed sequences but made no step.
+        self.reporter.update(steps=step - self.last_seen_step, sequences=self.global_batch_size)
+        advanced = step != self.last_seen_step
+        self.last_seen_step = step
+        if advanced and (step % self.log_every_steps == 0 or step >= self.final_step):
             self.report(step, logs or {})
 
     def report(self, step: int, logs: dict) -> None:
