@@ -58,6 +58,9 @@ class PretrainingOptions:
     eval_at_checkpoints: bool = True
     seed: Optional[int] = None  # None: the config's seed
     log_every_steps: int = 100
+    # A save_pretrained directory (ours, or converted from a released checkpoint) to start from;
+    # ignored when model_dir already holds a checkpoint to resume.
+    init_checkpoint: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -78,8 +81,9 @@ def log(message: str) -> None:
 def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dict]):
     """The run's ElectraConfig: preset/JSON, then --hparams, then explicit flags.
 
-    vocab_size follows the data's manifest unless --hparams sets it: the presets carry BERT's
-    30,522, and data built with another vocabulary should not need a matching hparam.
+    vocab_size and the special token ids follow the data's manifest unless --hparams sets them:
+    the presets carry BERT's 30,522 tokens and ids, and data built with another vocabulary should
+    not need matching hparams.
     """
     from electra_tf import config as config_lib
 
@@ -91,6 +95,10 @@ def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dic
         if manifest_vocab and manifest_vocab != resolved.vocab_size:
             log(f"Using vocab_size={manifest_vocab} from the data manifest (config had {resolved.vocab_size})")
             changes["vocab_size"] = int(manifest_vocab)
+        for name, token_id in (manifest.get("special_token_ids") or {}).items():
+            if hasattr(resolved, name) and name not in hparams_dict and getattr(resolved, name) != token_id:
+                log(f"Using {name}={token_id} from the data manifest (config had {getattr(resolved, name)})")
+                changes[name] = int(token_id)
     return dataclasses.replace(resolved, **changes) if changes else resolved
 
 
@@ -154,6 +162,7 @@ def train(
     jit_compile: bool = False,
     log_every_steps: int = 100,
     save_pretrained_model: bool = True,
+    init_checkpoint: Optional[str] = None,
 ) -> PretrainingResult:
     """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
 
@@ -192,6 +201,13 @@ def train(
         if mixed_precision == "fp16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=use_xla)
+        if init_checkpoint and start_step == 0:
+            from electra_tf import checkpoint_conversion
+
+            checkpoint_conversion.load_pretrained_into(model, init_checkpoint)
+            log(f"Initialised every network from {init_checkpoint} (the optimizer starts fresh)")
+        elif init_checkpoint:
+            log(f"Resuming from step {start_step}; --init_checkpoint={init_checkpoint} is not used again")
 
     train_dataset = strategy.distribute_datasets_from_function(train_input_fn)
     validation = {}
@@ -399,6 +415,7 @@ def run_pretraining(
         mixed_precision=options.mixed_precision,
         jit_compile=options.jit_compile,
         log_every_steps=options.log_every_steps,
+        init_checkpoint=options.init_checkpoint,
     )
 
 
@@ -422,4 +439,8 @@ def _check_against_manifest(config, manifest: Optional[dict], source: str) -> No
         do_lower_case=config.do_lower_case,
         max_seq_length=config.max_seq_length,
         source=source,
+        special_token_ids={
+            name: getattr(config, name)
+            for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
+        },
     )

@@ -31,6 +31,9 @@ flags.DEFINE_string("eval_data", None, "Held-out TFRecords (glob or manifest dir
 flags.DEFINE_integer("eval_steps", None, "Batches per evaluation (default: the config's num_eval_steps).")
 flags.DEFINE_bool("eval_at_checkpoints", True, "Also evaluate at every checkpoint, not only at the end.")
 flags.DEFINE_integer("seed", None, "Seed of model init, masking/dropout randomness and data order (default: the config's seed).")
+flags.DEFINE_string("init_checkpoint", None,
+                    "Start from this save_pretrained directory (e.g. a converted released checkpoint) "
+                    "instead of random weights: continued pretraining. Ignored when resuming.")
 flags.DEFINE_integer("log_every_steps", 100, "Print progress and write train summaries this often.")
 flags.DEFINE_integer("num_cpu_devices", 1,
                      "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).")
@@ -61,6 +64,7 @@ def main(argv: list[str]) -> None:
         eval_at_checkpoints=FLAGS.eval_at_checkpoints,
         seed=FLAGS.seed,
         log_every_steps=FLAGS.log_every_steps,
+        init_checkpoint=FLAGS.init_checkpoint,
     )
     pretraining.run_pretraining(
         options,

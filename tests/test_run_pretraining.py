@@ -165,6 +165,22 @@ def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, me
     assert (model_dir / "config.json").read_text() == config_before
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith(f"ckpt-{total_steps}")
 
+    # Continued pretraining: a new run starts from the finished run's saved networks. With a
+    # learning rate of 0 one step leaves them exactly as loaded.
+    from electra_tf import modeling
+
+    continued = pretraining.PretrainingOptions(
+        model_dir=str(tmp_path / "continued"), pretrain_data=str(mechanics_data["train_dir"]), seed=5,
+        init_checkpoint=str(model_dir / "pretrained"))
+    result = pretraining.run_pretraining(
+        continued, config="electra_tiny", hparams=dict(MECHANICS_HPARAMS, learning_rate=0.0),
+        num_train_steps=1, save_checkpoints_steps=1)
+    _, source = modeling.load_pretrained_discriminator(model_dir / "pretrained")
+    _, loaded = modeling.load_pretrained_discriminator(result.pretrained_dir)
+    assert len(source.weights) == len(loaded.weights) > 0
+    for expected, actual in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(expected), np.asarray(actual), err_msg=expected.path)
+
 
 # ---------------------------------------------------------------------------------------------
 # The tiny preset learns.
@@ -276,3 +292,20 @@ def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data):
     # above chance.
     assert auc > 0.51
     assert mlm_accuracy > 1.5 * baseline
+
+
+def test_vocab_size_and_special_ids_follow_the_manifest_unless_hparams_set_them():
+    from electra_tf import pretraining
+
+    manifest = {
+        "vocab_size": 8000,
+        "special_token_ids": {"pad_token_id": 0, "unk_token_id": 1, "cls_token_id": 2,
+                              "sep_token_id": 3, "mask_token_id": 4},
+    }
+    config = pretraining.resolve_config("electra_tiny", None, {}, manifest)
+    assert (config.vocab_size, config.cls_token_id, config.sep_token_id, config.mask_token_id) == (8000, 2, 3, 4)
+    pinned = pretraining.resolve_config("electra_tiny", {"mask_token_id": 103}, {}, manifest)
+    assert pinned.mask_token_id == 103 and pinned.cls_token_id == 2
+    with pytest.raises(UserError, match="has mask_token_id 4 but the model uses 103"):
+        pretraining._check_against_manifest(
+            pinned, dict(manifest, max_seq_length=128, do_lower_case=True), "data")
