@@ -127,7 +127,12 @@ def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
 
 
 def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
+    import logging
+
     from electra_tf import pretraining
+
+    # TensorFlow's INFO lines (saver sharding) would interleave with the progress lines.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
     options = pretraining.PretrainingOptions(
         model_dir=model_dir,
