@@ -28,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import sys
 import time
 from typing import Optional
@@ -131,9 +130,11 @@ def resolve_model_config(options: FinetuningOptions):
     hparams = pretraining._hparams_as_dict(options.hparams)
     if options.init_checkpoint:
         directory = options.init_checkpoint
-        if os.path.isdir(os.path.join(directory, pretraining.PRETRAINED_SUBDIR)) and not \
-                os.path.isfile(os.path.join(directory, modeling.CONFIG_FILE)):
-            directory = os.path.join(directory, pretraining.PRETRAINED_SUBDIR)
+        # A run_pretraining --model_dir holds the model in its pretrained/ folder.
+        nested = os.path.join(directory, pretraining.PRETRAINED_SUBDIR)
+        if (not os.path.isfile(os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE))
+                and os.path.isfile(os.path.join(nested, modeling.BACKBONE_WEIGHTS_FILE))):
+            directory = nested
         config_path = os.path.join(directory, modeling.CONFIG_FILE)
         weights_path = os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE)
         for path in (config_path, weights_path):

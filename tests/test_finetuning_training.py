@@ -148,6 +148,8 @@ def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_dat
     pretrained = tmp_path / "model_dir" / "pretrained"
     pretrained.mkdir(parents=True)
     config.to_json_file(pretrained / "config.json")
+    # run_pretraining's --model_dir also has a config.json beside pretrained/.
+    config.to_json_file(tmp_path / "model_dir" / "config.json")
     backbone.save_weights(str(pretrained / "backbone.weights.h5"))
     options = _options(tmp_path, bert_vocab_file, tasks="rte", data_dir=str(shared_data / "glue"),
                        init_checkpoint=str(tmp_path / "model_dir"), config="no-such-preset",
@@ -169,6 +171,9 @@ def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_dat
     with pytest.raises(UserError, match="hidden_size cannot change with --init_checkpoint"):
         finetuning.run_finetuning(dataclasses.replace(options, hparams={"hidden_size": 64},
                                                       overwrite=True))
+    with pytest.raises(UserError, match=r"MRPC/train.tsv: file not found"):
+        finetuning.run_finetuning(_options(tmp_path / "missing", bert_vocab_file,
+                                           tasks="qnli,mrpc", data_dir=str(FIXTURES / "glue")))
     with pytest.raises(UserError, match="--init_checkpoint: .* not found"):
         finetuning.run_finetuning(_options(tmp_path, bert_vocab_file, tasks="rte",
                                            init_checkpoint=str(tmp_path), output_dir="x"))
@@ -178,6 +183,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, bert_vocab_file):
     rte = tmp_path / "glue" / "RTE"
     rte.mkdir(parents=True)
     (rte / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n")
+    (rte / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
     command = [sys.executable, "-m", "electra_tf.run_finetuning", "--task=rte",
                f"--data_dir={tmp_path / 'glue'}", "--config=electra_tiny",
                f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path / 'out'}"]
