@@ -90,3 +90,53 @@ def test_gradients_are_clipped_to_global_norm_one():
     np.testing.assert_allclose(
         np.asarray(unclipped._momentums[unclipped._get_variable_index(a)]), 0.1 * small[0],
         rtol=1e-5)
+
+
+def _tiny_optimizer(**overrides):
+    config = load_config("electra_tiny", dict({"num_warmup_steps": 0, "learning_rate": 0.1},
+                                              **overrides))
+    return create_optimizer(config, 100)
+
+
+def test_gathered_gradient_with_duplicate_rows_gives_the_dense_adam_update():
+    import tensorflow as tf
+
+    # Rows 1 and 3 are looked up twice and once, as a word embedding is within a batch.
+    values = np.array([[1.0, -2.0], [3.0, 0.5], [-0.25, 4.0]], np.float32)
+    indices = np.array([1, 1, 3], np.int32)
+    dense = np.zeros((5, 2), np.float32)
+    np.add.at(dense, indices, values)
+
+    def step(optimizer, gradient):
+        variable = keras.Variable(np.full((5, 2), 0.5, np.float32), name="word_embeddings")
+        optimizer.apply_gradients([(gradient, variable)])
+        index = optimizer._get_variable_index(variable)
+        return [np.asarray(v) for v in (variable, optimizer._momentums[index],
+                                        optimizer._velocities[index])]
+
+    sparse = tf.IndexedSlices(tf.constant(values), tf.constant(indices), tf.constant([5, 2]))
+    for clip_norm in (0.0, 1.0):  # 1.0 clips: the norm of the summed gradient is 6.5
+        from_sparse = step(_tiny_optimizer(clip_norm=clip_norm), sparse)
+        from_dense = step(_tiny_optimizer(clip_norm=clip_norm), tf.constant(dense))
+        for got, expected in zip(from_sparse, from_dense):
+            np.testing.assert_array_equal(got, expected)
+    velocity = from_dense[2]
+    np.testing.assert_allclose(velocity, 0.001 * (dense / np.linalg.norm(dense)) ** 2, rtol=1e-6)
+    # Plain Keras AdamW squares the slices before summing them: row 1 gets 1 + 9, not 4^2.
+    plain = keras.optimizers.AdamW(learning_rate=0.1)
+    plain_velocity = step(plain, sparse)[2]
+    np.testing.assert_allclose(plain_velocity[1], 0.001 * np.array([1 + 9, 4 + 0.25]), rtol=1e-6)
+
+
+def test_electra_adamw_keeps_keras_adamw_config_and_variable_names():
+    optimizer = _tiny_optimizer()
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(optimizer))
+    assert type(restored).__name__ == "ElectraAdamW"
+    assert restored.get_config() == optimizer.get_config()
+    plain = keras.optimizers.AdamW.from_config(optimizer.get_config())
+    variables = [keras.Variable(np.zeros((2, 3), np.float32), name="kernel"),
+                 keras.Variable(np.zeros(3, np.float32), name="bias")]
+    optimizer.build(variables)
+    plain.build(variables)
+    assert [v.path for v in optimizer.variables] == [v.path for v in plain.variables]
