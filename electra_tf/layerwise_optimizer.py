@@ -43,6 +43,15 @@ def layerwise_learning_rate_multipliers(backbone, decay: float) -> dict[str, flo
     return multipliers
 
 
+def _dense_gradient(gradient):
+    """An IndexedSlices-like gradient (values [n, ...], indices [n]) as a dense tensor with
+    duplicate rows summed; anything else unchanged."""
+    if gradient is None or not (hasattr(gradient, "indices") and hasattr(gradient, "dense_shape")):
+        return gradient
+    indices = ops.expand_dims(ops.cast(gradient.indices, "int32"), -1)
+    return ops.scatter(indices, gradient.values, ops.cast(gradient.dense_shape, "int32"))
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class LayerwiseAdamW(keras.optimizers.Optimizer):
     """The reference AdamW with a per-variable learning-rate multiplier.
@@ -81,6 +90,12 @@ class LayerwiseAdamW(keras.optimizers.Optimizer):
                              for v in var_list]
         self._decays = [0.0 if self._no_decay_regex.search(v.path) else self.weight_decay_rate
                         for v in var_list]
+
+    def apply(self, grads, trainable_variables=None):
+        # Under TensorFlow an embedding's gradient is IndexedSlices with one row per lookup;
+        # squaring it row by row (v += g_i^2) before duplicate rows are summed is not Adam on
+        # the batch gradient ((sum g_i)^2), so gradients are made dense before clipping.
+        return super().apply([_dense_gradient(g) for g in grads], trainable_variables)
 
     def multiplier_for(self, variable) -> float:
         return self._multipliers[self._get_variable_index(variable)]

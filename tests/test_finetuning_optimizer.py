@@ -86,3 +86,23 @@ def test_schedule_warms_up_over_ten_percent_then_decays(model):
     np.testing.assert_allclose(values, [0.0, 1e-3 * 0.95 * 0.5, 1e-3 * 0.9, 1e-3 * 0.45, 0.0],
                                rtol=1e-5)
     assert optimizer.global_clipnorm == 1.0
+
+
+def test_repeated_token_gradients_are_summed_before_adam_squares_them(model):
+    """A token used twice gets one gradient row (the sum), as Adam on the batch gradient; the
+    IndexedSlices TensorFlow produces would otherwise be squared row by row."""
+    import tensorflow as tf
+
+    features = {"input_ids": np.array([[101, 7, 7, 7, 102]], np.int32),
+                "input_mask": np.ones((1, 5), np.int32),
+                "segment_ids": np.zeros((1, 5), np.int32)}
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = model.task_loss({"label": np.array([2])}, model(features, training=False))
+    gradients = tape.gradient(loss, variables)
+    assert isinstance(gradients[0], tf.IndexedSlices)  # the word embeddings
+    dense = tf.convert_to_tensor(gradients[0]).numpy()
+    optimizer = layerwise_optimizer.LayerwiseAdamW(learning_rate=0.0)
+    optimizer.apply_gradients(zip(gradients, variables))
+    np.testing.assert_allclose(np.asarray(optimizer._velocities[0]), 0.001 * dense ** 2,
+                               rtol=1e-5, atol=1e-20)
