@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 import keras
 from keras import ops
 
-from electra_tf.optimization import NO_WEIGHT_DECAY_PATTERNS, WarmupPolynomialDecay
+from electra_tf.optimization import (NO_WEIGHT_DECAY_PATTERNS, WarmupPolynomialDecay,
+                                     densify_gradient)
 
 
 def layerwise_learning_rate_multipliers(backbone, decay: float) -> dict[str, float]:
@@ -41,15 +42,6 @@ def layerwise_learning_rate_multipliers(backbone, decay: float) -> dict[str, flo
         for variable in layer.weights:
             multipliers[variable.path] = decay ** (depth - index + 1)
     return multipliers
-
-
-def _dense_gradient(gradient):
-    """An IndexedSlices-like gradient (values [n, ...], indices [n]) as a dense tensor with
-    duplicate rows summed; anything else unchanged."""
-    if gradient is None or not (hasattr(gradient, "indices") and hasattr(gradient, "dense_shape")):
-        return gradient
-    indices = ops.expand_dims(ops.cast(gradient.indices, "int32"), -1)
-    return ops.scatter(indices, gradient.values, ops.cast(gradient.dense_shape, "int32"))
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -95,7 +87,7 @@ class LayerwiseAdamW(keras.optimizers.Optimizer):
         # Under TensorFlow an embedding's gradient is IndexedSlices with one row per lookup;
         # squaring it row by row (v += g_i^2) before duplicate rows are summed is not Adam on
         # the batch gradient ((sum g_i)^2), so gradients are made dense before clipping.
-        return super().apply([_dense_gradient(g) for g in grads], trainable_variables)
+        return super().apply([densify_gradient(g) for g in grads], trainable_variables)
 
     def multiplier_for(self, variable) -> float:
         return self._multipliers[self._get_variable_index(variable)]
