@@ -1,9 +1,11 @@
 """AdamW with the reference's learning-rate schedule, weight-decay exclusions and clipping.
 
-ElectraAdamW is keras.optimizers.AdamW with a Keras 3 behaviour changed so that an update equals
+ElectraAdamW is keras.optimizers.AdamW with two Keras 3 behaviours changed so that an update equals
 the reference's AdamWeightDecayOptimizer on the summed, global batch gradient:
   - gradients of gathered embeddings (tf.IndexedSlices under TensorFlow) are densified, summing
-    duplicate rows, before clipping and the Adam update.
+    duplicate rows, before clipping and the Adam update;
+  - global-norm clipping sees the gradient after the cross-replica sum (see the comment on
+    ElectraAdamW._all_reduce_sum_gradients).
 """
 
 from __future__ import annotations
@@ -66,13 +68,43 @@ def densify_gradient(gradient):
     return ops.scatter(indices, gradient.values, ops.cast(gradient.dense_shape, "int32"))
 
 
+# Keras 3 on TensorFlow (keras/src/backend/tensorflow/optimizer.py) defines this hook; JAX and
+# torch optimizers have none and receive gradients that are already summed over devices.
+_KERAS_SUMS_ACROSS_REPLICAS = hasattr(keras.optimizers.Optimizer, "_all_reduce_sum_gradients")
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraAdamW(keras.optimizers.AdamW):
     """keras.optimizers.AdamW (same arguments, config and variables) that densifies gathered
-    gradients."""
+    gradients and clips the cross-replica-summed gradient."""
+
+    def __init__(self, *args, name=None, **kwargs):
+        # The name keras.optimizers.AdamW would get (adam_w, adam_w_1, ...), so optimizer variable
+        # paths (adam_w/<variable>_momentum) stay as they were before this subclass.
+        from keras.src.utils.naming import auto_name
+
+        super().__init__(*args, name=name or auto_name("AdamW"), **kwargs)
 
     def apply(self, grads, trainable_variables=None):
         return super().apply([densify_gradient(g) for g in grads], trainable_variables)
+
+    # Keras 3 workaround (tf.distribute): BaseOptimizer._backend_apply_gradients calls
+    # _clip_gradients on each replica's gradient (already scaled by 1/num_replicas) and only then
+    # TFOptimizer._backend_update_step sums the replicas with _all_reduce_sum_gradients. With R
+    # replicas global_clipnorm therefore allows a summed norm of up to R * clip_norm. We skip
+    # the per-replica clip and clip the summed gradient instead, so R replicas update exactly as
+    # one device does on the same global batch. tests/test_distribution.py checks that Keras
+    # still calls these functions in this order and that plain AdamW still clips R times too
+    # loosely; when that canary fails, re-check Keras and drop these two overrides.
+    def _clip_gradients(self, grads):
+        if _KERAS_SUMS_ACROSS_REPLICAS:
+            return grads  # clipped after the sum, below
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        summed = list(super()._all_reduce_sum_gradients(grads_and_vars))
+        clipped = super()._clip_gradients([gradient for gradient, _ in summed])
+        return [(gradient, variable) for gradient, (_, variable) in zip(clipped, summed)]
 
 
 def create_optimizer(config: ElectraConfig,

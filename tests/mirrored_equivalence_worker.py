@@ -19,10 +19,80 @@ distribution.split_cpu_devices(2)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import checkpointing, config as config_lib, pretraining, pretraining_data  # noqa: E402
+from electra_tf import checkpointing, config as config_lib, optimization, pretraining, pretraining_data  # noqa: E402
 
 PER_REPLICA_BATCH = 4
-STEPS = 1
+STEPS = 2
+CLIP_NORM = 0.05
+
+
+def clipped_first_moment_norms(strategy):
+    """Norm of Adam's first moment / (1 - beta_1) after one step in which every replica has the
+    gradient [3, 4] (summed norm 5 * replicas), clipped to CLIP_NORM: plain keras AdamW vs
+    ElectraAdamW. Clipping the summed gradient gives CLIP_NORM for any number of replicas."""
+    import keras
+
+    norms = {}
+    for name, optimizer_class in (("keras_adamw", keras.optimizers.AdamW),
+                                  ("electra_adamw", optimization.ElectraAdamW)):
+        with strategy.scope():
+            variable = keras.Variable(np.zeros(2, np.float32))
+            optimizer = optimizer_class(learning_rate=0.1, global_clipnorm=CLIP_NORM)
+            optimizer.build([variable])
+
+        @tf.function
+        def step():
+            strategy.run(lambda: optimizer.apply_gradients(
+                [(tf.constant([3.0, 4.0]), variable)]))
+
+        step()
+        momentum = optimizer._momentums[0]
+        norms[name] = float(np.linalg.norm(np.asarray(momentum.value)) / (1 - optimizer.beta_1))
+    return norms
+
+
+def load_checkpoint_variables(path):
+    return {
+        key: tf.train.load_variable(path, key)
+        for key, _ in tf.train.list_variables(path)
+        if key != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
+
+
+def first_step_update_norm(variables, beta_1):
+    """The global norm of the (clipped) gradient that the first step applied: Adam's first
+    moment after one step is (1 - beta_1) * gradient. Keras orders the optimizer's variables
+    iterations (saved under its own key), then (momentum, velocity) per trained variable; with a
+    schedule there is no learning-rate variable, so the momenta are the odd indices."""
+    slots = {int(key.split("/")[2]): value for key, value in variables.items()
+             if key.startswith("optimizer/_variables/")}
+    assert sorted(slots) == list(range(1, len(slots) + 1)) and len(slots) % 2 == 0, sorted(slots)
+    assert all(np.min(slots[index]) >= 0 for index in range(2, len(slots) + 1, 2)), "velocities?"
+    squares = sum(float(np.sum(np.square(slots[index], dtype=np.float64)))
+                  for index in range(1, len(slots) + 1, 2))
+    return float(np.sqrt(squares) / (1 - beta_1))
+
+
+def zero_gradient_variables(first_step):
+    """Trained variables whose first-step gradient is float32 noise (below 1e-11 of the largest;
+    measured: key biases 1e-15 and 5e-14, the next smallest, attention kernels, 1e-9),
+    as checkpoint indices into optimizer/_trainable_variables. The attention key bias is one:
+    softmax is shift-invariant, so its gradient is exactly 0 in exact arithmetic and only
+    rounding noise in float32. Adam normalises that noise into a full-size step whose sign
+    depends on summation order, so one device and two replicas legitimately disagree there."""
+    momenta = {int(key.split("/")[2]): np.max(np.abs(value)) for key, value in first_step.items()
+               if key.startswith("optimizer/_variables/") and int(key.split("/")[2]) % 2 == 1}
+    largest = max(momenta.values())
+    return sorted((index - 1) // 2 for index, size in momenta.items() if size < 1e-11 * largest)
+
+
+def keys_of_trained_variables(indices):
+    keys = []
+    for index in indices:
+        keys.append(f"optimizer/_trainable_variables/{index}/.ATTRIBUTES/VARIABLE_VALUE")
+        keys.extend(f"optimizer/_variables/{2 * index + offset}/.ATTRIBUTES/VARIABLE_VALUE"
+                    for offset in (1, 2))
+    return keys
 
 
 def input_fn(files, max_seq_length, *, copies_per_batch):
@@ -53,10 +123,10 @@ def main():
         {
             "hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
             "num_hidden_layers": 1, "num_attention_heads": 1,
-            "num_train_steps": STEPS, "num_warmup_steps": 1, "save_checkpoints_steps": STEPS,
-            # Keras 3 clips each replica's gradient before the cross-replica sum, so with
-            # clipping active 2 replicas get twice the clipped norm; compare everything else.
-            "clip_norm": 0.0,
+            # No warm-up, so the first step already moves the weights.
+            "num_train_steps": STEPS, "num_warmup_steps": 0, "save_checkpoints_steps": 1,
+            # Far below the first step's gradient norm, so clipping decides every update.
+            "clip_norm": CLIP_NORM,
         },
     )
     results = {}
@@ -76,20 +146,22 @@ def main():
             log_every_steps=1,
             save_pretrained_model=False,
         )
-        checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR))
-        variables = {
-            key: tf.train.load_variable(checkpoint, key)
-            for key, _ in tf.train.list_variables(checkpoint)
-            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"
-        }
+        checkpoint_dir = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR)
+        variables = load_checkpoint_variables(tf.train.latest_checkpoint(checkpoint_dir))
+        first_step = load_checkpoint_variables(os.path.join(checkpoint_dir, "ckpt-1"))
         results[name] = dict(replicas=replicas, loss=outcome.train_metrics["loss"],
-                             final_step=outcome.final_step, variables=variables)
+                             final_step=outcome.final_step, variables=variables,
+                             clipped_norms=clipped_first_moment_norms(strategy),
+                             first_update_norm=first_step_update_norm(first_step, config.adam_beta1),
+                             zero_gradient=zero_gradient_variables(first_step))
 
     single, mirrored = results["one_device"], results["mirrored"]
     missing = sorted(set(single["variables"]) ^ set(mirrored["variables"]))
+    zero_gradient = sorted(set(single["zero_gradient"]) | set(mirrored["zero_gradient"]))
+    noise_keys = set(keys_of_trained_variables(zero_gradient))
     differences, ratios = {}, {}
     for key, value in single["variables"].items():
-        if key not in mirrored["variables"] or not np.size(value):
+        if key not in mirrored["variables"] or not np.size(value) or key in noise_keys:
             continue
         a = np.asarray(value, np.float64)
         b = np.asarray(mirrored["variables"][key], np.float64)
@@ -113,6 +185,12 @@ def main():
         "worst_variables": {key: differences[key] for key in worst},
         "shapes": {key: list(np.shape(single["variables"][key])) for key in worst},
         "num_variables": len(differences),
+        "zero_gradient_variables": {
+            str(index): list(np.shape(single["variables"][keys_of_trained_variables([index])[0]]))
+            for index in zero_gradient},
+        "clip_norm": CLIP_NORM,
+        "first_step_update_norms": [single["first_update_norm"], mirrored["first_update_norm"]],
+        "clipped_first_moment_norms": [single["clipped_norms"], mirrored["clipped_norms"]],
         "largest_optimizer_slot": largest_slot,
     }), flush=True)
 

@@ -140,3 +140,6 @@ def test_electra_adamw_keeps_keras_adamw_config_and_variable_names():
     optimizer.build(variables)
     plain.build(variables)
     assert [v.path for v in optimizer.variables] == [v.path for v in plain.variables]
+    # The name keras.optimizers.AdamW gets (adam_w, adam_w_1, ...), so paths are unchanged.
+    assert optimizer.name.startswith("adam_w")
+    assert f"{optimizer.name}/kernel_momentum" in [v.path for v in optimizer.variables]
