@@ -73,8 +73,31 @@ def densify_gradient(gradient):
 _KERAS_SUMS_ACROSS_REPLICAS = hasattr(keras.optimizers.Optimizer, "_all_reduce_sum_gradients")
 
 
+class ClipsAfterCrossReplicaSum:
+    """Mixin for a keras.optimizers.Optimizer subclass (list it first): clipping (clipnorm,
+    global_clipnorm, clipvalue) applies to the gradient summed over replicas."""
+
+    # Keras 3 workaround (tf.distribute): BaseOptimizer._backend_apply_gradients calls
+    # _clip_gradients on each replica's gradient (already scaled by 1/num_replicas) and only then
+    # TFOptimizer._backend_update_step sums the replicas with _all_reduce_sum_gradients. With R
+    # replicas global_clipnorm therefore allows a summed norm of up to R * clip_norm. We skip
+    # the per-replica clip and clip the summed gradient instead, so R replicas update exactly as
+    # one device does on the same global batch. tests/test_distribution.py checks that Keras
+    # still calls these functions in this order and that plain AdamW still clips R times too
+    # loosely; when that canary fails, re-check Keras and drop this mixin.
+    def _clip_gradients(self, grads):
+        if _KERAS_SUMS_ACROSS_REPLICAS:
+            return grads  # clipped after the sum, below
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        summed = list(super()._all_reduce_sum_gradients(grads_and_vars))
+        clipped = super()._clip_gradients([gradient for gradient, _ in summed])
+        return [(gradient, variable) for gradient, (_, variable) in zip(clipped, summed)]
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraAdamW(keras.optimizers.AdamW):
+class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.AdamW):
     """keras.optimizers.AdamW (same arguments, config and variables) that densifies gathered
     gradients and clips the cross-replica-summed gradient."""
 
@@ -87,24 +110,6 @@ class ElectraAdamW(keras.optimizers.AdamW):
 
     def apply(self, grads, trainable_variables=None):
         return super().apply([densify_gradient(g) for g in grads], trainable_variables)
-
-    # Keras 3 workaround (tf.distribute): BaseOptimizer._backend_apply_gradients calls
-    # _clip_gradients on each replica's gradient (already scaled by 1/num_replicas) and only then
-    # TFOptimizer._backend_update_step sums the replicas with _all_reduce_sum_gradients. With R
-    # replicas global_clipnorm therefore allows a summed norm of up to R * clip_norm. We skip
-    # the per-replica clip and clip the summed gradient instead, so R replicas update exactly as
-    # one device does on the same global batch. tests/test_distribution.py checks that Keras
-    # still calls these functions in this order and that plain AdamW still clips R times too
-    # loosely; when that canary fails, re-check Keras and drop these two overrides.
-    def _clip_gradients(self, grads):
-        if _KERAS_SUMS_ACROSS_REPLICAS:
-            return grads  # clipped after the sum, below
-        return super()._clip_gradients(grads)
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        summed = list(super()._all_reduce_sum_gradients(grads_and_vars))
-        clipped = super()._clip_gradients([gradient for gradient, _ in summed])
-        return [(gradient, variable) for gradient, (_, variable) in zip(clipped, summed)]
 
 
 def create_optimizer(config: ElectraConfig,

@@ -147,18 +147,18 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, mechanics_data):
     assert one_device == pytest.approx({"keras_adamw": clip, "electra_adamw": clip}, rel=1e-6)
     assert mirrored["electra_adamw"] == pytest.approx(clip, rel=1e-6)
     # Canary: plain Keras AdamW still clips each of the 2 replicas before the sum. When this
-    # fails, Keras clips the sum itself: drop ElectraAdamW's two clipping overrides.
+    # fails, Keras clips the sum itself: drop optimization.ClipsAfterCrossReplicaSum.
     assert mirrored["keras_adamw"] == pytest.approx(2 * clip, rel=1e-6)
 
 
 def test_global_norm_clipping_sees_the_cross_replica_sum():
-    """Canary for the clipping workaround in optimization.ElectraAdamW.
+    """Canary for the clipping workaround, optimization.ClipsAfterCrossReplicaSum.
 
     Keras 3 clips in BaseOptimizer._backend_apply_gradients, before TFOptimizer's
-    _backend_update_step sums the replicas in _all_reduce_sum_gradients. ElectraAdamW moves the
+    _backend_update_step sums the replicas in _all_reduce_sum_gradients. The mixin moves the
     clip into that sum. If this fails, Keras restructured the path: check whether plain AdamW
     still clips per replica (test_mirrored_two_cpus_matches_one_device's worker measures it, see
-    clipped_first_moment_norms) and drop or adapt the two overrides.
+    clipped_first_moment_norms) and drop or adapt the mixin.
     """
     from keras.src.backend.tensorflow.optimizer import TFOptimizer
     from keras.src.optimizers.base_optimizer import BaseOptimizer
