@@ -19,8 +19,8 @@ from typing import Mapping, Sequence
 import keras
 from keras import ops
 
-from electra_tf.optimization import (NO_WEIGHT_DECAY_PATTERNS, WarmupPolynomialDecay,
-                                     densify_gradient)
+from electra_tf.optimization import (NO_WEIGHT_DECAY_PATTERNS, ClipsAfterCrossReplicaSum,
+                                     WarmupPolynomialDecay, densify_gradient)
 
 
 def layerwise_learning_rate_multipliers(backbone, decay: float) -> dict[str, float]:
@@ -45,7 +45,7 @@ def layerwise_learning_rate_multipliers(backbone, decay: float) -> dict[str, flo
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class LayerwiseAdamW(keras.optimizers.Optimizer):
+class LayerwiseAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
     """The reference AdamW with a per-variable learning-rate multiplier.
 
     Args:
