@@ -131,8 +131,12 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
 
     from electra_tf import pretraining
 
-    # TensorFlow's INFO lines (saver sharding) would interleave with the progress lines.
+    from absl import logging as absl_logging
+
+    # TensorFlow's INFO lines (saver sharding, some through absl directly) would interleave with
+    # the progress lines.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.WARNING)
 
     options = pretraining.PretrainingOptions(
         model_dir=model_dir,

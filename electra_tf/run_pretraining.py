@@ -44,11 +44,15 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     import logging
 
+    from absl import logging as absl_logging
+
     from electra_tf import distribution, pretraining
 
     # TensorFlow's INFO chatter (collective all-reduce set-up, saver sharding) drowns the
     # progress lines; warnings still show.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    # The checkpoint saver logs its sharding through absl directly.
+    absl_logging.set_verbosity(absl_logging.WARNING)
 
     # Before anything initialises the TensorFlow runtime.
     distribution.split_cpu_devices(FLAGS.num_cpu_devices)
