@@ -173,11 +173,12 @@ def show_replaced_token_detection(pretrained_dir: str, vocab_file: str, seed: in
     swapped, kept = [], []
     for token, probability in zip(tokenizer.convert_ids_to_tokens(ids), probabilities):
         is_swapped = token not in original_pieces
-        (swapped if is_swapped else kept).append(probability)
+        if token not in ("[CLS]", "[SEP]"):  # never replaced in training, so never suspected
+            (swapped if is_swapped else kept).append(probability)
         bar = "#" * int(round(probability * 30))
         print(f"{token:>16}  {probability:6.3f} {bar}{'   <- swapped in' if is_swapped else ''}")
     if swapped and kept:
-        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, original tokens {np.mean(kept):.3f}")
+        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, original words {np.mean(kept):.3f}")
 
 
 def main(argv: list[str]) -> None:
