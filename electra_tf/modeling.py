@@ -62,8 +62,18 @@ def _layer_norm(config: ElectraConfig, name: str) -> keras.layers.LayerNormaliza
     return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
 
 
+class BuiltFromElectraConfig:
+    """Mixin for layers and models whose get_config() stores their ElectraConfig as a dict under
+    "config" beside their own arguments: rebuilds them from that."""
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraEmbeddings(keras.layers.Layer):
+class ElectraEmbeddings(BuiltFromElectraConfig, keras.layers.Layer):
     """Word + position + token-type embeddings -> LayerNorm -> dropout.
 
     ``embedding_size`` defaults to ``config.embedding_size``; an untied generator passes its own
@@ -105,14 +115,9 @@ class ElectraEmbeddings(keras.layers.Layer):
         return {**super().get_config(), "config": self.config.to_dict(),
                 "embedding_size": self.embedding_size}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class TransformerLayer(keras.layers.Layer):
+class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
     """One BERT (post-LayerNorm) encoder layer: self-attention and a GELU(erf) feed-forward.
 
     hidden [batch, seq, H], attention_bias [batch, 1, 1, seq] (float32, 0 or -10000)
@@ -184,11 +189,6 @@ class TransformerLayer(keras.layers.Layer):
                 "num_attention_heads": self.num_attention_heads,
                 "intermediate_size": self.intermediate_size}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
-
 
 def attention_bias_from_mask(input_mask):
     """input_mask [batch, seq] (1 real, 0 pad) -> additive float32 bias [batch, 1, 1, seq]."""
@@ -197,7 +197,7 @@ def attention_bias_from_mask(input_mask):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraBackbone(keras.Model):
+class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
     """Embeddings (possibly shared) + E->H projection when E != H + the Transformer encoder.
 
     ``call({"input_ids", "input_mask", "segment_ids"})`` (int [batch, seq]) returns the sequence
@@ -257,14 +257,9 @@ class ElectraBackbone(keras.Model):
         return {"config": self.config.to_dict(), "generator": self.is_generator,
                 "name": self.name}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraDiscriminator(keras.Model):
+class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
     """Backbone + replaced-token head dense(H, gelu) -> dense(1).
 
     Features dict -> logits [batch, seq] (float32); sigmoid(logit) = P(token was replaced).
@@ -290,11 +285,6 @@ class ElectraDiscriminator(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
 class MaskedLMHead(keras.layers.Layer):
@@ -332,7 +322,7 @@ class MaskedLMHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraGenerator(keras.Model):
+class ElectraGenerator(BuiltFromElectraConfig, keras.Model):
     """The generator (a small masked LM): backbone + tied MLM head.
 
     ``call(inputs, masked_positions)``: features dict and positions [batch, P] -> logits
@@ -363,11 +353,6 @@ class ElectraGenerator(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
 def build_discriminator(config: ElectraConfig,

@@ -34,9 +34,9 @@ from keras.src.losses.loss import scale_loss_for_distribution
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE, DISCRIMINATOR_WEIGHTS_FILE,
-                                 GENERATOR_WEIGHTS_FILE, ElectraEmbeddings, build_discriminator,
-                                 build_generator, load_pretrained_backbone,
-                                 load_pretrained_discriminator)
+                                 GENERATOR_WEIGHTS_FILE, BuiltFromElectraConfig,
+                                 ElectraEmbeddings, build_discriminator, build_generator,
+                                 load_pretrained_backbone, load_pretrained_discriminator)
 
 __all__ = ["MaskedBatch", "mask_inputs", "ElectraPretrainer", "save_pretrained",
            "load_pretrained_backbone", "load_pretrained_discriminator"]
@@ -153,7 +153,7 @@ def _weighted_mean(values, weights):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
     """Generator + discriminator sharing one embedding layer, trained jointly.
 
     ``call(features)`` returns a dict of float32 tensors and int32 ids:
@@ -306,11 +306,6 @@ class ElectraPretrainer(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
 def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,

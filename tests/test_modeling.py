@@ -194,3 +194,14 @@ def test_backbone_weights_round_trip(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(source)).count_params() == source.count_params()
+
+
+def test_every_model_class_round_trips_through_keras_serialisation():
+    from electra_tf import modeling
+
+    config = load_config("electra_tiny", {"num_hidden_layers": 1})
+    for model in (modeling.ElectraEmbeddings(config), modeling.ElectraBackbone(config),
+                  modeling.ElectraDiscriminator(config), modeling.ElectraGenerator(config),
+                  ElectraPretrainer(config)):
+        rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+        assert type(rebuilt) is type(model) and rebuilt.config == config
