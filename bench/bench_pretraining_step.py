@@ -37,6 +37,9 @@ flags.DEFINE_list("policies", ["float32", "mixed_bfloat16"], "Keras dtype polici
 flags.DEFINE_list("jit_compile", ["false"],
                  "XLA settings to time: true and/or false. Off by default: on CPU, XLA's "
                  "random-number generation (dropout) makes a step over 10x slower.")
+flags.DEFINE_bool("compare_huggingface", True,
+                  "Also time the same step built from Hugging Face transformers' PyTorch ELECTRA "
+                  "classes in this run (needs torch and transformers, the test extra), for a ratio.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul used to measure the peak.")
 
 
@@ -138,6 +141,69 @@ def time_steps(config, policy: str, jit_compile: bool, batch: int, seq: int) -> 
     return results
 
 
+def time_huggingface_steps(config, batch: int, seq: int) -> list[float]:
+    """Per-step seconds of the ELECTRA step built from transformers' PyTorch classes, float32.
+
+    The way a user would write it with those classes: ElectraForMaskedLM as generator (its head
+    over the whole sequence), ElectraForPreTraining as discriminator, one shared embedding
+    module, 15% of the tokens masked, a sampled replacement, loss MLM + 50 x disc, torch AdamW.
+    """
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
+    common = dict(vocab_size=config.vocab_size, embedding_size=config.embedding_size,
+                  max_position_embeddings=config.max_position_embeddings,
+                  type_vocab_size=config.type_vocab_size)
+    discriminator = transformers.ElectraForPreTraining(transformers.ElectraConfig(
+        hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size, **common))
+    generator = transformers.ElectraForMaskedLM(transformers.ElectraConfig(
+        hidden_size=config.generator_hidden,
+        num_hidden_layers=config.generator_num_hidden_layers,
+        num_attention_heads=config.generator_num_attention_heads,
+        intermediate_size=config.generator_intermediate_size, **common))
+    generator.electra.embeddings = discriminator.electra.embeddings
+    generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+    parameters = {id(p): p for p in [*discriminator.parameters(), *generator.parameters()]}
+    optimizer = torch.optim.AdamW(list(parameters.values()), lr=1e-4, eps=1e-6,
+                                  weight_decay=0.01)
+    generator_rng = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1000, config.vocab_size, (batch, seq), generator=generator_rng)
+    attention_mask = torch.ones_like(input_ids)
+
+    def step():
+        chosen = torch.rand(batch, seq, generator=generator_rng) < config.mask_prob
+        masked_ids = torch.where(chosen, torch.full_like(input_ids, config.mask_token_id),
+                                 input_ids)
+        logits = generator(input_ids=masked_ids, attention_mask=attention_mask).logits
+        mlm_loss = torch.nn.functional.cross_entropy(logits[chosen], input_ids[chosen])
+        with torch.no_grad():
+            sampled = torch.distributions.Categorical(logits=logits[chosen]).sample()
+        corrupted = input_ids.clone()
+        corrupted[chosen] = sampled
+        labels = (corrupted != input_ids).float()
+        disc_logits = discriminator(input_ids=corrupted, attention_mask=attention_mask).logits
+        disc_loss = torch.nn.functional.binary_cross_entropy_with_logits(disc_logits, labels)
+        loss = mlm_loss + 50.0 * disc_loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(parameters.values()), 1.0)
+        optimizer.step()
+
+    for _ in range(FLAGS.warmup_steps):
+        step()
+    runs = []
+    for _ in range(FLAGS.repeats):
+        started = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            step()
+        runs.append((time.perf_counter() - started) / FLAGS.steps)
+    return runs
+
+
 def main(argv):
     del argv
     from electra_tf.config import load_config
@@ -155,6 +221,7 @@ def main(argv):
           "every figure below)")
     print(f"matmul peak ({FLAGS.matmul_size}^3): float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, "
           f"bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    fp32_best = None  # seconds per step of our float32 step without XLA, for the HF ratio
     for policy in FLAGS.policies:
         for jit in FLAGS.jit_compile:
             jit_compile = jit.lower() in ("1", "true", "yes")
@@ -173,6 +240,21 @@ def main(argv):
                       f"{achieved / 1e9:6.1f} GFLOP/s  MFU {achieved / peak:5.1%} of the "
                       f"{'bf16' if 'bfloat16' in policy else 'fp32'} matmul peak"
                       f" ({achieved / peaks['float32']:5.1%} of fp32)")
+            if policy == "float32" and not jit_compile:
+                fp32_best = min(seconds)
+    if FLAGS.compare_huggingface:
+        try:
+            hf_seconds = time_huggingface_steps(config, batch, seq)
+        except ImportError as error:
+            print(f"Hugging Face comparison skipped: {error} (pip install -e '.[test]')")
+        else:
+            print(f"load average {os.getloadavg()[0]:.1f}")
+            for index, step_seconds in enumerate(hf_seconds):
+                print(f"{'HF PyTorch fp32':15s} run {index + 1}: {step_seconds * 1000:7.1f} ms/step  "
+                      f"{batch / step_seconds:6.2f} seq/s")
+            if fp32_best is not None:
+                print(f"float32 speed-up over the Hugging Face PyTorch step (best runs, same "
+                      f"process): {min(hf_seconds) / fp32_best:.2f}x")
     print("reference points on these machines (keras3-tf-distribute.md): Hugging Face PyTorch "
           "ELECTRA step 5.9 seq/s fp32; plain Keras 3 step 9.4 seq/s fp32, 20 seq/s bf16")
 
