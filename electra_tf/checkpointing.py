@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterable, Optional
+from typing import Optional
 
 import keras
 import tensorflow as tf

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the demo's own output.
@@ -147,7 +146,7 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
     return result.pretrained_dir
 
 
-def show_replaced_token_detection(pretrained_dir: str, vocab_file: str, seed: int = 0) -> None:
+def show_replaced_token_detection(pretrained_dir: str, vocab_file: str) -> None:
     """Swaps a few words of a sentence and prints the discriminator's P(replaced) per token."""
     import numpy as np
 
@@ -191,7 +190,6 @@ def main(argv: list[str]) -> None:
     vocab_file = os.path.join(output_dir, "vocab.txt")
     data_dir = os.path.join(output_dir, "pretrain_data")
     model_dir = os.path.join(output_dir, "model")
-    random.seed(0)
 
     _heading("1. Corpus: English text that ships with Python")
     stats = build_corpus(corpus_dir, FLAGS.overwrite)
