@@ -295,10 +295,20 @@ def load_config(config: str | os.PathLike,
                             f"the presets: {', '.join(preset_names())}")
         result = ElectraConfig.from_json_file(preset)
 
+    values, source = parse_hparams(hparams)
+    return result.replace(values, source=source) if values else result
+
+
+def parse_hparams(hparams: str | os.PathLike | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """--hparams as (a dict of config keys, where it came from for error messages).
+
+    ``hparams`` is a dict, a JSON object string ('{"learning_rate": 1e-3}'), a path to a JSON
+    file, or None/"" for none. Keys are not checked here; ElectraConfig.replace checks them.
+    """
     if hparams is None or (isinstance(hparams, str) and not hparams.strip()):
-        return result
+        return {}, "hparams"
     if isinstance(hparams, Mapping):
-        return result.replace(hparams, source="hparams")
+        return dict(hparams), "hparams"
     hparams_text = str(hparams)
     if hparams_text.lstrip().startswith("{"):
         try:
@@ -306,9 +316,11 @@ def load_config(config: str | os.PathLike,
         except json.JSONDecodeError as error:
             raise UserError(f"hparams: invalid JSON at column {error.colno} ({error.msg}); "
                             "quote keys and strings with double quotes") from None
-        return result.replace(values, source="hparams")
+        if not isinstance(values, dict):
+            raise UserError("hparams: expected a JSON object of config keys")
+        return values, "hparams"
     hparams_path = pathlib.Path(hparams_text)
     if not hparams_path.is_file():
         raise UserError(f"hparams '{hparams_text}' is neither a JSON object nor an existing "
                         "JSON file")
-    return result.replace(_read_json_object(hparams_path), source=str(hparams_path))
+    return _read_json_object(hparams_path), str(hparams_path)

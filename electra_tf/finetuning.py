@@ -127,7 +127,7 @@ def resolve_model_config(options: FinetuningOptions):
     from electra_tf import modeling
     from electra_tf import pretraining
 
-    hparams = pretraining._hparams_as_dict(options.hparams)
+    hparams, _ = config_lib.parse_hparams(options.hparams)
     if options.init_checkpoint:
         directory = options.init_checkpoint
         # A run_pretraining --model_dir holds the model in its pretrained/ folder.

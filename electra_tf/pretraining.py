@@ -87,7 +87,7 @@ def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dic
     """
     from electra_tf import config as config_lib
 
-    hparams_dict = _hparams_as_dict(hparams)
+    hparams_dict, _ = config_lib.parse_hparams(hparams)
     resolved = config_lib.load_config(config, hparams_dict)
     changes = {key: value for key, value in overrides.items() if value is not None}
     if manifest is not None and "vocab_size" not in hparams_dict:
@@ -100,29 +100,6 @@ def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dic
                 log(f"Using {name}={token_id} from the data manifest (config had {getattr(resolved, name)})")
                 changes[name] = int(token_id)
     return dataclasses.replace(resolved, **changes) if changes else resolved
-
-
-def _hparams_as_dict(hparams) -> dict:
-    """--hparams is a JSON object, a path to one, or already a dict."""
-    if hparams is None or hparams == "":
-        return {}
-    if isinstance(hparams, dict):
-        return dict(hparams)
-    text = hparams
-    source = "--hparams"
-    if not hparams.lstrip().startswith("{"):
-        if not tf.io.gfile.exists(hparams):
-            raise UserError(f"--hparams {hparams!r}: neither a JSON object nor an existing file")
-        with tf.io.gfile.GFile(hparams) as handle:
-            text = handle.read()
-        source = f"--hparams file {hparams}"
-    try:
-        parsed = json.loads(text)
-    except ValueError as error:
-        raise UserError(f"{source}: not valid JSON ({error})") from None
-    if not isinstance(parsed, dict):
-        raise UserError(f"{source}: must be a JSON object like {{\"learning_rate\": 1e-4}}")
-    return parsed
 
 
 def _check_positive(name: str, value: int) -> None:
