@@ -26,6 +26,10 @@ SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_i
                   "mask_token_id": "[MASK]"}
 
 
+# The config keys holding the vocabulary ids the objective treats specially.
+SPECIAL_TOKEN_ID_KEYS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
+
+
 @dataclasses.dataclass
 class ElectraConfig:
     """Everything that defines an ELECTRA pretraining run (the reference's PretrainingConfig).
@@ -175,7 +179,7 @@ class ElectraConfig:
             fail(f"temperature must be positive, got {self.temperature}")
         if self.num_warmup_steps < 0:
             fail(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+        for name in SPECIAL_TOKEN_ID_KEYS:
             if not 0 <= getattr(self, name) < self.vocab_size:
                 fail(f"{name} {getattr(self, name)} is outside the vocabulary "
                      f"(vocab_size {self.vocab_size})")

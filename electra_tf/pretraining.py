@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf import checkpointing, distribution, training_callbacks
+from electra_tf import config as config_lib
 from electra_tf.errors import UserError
 
 PRETRAINED_SUBDIR = "pretrained"
@@ -85,8 +86,6 @@ def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dic
     the presets carry BERT's 30,522 tokens and ids, and data built with another vocabulary should
     not need matching hparams.
     """
-    from electra_tf import config as config_lib
-
     hparams_dict, _ = config_lib.parse_hparams(hparams)
     resolved = config_lib.load_config(config, hparams_dict)
     changes = {key: value for key, value in overrides.items() if value is not None}
@@ -418,6 +417,6 @@ def _check_against_manifest(config, manifest: Optional[dict], source: str) -> No
         source=source,
         special_token_ids={
             name: getattr(config, name)
-            for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
+            for name in config_lib.SPECIAL_TOKEN_ID_KEYS
         },
     )
