@@ -5,12 +5,11 @@ repeated batch); the first steps (tracing/compilation) are not timed. In the sam
 measures a matmul peak (a large float32 and a bfloat16 matmul) and reports model FLOPs
 utilisation (MFU) against it, for each precision policy asked for.
 
-Model FLOPs per step are counted from the config (``step_flops``): the matmuls of embedding
-projection, every encoder layer (Q, K, V, attention output, FFN in and out), the attention
-score and context products, the discriminator head, the generator, and the generator's MLM head
-at the masked positions only (dense + the V x E vocabulary projection), each x3 for forward +
-backward (2 multiply-adds = 2 FLOPs each). Embedding gathers, softmax, LayerNorm, dropout and
-the optimizer are not counted (they are work, but not model FLOPs).
+Model FLOPs per step are counted from the config by electra_tf.flops.training_step_flops (the
+same counter the objective-comparison experiment budgets with): the matmuls of the embedding
+projection, every encoder layer, the attention products, the discriminator head, the generator
+and its MLM head at the masked positions only, x3 for forward + backward. Embedding gathers,
+softmax, LayerNorm, dropout and the optimizer are not counted (work, but not model FLOPs).
 
     .venv/bin/python bench/bench_pretraining_step.py                  # Small, batch 32, seq 128
     .venv/bin/python bench/bench_pretraining_step.py --policies float32 --repeats 3
@@ -41,35 +40,6 @@ flags.DEFINE_bool("compare_huggingface", True,
                   "Also time the same step built from Hugging Face transformers' PyTorch ELECTRA "
                   "classes in this run (needs torch and transformers, the test extra), for a ratio.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul used to measure the peak.")
-
-
-def transformer_forward_flops(hidden: int, intermediate: int, layers: int, seq: int) -> float:
-    """Forward matmul FLOPs per token of a BERT encoder."""
-    projections = 2 * (4 * hidden * hidden + 2 * hidden * intermediate)
-    attention = 2 * 2 * seq * hidden  # scores (q.k) and context (p.v)
-    return layers * (projections + attention)
-
-
-def step_flops(config, batch: int, seq: int) -> dict[str, float]:
-    """Model FLOPs of one training step (forward + backward = 3 x forward), by part."""
-    tokens = batch * seq
-    E, H, V = config.embedding_size, config.hidden_size, config.vocab_size
-    disc = transformer_forward_flops(H, config.intermediate_size, config.num_hidden_layers, seq)
-    disc += 2 * E * H if E != H else 0
-    disc += 2 * H * H + 2 * H  # head dense(H) and dense(1)
-    gen_h = config.generator_hidden
-    gen_e = config.generator_embedding_size
-    gen = transformer_forward_flops(gen_h, config.generator_intermediate_size,
-                                    config.generator_num_hidden_layers, seq)
-    gen += 2 * gen_e * gen_h if gen_e != gen_h else 0
-    masked = batch * config.max_predictions_per_seq
-    mlm_head = masked * (2 * gen_h * gen_e + 2 * gen_e * V)
-    parts = {"discriminator": 3 * disc * tokens, "generator": 3 * gen * tokens,
-             "mlm_head": 3 * mlm_head}
-    if not config.electra_objective:
-        parts = {"generator": 3 * gen * tokens, "mlm_head": 3 * mlm_head}
-    parts["total"] = sum(parts.values())
-    return parts
 
 
 def matmul_peak(size: int, dtype: str, repeats: int = 5) -> float:
@@ -207,10 +177,11 @@ def time_huggingface_steps(config, batch: int, seq: int) -> list[float]:
 def main(argv):
     del argv
     from electra_tf.config import load_config
+    from electra_tf.flops import training_step_flops
 
     config = load_config(FLAGS.config, {"max_seq_length": FLAGS.seq_length})
     batch, seq = FLAGS.batch_size, FLAGS.seq_length
-    flops = step_flops(config, batch, seq)
+    flops = training_step_flops(config, batch, seq)
     print(f"config {FLAGS.config}: H={config.hidden_size} L={config.num_hidden_layers} "
           f"E={config.embedding_size} V={config.vocab_size} generator H={config.generator_hidden}"
           f", batch {batch} x seq {seq}, {FLAGS.steps} timed steps x {FLAGS.repeats} repeats")
