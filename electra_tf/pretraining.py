@@ -62,6 +62,10 @@ class PretrainingOptions:
     # A save_pretrained directory (ours, or converted from a released checkpoint) to start from;
     # ignored when model_dir already holds a checkpoint to resume.
     init_checkpoint: Optional[str] = None
+    # Pause at this step (a checkpoint is written there) while the learning-rate schedule stays
+    # that of num_train_steps; a later run with the same model_dir continues from it. None: train
+    # to num_train_steps. pretrained/ is written only once num_train_steps is reached.
+    stop_at_step: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -139,8 +143,13 @@ def train(
     log_every_steps: int = 100,
     save_pretrained_model: bool = True,
     init_checkpoint: Optional[str] = None,
+    stop_at_step: Optional[int] = None,
 ) -> PretrainingResult:
     """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
+
+    With `stop_at_step` it stops (and checkpoints) there instead, the optimizer and its
+    learning-rate schedule still being those of the full num_train_steps run; the final model
+    is saved only when num_train_steps is reached.
 
     Resumes from the newest checkpoint in model_dir. Input functions return per-replica batches
     ({"input_ids", "input_mask", "segment_ids"}: int32 [per_replica_batch, max_seq_length]) and
@@ -152,6 +161,10 @@ def train(
     final_step = config.num_train_steps
     _check_positive("num_train_steps", final_step)
     _check_positive("save_checkpoints_steps", config.save_checkpoints_steps)
+    stop_step = final_step if stop_at_step is None else stop_at_step
+    if not 1 <= stop_step <= final_step:
+        raise UserError(f"--stop_at_step={stop_at_step} must be between 1 and "
+                        f"--num_train_steps={final_step}")
     chief = distribution.is_chief(strategy)
     task_type, task_id = distribution.task_identity(strategy)
     start_step = checkpointing.latest_checkpoint_step(model_dir)
@@ -159,9 +172,11 @@ def train(
 
     if chief:
         checkpointing.write_or_check_config(model_dir, config.to_dict(), resuming=start_step > 0)
-    if start_step >= final_step:
-        log(f"{model_dir} is already trained to step {start_step} (--num_train_steps={final_step}); nothing to do")
-        return PretrainingResult(start_step, start_step, {}, None, pretrained_dir)
+    if start_step >= stop_step:
+        log(f"{model_dir} is already trained to step {start_step} (stopping at {stop_step} of "
+            f"--num_train_steps={final_step}); nothing to do")
+        return PretrainingResult(start_step, start_step, {}, None,
+                                 pretrained_dir if start_step >= final_step else None)
     if chief and tf.io.gfile.exists(pretrained_dir):
         raise UserError(
             f"{pretrained_dir} already exists but training is at step {start_step} of {final_step}; "
@@ -194,7 +209,7 @@ def train(
             validation = dict(validation_data=eval_dataset, validation_freq=1)
 
     worker_tag = f"{task_type}{task_id}" if task_type else "worker"
-    counter = training_callbacks.StepCounter(final_step)
+    counter = training_callbacks.StepCounter(stop_step)
     checkpointer = training_callbacks.RestoreAndCheckpoint(
         lambda built_model: checkpointing.TrainingCheckpoint(
             model_dir, built_model, built_model.optimizer,
@@ -211,7 +226,7 @@ def train(
             eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
     progress = training_callbacks.ProgressAndSummaries(
         counter,
-        final_step=final_step,
+        final_step=stop_step,
         global_batch_size=config.train_batch_size,
         log_every_steps=log_every_steps,
         train_writer=train_writer,
@@ -220,12 +235,13 @@ def train(
 
     steps_per_epoch = config.save_checkpoints_steps
     initial_epoch = start_step // steps_per_epoch
-    # StepCounter stops fit at exactly final_step; fp16 loss scaling may skip a few batches, so
+    # StepCounter stops fit at exactly stop_step; fp16 loss scaling may skip a few batches, so
     # allow more epochs than the step count needs.
-    needed_epochs = math.ceil((final_step - start_step) / steps_per_epoch)
+    needed_epochs = math.ceil((stop_step - start_step) / steps_per_epoch)
     epochs = initial_epoch + (2 * needed_epochs + 1 if mixed_precision == "fp16" else needed_epochs)
     log(
-        f"Training steps {start_step}..{final_step} on {strategy.num_replicas_in_sync} replica(s) "
+        f"Training steps {start_step}..{stop_step} of {final_step} on "
+        f"{strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, jit_compile={use_xla}, mixed_precision={mixed_precision}); "
         f"checkpoints every {steps_per_epoch} steps in {model_dir}"
     )
@@ -260,7 +276,8 @@ def train(
     for writer in (train_writer, eval_writer):
         if writer is not None:
             writer.close()
-    if chief and save_pretrained_model:
+    finished = reached >= final_step
+    if chief and save_pretrained_model and finished:
         pretraining_objective.save_pretrained(model, pretrained_dir)
         log(f"Saved the pretrained model in {pretrained_dir}")
     return PretrainingResult(
@@ -268,7 +285,7 @@ def train(
         start_step=start_step,
         train_metrics=dict(progress.last_train_logs),
         eval_metrics=eval_metrics,
-        pretrained_dir=pretrained_dir if chief and save_pretrained_model else None,
+        pretrained_dir=pretrained_dir if chief and save_pretrained_model and finished else None,
         model=model,
     )
 
@@ -392,6 +409,7 @@ def run_pretraining(
         jit_compile=options.jit_compile,
         log_every_steps=options.log_every_steps,
         init_checkpoint=options.init_checkpoint,
+        stop_at_step=options.stop_at_step,
     )
 
 
