@@ -1,0 +1,1 @@
+"""Experiments built from the library: pretraining objectives compared at equal compute."""

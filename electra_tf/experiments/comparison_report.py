@@ -1,0 +1,213 @@
+"""The objective comparison's outputs: results.json, a Markdown table and the FLOPs plot.
+
+``collect_results`` reads what the experiment has finished so far (snapshot markers and
+run_finetuning's per-task results.json files) into one dict; ``write_reports`` writes it as
+results.json, results.md (objective x pretraining FLOPs -> per-task medians and the GLUE-style
+average) and plot.png (GLUE dev average against pretraining FLOPs, log x, one line per
+objective, the randomly initialised encoder as a horizontal line: the paper's Figure 1 shape).
+Partial results are written too, marked incomplete, so a long run can be looked at while it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from electra_tf import finetuning_metrics
+from electra_tf import flops as flops_lib
+
+RESULTS_JSON = "results.json"
+RESULTS_MARKDOWN = "results.md"
+PLOT_PNG = "plot.png"
+
+OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
+                    "bert": "BERT (masked LM)", "random_init": "no pretraining"}
+TASK_LABELS = {"sst-2": "SST-2", "mrpc": "MRPC", "cola": "CoLA", "sts-b": "STS-B", "rte": "RTE",
+               "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
+
+
+def _task_summary(results: dict) -> dict:
+    trials = results.get("trials", [])
+    return {
+        "headline_metric": results.get("headline_metric"),
+        "median_score": results["median_score"],
+        "median": results["median"],
+        "trial_scores": [trial["metrics"]["score"] for trial in trials],
+        "seeds": [trial["seed"] for trial in trials],
+        "finetune_seconds": round(sum(trial.get("train_seconds", 0.0) for trial in trials), 1),
+        "train_examples": results.get("data", {}).get("splits", {}).get("train", {}).get("used"),
+    }
+
+
+def collect_results(output_dir: str, plan, snapshots: dict) -> dict:
+    """Everything finished so far, as the dict written to results.json."""
+    from electra_tf.experiments import objective_comparison as comparison
+
+    encoders = []
+    seconds_so_far: dict[str, float] = {}
+    for objective, segments in plan.segments.items():
+        for segment in segments:
+            record = snapshots.get(segment.encoder_name) or comparison.read_snapshot(
+                output_dir, segment)
+            if record is None:
+                continue
+            seconds_so_far[objective] = (seconds_so_far.get(objective, 0.0)
+                                         + record.get("segment_seconds", 0.0))
+            encoders.append({"name": segment.encoder_name, "objective": objective,
+                             "fraction": segment.fraction, "step": segment.step,
+                             "pretraining_flops": segment.flops,
+                             "pretraining_seconds": round(seconds_so_far[objective], 1),
+                             "final_train_metrics": record.get("train_metrics", {})})
+    if plan.settings.get("include_random_init", True):
+        encoders.append({"name": comparison.RANDOM_INIT, "objective": comparison.RANDOM_INIT,
+                         "fraction": 0.0, "step": 0, "pretraining_flops": 0.0,
+                         "pretraining_seconds": 0.0})
+    complete = True
+    for encoder in encoders:
+        done = comparison.finished_tasks(output_dir, encoder["name"], plan.tasks)
+        encoder["tasks"] = {task: _task_summary(done[task]) for task in plan.tasks if task in done}
+        encoder["complete"] = len(done) == len(plan.tasks)
+        encoder["glue_average"] = (
+            finetuning_metrics.glue_average(
+                {task: value["median_score"] for task, value in encoder["tasks"].items()})
+            if encoder["complete"] else None)
+        complete = complete and encoder["complete"]
+    expected = sum(len(segments) for segments in plan.segments.values())
+    complete = complete and len([e for e in encoders if e["step"]]) == expected
+    return {
+        "complete": complete,
+        "settings": plan.settings,
+        "budget_flops": plan.budget_flops,
+        "tasks": list(plan.tasks),
+        "num_seeds": plan.settings["num_seeds"],
+        "flops_per_step": {objective: parts for objective, parts in plan.step_flops.items()},
+        "paper_convention_flops_per_step": {
+            objective: flops_lib.paper_training_step_flops(config)
+            for objective, config in plan.configs.items()},
+        "encoders": encoders,
+    }
+
+
+def write_reports(output_dir: str, results: dict) -> list[str]:
+    """Writes results.json, results.md and plot.png (each replaced atomically); their paths."""
+    paths = []
+    path = os.path.join(output_dir, RESULTS_JSON)
+    _write_atomic(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    paths.append(path)
+    path = os.path.join(output_dir, RESULTS_MARKDOWN)
+    _write_atomic(path, markdown_table(results))
+    paths.append(path)
+    path = os.path.join(output_dir, PLOT_PNG)
+    plot(results, path)
+    paths.append(path)
+    return paths
+
+
+def _write_atomic(path: str, text: str) -> None:
+    partial = path + ".partial"
+    with open(partial, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
+def _format_score(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def markdown_table(results: dict) -> str:
+    settings = results["settings"]
+    tasks = results["tasks"]
+    task_names = [TASK_LABELS.get(task, task) for task in tasks]
+    finetuning = settings["finetuning"]
+    lines = ["# Pretraining objectives at equal compute", ""]
+    if not results["complete"]:
+        lines += ["**Incomplete: the experiment is still running or was interrupted; the rows "
+                  "below are what has finished.**", ""]
+    lines += [
+        f"Model `{settings['config']}`; pretraining budget {results['budget_flops']:.3g} training "
+        f"FLOPs per objective (3 x forward matmul FLOPs, generator included for ELECTRA); corpus "
+        f"`{settings['pretrain_data']}` ({settings.get('pretrain_data_examples')} sequences). "
+        f"GLUE dev, median of {results['num_seeds']} fine-tuning seed(s) per task"
+        + (f", at most {finetuning['max_train_examples']} training examples per task"
+           if finetuning.get("max_train_examples") else "")
+        + (f", {finetuning['steps']} steps" if finetuning.get("steps") else "")
+        + (f", {finetuning['epochs']:g} epochs" if finetuning.get("epochs") else "")
+        + ". Scores: SST-2/RTE accuracy, MRPC (accuracy+F1)/2, STS-B (Pearson+Spearman)/2, "
+        "CoLA Matthews corr., all x100.",
+        "",
+        "| objective | budget fraction | steps | pretraining FLOPs | pretraining time | "
+        + " | ".join(task_names) + " | GLUE avg |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(tasks) + "---:|",
+    ]
+    for encoder in _sorted_encoders(results["encoders"]):
+        cells = [OBJECTIVE_LABELS.get(encoder["objective"], encoder["objective"]),
+                 f"{encoder['fraction']:g}" if encoder["step"] else "–",
+                 str(encoder["step"]) if encoder["step"] else "0",
+                 f"{encoder['pretraining_flops']:.3g}" if encoder["step"] else "0",
+                 f"{encoder['pretraining_seconds'] / 60:.1f} min" if encoder["step"] else "–"]
+        cells += [_format_score(encoder["tasks"].get(task, {}).get("median_score"))
+                  for task in tasks]
+        cells.append(_format_score(encoder["glue_average"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Per-seed scores (the median is the reported number):", ""]
+    for encoder in _sorted_encoders(results["encoders"]):
+        parts = []
+        for task in tasks:
+            summary = encoder["tasks"].get(task)
+            if summary:
+                scores = ", ".join(f"{score:.1f}" for score in summary["trial_scores"])
+                parts.append(f"{TASK_LABELS.get(task, task)} [{scores}]")
+        if parts:
+            lines.append(f"- {encoder['name']}: " + "; ".join(parts))
+    lines += ["", "Training FLOPs per step: " + "; ".join(
+        f"{objective} {parts['total']:.3g}" for objective, parts in
+        results["flops_per_step"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _sorted_encoders(encoders: list) -> list:
+    order = {"electra": 0, "bert": 1}
+    return sorted(encoders, key=lambda e: (e["step"] == 0, order.get(e["objective"], 2),
+                                           e["objective"], e["step"]))
+
+
+def plot(results: dict, path: str) -> None:
+    """GLUE dev average against pretraining FLOPs (log x), one line per objective."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    markers = {"electra": "o", "bert": "s"}
+    plotted = False
+    for objective in results["settings"]["objectives"]:
+        points = sorted((e["pretraining_flops"], e["glue_average"]) for e in results["encoders"]
+                        if e["objective"] == objective and e["glue_average"] is not None)
+        if points:
+            axes.plot([x for x, _ in points], [y for _, y in points],
+                      marker=markers.get(objective, "^"),
+                      label=OBJECTIVE_LABELS.get(objective, objective))
+            plotted = True
+    baseline = [e for e in results["encoders"] if e["step"] == 0 and e["glue_average"] is not None]
+    if baseline:
+        axes.axhline(baseline[0]["glue_average"], color="gray", linestyle="--",
+                     label=OBJECTIVE_LABELS["random_init"])
+    axes.set_xscale("log")
+    axes.set_xlabel("pretraining FLOPs")
+    axes.set_ylabel("GLUE dev score (median over seeds, task average)")
+    tasks = ", ".join(TASK_LABELS.get(task, task) for task in results["tasks"])
+    axes.set_title(f"{results['settings']['config']}: {tasks}", fontsize=9)
+    if plotted or baseline:
+        axes.legend(fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no finished results yet", ha="center", va="center",
+                  transform=axes.transAxes)
+        axes.set_xlim(max(results["budget_flops"] / 10, 1.0), results["budget_flops"] * 2)
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    partial = path + ".partial.png"
+    figure.savefig(partial, format="png")
+    plt.close(figure)
+    os.replace(partial, path)

@@ -1,0 +1,216 @@
+"""The objective-comparison experiment on a toy budget: every stage runs on the real data, an
+interrupted run resumes and a finished one is skipped, settings mismatches are refused, and
+results.json / results.md / plot.png are written."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from electra_tf import flops
+from electra_tf.errors import UserError
+from electra_tf.experiments import objective_comparison as comparison
+from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The tiny preset shrunk to seconds per stage.
+TOY_HPARAMS = {"hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
+               "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
+               "train_batch_size": 8}
+
+
+def _options(tmp_path, data_dir, glue_dir, **overrides):
+    values = dict(pretrain_data=str(data_dir), glue_data_dir=str(glue_dir),
+                  output_dir=str(tmp_path / "out"), config="electra_tiny", hparams=TOY_HPARAMS,
+                  budget_electra_steps=6, fractions=(0.5, 1.0), tasks=("sts-b",), num_seeds=2,
+                  max_train_examples=48, max_eval_examples=64, finetune_steps=2,
+                  log_every_steps=1000)
+    values.update(overrides)
+    return comparison.ComparisonOptions(**values)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _h5_arrays(path) -> dict:
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics_data,
+                                                             shared_data, monkeypatch):
+    options = _options(tmp_path, mechanics_data["train_dir"], shared_data / "glue")
+    out = pathlib.Path(options.output_dir)
+    calls = {"pretrain": [], "finetune": []}
+    real_pretrain, real_finetune = comparison.pretrain_segment, comparison.finetune_encoder
+    interrupt_after = {"finetune": 2}
+
+    def counting_pretrain(options_, plan, segment):
+        calls["pretrain"].append(segment.encoder_name)
+        return real_pretrain(options_, plan, segment)
+
+    def counting_finetune(options_, plan, encoder_name, init_checkpoint, tasks):
+        if len(calls["finetune"]) == interrupt_after["finetune"]:
+            raise _Interrupted(encoder_name)
+        calls["finetune"].append(encoder_name)
+        return real_finetune(options_, plan, encoder_name, init_checkpoint, tasks)
+
+    monkeypatch.setattr(comparison, "pretrain_segment", counting_pretrain)
+    monkeypatch.setattr(comparison, "finetune_encoder", counting_finetune)
+
+    # The plan: equal FLOPs; the budget is 6 ELECTRA steps; the masked LM is cheaper per step.
+    plan = comparison.make_plan(options)
+    electra_step = flops.training_step_flops(plan.configs["electra"])["total"]
+    bert_step = flops.training_step_flops(plan.configs["bert"])["total"]
+    assert plan.budget_flops == 6 * electra_step
+    assert bert_step < electra_step
+    assert [s.step for s in plan.segments["electra"]] == [3, 6]
+    bert_total = int(6 * electra_step // bert_step)
+    assert [s.step for s in plan.segments["bert"]] == [round(bert_total / 2), bert_total]
+    assert all(s.flops <= plan.budget_flops for s in plan.segments["bert"])
+
+    # First run: interrupted during the third fine-tuning (after all pretraining).
+    with pytest.raises(_Interrupted):
+        comparison.run_comparison(options)
+    assert sorted(calls["pretrain"]) == sorted(
+        ["electra_step_3", "electra_step_6", f"bert_step_{round(bert_total / 2)}",
+         f"bert_step_{bert_total}"])
+    # The full-budget snapshots are fine-tuned first.
+    assert calls["finetune"] == ["electra_step_6", f"bert_step_{bert_total}"]
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False
+    assert "Incomplete" in (out / "results.md").read_text()
+
+    # A checkpoint whose snapshot was lost (killed between the two) is snapshotted again from
+    # the checkpoint, without training.
+    lost = out / "snapshots" / "bert" / f"step_{bert_total}"
+    before = _h5_arrays(lost / "backbone.weights.h5")
+    for path in lost.iterdir():
+        path.unlink()
+    lost.rmdir()
+
+    interrupt_after["finetune"] = -1
+    calls["pretrain"].clear()
+    calls["finetune"].clear()
+    results = comparison.run_comparison(options)
+    assert calls["pretrain"] == [f"bert_step_{bert_total}"]
+    after = _h5_arrays(lost / "backbone.weights.h5")
+    assert sorted(after) == sorted(before) and len(before) > 10
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+    assert calls["finetune"] == ["random_init", "electra_step_3", f"bert_step_{round(bert_total / 2)}"]
+
+    # Results: five encoders, medians of the two seeds, STS-B's score.
+    assert results["complete"] is True
+    names = {e["name"]: e for e in results["encoders"]}
+    assert set(names) == {"electra_step_3", "electra_step_6", f"bert_step_{round(bert_total / 2)}",
+                          f"bert_step_{bert_total}", "random_init"}
+    for encoder in results["encoders"]:
+        task = encoder["tasks"]["sts-b"]
+        assert len(task["trial_scores"]) == 2 and task["seeds"] == [12345, 12346]
+        assert task["median_score"] == pytest.approx(sorted(task["trial_scores"])[0] / 2
+                                                     + sorted(task["trial_scores"])[1] / 2)
+        assert encoder["glue_average"] == pytest.approx(task["median_score"])
+        task_results = json.loads((out / "finetune" / encoder["name"] / "sts-b" /
+                                   "results.json").read_text())
+        assert task_results["model"]["pretrained"] is (encoder["name"] != "random_init")
+    assert names["electra_step_6"]["pretraining_flops"] == pytest.approx(6 * electra_step)
+    assert names[f"bert_step_{bert_total}"]["pretraining_flops"] == pytest.approx(
+        bert_total * bert_step)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["encoders"] == json.loads(json.dumps(results["encoders"]))
+    assert saved["flops_per_step"]["electra"]["total"] == electra_step
+
+    table = (out / "results.md").read_text()
+    assert "Incomplete" not in table
+    assert "| objective | budget fraction | steps | pretraining FLOPs" in table
+    random_row = next(line for line in table.splitlines() if line.startswith("| no pretraining"))
+    assert random_row.endswith(f"| {names['random_init']['glue_average']:.1f} |")
+    assert sum(line.startswith("| ELECTRA") for line in table.splitlines()) == 2
+
+    png = (out / "plot.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    import matplotlib.image
+
+    image = matplotlib.image.imread(str(out / "plot.png"))
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+
+    # A finished experiment is skipped entirely; one lost fine-tuning result is redone alone.
+    calls["pretrain"].clear()
+    calls["finetune"].clear()
+    marker = out / "finetune" / "electra_step_3" / "sts-b" / "results.json"
+    marker.unlink()
+    comparison.run_comparison(options)
+    assert calls == {"pretrain": [], "finetune": ["electra_step_3"]}
+    markers = {path: path.stat().st_mtime_ns for path in out.glob("finetune/*/*/results.json")}
+    comparison.run_comparison(options)
+    assert calls == {"pretrain": [], "finetune": ["electra_step_3"]}
+    assert {path: path.stat().st_mtime_ns for path in markers} == markers
+
+    # Another experiment in the same directory is refused, naming the difference.
+    with pytest.raises(UserError, match=r"experiment\.json.*fractions"):
+        comparison.run_comparison(_options(tmp_path, mechanics_data["train_dir"],
+                                           shared_data / "glue", fractions=(0.25, 1.0)))
+    with pytest.raises(UserError, match=r"num_seeds: 2 -> 3"):
+        comparison.run_comparison(_options(tmp_path, mechanics_data["train_dir"],
+                                           shared_data / "glue", num_seeds=3))
+    assert json.loads((out / "results.json").read_text())["complete"] is True
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data):
+    def plan(**overrides):
+        return comparison.make_plan(_options(tmp_path, mechanics_data["train_dir"],
+                                             shared_data / "glue", **overrides))
+
+    cases = [
+        (dict(fractions=(0.5,)), "must include 1"),
+        (dict(fractions=(0.0, 1.0)), "outside"),
+        (dict(objectives=("electra", "gpt")), "unknown objective 'gpt'"),
+        (dict(budget_flops=1e12), "exactly one of"),
+        (dict(budget_electra_steps=None, budget_flops=10.0), "less than one electra step"),
+        (dict(tasks=("squad-v1.1",)), "not a GLUE task"),
+        (dict(hparams=dict(TOY_HPARAMS, electra_objective=False)), "set by --objectives"),
+        (dict(num_seeds=0), "--num_seeds"),
+        (dict(flops_convention="bogus"), "--flops_convention"),
+    ]
+    for overrides, expected in cases:
+        with pytest.raises(UserError, match=expected):
+            plan(**overrides)
+    # The paper convention budgets with the reference script's count.
+    paper = plan(flops_convention="paper")
+    assert paper.budget_flops == pytest.approx(
+        6 * flops.paper_training_step_flops(paper.configs["electra"]))
+    # A non-empty directory that is not an experiment is never written into.
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty"):
+        comparison.check_or_write_settings(str(tmp_path / "busy"), {"a": 1}, overwrite=False)
+
+
+def test_cli_rejects_an_unimplemented_ablation_in_one_line(tmp_path, mechanics_data,
+                                                           shared_data):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH")])))
+    process = subprocess.run(
+        [sys.executable, "-m", "electra_tf.experiments.compare_objectives",
+         "--pretrain_data", str(mechanics_data["train_dir"]),
+         "--glue_data_dir", str(shared_data / "glue"), "--output_dir", str(tmp_path / "out"),
+         "--budget_electra_steps", "4", "--objectives", "electra,electra_15"],
+        capture_output=True, text=True, env=env, timeout=120)
+    errors = [line for line in process.stderr.splitlines() if "error:" in line]
+    assert process.returncode == 2, process.stderr[-2000:]
+    assert "Traceback" not in process.stderr
+    assert len(errors) == 1 and "'electra_15' (a paper ablation) is not implemented" in errors[0]
+    assert not (tmp_path / "out").exists()
