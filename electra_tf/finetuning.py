@@ -13,7 +13,10 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
   <task>/trial_<k>/finetuned/      the fine-tuned model: model.weights.h5 (FinetuningModel: backbone
                                    + task_specific head), config.json (ElectraConfig) and
                                    head.json ({"task", "head", "num_labels", "answerable",
-                                   "label_names", "max_seq_length"}); see ``load_finetuned``
+                                   "label_names", "max_seq_length", "vocab_file",
+                                   "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
+                                   decoding settings and the tuned 2.0 "null_threshold"}); see
+                                   ``load_finetuned``
   glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
   summary.json                     the headline score per task and the GLUE average of the
                                    GLUE tasks that were run
@@ -185,7 +188,11 @@ def load_finetuned(directory: str):
     return head, model
 
 
-def _save_finetuned(model, config, task, directory: str, max_seq_length: int) -> None:
+def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
+                    vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None
+                    ) -> None:
+    from electra_tf import tokenization
+
     os.makedirs(directory, exist_ok=True)
     # Keras writes a compiled model's optimizer slots too (3x the size); an uncompiled copy keeps
     # the file to the weights that prediction and export need.
@@ -197,6 +204,14 @@ def _save_finetuned(model, config, task, directory: str, max_seq_length: int) ->
             "answerable": model.answerable, "max_seq_length": max_seq_length,
             "label_names": None if task.is_squad or task.is_regression
             else list(task.label_names)}
+    # Export rebuilds the tokenizer and the SQuAD decoding from these, so a finetuned/ folder
+    # says which vocabulary it needs (checked by sha256) and how its answers were decoded.
+    if vocab_file:
+        head.update(vocab_file=os.path.abspath(vocab_file),
+                    vocab_sha256=tokenization.vocab_sha256(vocab_file),
+                    do_lower_case=config.do_lower_case)
+    if squad_decoding is not None:
+        head["squad"] = squad_decoding
     with open(os.path.join(directory, HEAD_FILE), "w") as handle:
         json.dump(head, handle, indent=2)
 
@@ -469,7 +484,8 @@ def _glue_predictions(task, outputs):
 
 
 def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_path, strategy,
-              *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int) -> dict:
+              *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int,
+              vocab_file: Optional[str] = None) -> dict:
     """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
     from electra_tf import distribution, layerwise_optimizer, pretraining
 
@@ -538,8 +554,13 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
                        ((example.guid, finetuning_tasks.submission_label(task, prediction))
                         for example, prediction in zip(examples, predictions)))
     if options.save_weights:
+        squad_decoding = None
+        if task.is_squad:
+            squad_decoding = dataclasses.asdict(_squad_settings(options))
+            # SQuAD 2.0: the no-answer threshold tuned on this trial's dev predictions.
+            squad_decoding["null_threshold"] = result["metrics"].get("null_threshold")
         _save_finetuned(model, config, task, os.path.join(trial_dir, FINETUNED_DIR),
-                        tokenizer_max_seq)
+                        tokenizer_max_seq, vocab_file=vocab_file, squad_decoding=squad_decoding)
     return result
 
 
@@ -737,7 +758,8 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         if os.path.isdir(trial_dir):
             shutil.rmtree(trial_dir)  # only reached with --overwrite or without results.json
         result = run_trial(task, data, options, config, weights_path, strategy, trial=trial,
-                           hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq)
+                           hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq,
+                           vocab_file=vocab_file)
         metric_text = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()
                                 if isinstance(v, float) and "threshold" not in k)
         log(f"[{task.name}] trial {trial + 1}/{options.num_trials} (seed {result['seed']}): "

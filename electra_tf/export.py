@@ -1,0 +1,842 @@
+"""SavedModels for TF Serving that take raw text: tokenization, the network and decoding in-graph.
+
+``export(source, export_base)`` turns this project's output into
+``<export_base>/<version>/saved_model.pb`` (TF Serving's layout; version a positive integer):
+
+  fine-tuned classifier    (a trial's finetuned/, head "classification")   kind "classifier"
+  fine-tuned STS-B model   (head "regression")                             kind "regressor"
+  fine-tuned SQuAD model   (head "span", 1.1 or 2.0)                       kind "squad"
+  pretrained discriminator (run_pretraining's model_dir or pretrained/)     kind "discriminator"
+  pretrained encoder       (the same folders, or a model without discriminator) kind "encoder"
+
+Every input is a batch of UTF-8 strings; the vocabulary is an asset of the SavedModel and the
+WordPiece tokenizer (electra_tf.tokenization, tensorflow-text) runs in the graph, so a client sends
+nothing but text. Sequences are packed like fine-tuning packs them ([CLS] a [SEP] (b [SEP]), the
+longer text of a pair truncated first, to the model's max_seq_length) and padded to the longest
+one in the batch, so mixed lengths and empty strings need nothing special.
+
+TF Serving signatures have no optional inputs, so a model that takes one text or a pair has one
+signature per arity: ``single`` (text_a) and ``pair`` (text_a, text_b) for GLUE models, with
+``serving_default`` the one the task was trained on; ``serving_default`` (text) and ``pair``
+(text, text_b) for the encoder. ``SIGNATURES`` is the documented table of every signature's inputs
+and outputs (README and tests use it); ``signature_table_markdown()`` renders it.
+
+SQuAD: the question (cut to max_query_length WordPieces) and the context are windowed exactly like
+electra_tf.squad.featurize (windows every doc_stride tokens, the "max context" rule), every window
+of the batch runs through the network at once, and the best span over all windows of a question is
+chosen as electra_tf.squad.decode_predictions does (top n_best starts x ends, at most
+max_answer_length tokens). Offsets are in characters (Unicode code points) of the context, end
+exclusive, so ``context[answer_start:answer_end] == answer_text`` in Python. SQuAD 2.0 models
+answer "" when the no-answer score exceeds the threshold tuned on dev during fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from electra_tf import tokenization
+from electra_tf.errors import UserError
+
+KINDS = ("classifier", "regressor", "squad", "discriminator", "encoder")
+DEFAULT_SIGNATURE = "serving_default"
+
+_STRINGS = "string"
+# name -> (dtype, shape); shapes use B = batch, T = tokens (the longest in the batch),
+# H = hidden size, L = number of labels.
+_CLASSIFIER_OUTPUTS = {
+    "label_id": ("int64", "[B]"),
+    "label_name": (_STRINGS, "[B]"),
+    "probabilities": ("float32", "[B, L]"),
+}
+_REGRESSOR_OUTPUTS = {"score": ("float32", "[B]")}
+_SQUAD_OUTPUTS = {
+    "answer_text": (_STRINGS, "[B]"),
+    "answer_start": ("int64", "[B]"),
+    "answer_end": ("int64", "[B]"),
+    "score": ("float32", "[B]"),
+    "has_answer": ("bool", "[B]"),
+    "no_answer_score": ("float32", "[B]"),
+}
+_DISCRIMINATOR_OUTPUTS = {
+    "tokens": (_STRINGS, "[B, T]"),
+    "replaced_probability": ("float32", "[B, T]"),
+    "token_count": ("int64", "[B]"),
+}
+_ENCODER_OUTPUTS = {
+    "cls_vector": ("float32", "[B, H]"),
+    "token_vectors": ("float32", "[B, T, H]"),
+    "tokens": (_STRINGS, "[B, T]"),
+    "token_count": ("int64", "[B]"),
+}
+
+
+def _text_inputs(*names):
+    return {name: (_STRINGS, "[B]") for name in names}
+
+
+# kind -> signature name -> {"inputs": {name: (dtype, shape)}, "outputs": {...}}.
+# serving_default of a GLUE model is its "single" or "pair" signature (see module docstring).
+SIGNATURES = {
+    "classifier": {
+        "single": {"inputs": _text_inputs("text_a"), "outputs": _CLASSIFIER_OUTPUTS},
+        "pair": {"inputs": _text_inputs("text_a", "text_b"), "outputs": _CLASSIFIER_OUTPUTS},
+    },
+    "regressor": {
+        "single": {"inputs": _text_inputs("text_a"), "outputs": _REGRESSOR_OUTPUTS},
+        "pair": {"inputs": _text_inputs("text_a", "text_b"), "outputs": _REGRESSOR_OUTPUTS},
+    },
+    "squad": {
+        DEFAULT_SIGNATURE: {"inputs": _text_inputs("question", "context"),
+                            "outputs": _SQUAD_OUTPUTS},
+    },
+    "discriminator": {
+        DEFAULT_SIGNATURE: {"inputs": _text_inputs("text"), "outputs": _DISCRIMINATOR_OUTPUTS},
+    },
+    "encoder": {
+        DEFAULT_SIGNATURE: {"inputs": _text_inputs("text"), "outputs": _ENCODER_OUTPUTS},
+        "pair": {"inputs": _text_inputs("text", "text_b"), "outputs": _ENCODER_OUTPUTS},
+    },
+}
+
+OUTPUT_MEANINGS = {
+    "label_id": "index of the most probable label",
+    "label_name": "its name (GLUE's label string, e.g. entailment)",
+    "probabilities": "softmax over the labels, in the order of the fine-tuning task's labels",
+    "score": "regressor: the predicted score (STS-B: 0-5); SQuAD: start + end logit of the best "
+             "span (reported even when has_answer is false)",
+    "answer_text": "the answer, context[answer_start:answer_end]; \"\" for no answer",
+    "answer_start": "first character (Unicode code point) of the answer in the context; -1 for "
+                    "no answer",
+    "answer_end": "one past its last character; -1 for no answer",
+    "has_answer": "false when SQuAD 2.0's no-answer score exceeds the tuned threshold (always "
+                  "true for 1.1 unless the context is empty)",
+    "no_answer_score": "null span score - best span score (- answerable logit for 2.0); higher "
+                       "means more likely unanswerable",
+    "tokens": "WordPiece tokens, \"\" after token_count (encoder: with [CLS]/[SEP], aligned "
+              "with token_vectors; discriminator: the text's own tokens)",
+    "replaced_probability": "P(token was replaced), 0 after token_count",
+    "token_count": "real tokens in the row (the rest is padding)",
+    "cls_vector": "the encoder's output at [CLS] (no pooler: ELECTRA has none)",
+    "token_vectors": "the encoder's output at every token, zeros after token_count",
+}
+
+
+def signature_table_markdown() -> str:
+    """The SIGNATURES table as Markdown (for the README)."""
+    lines = ["| kind | signature | inputs | outputs |", "|---|---|---|---|"]
+    for kind, signatures in SIGNATURES.items():
+        for name, spec in signatures.items():
+            inputs = ", ".join(f"`{n}` {d} {s}" for n, (d, s) in spec["inputs"].items())
+            outputs = ", ".join(f"`{n}` {d} {s}" for n, (d, s) in spec["outputs"].items())
+            lines.append(f"| {kind} | `{name}` | {inputs} | {outputs} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing text into model inputs, in-graph
+
+
+def _truncate_rows(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
+    """Keeps the first lengths[i] values of row i (ragged [B, (n)], lengths int64 [B])."""
+    positions = tf.ragged.range(ragged.row_lengths())
+    keep = positions.flat_values < tf.gather(lengths, positions.value_rowids())
+    return tf.ragged.boolean_mask(ragged, positions.with_flat_values(keep))
+
+
+def pair_lengths(length_a: tf.Tensor, length_b: tf.Tensor, budget: int):
+    """Lengths after fine-tuning's truncation (finetuning.encode_glue): while a + b > budget,
+    drop the last token of the longer text, of b on a tie. Closed form of that loop: the longer
+    text shrinks to the shorter, then they shrink alternately (a keeps the odd token).
+
+    length_a, length_b: int64 [B] -> (int64 [B], int64 [B]).
+    """
+    budget = tf.constant(budget, tf.int64)
+    half_up = (budget + 1) // 2
+    cut_a = tf.minimum(length_a, tf.maximum(budget - length_b, half_up))
+    fits = length_a + length_b <= budget
+    new_a = tf.where(fits, length_a, cut_a)
+    new_b = tf.where(fits, length_b, budget - cut_a)
+    return new_a, new_b
+
+
+class TextServingModule(tf.Module):
+    """Tokenizer + Keras network; subclasses add the signatures of one kind."""
+
+    kind = ""
+
+    def __init__(self, model, tokenizer: tokenization.Tokenizer, max_seq_length: int):
+        super().__init__(name=f"{self.kind}_serving")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_seq_length = int(max_seq_length)
+
+    def _row_of(self, batch: tf.Tensor, token_id: int) -> tf.RaggedTensor:
+        return tf.RaggedTensor.from_tensor(
+            tf.fill(tf.stack([tf.shape(batch, out_type=tf.int64)[0], 1]),
+                    tf.constant(token_id, tf.int64)))
+
+    def pack(self, texts_a: tf.Tensor, texts_b: Optional[tf.Tensor] = None):
+        """[CLS] a [SEP] (b [SEP]) for string batches [B].
+
+        Returns ({"input_ids", "input_mask", "segment_ids"}: int32 [B, T], ids int64 [B, T]),
+        T = the longest packed row (<= max_seq_length), rows padded with 0.
+        """
+        ids_a = self.tokenizer.tokenize(texts_a)
+        cls = self._row_of(texts_a, self.tokenizer.cls_id)
+        sep = self._row_of(texts_a, self.tokenizer.sep_id)
+        if texts_b is None:
+            ids_a = ids_a[:, :self.max_seq_length - 2]
+            parts = [cls, ids_a, sep]
+            segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep)]
+        else:
+            ids_b = self.tokenizer.tokenize(texts_b)
+            length_a, length_b = pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(),
+                                              self.max_seq_length - 3)
+            ids_a = _truncate_rows(ids_a, length_a)
+            ids_b = _truncate_rows(ids_b, length_b)
+            parts = [cls, ids_a, sep, ids_b, sep]
+            segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep),
+                        tf.ones_like(ids_b), tf.ones_like(sep)]
+        ids = tf.concat(parts, axis=1)
+        input_ids = ids.to_tensor(default_value=0)
+        features = {
+            "input_ids": tf.cast(input_ids, tf.int32),
+            # From the layout, not ids != [PAD], as fine-tuning does.
+            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32),
+            "segment_ids": tf.cast(tf.concat(segments, axis=1).to_tensor(default_value=0),
+                                   tf.int32),
+        }
+        return features, input_ids
+
+    def signatures(self) -> dict:
+        raise NotImplementedError
+
+
+def _string_spec(name: str) -> tf.TensorSpec:
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+class ClassifierServingModule(TextServingModule):
+    kind = "classifier"
+
+    def __init__(self, model, tokenizer, max_seq_length, label_names, default_is_pair: bool):
+        super().__init__(model, tokenizer, max_seq_length)
+        self.label_names = list(label_names)
+        self.default_is_pair = bool(default_is_pair)
+        self.single = tf.function(self._single, input_signature=[_string_spec("text_a")])
+        self.pair = tf.function(self._pair, input_signature=[_string_spec("text_a"),
+                                                             _string_spec("text_b")])
+
+    def _outputs(self, features):
+        logits = self.model(features, training=False)["logits"]
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {"label_id": label_id,
+                "label_name": tf.gather(tf.constant(self.label_names), label_id),
+                "probabilities": probabilities}
+
+    def _single(self, text_a):
+        return self._outputs(self.pack(text_a)[0])
+
+    def _pair(self, text_a, text_b):
+        return self._outputs(self.pack(text_a, text_b)[0])
+
+    def signatures(self):
+        single = self.single.get_concrete_function()
+        pair = self.pair.get_concrete_function()
+        return {"single": single, "pair": pair,
+                DEFAULT_SIGNATURE: pair if self.default_is_pair else single}
+
+
+class RegressorServingModule(ClassifierServingModule):
+    kind = "regressor"
+
+    def __init__(self, model, tokenizer, max_seq_length, default_is_pair: bool):
+        super().__init__(model, tokenizer, max_seq_length, [], default_is_pair)
+
+    def _outputs(self, features):
+        return {"score": tf.cast(self.model(features, training=False)["predictions"],
+                                 tf.float32)}
+
+
+class DiscriminatorServingModule(TextServingModule):
+    kind = "discriminator"
+
+    def __init__(self, model, tokenizer, max_seq_length):
+        super().__init__(model, tokenizer, max_seq_length)
+        self.serve = tf.function(self._serve, input_signature=[_string_spec("text")])
+
+    def _serve(self, text):
+        features, ids = self.pack(text)
+        probabilities = tf.sigmoid(tf.cast(self.model(features, training=False), tf.float32))
+        # Without [CLS] and [SEP]: position j of the outputs is the text's j-th token.
+        token_count = tf.reduce_sum(tf.cast(features["input_mask"], tf.int64), axis=1) - 2
+        width = tf.shape(ids)[1] - 2
+        real = tf.sequence_mask(token_count, width)
+        tokens = self.tokenizer.lookup_tokens(ids[:, 1:1 + width])
+        return {"tokens": tf.where(real, tokens, ""),
+                "replaced_probability": tf.where(real, probabilities[:, 1:1 + width], 0.0),
+                "token_count": token_count}
+
+    def signatures(self):
+        return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
+
+
+class EncoderServingModule(TextServingModule):
+    kind = "encoder"
+
+    def __init__(self, model, tokenizer, max_seq_length):
+        super().__init__(model, tokenizer, max_seq_length)
+        self.single = tf.function(self._single, input_signature=[_string_spec("text")])
+        self.pair = tf.function(self._pair, input_signature=[_string_spec("text"),
+                                                             _string_spec("text_b")])
+
+    def _outputs(self, features, ids):
+        sequence = tf.cast(self.model(features, training=False), tf.float32)
+        mask = features["input_mask"] > 0
+        return {"cls_vector": sequence[:, 0],
+                "token_vectors": tf.where(mask[:, :, tf.newaxis], sequence, 0.0),
+                "tokens": tf.where(mask, self.tokenizer.lookup_tokens(ids), ""),
+                "token_count": tf.reduce_sum(tf.cast(mask, tf.int64), axis=1)}
+
+    def _single(self, text):
+        return self._outputs(*self.pack(text))
+
+    def _pair(self, text, text_b):
+        return self._outputs(*self.pack(text, text_b))
+
+    def signatures(self):
+        return {DEFAULT_SIGNATURE: self.single.get_concrete_function(),
+                "pair": self.pair.get_concrete_function()}
+
+
+# ---------------------------------------------------------------------------------------------
+# SQuAD in-graph
+
+# Where BERT's basic tokenizer ends a word (white space, dropped control characters, punctuation,
+# CJK) and which of those are words themselves: the same classes electra_tf.squad.basic_words
+# uses in Python, written as the regular expressions the Tokenizer already uses.
+_CONTEXT_WORD_BREAK = tokenization._WORD_BREAK_CHAR + "|" + tokenization._DROPPED_CLASS
+_CONTEXT_KEPT_BREAK = tokenization._KEPT_WORD_BREAK_CHAR
+
+
+@dataclasses.dataclass
+class SquadDecoding:
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    n_best_size: int = 20
+    null_threshold: Optional[float] = None  # SQuAD 2.0: tuned on dev; None: always answer
+
+
+class SquadServingModule(TextServingModule):
+    kind = "squad"
+
+    def __init__(self, model, tokenizer, max_seq_length, decoding: SquadDecoding):
+        super().__init__(model, tokenizer, max_seq_length)
+        if max_seq_length - decoding.max_query_length - 3 < 1:
+            raise UserError(f"max_seq_length {max_seq_length} leaves no room for the context "
+                            f"after a {decoding.max_query_length}-token question")
+        self.doc_stride = int(decoding.doc_stride)
+        self.max_query_length = int(decoding.max_query_length)
+        self.max_answer_length = int(decoding.max_answer_length)
+        self.n_best_size = int(decoding.n_best_size)
+        self.null_threshold = decoding.null_threshold
+        self.serve = tf.function(self._serve, input_signature=[_string_spec("question"),
+                                                               _string_spec("context")])
+
+    def context_pieces(self, context: tf.Tensor):
+        """WordPieces of each context and their character spans, as squad.context_pieces.
+
+        context: string [B]. Returns ids, starts, ends: int64 ragged [B, (pieces)]; a piece
+        covers context[start:end] (code points); pieces of a word whose characters cannot be
+        assigned one by one (an [UNK], or normalisation changed its length) span the word.
+        """
+        words, byte_begin, byte_end = tf_text.regex_split_with_offsets(
+            context, _CONTEXT_WORD_BREAK, keep_delim_regex_pattern=_CONTEXT_KEPT_BREAK)
+        # Byte offsets -> code point offsets: count the characters that start before the byte.
+        _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
+        beyond = tf.fill(tf.stack([tf.shape(context, out_type=tf.int64)[0], 1]),
+                         tf.constant(tf.int64.max, tf.int64))
+        char_bytes = tf.concat([char_bytes.to_tensor(default_value=tf.int64.max), beyond], 1)
+
+        def to_chars(byte_offsets: tf.RaggedTensor) -> tf.Tensor:
+            dense = byte_offsets.to_tensor(default_value=0)
+            chars = tf.searchsorted(char_bytes, dense, side="left", out_type=tf.int64)
+            return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths()
+                                               ).flat_values
+
+        word_start, word_end = to_chars(byte_begin), to_chars(byte_end)
+        flat_words = words.flat_values
+        pieces = self.tokenizer.tokenize(flat_words)  # [words, (pieces)]
+        tokens = self.tokenizer.lookup_tokens(pieces.flat_values)
+        piece_word = pieces.value_rowids()
+        first_of_word = tf.ragged.range(pieces.row_lengths()).flat_values == 0
+        continuation = tf.logical_and(tf.logical_not(first_of_word),
+                                      tf.strings.regex_full_match(tokens, "##.*"))
+        lengths = tf.strings.length(tokens, unit="UTF8_CHAR")
+        lengths = tf.cast(tf.where(continuation, lengths - 2, lengths), tf.int64)
+        num_words = tf.shape(flat_words, out_type=tf.int64)[0]
+        word_length = word_end - word_start
+        has_unknown = tf.math.unsorted_segment_max(
+            tf.cast(tf.equal(pieces.flat_values, self.tokenizer.unk_id), tf.int32), piece_word,
+            num_words) > 0
+        normalized_length = tf.cast(tf.strings.length(
+            tokenization.normalize_texts(flat_words, self.tokenizer.do_lower_case),
+            unit="UTF8_CHAR"), tf.int64)
+        exact = tf.logical_and(
+            tf.logical_not(has_unknown),
+            tf.logical_and(tf.math.unsorted_segment_sum(lengths, piece_word, num_words)
+                           == word_length, normalized_length == word_length))
+        running = tf.cumsum(lengths, exclusive=True)
+        within_word = running - tf.gather(running, tf.gather(pieces.row_starts(), piece_word))
+        piece_exact = tf.gather(exact, piece_word)
+        starts = tf.where(piece_exact, tf.gather(word_start, piece_word) + within_word,
+                          tf.gather(word_start, piece_word))
+        ends = tf.where(piece_exact, starts + lengths, tf.gather(word_end, piece_word))
+        pieces_per_context = tf.math.unsorted_segment_sum(
+            pieces.row_lengths(), words.value_rowids(), tf.shape(context, out_type=tf.int64)[0])
+
+        def by_context(values):
+            return tf.RaggedTensor.from_row_lengths(values, pieces_per_context)
+
+        return by_context(pieces.flat_values), by_context(starts), by_context(ends)
+
+    def windows(self, question: tf.Tensor, context: tf.Tensor):
+        """Every window of every question, as squad.featurize builds them.
+
+        Returns (features: int32 [W, T] dict, piece_index int64 [W, T] (-1 outside the context
+        part), max_context bool [W, T], window_example int64 [W], pieces): W windows in question
+        order, each question's in context order.
+        """
+        batch = tf.shape(question, out_type=tf.int64)[0]
+        question_ids = self.tokenizer.tokenize(question)[:, :self.max_query_length]
+        pieces, starts, ends = self.context_pieces(context)
+        num_pieces = pieces.row_lengths()
+        window_length = self.max_seq_length - question_ids.row_lengths() - 3
+        stride = tf.minimum(window_length, self.doc_stride)
+        overflow = num_pieces - window_length
+        num_windows = tf.where(overflow <= 0, tf.ones_like(overflow),
+                               1 + (overflow + stride - 1) // tf.maximum(stride, 1))
+        window_rank = tf.ragged.range(num_windows)
+        window_example = window_rank.value_rowids()
+        window_rank = window_rank.flat_values
+        example_stride = tf.gather(stride, window_example)
+        example_window_length = tf.gather(window_length, window_example)
+        example_pieces = tf.gather(num_pieces, window_example)
+        window_start = window_rank * example_stride
+        window_size = tf.minimum(example_window_length, example_pieces - window_start)
+        piece_index = tf.ragged.range(window_start, window_start + window_size)
+        position_window = piece_index.value_rowids()
+        position_example = tf.gather(window_example, position_window)
+        position_piece = piece_index.flat_values
+        context_ids = piece_index.with_flat_values(tf.gather(
+            pieces.flat_values,
+            tf.gather(pieces.row_starts(), position_example) + position_piece))
+
+        # Max context: among the question's windows holding the piece, the first one with the
+        # highest min(left, right) + 0.01 * window size (float64, as Python computes it).
+        max_windows = tf.reduce_max(tf.concat([num_windows, [1]], 0))
+        other = tf.range(max_windows, dtype=tf.int64)[tf.newaxis, :]
+        other_start = other * tf.gather(example_stride, position_window)[:, tf.newaxis]
+        other_size = tf.minimum(tf.gather(example_window_length, position_window)[:, tf.newaxis],
+                                tf.gather(example_pieces, position_window)[:, tf.newaxis]
+                                - other_start)
+        piece = position_piece[:, tf.newaxis]
+        holds = tf.logical_and(
+            other < tf.gather(num_windows, position_example)[:, tf.newaxis],
+            tf.logical_and(other_start <= piece, piece < other_start + other_size))
+        score = (tf.cast(tf.minimum(piece - other_start, other_start + other_size - 1 - piece),
+                         tf.float64)
+                 + 0.01 * tf.cast(other_size, tf.float64))
+        score = tf.where(holds, score, tf.constant(-float("inf"), tf.float64))
+        best = tf.argmax(score, axis=1, output_type=tf.int64)
+        max_context = piece_index.with_flat_values(
+            tf.equal(best, tf.gather(window_rank, position_window)))
+
+        question_rows = tf.gather(question_ids, window_example)
+        cls = self._row_of(window_rank, self.tokenizer.cls_id)
+        sep = self._row_of(window_rank, self.tokenizer.sep_id)
+        ids = tf.concat([cls, question_rows, sep, context_ids, sep], axis=1)
+        segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(question_rows),
+                              tf.zeros_like(sep), tf.ones_like(context_ids),
+                              tf.ones_like(sep)], axis=1)
+        outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows),
+                             -tf.ones_like(sep)], axis=1)
+        positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
+        no = tf.zeros_like(outside, dtype=tf.bool)
+        flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
+        features = {
+            "input_ids": tf.cast(ids.to_tensor(default_value=0), tf.int32),
+            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32),
+            "segment_ids": tf.cast(segments.to_tensor(default_value=0), tf.int32),
+        }
+        return (features, positions.to_tensor(default_value=-1),
+                flags.to_tensor(default_value=False), window_example, batch,
+                (starts, ends))
+
+    def _serve(self, question, context):
+        features, piece_index, max_context, window_example, batch, (starts, ends) = \
+            self.windows(question, context)
+        outputs = self.model(features, training=False)
+        start_logits = tf.cast(outputs["start_logits"], tf.float32)
+        end_logits = tf.cast(outputs["end_logits"], tf.float32)
+        num_windows = tf.shape(start_logits, out_type=tf.int64)[0]
+        k = tf.minimum(self.n_best_size, tf.shape(start_logits)[1])
+        start_values, start_positions = tf.math.top_k(start_logits, k)
+        end_values, end_positions = tf.math.top_k(end_logits, k)
+        start_pieces = tf.gather(piece_index, start_positions, batch_dims=1)
+        end_pieces = tf.gather(piece_index, end_positions, batch_dims=1)
+        start_ok = tf.logical_and(start_pieces >= 0,
+                                  tf.gather(max_context, start_positions, batch_dims=1))
+        starts_k = start_positions[:, :, tf.newaxis]
+        ends_k = end_positions[:, tf.newaxis, :]
+        valid = (start_ok[:, :, tf.newaxis] & (end_pieces >= 0)[:, tf.newaxis, :]
+                 & (ends_k >= starts_k) & (ends_k - starts_k + 1 <= self.max_answer_length))
+        # decode_predictions adds the float32 logits and compares the sums.
+        span_scores = tf.where(valid, start_values[:, :, tf.newaxis] + end_values[:, tf.newaxis, :],
+                               -float("inf"))
+        span_scores = tf.reshape(span_scores, [num_windows, -1])
+        # Python walks windows in order and each window's starts and ends by rank, and a stable
+        # sort keeps the first of equal scores: argmax's first maximum in that same order.
+        window_best = tf.reduce_max(span_scores, axis=1)
+        window_choice = tf.argmax(span_scores, axis=1, output_type=tf.int32)
+        # A question has an answer span when one of its windows has one (unsorted_segment_max
+        # starts from float32's lowest value, not -inf, so it cannot tell by itself).
+        found = tf.math.unsorted_segment_max(
+            tf.cast(window_best > -float("inf"), tf.int32), window_example, batch) > 0
+        best_score = tf.where(
+            found, tf.math.unsorted_segment_max(window_best, window_example, batch), 0.0)
+        is_best = tf.logical_and(tf.equal(window_best, tf.gather(best_score, window_example)),
+                                 tf.gather(found, window_example))
+        best_window = tf.math.unsorted_segment_min(
+            tf.where(is_best, tf.range(num_windows), num_windows), window_example, batch)
+        best_window = tf.minimum(best_window, num_windows - 1)
+        choice = tf.gather(window_choice, best_window)
+        start_position = tf.gather_nd(start_positions, tf.stack(
+            [tf.cast(best_window, tf.int32), choice // k], 1))
+        end_position = tf.gather_nd(end_positions, tf.stack(
+            [tf.cast(best_window, tf.int32), choice % k], 1))
+        first_piece = tf.gather_nd(piece_index, tf.stack(
+            [best_window, tf.cast(start_position, tf.int64)], 1))
+        last_piece = tf.gather_nd(piece_index, tf.stack(
+            [best_window, tf.cast(end_position, tf.int64)], 1))
+        char_start = self._piece_value(starts, first_piece, found)
+        char_end = self._piece_value(ends, last_piece, found)
+
+        null_scores = tf.math.unsorted_segment_min(
+            tf.cast(start_logits[:, 0] + end_logits[:, 0], tf.float64), window_example, batch)
+        best64 = tf.cast(best_score, tf.float64)
+        no_answer_score = tf.where(found, null_scores - best64, 0.0)
+        if "answerable_logits" in outputs:
+            answerable = tf.cast(tf.gather(outputs["answerable_logits"], best_window), tf.float64)
+            no_answer_score = tf.where(found, no_answer_score - answerable, no_answer_score)
+        has_answer = found
+        if self.null_threshold is not None:
+            has_answer = tf.logical_and(found, no_answer_score <= self.null_threshold)
+        length = char_end - char_start
+        text = tf.strings.substr(context, tf.where(has_answer, char_start, 0),
+                                 tf.where(has_answer, length, 0), unit="UTF8_CHAR")
+        return {"answer_text": text,
+                "answer_start": tf.where(has_answer, char_start, -1),
+                "answer_end": tf.where(has_answer, char_end, -1),
+                "score": best_score,
+                "has_answer": has_answer,
+                "no_answer_score": tf.cast(no_answer_score, tf.float32)}
+
+    @staticmethod
+    def _piece_value(values: tf.RaggedTensor, piece: tf.Tensor, found: tf.Tensor) -> tf.Tensor:
+        """values[i][piece[i]] where found[i], else 0 (values int64 ragged [B, (n)])."""
+        flat = tf.concat([values.flat_values, [0]], 0)
+        index = tf.where(found, values.row_starts() + piece,
+                         tf.size(values.flat_values, out_type=tf.int64))
+        return tf.gather(flat, index)
+
+    def signatures(self):
+        return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
+
+
+# ---------------------------------------------------------------------------------------------
+# What to export
+
+
+@dataclasses.dataclass
+class ExportSource:
+    """A model folder resolved: what it is and everything needed to serve it."""
+
+    kind: str
+    directory: str  # the finetuned/ or pretrained/ folder
+    vocab_file: str
+    do_lower_case: bool
+    max_seq_length: int
+    head: Optional[dict] = None  # fine-tuned models: head.json
+
+
+_HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "span": "squad"}
+
+
+def _finetuned_dir(path: str) -> Optional[str]:
+    """The finetuned/ folder that ``path`` names, directly, as a trial or as a task folder (its
+    median trial, from results.json); None when ``path`` is not fine-tuning output."""
+    from electra_tf import finetuning
+
+    if os.path.isfile(os.path.join(path, finetuning.HEAD_FILE)):
+        return path
+    nested = os.path.join(path, finetuning.FINETUNED_DIR)
+    if os.path.isfile(os.path.join(nested, finetuning.HEAD_FILE)):
+        return nested
+    results = os.path.join(path, finetuning.RESULTS_FILENAME)
+    if os.path.isfile(results):
+        with open(results) as handle:
+            trial = json.load(handle).get("median_trial")
+        candidate = os.path.join(path, f"trial_{trial}", finetuning.FINETUNED_DIR)
+        if not os.path.isfile(os.path.join(candidate, finetuning.HEAD_FILE)):
+            raise UserError(f"--input {path}: the median trial's {candidate} has no "
+                            f"{finetuning.HEAD_FILE}; fine-tune with weights saved "
+                            "(save_weights) or point to another trial's finetuned/ folder")
+        return candidate
+    return None
+
+
+def _pretrained_dir(path: str) -> Optional[str]:
+    from electra_tf import modeling, pretraining
+
+    for candidate in (path, os.path.join(path, pretraining.PRETRAINED_SUBDIR)):
+        if (os.path.isfile(os.path.join(candidate, modeling.CONFIG_FILE))
+                and os.path.isfile(os.path.join(candidate, modeling.BACKBONE_WEIGHTS_FILE))):
+            return candidate
+    return None
+
+
+def _check_vocab(vocab_file: str, recorded_sha: Optional[str], recorded_path: Optional[str],
+                 vocab_size: int) -> str:
+    if recorded_sha and tokenization.vocab_sha256(vocab_file) != recorded_sha:
+        raise UserError(f"--vocab_file {vocab_file} is not the vocabulary the model was trained "
+                        f"with ({recorded_path}, sha256 {recorded_sha[:12]}...); pass that file")
+    size = len(tokenization.load_vocab(vocab_file))
+    if size > vocab_size:
+        raise UserError(f"--vocab_file {vocab_file} has {size} tokens but the model's vocab_size "
+                        f"is {vocab_size}; pass the vocabulary the model was pretrained with")
+    return vocab_file
+
+
+def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[str] = None,
+                   max_seq_length: Optional[int] = None) -> ExportSource:
+    """What ``path`` holds: a fine-tuning trial (its finetuned/ folder, the trial folder, or a
+    task folder, meaning its median trial), or pretraining output (run_pretraining's model_dir
+    or its pretrained/ folder). Raises UserError naming the flag to fix."""
+    from electra_tf import config as config_lib
+    from electra_tf import modeling
+
+    if not path or not os.path.isdir(path):
+        raise UserError(f"--input {path}: not a directory; give a fine-tuning trial's finetuned/ "
+                        "folder (or its task folder) or a run_pretraining --model_dir")
+    if kind is not None and kind not in KINDS:
+        raise UserError(f"--kind={kind}: must be one of {', '.join(KINDS)}")
+    finetuned = _finetuned_dir(path)
+    if finetuned is not None:
+        from electra_tf import finetuning
+
+        with open(os.path.join(finetuned, finetuning.HEAD_FILE)) as handle:
+            head = json.load(handle)
+        config = config_lib.ElectraConfig.from_json_file(
+            os.path.join(finetuned, modeling.CONFIG_FILE))
+        found_kind = _HEAD_TO_KIND[head["head"]]
+        if kind not in (None, found_kind):
+            raise UserError(f"--kind={kind}: {finetuned} holds a fine-tuned {found_kind} "
+                            f"({head['task']}); drop --kind or pass --kind={found_kind}")
+        recorded = head.get("vocab_file")
+        if vocab_file is None:
+            if recorded is None:
+                raise UserError(f"{finetuned}/{finetuning.HEAD_FILE} does not record the "
+                                "vocabulary; pass --vocab_file (the one it was fine-tuned with)")
+            if not os.path.isfile(recorded):
+                raise UserError(f"{recorded} (the vocabulary {finetuned} was fine-tuned with) "
+                                "is missing; pass --vocab_file with a copy of it")
+            vocab_file = recorded
+        vocab_file = _check_vocab(vocab_file, head.get("vocab_sha256"), recorded,
+                                  config.vocab_size)
+        length = max_seq_length or head["max_seq_length"]
+        source = ExportSource(found_kind, finetuned, vocab_file,
+                              head.get("do_lower_case", config.do_lower_case), length, head)
+    else:
+        pretrained = _pretrained_dir(path)
+        if pretrained is None:
+            raise UserError(f"--input {path}: no fine-tuned model (head.json) or pretrained "
+                            f"model (config.json + backbone.weights.h5, or pretrained/ with "
+                            "them) found there")
+        config = config_lib.ElectraConfig.from_json_file(
+            os.path.join(pretrained, modeling.CONFIG_FILE))
+        has_discriminator = os.path.isfile(
+            os.path.join(pretrained, modeling.DISCRIMINATOR_WEIGHTS_FILE))
+        if kind is None:
+            if has_discriminator:
+                raise UserError(f"--input {pretrained} is a pretrained model: pass "
+                                "--kind=discriminator (replaced-token probabilities) or "
+                                "--kind=encoder (vectors)")
+            kind = "encoder"
+        if kind not in ("discriminator", "encoder"):
+            raise UserError(f"--kind={kind}: {pretrained} is a pretrained model, export it as "
+                            "--kind=discriminator or --kind=encoder (fine-tune it first for "
+                            f"{kind})")
+        if kind == "discriminator" and not has_discriminator:
+            raise UserError(f"--kind=discriminator: {pretrained} has no "
+                            f"{modeling.DISCRIMINATOR_WEIGHTS_FILE} (trained without the ELECTRA "
+                            "objective); use --kind=encoder")
+        if vocab_file is None:
+            raise UserError("--vocab_file is required for a pretrained model (the vocabulary "
+                            "its pretraining data was built with, recorded in that data's "
+                            "manifest.json)")
+        vocab_file = _check_vocab(vocab_file, None, None, config.vocab_size)
+        source = ExportSource(kind, pretrained, vocab_file, config.do_lower_case,
+                              max_seq_length or config.max_seq_length)
+    if source.max_seq_length < 3 or source.max_seq_length > config.max_position_embeddings:
+        raise UserError(f"--max_seq_length={source.max_seq_length}: must be between 3 and the "
+                        f"model's max_position_embeddings {config.max_position_embeddings}")
+    return source
+
+
+def build_serving_module(source: ExportSource) -> TextServingModule:
+    """Loads the Keras network of ``source`` and wraps it with its tokenizer and signatures."""
+    from electra_tf import finetuning, finetuning_tasks, modeling
+
+    tokenizer = tokenization.Tokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
+    if source.kind == "encoder":
+        _, backbone = modeling.load_pretrained_backbone(source.directory)
+        return EncoderServingModule(backbone, tokenizer, source.max_seq_length)
+    if source.kind == "discriminator":
+        _, discriminator = modeling.load_pretrained_discriminator(source.directory)
+        return DiscriminatorServingModule(discriminator, tokenizer, source.max_seq_length)
+    head, model = finetuning.load_finetuned(source.directory)
+    if source.kind == "squad":
+        settings = head.get("squad") or {}
+        known = {field.name for field in dataclasses.fields(SquadDecoding)}
+        decoding = SquadDecoding(**{k: v for k, v in settings.items() if k in known})
+        if head.get("answerable") and decoding.null_threshold is None:
+            raise UserError(f"{source.directory}/head.json: a SQuAD 2.0 model without a "
+                            "recorded null_threshold; re-run fine-tuning to record it")
+        return SquadServingModule(model, tokenizer, source.max_seq_length, decoding)
+    task = finetuning_tasks.GLUE_TASKS.get(head["task"])
+    is_pair = task is not None and len(task.text_columns) == 2
+    if source.kind == "regressor":
+        return RegressorServingModule(model, tokenizer, source.max_seq_length, is_pair)
+    label_names = head.get("label_names") or [str(i) for i in range(head["num_labels"])]
+    return ClassifierServingModule(model, tokenizer, source.max_seq_length, label_names,
+                                   is_pair)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing TF Serving's layout
+
+_VERSION_DIR = re.compile(r"^[0-9]+$")
+
+
+def existing_versions(export_base: str) -> list[int]:
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(int(name) for name in os.listdir(export_base)
+                  if _VERSION_DIR.match(name) and int(name) > 0)
+
+
+def save_serving_module(module: TextServingModule, export_base: str,
+                        version: Optional[int] = None, overwrite: bool = False) -> str:
+    """Writes ``module`` as <export_base>/<version>/ (default: one above the highest version).
+
+    The SavedModel is written beside it under a name TF Serving ignores and renamed into place,
+    so a server watching export_base never loads a half-written version. An existing version is
+    only replaced with ``overwrite``. Returns the version directory.
+    """
+    if version is None:
+        version = (existing_versions(export_base) or [0])[-1] + 1
+    if version < 1:
+        raise UserError(f"--version={version}: TF Serving versions are positive integers")
+    target = os.path.join(export_base, str(version))
+    if os.path.exists(target) and not overwrite:
+        raise UserError(f"{target} already exists; pass --overwrite to replace it or omit "
+                        "--version to write the next version")
+    os.makedirs(export_base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".writing-{version}-", dir=export_base)
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+    return target
+
+
+def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
+           vocab_file: Optional[str] = None, max_seq_length: Optional[int] = None,
+           version: Optional[int] = None, overwrite: bool = False) -> tuple[str, ExportSource]:
+    """resolve_source + build_serving_module + save_serving_module; returns (version dir,
+    source)."""
+    if version is not None and version < 1:
+        raise UserError(f"--version={version}: TF Serving versions are positive integers")
+    if version is not None and os.path.exists(os.path.join(export_base, str(version))) \
+            and not overwrite:
+        raise UserError(f"{os.path.join(export_base, str(version))} already exists; pass "
+                        "--overwrite to replace it or omit --version to write the next version")
+    source = resolve_source(input_path, kind, vocab_file, max_seq_length)
+    module = build_serving_module(source)
+    return save_serving_module(module, export_base, version, overwrite), source
+
+
+def main(argv) -> None:
+    from absl import flags
+
+    del argv
+    values = flags.FLAGS
+    if not values.input:
+        raise UserError("--input is required: a fine-tuning trial's finetuned/ folder (or the "
+                        "task folder) or a run_pretraining --model_dir")
+    if not values.export_base:
+        raise UserError("--export_base is required: the folder TF Serving serves (versions are "
+                        "written inside it)")
+    target, source = export(values.input, values.export_base, kind=values.kind,
+                            vocab_file=values.vocab_file, max_seq_length=values.max_seq_length,
+                            version=values.version, overwrite=values.overwrite)
+    names = sorted(SIGNATURES[source.kind]) + (
+        [DEFAULT_SIGNATURE] if DEFAULT_SIGNATURE not in SIGNATURES[source.kind] else [])
+    sys.stdout.write(f"Exported the {source.kind} in {source.directory} to {target} "
+                     f"(signatures: {', '.join(sorted(set(names)))}; max_seq_length "
+                     f"{source.max_seq_length})\n")
+
+
+def define_flags() -> None:
+    from absl import flags
+
+    flags.DEFINE_string("input", None, "A fine-tuning trial's finetuned/ folder, its trial or "
+                        "task folder (task: the median trial), or a run_pretraining --model_dir "
+                        "(or its pretrained/ folder).")
+    flags.DEFINE_string("export_base", None, "TF Serving's model base path; the SavedModel goes "
+                        "to <export_base>/<version>/.")
+    flags.DEFINE_integer("version", None, "Version number (default: one above the highest "
+                         "existing version, 1 for a new folder).")
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --version.")
+    flags.DEFINE_enum("kind", None, ["discriminator", "encoder", "classifier", "regressor",
+                                     "squad"],
+                      "Pretrained models: discriminator or encoder. Fine-tuned models: read "
+                      "from head.json (giving it only checks it).")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (required for pretrained "
+                        "models; fine-tuned ones record theirs, checked by sha256).")
+    flags.DEFINE_integer("max_seq_length", None, "Longest packed sequence (default: the "
+                         "fine-tuning max_seq_length, or the pretraining config's).")
+
+
+if __name__ == "__main__":
+    from electra_tf import cli
+
+    define_flags()
+    cli.run(main)

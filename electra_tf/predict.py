@@ -1,0 +1,179 @@
+"""Runs a SavedModel from ``python -m electra_tf.export`` on lines of text, without a server.
+
+    python -m electra_tf.predict --export_dir=exports/sst2 --input=sentences.txt
+    printf 'Who wrote it?\tIt was written by Ann.\n' | python -m electra_tf.predict \\
+        --export_dir=exports/squad
+
+Each input line is one example; a signature with two inputs takes them tab-separated, in the
+order text_a/text, then text_b (GLUE pairs, encoder pairs), or question then context (SQuAD).
+Each output line is a JSON object of the signature's outputs for that example, with token-level
+outputs cut to the example's token_count. Only TensorFlow and tensorflow-text are needed
+(the SavedModel is loaded with tf.saved_model.load; neither Keras nor the model code is used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+
+from electra_tf.errors import UserError
+from electra_tf.progress import ProgressReporter
+
+DEFAULT_SIGNATURE = "serving_default"
+# The order of tab-separated fields on a line.
+INPUT_ORDER = ("text_a", "text", "question", "text_b", "context")
+
+
+def resolve_export_dir(path: str) -> str:
+    """A version folder (holding saved_model.pb) as given, or a TF Serving base folder's
+    highest version."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        raise UserError(f"--export_dir {path}: not a directory; give the folder written by "
+                        "python -m electra_tf.export (or one of its version folders)")
+    versions = sorted((int(name) for name in os.listdir(path)
+                       if re.fullmatch(r"[0-9]+", name) and int(name) > 0
+                       and os.path.isfile(os.path.join(path, name, "saved_model.pb"))))
+    if not versions:
+        raise UserError(f"--export_dir {path}: no saved_model.pb in it or in a numbered version "
+                        "folder inside it")
+    return os.path.join(path, str(versions[-1]))
+
+
+class ExportedModel:
+    """One signature of an exported SavedModel, called on batches of text."""
+
+    def __init__(self, export_dir: str, signature: str = DEFAULT_SIGNATURE):
+        self.export_dir = resolve_export_dir(export_dir)
+        self.saved_model = tf.saved_model.load(self.export_dir)
+        if signature not in self.saved_model.signatures:
+            raise UserError(f"--signature={signature}: {self.export_dir} has the signatures "
+                            f"{', '.join(sorted(self.saved_model.signatures))}")
+        self.signature_name = signature
+        self.function = self.saved_model.signatures[signature]
+        _, keyword_specs = self.function.structured_input_signature
+        unknown = set(keyword_specs) - set(INPUT_ORDER)
+        if unknown:
+            raise UserError(f"{self.export_dir}: signature {signature} takes {sorted(unknown)}, "
+                            "which is not an export of electra_tf.export")
+        self.input_names = [name for name in INPUT_ORDER if name in keyword_specs]
+
+    def __call__(self, columns: dict) -> dict:
+        """{input name: list of str} -> {output name: numpy array with the batch first}."""
+        tensors = {name: tf.constant(list(columns[name]), dtype=tf.string)
+                   for name in self.input_names}
+        return {name: value.numpy() for name, value in self.function(**tensors).items()}
+
+
+def _json_value(value):
+    if isinstance(value, np.ndarray):
+        return [_json_value(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def rows_of(outputs: dict) -> Iterator[dict]:
+    """One JSON-ready dict per example; token-level outputs cut to its token_count."""
+    names = sorted(outputs)
+    count = len(next(iter(outputs.values()))) if outputs else 0
+    for index in range(count):
+        row = {}
+        tokens = int(outputs["token_count"][index]) if "token_count" in outputs else None
+        for name in names:
+            value = outputs[name][index]
+            if tokens is not None and name != "token_count" and np.ndim(value) >= 1 \
+                    and name != "cls_vector":
+                value = value[:tokens]
+            row[name] = _json_value(value)
+        yield row
+
+
+def _split(line: str, names: list, where: str) -> list:
+    fields = line.split("\t")
+    if len(fields) != len(names):
+        raise UserError(f"{where}: expected {len(names)} tab-separated field(s) "
+                        f"({', '.join(names)}), got {len(fields)}")
+    return fields
+
+
+def predict_lines(model: ExportedModel, lines: Iterable[str], source: str,
+                  batch_size: int = 32, out=None, progress: Optional[ProgressReporter] = None
+                  ) -> int:
+    """Writes one JSON line per input line to ``out``; returns the number of examples."""
+    out = out if out is not None else sys.stdout
+    batch, written = [], 0
+
+    def flush():
+        nonlocal written
+        columns = {name: [fields[i] for fields in batch]
+                   for i, name in enumerate(model.input_names)}
+        for row in rows_of(model(columns)):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.flush()
+        written += len(batch)
+        if progress is not None:
+            progress.update(examples=len(batch))
+        batch.clear()
+
+    for number, line in enumerate(lines, start=1):
+        batch.append(_split(line.rstrip("\r\n"), model.input_names, f"{source}:{number}"))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return written
+
+
+def main(argv) -> None:
+    from absl import flags
+
+    del argv
+    values = flags.FLAGS
+    if not values.export_dir:
+        raise UserError("--export_dir is required: the folder written by "
+                        "python -m electra_tf.export")
+    if values.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {values.batch_size}")
+    model = ExportedModel(values.export_dir, values.signature)
+    progress = ProgressReporter("predict", total_key="examples")
+    if values.input in (None, "-"):
+        count = predict_lines(model, sys.stdin, "<stdin>", values.batch_size, progress=progress)
+    else:
+        if not os.path.isfile(values.input):
+            raise UserError(f"--input {values.input}: file not found")
+        with open(values.input, encoding="utf-8") as handle:
+            count = predict_lines(model, handle, values.input, values.batch_size,
+                                  progress=progress)
+    if count >= 1000:
+        progress.finish()
+
+
+def define_flags() -> None:
+    from absl import flags
+
+    flags.DEFINE_string("export_dir", None, "The --export_base of python -m electra_tf.export "
+                        "(its highest version is used) or one version folder.")
+    flags.DEFINE_string("signature", DEFAULT_SIGNATURE, "Signature to run (e.g. single, pair).")
+    flags.DEFINE_string("input", "-", "Text file, one example per line (tab-separated fields "
+                        "for two inputs); - for stdin.")
+    flags.DEFINE_integer("batch_size", 32, "Examples per call of the model.")
+
+
+if __name__ == "__main__":
+    from electra_tf import cli
+
+    define_flags()
+    cli.run(main)
