@@ -139,6 +139,11 @@ def signature_table_markdown() -> str:
             inputs = ", ".join(f"`{n}` {d} {s}" for n, (d, s) in spec["inputs"].items())
             outputs = ", ".join(f"`{n}` {d} {s}" for n, (d, s) in spec["outputs"].items())
             lines.append(f"| {kind} | `{name}` | {inputs} | {outputs} |")
+    lines.append("")
+    lines.append("Classifiers and regressors also have `serving_default`: their `pair` signature "
+                 "for pair tasks (MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI), `single` for CoLA and "
+                 "SST-2. B: batch, T: tokens of the longest row in the batch, H: hidden size, "
+                 "L: number of labels.")
     return "\n".join(lines)
 
 

@@ -149,14 +149,19 @@ def main(argv) -> None:
         raise UserError(f"--batch_size must be at least 1, got {values.batch_size}")
     model = ExportedModel(values.export_dir, values.signature)
     progress = ProgressReporter("predict", total_key="examples")
-    if values.input in (None, "-"):
-        count = predict_lines(model, sys.stdin, "<stdin>", values.batch_size, progress=progress)
-    else:
-        if not os.path.isfile(values.input):
-            raise UserError(f"--input {values.input}: file not found")
-        with open(values.input, encoding="utf-8") as handle:
-            count = predict_lines(model, handle, values.input, values.batch_size,
-                                  progress=progress)
+    source = "<stdin>" if values.input in (None, "-") else values.input
+    if source != "<stdin>" and not os.path.isfile(source):
+        raise UserError(f"--input {source}: file not found")
+    try:
+        if source == "<stdin>":
+            count = predict_lines(model, sys.stdin, source, values.batch_size, progress=progress)
+        else:
+            with open(source, encoding="utf-8") as handle:
+                count = predict_lines(model, handle, source, values.batch_size,
+                                      progress=progress)
+    except UnicodeDecodeError as error:
+        raise UserError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start} of a "
+                        "read block); save the input as UTF-8") from None
     if count >= 1000:
         progress.finish()
 

@@ -275,7 +275,17 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
 
 def test_signatures_are_the_documented_ones(exported):
     _, paths = exported
+    from tensorflow.core.protobuf import saved_model_pb2
+
     for kind, path in paths.items():
+        # What saved_model_cli show --all and TF Serving read: the SignatureDefs in the .pb.
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((pathlib.Path(path) / "saved_model.pb").read_bytes())
+        signature_defs = saved_model.meta_graphs[0].signature_def
+        served = {name for name in signature_defs if not name.startswith("__")}
+        assert served == set(export.SIGNATURES[kind]) | {export.DEFAULT_SIGNATURE}
+        assert {signature_defs[name].method_name for name in served} == {
+            "tensorflow/serving/predict"}
         loaded = tf.saved_model.load(path)
         documented = export.SIGNATURES[kind]
         assert export.DEFAULT_SIGNATURE in loaded.signatures
@@ -345,7 +355,8 @@ def test_tf_serving_rest_requests_map_onto_the_signatures(exported, fresh_output
         serving_requests.request_to_inputs({"inputs": ["x"], "instances": ["x"]}, ["text"])
 
 
-def test_pair_truncation_is_fine_tuning_s():
+def test_pair_truncation_matches_fine_tuning():
+    """pair_lengths is the closed form of encode_glue's pop-the-longer loop."""
     for length_a in range(0, 12):
         for length_b in range(0, 12):
             a, b = list(range(length_a)), list(range(length_b))
@@ -415,3 +426,49 @@ def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_
                       "(question, context), got 1"]
     rows = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [row["answer_text"] for row in rows] == fresh_outputs["squad"]["answer_text"][:2]
+
+
+def test_in_graph_squad_windows_and_decoding_equal_the_python_ones(shared_data, bert_vocab_file):
+    """A random SQuAD 1.1 model (no answerability head, no threshold) with short windows (64
+    tokens, stride 16): the serving module builds exactly squad.featurize's windows (ids,
+    segments, piece positions, max-context flags) and picks decode_predictions' answer for every
+    question, including odd characters, an empty context and an empty question."""
+    from electra_tf import config as config_lib
+    from electra_tf import finetuning_models, squad
+
+    tokenizer = tokenization.Tokenizer(str(bert_vocab_file))
+    config = config_lib.load_config("electra_tiny", ONE_LAYER)
+    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "span")
+    examples, _ = squad.read_squad(str(shared_data / "squad" / "v1.1" / "dev-v1.1.json"),
+                                   is_training=False)
+    examples = [e for e in examples if e.article_index == 5][:24] + [
+        squad.SquadExample("empty-context", "What?", "", []),
+        squad.SquadExample("odd", "", "Ünïcode café—naïve 東京 text… " + "x" * 120 + " Ａ end.", [])]
+    settings = squad.SquadSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
+    features, pieces, _ = squad.featurize(examples, tokenizer, settings, is_training=False)
+    inputs, _ = squad.feature_arrays(features)
+    outputs = model.predict(inputs, verbose=0, batch_size=len(features))
+    predictions, _, null_scores = squad.decode_predictions(
+        examples, features, pieces, outputs["start_logits"], outputs["end_logits"], settings)
+    module = export.SquadServingModule(model, tokenizer, 64, export.SquadDecoding(
+        doc_stride=16, max_query_length=16))
+    questions = tf.constant([e.question for e in examples])
+    contexts = tf.constant([e.context for e in examples])
+    windows, positions, max_context, window_example, _, _ = module.windows(questions, contexts)
+    width = windows["input_ids"].shape[1]
+    assert len(features) == windows["input_ids"].shape[0] > 2 * len(examples)
+    for row, feature in enumerate(features):
+        assert window_example[row] == feature.example_index
+        assert windows["input_ids"][row].numpy().tolist() == feature.input_ids[:width].tolist()
+        assert windows["segment_ids"][row].numpy().tolist() == feature.segment_ids[:width].tolist()
+        assert positions[row].numpy().tolist() == feature.piece_index[:width].tolist()
+        assert max_context[row].numpy().tolist() == feature.max_context[:width].tolist()
+    got = module.serve(questions, contexts)
+    for index, example in enumerate(examples):
+        text = got["answer_text"][index].numpy().decode("utf-8")
+        assert text == predictions[example.qid], example.qid
+        start, end = int(got["answer_start"][index]), int(got["answer_end"][index])
+        assert example.context[start:end] == text if text else (start, end) == (-1, -1)
+        assert float(got["no_answer_score"][index]) == pytest.approx(null_scores[example.qid],
+                                                                     abs=1e-4)
+    assert not got["has_answer"][-2] and got["has_answer"][-1]
