@@ -39,7 +39,7 @@ import re
 import shutil
 import sys
 import tempfile
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -699,9 +699,14 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
                             f"{modeling.DISCRIMINATOR_WEIGHTS_FILE} (trained without the ELECTRA "
                             "objective); use --kind=encoder")
         if vocab_file is None:
-            raise UserError("--vocab_file is required for a pretrained model (the vocabulary "
-                            "its pretraining data was built with, recorded in that data's "
-                            "manifest.json)")
+            # Converted released checkpoints carry their vocab.txt; run_pretraining's output
+            # does not (its data's manifest.json names the vocabulary).
+            beside = os.path.join(pretrained, "vocab.txt")
+            if not os.path.isfile(beside):
+                raise UserError("--vocab_file is required for a pretrained model (the "
+                                "vocabulary its pretraining data was built with, recorded in "
+                                "that data's manifest.json)")
+            vocab_file = beside
         vocab_file = _check_vocab(vocab_file, None, None, config.vocab_size)
         source = ExportSource(kind, pretrained, vocab_file, config.do_lower_case,
                               max_seq_length or config.max_seq_length)
@@ -784,9 +789,10 @@ def save_serving_module(module: TextServingModule, export_base: str,
 
 def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
            vocab_file: Optional[str] = None, max_seq_length: Optional[int] = None,
-           version: Optional[int] = None, overwrite: bool = False) -> tuple[str, ExportSource]:
+           version: Optional[int] = None, overwrite: bool = False,
+           log: Callable[[str], None] = lambda message: None) -> tuple[str, ExportSource]:
     """resolve_source + build_serving_module + save_serving_module; returns (version dir,
-    source)."""
+    source). A version that exists is refused before any model is loaded."""
     if version is not None and version < 1:
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
     if version is not None and os.path.exists(os.path.join(export_base, str(version))) \
@@ -794,7 +800,10 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
         raise UserError(f"{os.path.join(export_base, str(version))} already exists; pass "
                         "--overwrite to replace it or omit --version to write the next version")
     source = resolve_source(input_path, kind, vocab_file, max_seq_length)
+    log(f"Loading the {source.kind} in {source.directory} (vocabulary {source.vocab_file}, "
+        f"max_seq_length {source.max_seq_length})")
     module = build_serving_module(source)
+    log(f"Tracing its signatures and writing the SavedModel under {export_base}")
     return save_serving_module(module, export_base, version, overwrite), source
 
 
@@ -809,14 +818,21 @@ def main(argv) -> None:
     if not values.export_base:
         raise UserError("--export_base is required: the folder TF Serving serves (versions are "
                         "written inside it)")
+    from absl import logging
+
+    # SavedModel writing logs every step (with the staging folder's name) at INFO.
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+
+    def log(message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
     target, source = export(values.input, values.export_base, kind=values.kind,
                             vocab_file=values.vocab_file, max_seq_length=values.max_seq_length,
-                            version=values.version, overwrite=values.overwrite)
-    names = sorted(SIGNATURES[source.kind]) + (
-        [DEFAULT_SIGNATURE] if DEFAULT_SIGNATURE not in SIGNATURES[source.kind] else [])
-    sys.stdout.write(f"Exported the {source.kind} in {source.directory} to {target} "
-                     f"(signatures: {', '.join(sorted(set(names)))}; max_seq_length "
-                     f"{source.max_seq_length})\n")
+                            version=values.version, overwrite=values.overwrite, log=log)
+    names = sorted(set(SIGNATURES[source.kind]) | {DEFAULT_SIGNATURE})
+    log(f"Exported the {source.kind} to {target} (signatures: {', '.join(names)})")
 
 
 def define_flags() -> None:
@@ -834,8 +850,9 @@ def define_flags() -> None:
                                      "squad"],
                       "Pretrained models: discriminator or encoder. Fine-tuned models: read "
                       "from head.json (giving it only checks it).")
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (required for pretrained "
-                        "models; fine-tuned ones record theirs, checked by sha256).")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary. Fine-tuned models record "
+                        "theirs (a file given here must have the recorded sha256); pretrained "
+                        "models need it unless their folder has a vocab.txt.")
     flags.DEFINE_integer("max_seq_length", None, "Longest packed sequence (default: the "
                          "fine-tuning max_seq_length, or the pretraining config's).")
 
