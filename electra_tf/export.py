@@ -758,9 +758,37 @@ def existing_versions(export_base: str) -> list[int]:
                   if _VERSION_DIR.match(name) and int(name) > 0)
 
 
+# Written beside each SavedModel (TF Serving ignores assets.extra/ apart from warm-up files):
+# what was exported from where, so a later export can refuse to change a base's kind.
+EXPORT_INFO_FILE = os.path.join("assets.extra", "electra_tf_export.json")
+
+
+def export_info(version_dir: str) -> Optional[dict]:
+    path = os.path.join(version_dir, EXPORT_INFO_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def check_same_kind(export_base: str, kind: str) -> None:
+    """Refuses to add a ``kind`` version to a base whose newest version is another kind:
+    TF Serving would switch every client to signatures they do not send."""
+    versions = existing_versions(export_base)
+    if not versions:
+        return
+    newest = os.path.join(export_base, str(versions[-1]))
+    info = export_info(newest)
+    if info is not None and info.get("kind") != kind:
+        raise UserError(f"{newest} holds a model of kind {info.get('kind')}, not {kind}; TF "
+                        "Serving serves the newest version, so use another --export_base")
+
+
 def save_serving_module(module: TextServingModule, export_base: str,
-                        version: Optional[int] = None, overwrite: bool = False) -> str:
-    """Writes ``module`` as <export_base>/<version>/ (default: one above the highest version).
+                        version: Optional[int] = None, overwrite: bool = False,
+                        info: Optional[dict] = None) -> str:
+    """Writes ``module`` as <export_base>/<version>/ (default: one above the highest version),
+    with ``info`` (JSON) in its EXPORT_INFO_FILE.
 
     The SavedModel is written beside it under a name TF Serving ignores and renamed into place,
     so a server watching export_base never loads a half-written version. An existing version is
@@ -778,6 +806,11 @@ def save_serving_module(module: TextServingModule, export_base: str,
     staging = tempfile.mkdtemp(prefix=f".writing-{version}-", dir=export_base)
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
+        info_path = os.path.join(staging, EXPORT_INFO_FILE)
+        os.makedirs(os.path.dirname(info_path), exist_ok=True)
+        with open(info_path, "w") as handle:
+            json.dump(dict(info or {}, kind=module.kind, version=version), handle, indent=2)
+            handle.write("\n")
         if os.path.exists(target):
             shutil.rmtree(target)
         os.rename(staging, target)
@@ -800,11 +833,17 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
         raise UserError(f"{os.path.join(export_base, str(version))} already exists; pass "
                         "--overwrite to replace it or omit --version to write the next version")
     source = resolve_source(input_path, kind, vocab_file, max_seq_length)
+    check_same_kind(export_base, source.kind)
     log(f"Loading the {source.kind} in {source.directory} (vocabulary {source.vocab_file}, "
         f"max_seq_length {source.max_seq_length})")
     module = build_serving_module(source)
     log(f"Tracing its signatures and writing the SavedModel under {export_base}")
-    return save_serving_module(module, export_base, version, overwrite), source
+    info = {"source": os.path.abspath(source.directory),
+            "task": (source.head or {}).get("task"),
+            "vocab_sha256": tokenization.vocab_sha256(source.vocab_file),
+            "do_lower_case": source.do_lower_case, "max_seq_length": source.max_seq_length,
+            "signatures": sorted(set(SIGNATURES[source.kind]) | {DEFAULT_SIGNATURE})}
+    return save_serving_module(module, export_base, version, overwrite, info), source
 
 
 def main(argv) -> None:

@@ -171,6 +171,13 @@ def fresh_outputs(exported, tmp_path_factory):
     return json.loads((work / "out.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """Every export loaded once in this process: kind -> tf.saved_model.load result."""
+    _, paths = exported
+    return {kind: tf.saved_model.load(path) for kind, path in paths.items()}
+
+
 def _glue_features(tokenizer, texts_a, texts_b=None):
     """What fine-tuning feeds the Keras model: int32 [batch, GLUE_MAX_SEQ] arrays."""
     examples = [finetuning_tasks.Example(str(i), a, None if texts_b is None else texts_b[i], None)
@@ -273,7 +280,7 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
     assert got["answer_start"][-2] == -1
 
 
-def test_signatures_are_the_documented_ones(exported):
+def test_signatures_are_the_documented_ones(exported, loaded):
     _, paths = exported
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -286,12 +293,11 @@ def test_signatures_are_the_documented_ones(exported):
         assert served == set(export.SIGNATURES[kind]) | {export.DEFAULT_SIGNATURE}
         assert {signature_defs[name].method_name for name in served} == {
             "tensorflow/serving/predict"}
-        loaded = tf.saved_model.load(path)
         documented = export.SIGNATURES[kind]
-        assert export.DEFAULT_SIGNATURE in loaded.signatures
-        assert set(loaded.signatures) == set(documented) | {export.DEFAULT_SIGNATURE}
+        assert export.DEFAULT_SIGNATURE in loaded[kind].signatures
+        assert set(loaded[kind].signatures) == set(documented) | {export.DEFAULT_SIGNATURE}
         for name, spec in documented.items():
-            function = loaded.signatures[name]
+            function = loaded[kind].signatures[name]
             _, inputs = function.structured_input_signature
             assert {key: (value.dtype.name, value.shape.rank) for key, value in inputs.items()} \
                 == {key: (dtype, shape.count(",") + 1)
@@ -301,8 +307,7 @@ def test_signatures_are_the_documented_ones(exported):
                 == {key: (dtype, shape.count(",") + 1)
                     for key, (dtype, shape) in spec["outputs"].items()}, (kind, name)
     # MNLI is a pair task: its serving_default is the pair signature.
-    loaded = tf.saved_model.load(paths["classifier"])
-    _, inputs = loaded.signatures["serving_default"].structured_input_signature
+    _, inputs = loaded["classifier"].signatures["serving_default"].structured_input_signature
     assert set(inputs) == {"text_a", "text_b"}
     assert (pathlib.Path(paths["squad"]) / "assets" / "vocab.txt").is_file()
     assert pathlib.Path(paths["squad"]).name == "1"
@@ -323,9 +328,9 @@ def _run_request(loaded, request):
     return json.loads(json.dumps(reply))
 
 
-def test_tf_serving_rest_requests_map_onto_the_signatures(exported, fresh_outputs):
-    root, paths = exported
-    classifier = tf.saved_model.load(paths["classifier"])
+def test_tf_serving_rest_requests_map_onto_the_signatures(exported, loaded, fresh_outputs):
+    root, _ = exported
+    classifier = loaded["classifier"]
     expected = fresh_outputs["classifier_pair"]
     rows = _run_request(classifier, {"signature_name": "pair", "instances": [
         {"text_a": a, "text_b": b} for a, b in zip(TEXTS_A, TEXTS_B)]})
@@ -337,12 +342,10 @@ def test_tf_serving_rest_requests_map_onto_the_signatures(exported, fresh_output
     single = _run_request(classifier, {"signature_name": "single", "instances": TEXTS_A})
     assert [row["label_id"] for row in single["predictions"]] == \
         fresh_outputs["classifier_single"]["label_id"]
-    encoder = tf.saved_model.load(paths["encoder"])
-    bare = _run_request(encoder, {"inputs": TEXTS_A})
+    bare = _run_request(loaded["encoder"], {"inputs": TEXTS_A})
     assert bare["outputs"]["token_count"] == fresh_outputs["encoder"]["token_count"]
-    squad = tf.saved_model.load(paths["squad"])
     examples = _squad_examples(root)[:3]
-    reply = _run_request(squad, {"instances": [{"question": e.question, "context": e.context}
+    reply = _run_request(loaded["squad"], {"instances": [{"question": e.question, "context": e.context}
                                                for e in examples]})
     assert [row["answer_text"] for row in reply["predictions"]] == \
         fresh_outputs["squad"]["answer_text"][:3]
@@ -383,6 +386,10 @@ def test_versions_are_never_overwritten_without_the_flag(exported, bert_vocab_fi
                   version=1, overwrite=True, max_seq_length=16)
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns != before
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folder left behind
+    assert export.export_info(str(base / "1"))["max_seq_length"] == 16
+    assert export.export_info(paths["squad"])["task"] == "squad-v2.0"
+    with pytest.raises(UserError, match="holds a model of kind encoder, not discriminator"):
+        export.export(source, str(base), kind="discriminator", vocab_file=str(bert_vocab_file))
     with pytest.raises(UserError, match="pass --kind=discriminator .* or --kind=encoder"):
         export.resolve_source(source)
     with pytest.raises(UserError, match="is required for a pretrained model"):
