@@ -9,7 +9,7 @@ Outputs in model_dir (only the chief writes under multi-worker):
   checkpoints/         ckpt-<step>: model, optimizer (slots + iterations), RNG states
   train/, eval/        TensorBoard scalars: every metric and the learning rate; eval metrics
   eval_results.json    metrics of the final evaluation (with --eval_data)
-  pretrained/          the final model, written by save_pretrained
+  pretrained/          the final model, written by save_pretrained, and the data's vocab.txt
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def run_pretraining(
         eval_input = evaluation_input_fn(
             eval_files, resolved, global_batch_size=eval_batch, steps=eval_steps
         )
-    return train(
+    result = train(
         resolved,
         strategy,
         model_dir=options.model_dir,
@@ -411,6 +411,26 @@ def run_pretraining(
         init_checkpoint=options.init_checkpoint,
         stop_at_step=options.stop_at_step,
     )
+    if result.pretrained_dir is not None:
+        _copy_vocabulary(manifest, result.pretrained_dir)
+    return result
+
+
+def _copy_vocabulary(manifest: Optional[dict], pretrained_dir: str) -> None:
+    """Puts the data's vocabulary beside the pretrained weights as vocab.txt, so fine-tuning and
+    export need no --vocab_file. Only a file whose sha256 is the one the data was built with is
+    copied (the manifest records a path, which may have changed since); otherwise nothing."""
+    from electra_tf import tokenization
+
+    if not manifest or not manifest.get("vocab_file"):
+        return
+    source, target = manifest["vocab_file"], os.path.join(pretrained_dir, "vocab.txt")
+    if tf.io.gfile.exists(target) or not os.path.isfile(source):
+        return
+    if manifest.get("vocab_sha256") and tokenization.vocab_sha256(source) != manifest["vocab_sha256"]:
+        log(f"Not copying {source} into {pretrained_dir}: it changed since the data was built")
+        return
+    tf.io.gfile.copy(source, target)
 
 
 def _resolve_data(flag: str, spec: str):

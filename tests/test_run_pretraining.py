@@ -246,7 +246,7 @@ def unigram_baseline(eval_dir, max_seq_length, special_ids=(0, 101, 102, 103)) -
     return float(counts.max() / counts.sum())
 
 
-def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data):
+def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data, bert_vocab_file):
     from electra_tf import pretraining, pretraining_data
 
     train_dir, eval_dir = learning_data
@@ -287,6 +287,9 @@ def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data):
           f"MLM accuracy {mlm_accuracy:.3f} vs unigram baseline {baseline:.3f}; "
           f"eval metrics {json.dumps(result.eval_metrics)}")
     assert json.loads((tmp_path / "model" / "eval_results.json").read_text())["step"] == LEARNING_STEPS
+    # The data's vocabulary travels with the weights, for fine-tuning and export.
+    assert (tmp_path / "model" / "pretrained" / "vocab.txt").read_bytes() == (
+        pathlib.Path(bert_vocab_file).read_bytes())
     # Thresholds below the lowest measured values (AUC 0.526, MLM accuracy 1.78x the baseline);
     # the AUC's standard error over ~25,000 tokens is ~0.004, so 0.51 is still ~2.5 of them
     # above chance.
