@@ -487,9 +487,14 @@ def run_comparison(options: ComparisonOptions) -> dict:
             + ", ".join(f"{s.step} ({s.fraction:g}, {s.flops:.3g} FLOPs)" for s in segments))
 
     encoders = _encoders_in_order(options, plan)
-    stages = sum(len(s) for s in plan.segments.values()) + len(encoders)
-    progress = ProgressReporter("compare_objectives", total=stages, total_key="stages",
-                                interval_seconds=0.0, stream=sys.stdout)
+    # Only the stages left to do count, so that skipped ones do not distort the rate and ETA.
+    pending = sum(read_snapshot(options.output_dir, segment) is None
+                  for segments in plan.segments.values() for segment in segments)
+    pending += sum(len(finished_tasks(options.output_dir, name, plan.tasks)) < len(plan.tasks)
+                   for name, _ in encoders)
+    progress = ProgressReporter("compare_objectives", total=max(pending, 1),
+                                total_key="stages_done", interval_seconds=0.0,
+                                stream=sys.stdout)
     snapshots: dict[str, dict] = {}
     for objective, segments in plan.segments.items():
         for segment in segments:
@@ -503,8 +508,8 @@ def run_comparison(options: ComparisonOptions) -> dict:
                 log(f"{segment.encoder_name}: snapshot saved in "
                     f"{snapshot_dir(options.output_dir, segment)} "
                     f"({record['segment_seconds']:.0f} s)")
+                progress.update(stages_done=1)
             snapshots[segment.encoder_name] = record
-            progress.update(stages=1)
 
     for encoder_name, init_checkpoint in encoders:
         done = finished_tasks(options.output_dir, encoder_name, plan.tasks)
@@ -513,11 +518,11 @@ def run_comparison(options: ComparisonOptions) -> dict:
             log(f"fine-tuning {encoder_name} on {', '.join(missing)} x {options.num_seeds} "
                 f"seed(s)" + (f" (already done: {', '.join(done)})" if done else ""))
             finetune_encoder(options, plan, encoder_name, init_checkpoint, missing)
+            results = comparison_report.collect_results(options.output_dir, plan, snapshots)
+            comparison_report.write_reports(options.output_dir, results)
+            progress.update(stages_done=1)
         else:
             log(f"{encoder_name}: every task already fine-tuned, skipping")
-        results = comparison_report.collect_results(options.output_dir, plan, snapshots)
-        comparison_report.write_reports(options.output_dir, results)
-        progress.update(stages=1)
     results = comparison_report.collect_results(options.output_dir, plan, snapshots)
     paths = comparison_report.write_reports(options.output_dir, results)
     log("done: " + ", ".join(paths))
