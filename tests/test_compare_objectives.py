@@ -109,7 +109,8 @@ def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics
     assert sorted(after) == sorted(before) and len(before) > 10
     for name, value in before.items():
         np.testing.assert_array_equal(after[name], value, err_msg=name)
-    assert calls["finetune"] == ["random_init", "electra_step_3", f"bert_step_{round(bert_total / 2)}"]
+    assert calls["finetune"] == ["random_init", "electra_step_3",
+                                 f"bert_step_{round(bert_total / 2)}"]
 
     # Results: five encoders, medians of the two seeds, STS-B's score.
     assert results["complete"] is True
@@ -191,6 +192,23 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     paper = plan(flops_convention="paper")
     assert paper.budget_flops == pytest.approx(
         6 * flops.paper_training_step_flops(paper.configs["electra"]))
+    # Changed fine-tuning settings reuse the snapshots only once the old fine-tuning results
+    # have been moved away by the user; changed pretraining settings are always refused.
+    experiment = tmp_path / "experiment"
+    settings = json.loads(json.dumps(plan().settings))
+    comparison.check_or_write_settings(str(experiment), settings, overwrite=False)
+    (experiment / "finetune").mkdir()
+    retuned = dict(settings, num_seeds=5, tasks=["rte"])
+    with pytest.raises(UserError, match=r"num_seeds: 2 -> 5\); the pretraining settings match, so "
+                                        r"moving .*finetune aside reuses the snapshots"):
+        comparison.check_or_write_settings(str(experiment), retuned, overwrite=False)
+    (experiment / "finetune").rmdir()
+    comparison.check_or_write_settings(str(experiment), retuned, overwrite=False)
+    assert json.loads((experiment / "experiment.json").read_text()) == retuned
+    with pytest.raises(UserError, match=r"budget_flops") as error:
+        comparison.check_or_write_settings(str(experiment), dict(retuned, budget_flops=1.0),
+                                           overwrite=False)
+    assert "pretraining settings match" not in str(error.value)
     # A non-empty directory that is not an experiment is never written into.
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")

@@ -52,6 +52,11 @@ FLOPS_CONVENTIONS = {
 }
 
 SETTINGS_FILE = "experiment.json"
+# The experiment.json keys that decide the pretraining runs and their snapshots; the others only
+# concern fine-tuning.
+PRETRAINING_SETTINGS = ("pretrain_data", "pretrain_data_examples", "vocab_file", "config",
+                        "budget_flops", "flops_convention", "fractions", "objectives",
+                        "pretraining")
 SNAPSHOT_MARKER = "snapshot.json"
 OUTPUT_SUBDIRS = ("pretrain", "snapshots", "random_init", "finetune")
 
@@ -270,7 +275,8 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
     """Writes experiment.json, or checks that a rerun has the same settings.
 
     With ``overwrite`` a different experiment's outputs (only the ones this module writes) are
-    removed first.
+    removed first. When only fine-tuning settings changed and the user has moved finetune/
+    away, the pretraining snapshots are reused and experiment.json is updated.
     """
     path = os.path.join(output_dir, SETTINGS_FILE)
     normalised = json.loads(json.dumps(settings))
@@ -280,11 +286,19 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
                 saved = json.load(handle)
             except ValueError:
                 saved = None
-        if saved != normalised:
+        same_pretraining = isinstance(saved, dict) and all(
+            saved.get(key) == normalised.get(key) for key in PRETRAINING_SETTINGS)
+        finetune_results = os.path.join(output_dir, "finetune")
+        if saved != normalised and same_pretraining and not os.path.exists(finetune_results):
+            log(f"only fine-tuning settings changed ({_first_difference(saved, normalised)}) and "
+                f"{finetune_results} is gone: reusing the pretraining snapshots")
+        elif saved != normalised:
             if not overwrite:
                 difference = _first_difference(saved, normalised)
-                raise UserError(f"{path}: --output_dir holds another experiment ({difference}); "
-                                "use a new --output_dir, or --overwrite to replace it")
+                hint = (f"; the pretraining settings match, so moving {finetune_results} aside "
+                        "reuses the snapshots" if same_pretraining else "")
+                raise UserError(f"{path}: --output_dir holds another experiment ({difference})"
+                                f"{hint}; use a new --output_dir, or --overwrite to replace it")
             log(f"--overwrite: removing the earlier experiment's outputs in {output_dir}")
             for name in OUTPUT_SUBDIRS:
                 shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
