@@ -63,8 +63,12 @@ class FinetuningModel(keras.Model):
         self.built = True
 
     def call(self, features, training=None):
-        sequence = self.backbone(features, training=training)
-        cls = sequence[:, 0]
+        if self.head != "span":
+            # Sentence-level heads read [CLS] only; the backbone skips the rest of its last layer.
+            cls = self.backbone(features, training=training, cls_only=True)[:, 0]
+        else:
+            sequence = self.backbone(features, training=training)
+            cls = sequence[:, 0]
         if self.head == "classification":
             logits = self.output_dense(self.dropout(cls, training=training))
             return {"logits": ops.cast(logits, "float32")}

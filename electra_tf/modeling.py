@@ -156,17 +156,34 @@ class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
     def _split_heads(self, x, batch, seq_length):
         return ops.reshape(x, (batch, seq_length, self.num_attention_heads, self.head_size))
 
-    def call(self, hidden, attention_bias, training=None):
+    def call(self, hidden, attention_bias, training=None, first_position_only=False):
+        """``first_position_only``: return [batch, 1, H], the output at position 0 ([CLS]) only.
+
+        Keys and values still come from every position, so that row equals row 0 of the full
+        output; a classifier's last layer needs nothing else, and skipping the other queries'
+        attention and feed-forward work saves most of that layer.
+        """
         shape = ops.shape(hidden)
         batch, seq_length = shape[0], shape[1]
-        # One [H, 3H] matmul instead of three [H, H] ones (~30% faster on CPU); the variables
-        # stay separate so they keep the reference's names.
         projections = (self.query, self.key, self.value)
+        if first_position_only:
+            residual = hidden[:, :1]
+            query = self.query(residual)
+            projections = projections[1:]
+        else:
+            residual = hidden
+        # One [H, 3H] (or [H, 2H]) matmul instead of separate [H, H] ones (~30% faster on CPU);
+        # the variables stay separate so they keep the reference's names.
         kernel = ops.concatenate([ops.cast(d.kernel, hidden.dtype) for d in projections], -1)
         bias = ops.concatenate([ops.cast(d.bias, hidden.dtype) for d in projections], -1)
-        query, key, value = ops.split(ops.matmul(hidden, kernel) + bias, 3, axis=-1)
+        projected = ops.split(ops.matmul(hidden, kernel) + bias, len(projections), axis=-1)
+        if first_position_only:
+            key, value = projected
+        else:
+            query, key, value = projected
+        query_length = 1 if first_position_only else seq_length
         # Scaling the queries (seq x d) is cheaper than scaling the scores (seq x seq).
-        query = self._split_heads(query, batch, seq_length) * ops.cast(
+        query = self._split_heads(query, batch, query_length) * ops.cast(
             1.0 / math.sqrt(self.head_size), hidden.dtype)
         key = self._split_heads(key, batch, seq_length)
         value = self._split_heads(value, batch, seq_length)
@@ -176,9 +193,9 @@ class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
             ops.cast(scores, "float32") + ops.cast(attention_bias, "float32"), axis=-1)
         probs = self.attention_dropout(ops.cast(probs, hidden.dtype), training=training)
         context = ops.einsum("bnqk,bknd->bqnd", probs, value)
-        context = ops.reshape(context, (batch, seq_length, self.hidden_size))
+        context = ops.reshape(context, (batch, query_length, self.hidden_size))
         attended = self.attention_layer_norm(
-            hidden + self.hidden_dropout(self.attention_output(context), training=training))
+            residual + self.hidden_dropout(self.attention_output(context), training=training))
         transformed = self.output_dense(self.intermediate(attended))
         return self.output_layer_norm(
             attended + self.hidden_dropout(transformed, training=training))
@@ -242,15 +259,21 @@ class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
                 for index in range(layers)]
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, cls_only=False):
+        """``cls_only=True`` returns [batch, 1, H]: the [CLS] output alone (equal to position 0 of
+        the full output), computed without the last layer's work for the other positions."""
         input_ids = ops.cast(inputs["input_ids"], "int32")
         hidden = self.embeddings(input_ids, ops.cast(inputs["segment_ids"], "int32"),
                                  training=training)
         if self.embeddings_project is not None:
             hidden = self.embeddings_project(hidden)
         attention_bias = attention_bias_from_mask(inputs["input_mask"])
-        for layer in self.encoder_layers:
-            hidden = layer(hidden, attention_bias, training=training)
+        last = len(self.encoder_layers) - 1
+        for index, layer in enumerate(self.encoder_layers):
+            hidden = layer(hidden, attention_bias, training=training,
+                           first_position_only=cls_only and index == last)
+        if cls_only and not self.encoder_layers:
+            hidden = hidden[:, :1]
         return hidden
 
     def get_config(self):

@@ -156,6 +156,34 @@ def test_padding_does_not_change_real_token_outputs():
     np.testing.assert_allclose(first[:, :10], second[:, :10], atol=1e-5)
 
 
+def test_cls_only_output_equals_position_zero_of_the_full_output():
+    config = load_config("electra_tiny", {"vocab_size": 500, "num_hidden_layers": 3})
+    backbone = ElectraBackbone(config)
+    rng = np.random.default_rng(2)
+    ids = rng.integers(5, 500, size=(3, 16)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    features = {"input_ids": ids, "input_mask": mask,
+                "segment_ids": np.concatenate([np.zeros((3, 8), np.int32),
+                                               np.ones((3, 8), np.int32)], 1)}
+    full = np.asarray(backbone(features))
+    cls = np.asarray(backbone(features, cls_only=True))
+    assert cls.shape == (3, 1, config.hidden_size)
+    np.testing.assert_allclose(cls, full[:, :1], atol=1e-5)
+    # The gradient reaching the weights through [CLS] is the same along both paths.
+    import tensorflow as tf
+
+    def cls_gradients(cls_only):
+        with tf.GradientTape() as tape:
+            out = backbone(features, cls_only=cls_only)[:, 0]
+            loss = tf.reduce_sum(out * np.linspace(-1, 1, config.hidden_size, dtype=np.float32))
+        return tape.gradient(loss, backbone.trainable_variables)
+
+    for fast, slow in zip(cls_gradients(True), cls_gradients(False)):
+        np.testing.assert_allclose(tf.convert_to_tensor(fast), tf.convert_to_tensor(slow),
+                                   atol=1e-5)
+
+
 def test_dropout_is_active_only_in_training():
     config = load_config("electra_tiny", {"vocab_size": 500})
     backbone = ElectraBackbone(config)
