@@ -23,6 +23,12 @@ PLOT_PNG = "plot.png"
 
 OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
                     "bert": "BERT (masked LM)", "random_init": "no pretraining"}
+FLOPS_CONVENTION_TEXT = {"matmul": "3 x forward matmul FLOPs",
+                         "paper": "counted as the paper's flops_computation.py does"}
+SCORE_DEFINITIONS = {"sst-2": "accuracy", "rte": "accuracy", "qnli": "accuracy",
+                     "wnli": "accuracy", "mnli": "matched accuracy",
+                     "mrpc": "(accuracy + F1) / 2", "qqp": "(accuracy + F1) / 2",
+                     "sts-b": "(Pearson + Spearman) / 2", "cola": "Matthews corr."}
 TASK_LABELS = {"sst-2": "SST-2", "mrpc": "MRPC", "cola": "CoLA", "sts-b": "STS-B", "rte": "RTE",
                "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
 
@@ -126,15 +132,17 @@ def markdown_table(results: dict) -> str:
                   "below are what has finished.**", ""]
     lines += [
         f"Model `{settings['config']}`; pretraining budget {results['budget_flops']:.3g} training "
-        f"FLOPs per objective (3 x forward matmul FLOPs, generator included for ELECTRA); corpus "
+        f"FLOPs per objective ({FLOPS_CONVENTION_TEXT[settings.get('flops_convention', 'matmul')]}"
+        f", generator included for ELECTRA); corpus "
         f"`{settings['pretrain_data']}` ({settings.get('pretrain_data_examples')} sequences). "
         f"GLUE dev, median of {results['num_seeds']} fine-tuning seed(s) per task"
         + (f", at most {finetuning['max_train_examples']} training examples per task"
            if finetuning.get("max_train_examples") else "")
         + (f", {finetuning['steps']} steps" if finetuning.get("steps") else "")
         + (f", {finetuning['epochs']:g} epochs" if finetuning.get("epochs") else "")
-        + ". Scores: SST-2/RTE accuracy, MRPC (accuracy+F1)/2, STS-B (Pearson+Spearman)/2, "
-        "CoLA Matthews corr., all x100.",
+        + ". Scores x100: " + ", ".join(
+            f"{TASK_LABELS.get(task, task)} {SCORE_DEFINITIONS.get(task, 'score')}"
+            for task in tasks) + ".",
         "",
         "| objective | budget fraction | steps | pretraining FLOPs | pretraining time | "
         + " | ".join(task_names) + " | GLUE avg |",
