@@ -180,8 +180,9 @@ def test_cls_only_output_equals_position_zero_of_the_full_output():
         return tape.gradient(loss, backbone.trainable_variables)
 
     for fast, slow in zip(cls_gradients(True), cls_gradients(False)):
+        # Gradients of the embeddings reach ~100 here, so the tolerance is relative too.
         np.testing.assert_allclose(tf.convert_to_tensor(fast), tf.convert_to_tensor(slow),
-                                   atol=1e-5)
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_dropout_is_active_only_in_training():
