@@ -72,6 +72,9 @@ class ElectraConfig:
     mask_prob: float = 0.15
     gen_weight: float = 1.0
     disc_weight: float = 50.0
+    # The paper's "ELECTRA 15%" ablation: the discriminator loss counts only the masked
+    # positions instead of every real token.
+    disc_loss_masked_only: bool = False
 
     # Data and vocabulary. The special-token ids are those of the BERT uncased vocabulary; the
     # trainer overrides them (and vocab_size) from the vocabulary the data was built with.

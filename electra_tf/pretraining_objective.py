@@ -158,8 +158,9 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
 
     ``call(features)`` returns a dict of float32 tensors and int32 ids:
     mlm_logits [batch, P, V], masked_lm_ids / masked_lm_positions / masked_lm_weights [batch, P],
-    and with the ELECTRA objective sampled_ids [batch, P], corrupted_ids / disc_labels
-    [batch, seq] and disc_logits [batch, seq]. Metrics are ``keras.metrics`` objects kept as
+    and with the ELECTRA objective sampled_ids [batch, P], corrupted_ids / disc_labels /
+    masked_sequence_weights (1 at the masked positions) [batch, seq] and disc_logits
+    [batch, seq]. Metrics are ``keras.metrics`` objects kept as
     attributes, so fit/evaluate log them.
     """
 
@@ -233,7 +234,8 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids},
             training=training)
         outputs.update(sampled_ids=sampled_ids, corrupted_ids=corrupted_ids,
-                       disc_labels=disc_labels, disc_logits=disc_logits)
+                       disc_labels=disc_labels, disc_logits=disc_logits,
+                       masked_sequence_weights=ops.cast(written, "float32"))
         return outputs
 
     def loss_parts(self, outputs) -> dict:
@@ -259,7 +261,10 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             disc_per_token = (ops.relu(disc_logits) - disc_logits * labels
                               + ops.log1p(ops.exp(-ops.abs(disc_logits))))
             parts["disc_per_token"] = disc_per_token
-            parts["disc_loss"] = _weighted_mean(disc_per_token, input_mask)
+            counted = input_mask
+            if self.config.disc_loss_masked_only:
+                counted = input_mask * outputs["masked_sequence_weights"]
+            parts["disc_loss"] = _weighted_mean(disc_per_token, counted)
             total = total + self.config.disc_weight * parts["disc_loss"]
         parts["total"] = total
         return parts

@@ -188,6 +188,13 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     for overrides, expected in cases:
         with pytest.raises(UserError, match=expected):
             plan(**overrides)
+    # ELECTRA 15% is ELECTRA with the discriminator loss on masked positions only: same
+    # network, so the same FLOPs and steps.
+    ablation = plan(objectives=("electra", "electra_15"))
+    assert ablation.configs["electra_15"].disc_loss_masked_only
+    assert not ablation.configs["electra"].disc_loss_masked_only
+    assert (ablation.settings["pretraining"]["electra_15"]["steps"]
+            == ablation.settings["pretraining"]["electra"]["steps"])
     # The paper convention budgets with the reference script's count.
     paper = plan(flops_convention="paper")
     assert paper.budget_flops == pytest.approx(
@@ -225,10 +232,10 @@ def test_cli_rejects_an_unimplemented_ablation_in_one_line(tmp_path, mechanics_d
         [sys.executable, "-m", "electra_tf.experiments.compare_objectives",
          "--pretrain_data", str(mechanics_data["train_dir"]),
          "--glue_data_dir", str(shared_data / "glue"), "--output_dir", str(tmp_path / "out"),
-         "--budget_electra_steps", "4", "--objectives", "electra,electra_15"],
+         "--budget_electra_steps", "4", "--objectives", "electra,replace_mlm"],
         capture_output=True, text=True, env=env, timeout=120)
     errors = [line for line in process.stderr.splitlines() if "error:" in line]
     assert process.returncode == 2, process.stderr[-2000:]
     assert "Traceback" not in process.stderr
-    assert len(errors) == 1 and "'electra_15' (a paper ablation) is not implemented" in errors[0]
+    assert len(errors) == 1 and "'replace_mlm' (a paper ablation) is not implemented" in errors[0]
     assert not (tmp_path / "out").exists()

@@ -289,6 +289,23 @@ def test_options_uniform_generator_disallow_correct_untied_embeddings(wiki_batch
     assert np.isfinite(float(untied.loss_parts(untied(batch))["total"]))
 
 
+def test_electra_15_counts_the_discriminator_loss_at_masked_positions_only(wiki_batches,
+                                                                          tiny_config):
+    batch = {key: value[:8] for key, value in wiki_batches.items()}
+    model = ElectraPretrainer(tiny_config.replace({"disc_loss_masked_only": True}), seed=9)
+    out = _forward(model, batch)
+    masked = out["masked_sequence_weights"]
+    # Exactly the chosen positions: one per used slot, never padding.
+    np.testing.assert_array_equal(masked.sum(-1), out["masked_lm_weights"].sum(-1))
+    assert not np.any(masked * (1 - out["input_mask"]))
+    parts = model.loss_parts(out)
+    per_token = np.asarray(parts["disc_per_token"], np.float64)
+    expected = (per_token * masked).sum() / masked.sum()
+    assert float(parts["disc_loss"]) == pytest.approx(expected, rel=1e-5)
+    everywhere = (per_token * out["input_mask"]).sum() / out["input_mask"].sum()
+    assert abs(expected - everywhere) > 1e-4  # the two objectives really differ
+
+
 def test_mixed_bfloat16_keeps_losses_in_float32(wiki_batches, tiny_config):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -22,7 +22,9 @@ RESULTS_MARKDOWN = "results.md"
 PLOT_PNG = "plot.png"
 
 OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
-                    "bert": "BERT (masked LM)", "random_init": "no pretraining"}
+                    "bert": "BERT (masked LM)",
+                    "electra_15": "ELECTRA 15% (disc. loss on masked positions only)",
+                    "random_init": "no pretraining"}
 FLOPS_CONVENTION_TEXT = {"matmul": "3 x forward matmul FLOPs",
                          "paper": "counted as the paper's flops_computation.py does"}
 SCORE_DEFINITIONS = {"sst-2": "accuracy", "rte": "accuracy", "qnli": "accuracy",
