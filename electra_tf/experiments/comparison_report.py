@@ -188,6 +188,7 @@ def plot(results: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     markers = {"electra": "o", "bert": "s"}
@@ -214,7 +215,14 @@ def plot(results: dict, path: str) -> None:
     else:
         axes.text(0.5, 0.5, "no finished results yet", ha="center", va="center",
                   transform=axes.transAxes)
-        axes.set_xlim(max(results["budget_flops"] / 10, 1.0), results["budget_flops"] * 2)
+    # Ticks at the planned snapshots, over a fixed range: matplotlib's own log ticks crowd into
+    # unreadable labels when the points span less than a decade (or are a single point).
+    budget = results["budget_flops"]
+    fractions = sorted(results["settings"]["fractions"])
+    axes.set_xlim(budget * fractions[0] / 1.6, budget * 1.6)
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.set_xticks([budget * fraction for fraction in fractions],
+                    [f"{budget * fraction:.2g}" for fraction in fractions])
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     partial = path + ".partial.png"
