@@ -44,7 +44,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf import tokenization
+from electra_tf import squad, tokenization
 from electra_tf.errors import UserError
 
 KINDS = ("classifier", "regressor", "squad", "discriminator", "encoder")
@@ -335,28 +335,24 @@ _CONTEXT_WORD_BREAK = tokenization._WORD_BREAK_CHAR + "|" + tokenization._DROPPE
 _CONTEXT_KEPT_BREAK = tokenization._KEPT_WORD_BREAK_CHAR
 
 
-@dataclasses.dataclass
-class SquadDecoding:
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
-    n_best_size: int = 20
-    null_threshold: Optional[float] = None  # SQuAD 2.0: tuned on dev; None: always answer
-
-
 class SquadServingModule(TextServingModule):
     kind = "squad"
 
-    def __init__(self, model, tokenizer, max_seq_length, decoding: SquadDecoding):
+    def __init__(self, model, tokenizer, settings: squad.SquadSettings,
+                 null_threshold: Optional[float] = None):
+        """``settings``: the windows and decoding fine-tuning used (its max_seq_length is the
+        window length); ``null_threshold``: SQuAD 2.0's dev-tuned no-answer margin, None to
+        always answer."""
+        max_seq_length = settings.max_seq_length
         super().__init__(model, tokenizer, max_seq_length)
-        if max_seq_length - decoding.max_query_length - 3 < 1:
+        if max_seq_length - settings.max_query_length - 3 < 1:
             raise UserError(f"max_seq_length {max_seq_length} leaves no room for the context "
-                            f"after a {decoding.max_query_length}-token question")
-        self.doc_stride = int(decoding.doc_stride)
-        self.max_query_length = int(decoding.max_query_length)
-        self.max_answer_length = int(decoding.max_answer_length)
-        self.n_best_size = int(decoding.n_best_size)
-        self.null_threshold = decoding.null_threshold
+                            f"after a {settings.max_query_length}-token question")
+        self.doc_stride = int(settings.doc_stride)
+        self.max_query_length = int(settings.max_query_length)
+        self.max_answer_length = int(settings.max_answer_length)
+        self.n_best_size = int(settings.n_best_size)
+        self.null_threshold = null_threshold
         self.serve = tf.function(self._serve, input_signature=[_string_spec("question"),
                                                                _string_spec("context")])
 
@@ -729,13 +725,16 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
         return DiscriminatorServingModule(discriminator, tokenizer, source.max_seq_length)
     head, model = finetuning.load_finetuned(source.directory)
     if source.kind == "squad":
-        settings = head.get("squad") or {}
-        known = {field.name for field in dataclasses.fields(SquadDecoding)}
-        decoding = SquadDecoding(**{k: v for k, v in settings.items() if k in known})
-        if head.get("answerable") and decoding.null_threshold is None:
+        recorded = dict(head.get("squad") or {})
+        null_threshold = recorded.pop("null_threshold", None)
+        if head.get("answerable") and null_threshold is None:
             raise UserError(f"{source.directory}/head.json: a SQuAD 2.0 model without a "
                             "recorded null_threshold; re-run fine-tuning to record it")
-        return SquadServingModule(model, tokenizer, source.max_seq_length, decoding)
+        known = {field.name for field in dataclasses.fields(squad.SquadSettings)}
+        # The window length is the export's (--max_seq_length may shorten it), not fine-tuning's.
+        recorded["max_seq_length"] = source.max_seq_length
+        settings = squad.SquadSettings(**{k: v for k, v in recorded.items() if k in known})
+        return SquadServingModule(model, tokenizer, settings, null_threshold)
     task = finetuning_tasks.GLUE_TASKS.get(head["task"])
     is_pair = task is not None and len(task.text_columns) == 2
     if source.kind == "regressor":

@@ -457,8 +457,7 @@ def test_in_graph_squad_windows_and_decoding_equal_the_python_ones(shared_data, 
     outputs = model.predict(inputs, verbose=0, batch_size=len(features))
     predictions, _, null_scores = squad.decode_predictions(
         examples, features, pieces, outputs["start_logits"], outputs["end_logits"], settings)
-    module = export.SquadServingModule(model, tokenizer, 64, export.SquadDecoding(
-        doc_stride=16, max_query_length=16))
+    module = export.SquadServingModule(model, tokenizer, settings)
     questions = tf.constant([e.question for e in examples])
     contexts = tf.constant([e.context for e in examples])
     windows, positions, max_context, window_example, _, _ = module.windows(questions, contexts)
