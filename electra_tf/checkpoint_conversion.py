@@ -111,6 +111,10 @@ def _untied_generator_embeddings(config: ElectraConfig) -> bool:
 
 def variable_table(config: ElectraConfig) -> list[VariableName]:
     """Every variable of ``ElectraPretrainer(config)`` with its names and shape."""
+    if config.discriminator_task != "detection":
+        raise UserError(f"discriminator_task {config.discriminator_task} is one of the paper's "
+                        "ablations, which have no released (official or Hugging Face) form; "
+                        "fine-tune or export its encoder instead")
     table: list[VariableName] = []
 
     def add(keras_path, official, shape, part, hf_models, hf_name):

@@ -27,6 +27,8 @@ SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_i
 
 
 # The config keys holding the vocabulary ids the objective treats specially.
+# discriminator_task values: ELECTRA's replaced-token detection and the paper's two MLM ablations.
+DISCRIMINATOR_TASKS = ("detection", "replace_mlm", "all_tokens_mlm")
 SPECIAL_TOKEN_ID_KEYS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
 
 
@@ -75,6 +77,22 @@ class ElectraConfig:
     # The paper's "ELECTRA 15%" ablation: the discriminator loss counts only the masked
     # positions instead of every real token.
     disc_loss_masked_only: bool = False
+    # What the main (discriminator-sized) network learns from the generator-corrupted input:
+    # "detection" is ELECTRA's replaced-token detection. The paper's other two ablations
+    # (section 3.2) predict the original token ids instead, with a masked-LM head tied to the
+    # embeddings: "replace_mlm" at the masked positions only (BERT with generator samples in
+    # place of [MASK]), "all_tokens_mlm" at every real token, with a copy mechanism: a sigmoid
+    # output D per token and P(token) = D * [token is the input] + (1 - D) * softmax. Both are
+    # trained with the masked-LM loss at weight 1 (disc_weight applies to detection only).
+    discriminator_task: str = "detection"
+    # The discriminator's output bias starts at log(p / (1 - p)) for this p. 0.5 is the
+    # reference's zero bias. Zero means P(replaced) = 0.5 for every token while only about
+    # mask_prob of them are replaced, so the first updates push every token's state the same
+    # way; a small discriminator's states then collapse onto one vector within tens of steps and
+    # do not recover at CPU budgets (README: "ELECTRA vs masked-LM pretraining"). Starting at the
+    # replaced rate (about mask_prob) removes that push. With disc_loss_masked_only the counted
+    # tokens are mostly replaced, so the matching value there is about 1 - mask_prob.
+    disc_bias_prior: float = 0.5
 
     # Data and vocabulary. The special-token ids are those of the BERT uncased vocabulary; the
     # trainer overrides them (and vocab_size) from the vocabulary the data was built with.
@@ -178,6 +196,15 @@ class ElectraConfig:
                 fail(f"generator hidden size {self.generator_hidden} is not divisible by its "
                      f"{self.generator_num_attention_heads} heads; pick another "
                      "generator_hidden_size")
+        if self.discriminator_task not in DISCRIMINATOR_TASKS:
+            fail(f"discriminator_task must be one of {', '.join(DISCRIMINATOR_TASKS)}, got "
+                 f"{json.dumps(self.discriminator_task)}")
+        if self.discriminator_task != "detection" and self.disc_loss_masked_only:
+            fail("disc_loss_masked_only is an option of discriminator_task \"detection\"; "
+                 f"\"{self.discriminator_task}\" already sets which positions count")
+        if not 0.0 < self.disc_bias_prior < 1.0:
+            fail(f"disc_bias_prior must be in (0, 1), got {self.disc_bias_prior} (0.5 gives the "
+                 "reference's zero bias)")
         if self.temperature <= 0:
             fail(f"temperature must be positive, got {self.temperature}")
         if self.num_warmup_steps < 0:

@@ -678,7 +678,9 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
                             "them) found there")
         config = config_lib.ElectraConfig.from_json_file(
             os.path.join(pretrained, modeling.CONFIG_FILE))
-        has_discriminator = os.path.isfile(
+        # The paper's MLM ablations train a discriminator-sized masked LM: only its encoder has
+        # a serving form here.
+        has_discriminator = config.discriminator_task == "detection" and os.path.isfile(
             os.path.join(pretrained, modeling.DISCRIMINATOR_WEIGHTS_FILE))
         if kind is None:
             if has_discriminator:
@@ -692,8 +694,9 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
                             f"{kind})")
         if kind == "discriminator" and not has_discriminator:
             raise UserError(f"--kind=discriminator: {pretrained} has no "
-                            f"{modeling.DISCRIMINATOR_WEIGHTS_FILE} (trained without the ELECTRA "
-                            "objective); use --kind=encoder")
+                            "replaced-token detector (trained without the ELECTRA objective or "
+                            f"with discriminator_task {config.discriminator_task}); use "
+                            "--kind=encoder")
         if vocab_file is None:
             # Converted released checkpoints carry their vocab.txt; run_pretraining's output
             # does not (its data's manifest.json names the vocabulary).

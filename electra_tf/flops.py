@@ -9,6 +9,8 @@ of a batch of sequences of length S:
                      + 2 * 2 * S * H          attention scores (q.k) and context (p.v)
   embedding project  2 * E * H                only where E != H
   discriminator head 2 * H^2 + 2 * H          dense(H) and dense(1), on every token
+                     (for discriminator_task "replace_mlm" an MLM head at the P slots
+                     instead; "all_tokens_mlm" adds an MLM head on every token)
 
 and per masked-LM slot (P = max_predictions_per_seq per sequence, every slot, used or not,
 because the model computes all of them):
@@ -68,8 +70,15 @@ def training_step_flops(config: ElectraConfig, batch_size: int | None = None,
             hidden, config.intermediate_size, config.num_hidden_layers, seq)
         if embedding != hidden:
             discriminator += 2 * embedding * hidden
-        discriminator += 2 * hidden * hidden + 2 * hidden
+        main_head = 2 * hidden * embedding + 2 * embedding * config.vocab_size
+        if config.discriminator_task != "replace_mlm":  # the binary (or copy) head
+            discriminator += 2 * hidden * hidden + 2 * hidden
+        if config.discriminator_task == "all_tokens_mlm":  # the MLM head on every token
+            discriminator += main_head
         parts["discriminator"] = FORWARD_AND_BACKWARD * discriminator * tokens
+        if config.discriminator_task == "replace_mlm":  # the MLM head at the P slots
+            parts["discriminator"] += (FORWARD_AND_BACKWARD * main_head * batch
+                                       * config.max_predictions_per_seq)
     if not (config.electra_objective and config.uniform_generator):
         # config.generator_* are the full sizes when electra_objective is false.
         gen_hidden, gen_embedding = config.generator_hidden, config.generator_embedding_size
@@ -106,12 +115,13 @@ def _paper_transformer_forward(hidden, layers, seq, vocab, embedding, intermedia
               + _PAPER_LAYER_NORM * embedding + _PAPER_DROPOUT * embedding)
     if embedding != hidden:
         inputs += 2 * hidden * embedding + hidden
-    if head == "binary":
-        output = 2 * hidden * hidden + hidden + _PAPER_GELU * hidden + 2 * hidden
-    else:
-        output = _PAPER_MLM_SHARE * (
-            2 * embedding * vocab + 2 * hidden * embedding + embedding + _PAPER_GELU * embedding
-            + _PAPER_LAYER_NORM * embedding + _PAPER_SOFTMAX * vocab + 2 * vocab)
+    binary = 2 * hidden * hidden + hidden + _PAPER_GELU * hidden + 2 * hidden
+    mlm = (2 * embedding * vocab + 2 * hidden * embedding + embedding + _PAPER_GELU * embedding
+           + _PAPER_LAYER_NORM * embedding + _PAPER_SOFTMAX * vocab + 2 * vocab)
+    # "binary": replaced-token detection; "mlm": an MLM head at the masked share of the tokens;
+    # "all_tokens_mlm": an MLM head and a copy (binary) head on every token.
+    output = {"binary": binary, "mlm": _PAPER_MLM_SHARE * mlm,
+              "all_tokens_mlm": binary + mlm}[head]
     return (layers * block + inputs + output) * seq
 
 
@@ -126,7 +136,9 @@ def paper_training_step_flops(config: ElectraConfig, batch_size: int | None = No
     if config.electra_objective:
         total += _paper_transformer_forward(
             config.hidden_size, config.num_hidden_layers, seq, vocab, config.embedding_size,
-            config.intermediate_size, max(1, config.hidden_size // 64), "binary")
+            config.intermediate_size, max(1, config.hidden_size // 64),
+            {"detection": "binary", "replace_mlm": "mlm"}.get(config.discriminator_task,
+                                                                "all_tokens_mlm"))
     if not (config.electra_objective and config.uniform_generator):
         gen_hidden = config.generator_hidden
         total += _paper_transformer_forward(

@@ -53,9 +53,10 @@ def _initializer(config: ElectraConfig) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
-def _dense(units: int, config: ElectraConfig, name: str, activation=None) -> keras.layers.Dense:
+def _dense(units: int, config: ElectraConfig, name: str, activation=None,
+           bias_initializer="zeros") -> keras.layers.Dense:
     return keras.layers.Dense(units, activation=activation, kernel_initializer=_initializer(config),
-                              name=name)
+                              bias_initializer=bias_initializer, name=name)
 
 
 def _layer_norm(config: ElectraConfig, name: str) -> keras.layers.LayerNormalization:
@@ -286,6 +287,11 @@ class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
     """Backbone + replaced-token head dense(H, gelu) -> dense(1).
 
     Features dict -> logits [batch, seq] (float32); sigmoid(logit) = P(token was replaced).
+
+    With ``discriminator_task`` "replace_mlm" or "all_tokens_mlm" (the paper's ablations) it
+    also has ``lm_head``, a masked-LM head tied to the word embeddings (``mlm_logits``); for
+    "all_tokens_mlm" the dense(1) head gives the copy logit, and "replace_mlm" has no dense(1)
+    head.
     """
 
     def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
@@ -294,17 +300,37 @@ class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.backbone = ElectraBackbone(config, embeddings=embeddings, name="electra")
-        with keras.name_scope("discriminator_predictions"):
-            self.head_dense = _dense(config.hidden_size, config, "dense", activation=gelu_erf)
-            self.head_logit = _dense(1, config, "dense_1")
-            self.head_dense.build((None, None, config.hidden_size))
-            self.head_logit.build((None, None, config.hidden_size))
+        self.head_dense = self.head_logit = self.lm_head = None
+        if config.discriminator_task != "replace_mlm":
+            with keras.name_scope("discriminator_predictions"):
+                self.head_dense = _dense(config.hidden_size, config, "dense",
+                                         activation=gelu_erf)
+                prior = config.disc_bias_prior
+                self.head_logit = _dense(1, config, "dense_1", bias_initializer=(
+                    keras.initializers.Constant(math.log(prior / (1.0 - prior)))))
+                self.head_dense.build((None, None, config.hidden_size))
+                self.head_logit.build((None, None, config.hidden_size))
+        if config.discriminator_task != "detection":
+            self.lm_head = MaskedLMHead(config, self.backbone.embeddings, config.hidden_size,
+                                        name="discriminator_lm_predictions")
         self.built = True
 
     def call(self, inputs, training=None):
-        hidden = self.backbone(inputs, training=training)
-        logits = self.head_logit(self.head_dense(hidden))
-        return ops.cast(ops.squeeze(logits, -1), "float32")
+        return self.detection_logits(self.backbone(inputs, training=training))
+
+    def detection_logits(self, hidden):
+        """hidden [batch, seq, H] -> [batch, seq] float32: the replaced-token (or copy) logit."""
+        if self.head_logit is None:
+            raise UserError("a discriminator_task \"replace_mlm\" model has no per-token "
+                            "binary head; use its encoder")
+        return ops.cast(ops.squeeze(self.head_logit(self.head_dense(hidden)), -1), "float32")
+
+    def mlm_logits(self, hidden, positions=None):
+        """hidden [batch, seq, H] (and positions [batch, P]) -> [batch, P or seq, V] float32."""
+        if positions is not None:
+            hidden = ops.take_along_axis(
+                hidden, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
+        return self.lm_head(hidden)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}

@@ -148,6 +148,11 @@ def sample_from_logits(logits, seed_generator, temperature: float = 1.0, disallo
     return ops.reshape(samples, ops.shape(logits)[:-1])
 
 
+def _softplus(x):
+    # log(1 + exp(x)) without overflow.
+    return ops.relu(x) + ops.log1p(ops.exp(-ops.abs(x)))
+
+
 def _weighted_mean(values, weights):
     return ops.sum(values * weights) / (ops.sum(weights) + 1e-6)
 
@@ -159,8 +164,10 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
     ``call(features)`` returns a dict of float32 tensors and int32 ids:
     mlm_logits [batch, P, V], masked_lm_ids / masked_lm_positions / masked_lm_weights [batch, P],
     and with the ELECTRA objective sampled_ids [batch, P], corrupted_ids / disc_labels /
-    masked_sequence_weights (1 at the masked positions) [batch, seq] and disc_logits
-    [batch, seq]. Metrics are ``keras.metrics`` objects kept as
+    masked_sequence_weights (1 at the masked positions) [batch, seq] and, by
+    discriminator_task, disc_logits [batch, seq] (detection), main_mlm_logits [batch, P, V]
+    (replace_mlm) or main_mlm_logits [batch, seq, V] + copy_logits [batch, seq] + original_ids
+    (all_tokens_mlm). Metrics are ``keras.metrics`` objects kept as
     attributes, so fit/evaluate log them.
     """
 
@@ -178,7 +185,14 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
 
         self.masked_lm_accuracy = keras.metrics.Mean(name="masked_lm_accuracy")
         self.masked_lm_loss = keras.metrics.Mean(name="masked_lm_loss")
-        if config.electra_objective:
+        self.task = config.discriminator_task if config.electra_objective else None
+        if self.task in ("replace_mlm", "all_tokens_mlm"):
+            self.sampled_masked_lm_accuracy = keras.metrics.Mean(
+                name="sampled_masked_lm_accuracy")
+            # The main network's loss and its accuracy at the replaced/masked positions.
+            self.main_mlm_loss = keras.metrics.Mean(name="main_mlm_loss")
+            self.main_mlm_accuracy = keras.metrics.Mean(name="main_mlm_accuracy")
+        if self.task == "detection":
             self.sampled_masked_lm_accuracy = keras.metrics.Mean(
                 name="sampled_masked_lm_accuracy")
             self.disc_loss = keras.metrics.Mean(name="disc_loss")
@@ -230,12 +244,20 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             _static_length(original_ids))
         corrupted_ids = ops.where(written, sampled_at_sequence, original_ids)
         disc_labels = ops.cast(ops.not_equal(corrupted_ids, original_ids), "float32")
-        disc_logits = self.discriminator(
+        hidden = self.discriminator.backbone(
             {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids},
             training=training)
         outputs.update(sampled_ids=sampled_ids, corrupted_ids=corrupted_ids,
-                       disc_labels=disc_labels, disc_logits=disc_logits,
-                       masked_sequence_weights=ops.cast(written, "float32"))
+                       disc_labels=disc_labels, masked_sequence_weights=ops.cast(written, "float32"))
+        if self.task == "detection":
+            outputs["disc_logits"] = self.discriminator.detection_logits(hidden)
+        elif self.task == "replace_mlm":
+            outputs["main_mlm_logits"] = self.discriminator.mlm_logits(
+                hidden, masked.masked_lm_positions)
+        else:  # all_tokens_mlm
+            outputs["main_mlm_logits"] = self.discriminator.mlm_logits(hidden)
+            outputs["copy_logits"] = self.discriminator.detection_logits(hidden)
+            outputs["original_ids"] = original_ids
         return outputs
 
     def loss_parts(self, outputs) -> dict:
@@ -266,6 +288,27 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
                 counted = input_mask * outputs["masked_sequence_weights"]
             parts["disc_loss"] = _weighted_mean(disc_per_token, counted)
             total = total + self.config.disc_weight * parts["disc_loss"]
+        elif "copy_logits" in outputs:  # all_tokens_mlm: every real token, with copying
+            log_softmax = ops.log_softmax(outputs["main_mlm_logits"], axis=-1)
+            original_log_probs = ops.squeeze(ops.take_along_axis(
+                log_softmax, ops.expand_dims(outputs["original_ids"], -1), axis=-1), -1)
+            copy_logits = outputs["copy_logits"]
+            # log P = log(D + (1 - D) q) where the input is the original token, else
+            # log((1 - D) q); log D = -softplus(-c), log(1 - D) = -softplus(c).
+            not_copied = -_softplus(copy_logits) + original_log_probs
+            copied = ops.logaddexp(-_softplus(-copy_logits), not_copied)
+            is_original = 1.0 - outputs["disc_labels"]
+            main_per_token = -(is_original * copied + (1.0 - is_original) * not_copied)
+            parts["main_per_token"] = main_per_token
+            parts["main_mlm_loss"] = _weighted_mean(main_per_token, outputs["input_mask"])
+            total = total + parts["main_mlm_loss"]
+        elif "main_mlm_logits" in outputs:  # replace_mlm: the masked positions, as BERT
+            main_log_probs = ops.log_softmax(outputs["main_mlm_logits"], axis=-1)
+            main_per_position = -ops.squeeze(ops.take_along_axis(
+                main_log_probs, ops.expand_dims(outputs["masked_lm_ids"], -1), axis=-1), -1)
+            parts["main_per_position"] = main_per_position
+            parts["main_mlm_loss"] = _weighted_mean(main_per_position, weights)
+            total = total + parts["main_mlm_loss"]
         parts["total"] = total
         return parts
 
@@ -284,11 +327,14 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
         self.masked_lm_accuracy.update_state(
             ops.cast(ops.equal(predictions, masked_lm_ids), "float32"), sample_weight=weights)
         self.masked_lm_loss.update_state(parts["mlm_per_position"], sample_weight=weights)
-        if "disc_logits" not in outputs:
+        if "sampled_ids" not in outputs:
             return
         self.sampled_masked_lm_accuracy.update_state(
             ops.cast(ops.equal(outputs["sampled_ids"], masked_lm_ids), "float32"),
             sample_weight=weights)
+        if "main_mlm_loss" in parts:
+            self._update_main_mlm_metrics(outputs, parts)
+            return
         input_mask = outputs["input_mask"]
         per_example = (ops.sum(parts["disc_per_token"] * input_mask, axis=-1)
                        / (ops.sum(input_mask, axis=-1) + 1e-6))
@@ -302,11 +348,26 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
         self.disc_recall.update_state(labels, probabilities, sample_weight=input_mask)
         self.disc_auc.update_state(labels, probabilities, sample_weight=input_mask)
 
+    def _update_main_mlm_metrics(self, outputs, parts) -> None:
+        weights = outputs["masked_lm_weights"]
+        main_logits = outputs["main_mlm_logits"]
+        if "copy_logits" in outputs:  # every position: read off the masked ones
+            main_logits = ops.take_along_axis(
+                main_logits, ops.expand_dims(outputs["masked_lm_positions"], -1), axis=1)
+        predictions = ops.cast(ops.argmax(main_logits, axis=-1), "int32")
+        self.main_mlm_accuracy.update_state(
+            ops.cast(ops.equal(predictions, outputs["masked_lm_ids"]), "float32"),
+            sample_weight=weights)
+        self.main_mlm_loss.update_state(parts["main_mlm_loss"])
+
     def discriminator_replaced_probabilities(self, batch):
         """P(replaced) per token [batch, seq] from the discriminator for a features dict."""
         if self.discriminator is None:
             raise UserError("this model was trained with electra_objective=false and has no "
                             "discriminator")
+        if self.task != "detection":
+            raise UserError(f"this model's discriminator_task is {self.task}, not replaced-token "
+                            "detection")
         return ops.sigmoid(self.discriminator(batch, training=False))
 
     def get_config(self):

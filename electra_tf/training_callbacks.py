@@ -13,7 +13,8 @@ import tensorflow as tf
 from electra_tf.progress import ProgressReporter
 
 # Shown first on each progress line, in this order, when the model reports them.
-HEADLINE_METRICS = ("loss", "disc_auc", "masked_lm_accuracy", "disc_loss", "masked_lm_loss")
+HEADLINE_METRICS = ("loss", "disc_auc", "masked_lm_accuracy", "disc_loss", "masked_lm_loss",
+                    "main_mlm_accuracy", "main_mlm_loss")
 
 
 def _scalar_metadata() -> bytes:

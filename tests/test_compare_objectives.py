@@ -195,6 +195,12 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     assert not ablation.configs["electra"].disc_loss_masked_only
     assert (ablation.settings["pretraining"]["electra_15"]["steps"]
             == ablation.settings["pretraining"]["electra"]["steps"])
+    assert ablation.configs["electra_15"].disc_bias_prior == 0.5  # the reference's zero bias
+    # A replaced-rate prior for all tokens becomes the masked positions' rate for ELECTRA 15%.
+    prior = plan(objectives=("electra", "electra_15"),
+                 hparams=dict(TOY_HPARAMS, disc_bias_prior=0.15))
+    assert prior.configs["electra"].disc_bias_prior == pytest.approx(0.15)
+    assert prior.configs["electra_15"].disc_bias_prior == pytest.approx(0.85)
     # The paper convention budgets with the reference script's count.
     paper = plan(flops_convention="paper")
     assert paper.budget_flops == pytest.approx(
@@ -223,8 +229,7 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
         comparison.check_or_write_settings(str(tmp_path / "busy"), {"a": 1}, overwrite=False)
 
 
-def test_cli_rejects_an_unimplemented_ablation_in_one_line(tmp_path, mechanics_data,
-                                                           shared_data):
+def test_cli_rejects_an_unknown_objective_in_one_line(tmp_path, mechanics_data, shared_data):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                         os.environ.get("PYTHONPATH")])))
@@ -232,10 +237,11 @@ def test_cli_rejects_an_unimplemented_ablation_in_one_line(tmp_path, mechanics_d
         [sys.executable, "-m", "electra_tf.experiments.compare_objectives",
          "--pretrain_data", str(mechanics_data["train_dir"]),
          "--glue_data_dir", str(shared_data / "glue"), "--output_dir", str(tmp_path / "out"),
-         "--budget_electra_steps", "4", "--objectives", "electra,replace_mlm"],
+         "--budget_electra_steps", "4", "--objectives", "electra,replace_lm"],
         capture_output=True, text=True, env=env, timeout=120)
     errors = [line for line in process.stderr.splitlines() if "error:" in line]
     assert process.returncode == 2, process.stderr[-2000:]
     assert "Traceback" not in process.stderr
-    assert len(errors) == 1 and "'replace_mlm' (a paper ablation) is not implemented" in errors[0]
+    assert len(errors) == 1 and "unknown objective 'replace_lm'" in errors[0]
+    assert "replace_mlm, all_tokens_mlm" in errors[0]  # the valid names, ablations included
     assert not (tmp_path / "out").exists()

@@ -94,6 +94,8 @@ def test_wrong_types_and_bad_values_are_one_line_errors(tmp_path):
         load_config("electra_small", {"num_attention_heads": 3})
     with pytest.raises(UserError, match="mask_prob"):
         load_config("electra_small", {"mask_prob": 1.5})
+    with pytest.raises(UserError, match=r"disc_bias_prior must be in \(0, 1\), got 1.0"):
+        load_config("electra_small", {"disc_bias_prior": 1})
     with pytest.raises(UserError, match="invalid JSON"):
         load_config("electra_small", '{"learning_rate": }')
     bad = tmp_path / "bad.json"

@@ -43,6 +43,26 @@ def test_batch_and_length_arguments_and_the_uniform_generator():
     assert uniform == {"discriminator": 924480.0, "total": 924480.0}
 
 
+def test_mlm_ablations_count_their_main_network_heads():
+    config = config_lib.load_config("electra_small", SMALL)
+    # Replace MLM: the discriminator encoder without the binary head, 9472 + 256 = 9728 per
+    # token x 30 x 3 = 875520, plus an MLM head of H 16 at 3 slots: 3 x (2*16*8 + 2*8*100 =
+    # 1856) x 3 = 16704. The generator and its head are unchanged.
+    replace = flops.training_step_flops(config.replace({"discriminator_task": "replace_mlm"}))
+    assert replace == {"discriminator": 875520.0 + 16704.0, "generator": 103680.0,
+                       "mlm_head": 14976.0, "total": 892224.0 + 103680.0 + 14976.0}
+    # All-Tokens MLM: the binary (copy) head 544 and the MLM head 1856 on all 30 tokens:
+    # (9728 + 544 + 1856) x 30 x 3 = 1091520.
+    all_tokens = flops.training_step_flops(
+        config.replace({"discriminator_task": "all_tokens_mlm"}))
+    assert all_tokens["discriminator"] == 1091520.0
+    assert all_tokens["total"] == 1091520.0 + 103680.0 + 14976.0
+    # The paper convention charges the MLM head on every token for All-Tokens MLM as well.
+    paper = {task: flops.paper_training_step_flops(config.replace({"discriminator_task": task}))
+             for task in ("detection", "replace_mlm", "all_tokens_mlm")}
+    assert paper["replace_mlm"] < paper["detection"] < paper["all_tokens_mlm"]
+
+
 def test_paper_convention_reproduces_the_reference_scripts_budgets():
     """The reference's flops_computation.py gives 1.294e18 for ELECTRA-Small (1M steps, batch
     128) and 1.419e18 for BERT-Small (1.45M steps); the paper rounds both to 1.4e18."""

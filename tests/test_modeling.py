@@ -100,6 +100,20 @@ def test_initialisation_is_truncated_normal_0_02():
     assert not np.any(np.asarray(backbone.encoder_layers[0].intermediate.bias))
 
 
+def test_discriminator_output_bias_starts_at_the_configured_prior():
+    features = {"input_ids": np.random.default_rng(0).integers(5, 1000, (4, 32)),
+                "input_mask": np.ones((4, 32), "int32"), "segment_ids": np.zeros((4, 32), "int32")}
+    tiny = {"vocab_size": 1000, "num_hidden_layers": 1, "hidden_size": 64,
+            "embedding_size": 64, "num_attention_heads": 1, "intermediate_size": 128}
+    reference = build_discriminator(load_config("electra_small", tiny))
+    assert float(np.asarray(reference.head_logit.bias)[0]) == 0.0  # as the reference: zeros
+    prior = build_discriminator(load_config("electra_small", dict(tiny, disc_bias_prior=0.15)))
+    assert float(np.asarray(prior.head_logit.bias)[0]) == pytest.approx(math.log(0.15 / 0.85))
+    # With small initial weights the untrained discriminator predicts about the prior everywhere.
+    probabilities = 1 / (1 + np.exp(-np.asarray(prior(features, training=False))))
+    assert probabilities.mean() == pytest.approx(0.15, abs=0.02)
+
+
 def _numpy_layer_norm(x, layer):
     mean = x.mean(-1, keepdims=True)
     variance = x.var(-1, keepdims=True)

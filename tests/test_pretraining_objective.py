@@ -306,6 +306,86 @@ def test_electra_15_counts_the_discriminator_loss_at_masked_positions_only(wiki_
     assert abs(expected - everywhere) > 1e-4  # the two objectives really differ
 
 
+def _numpy_log_softmax(logits):
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def test_replace_mlm_predicts_the_originals_at_the_masked_positions(wiki_batches, tiny_config):
+    batch = {key: value[:8] for key, value in wiki_batches.items()}
+    config = tiny_config.replace({"discriminator_task": "replace_mlm"})
+    model = ElectraPretrainer(config, seed=10)
+    assert model.discriminator.head_logit is None  # no binary head in this ablation
+    out = _forward(model, batch, training=False)
+    slots = config.max_predictions_per_seq
+    assert out["main_mlm_logits"].shape == (8, slots, config.vocab_size)
+    assert "disc_logits" not in out
+    # The main network reads the corrupted sequence: generator samples where [MASK] was.
+    used = out["masked_lm_weights"] > 0
+    at_slots = np.take_along_axis(out["corrupted_ids"], out["masked_lm_positions"], -1)
+    np.testing.assert_array_equal(at_slots[used], out["sampled_ids"][used])
+    log_probs = _numpy_log_softmax(out["main_mlm_logits"])
+    per_position = -np.take_along_axis(log_probs, out["masked_lm_ids"][..., None], -1)[..., 0]
+    weights = out["masked_lm_weights"]
+    main = (per_position * weights).sum() / weights.sum()
+    mlm, _, _, _ = _numpy_losses(dict(out, disc_logits=np.zeros((1,)), disc_labels=0,
+                                      input_mask=np.zeros((1,))), config)
+    parts = model.loss_parts({key: tf.constant(value) for key, value in out.items()})
+    assert float(parts["main_mlm_loss"]) == pytest.approx(main, rel=1e-5)
+    assert float(parts["total"]) == pytest.approx(mlm + main, rel=1e-5)  # weight 1, not 50
+    with pytest.raises(UserError, match="not replaced-token"):
+        model.discriminator_replaced_probabilities(batch)
+
+
+def test_all_tokens_mlm_loss_is_the_copy_mixture_over_every_real_token(wiki_batches,
+                                                                      tiny_config):
+    batch = {key: value[:4] for key, value in wiki_batches.items()}
+    config = tiny_config.replace({"discriminator_task": "all_tokens_mlm"})
+    model = ElectraPretrainer(config, seed=11)
+    out = _forward(model, batch, training=False)
+    assert out["main_mlm_logits"].shape == (4, SEQ, config.vocab_size)
+    assert out["copy_logits"].shape == (4, SEQ)
+    # Give the copy head a spread of values so both branches of the mixture matter.
+    out["copy_logits"] = np.random.default_rng(0).normal(0, 3, (4, SEQ)).astype(np.float32)
+    probabilities = np.exp(_numpy_log_softmax(out["main_mlm_logits"]))
+    original = batch["input_ids"]
+    model_probability = np.take_along_axis(probabilities, original[..., None], -1)[..., 0]
+    copy = 1 / (1 + np.exp(-out["copy_logits"].astype(np.float64)))
+    is_input = out["corrupted_ids"] == original
+    likelihood = copy * is_input + (1 - copy) * model_probability
+    mask = batch["input_mask"]
+    expected = (-np.log(likelihood) * mask).sum() / mask.sum()
+    parts = model.loss_parts({key: tf.constant(value) for key, value in out.items()})
+    assert float(parts["main_mlm_loss"]) == pytest.approx(expected, rel=1e-5)
+    # A copy probability near 1 makes the kept tokens nearly free and the replaced ones costly.
+    certain = dict(out, copy_logits=np.full((4, SEQ), 12.0, np.float32))
+    per_token = np.asarray(model.loss_parts(
+        {key: tf.constant(value) for key, value in certain.items()})["main_per_token"])
+    assert per_token[is_input & (mask > 0)].max() < 1e-3
+    assert per_token[~is_input & (mask > 0)].min() > 10.0
+
+
+@pytest.mark.parametrize("task", ["replace_mlm", "all_tokens_mlm"])
+def test_mlm_ablations_train_and_save_an_encoder(tmp_path, wiki_batches, tiny_config, task):
+    config = tiny_config.replace({"discriminator_task": task, "num_warmup_steps": 0,
+                                  "learning_rate": 2e-3})
+    model = ElectraPretrainer(config, seed=12)
+    model.compile(optimizer=create_optimizer(config, 1000))
+    batch = {key: value[:8] for key, value in wiki_batches.items()}
+    first = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
+    last = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
+    assert {"main_mlm_loss", "main_mlm_accuracy", "masked_lm_loss"} <= set(history.history)
+    assert "disc_auc" not in history.history
+    assert last["main_mlm_loss"] < first["main_mlm_loss"] - 1.0
+    directory = save_pretrained(model, tmp_path / "pretrained")
+    loaded_config, backbone = load_pretrained_backbone(directory)
+    assert loaded_config.discriminator_task == task
+    np.testing.assert_allclose(np.asarray(backbone(batch)),
+                               np.asarray(model.backbone(batch)), atol=1e-5)
+
+
 def test_mixed_bfloat16_keeps_losses_in_float32(wiki_batches, tiny_config):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -36,8 +36,10 @@ flags.DEFINE_enum("flops_convention", "matmul", ["matmul", "paper"], "How traini
 flags.DEFINE_list("fractions", ["0.125", "0.25", "0.5", "1"], "Fractions of the budget at which "
                   "each objective's encoder is snapshotted and fine-tuned (must include 1).")
 flags.DEFINE_list("objectives", ["electra", "bert"], "Pretraining objectives: electra (replaced "
-                  "token detection), bert (masked LM of the full-size encoder), electra_15 (the "
-                  "paper's ablation: discriminator loss on the masked positions only).")
+                  "token detection), bert (masked LM of the full-size encoder), and the paper's "
+                  "ablations electra_15 (discriminator loss on the masked positions only), "
+                  "replace_mlm (masked LM on generator-replaced input) and all_tokens_mlm (it, "
+                  "predicting every token with a copy mechanism).")
 flags.DEFINE_list("tasks", ["sst-2", "mrpc", "cola", "sts-b", "rte"], "GLUE tasks to fine-tune on.")
 flags.DEFINE_integer("num_seeds", 3, "Fine-tuning seeds per task and encoder; medians reported.")
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: the one named in "

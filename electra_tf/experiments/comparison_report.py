@@ -24,6 +24,8 @@ PLOT_PNG = "plot.png"
 OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
                     "bert": "BERT (masked LM)",
                     "electra_15": "ELECTRA 15% (disc. loss on masked positions only)",
+                    "replace_mlm": "Replace MLM (generator samples instead of [MASK])",
+                    "all_tokens_mlm": "All-Tokens MLM (predicts every token, with copying)",
                     "random_init": "no pretraining"}
 FLOPS_CONVENTION_TEXT = {"matmul": "3 x forward matmul FLOPs",
                          "paper": "counted as the paper's flops_computation.py does"}

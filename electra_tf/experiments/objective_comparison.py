@@ -36,13 +36,16 @@ from electra_tf.progress import ProgressReporter
 
 # Objective name -> the config keys that select it.
 OBJECTIVES = {
-    "electra": {"electra_objective": True},
+    "electra": {"electra_objective": True, "discriminator_task": "detection"},
     "bert": {"electra_objective": False},
-    # The paper's "ELECTRA 15%" ablation: the discriminator learns from the masked positions only.
-    "electra_15": {"electra_objective": True, "disc_loss_masked_only": True},
+    # The paper's ablations (section 3.2). "ELECTRA 15%": the discriminator learns from the
+    # masked positions only; Replace MLM: a masked LM whose masked positions hold generator
+    # samples instead of [MASK]; All-Tokens MLM: that, predicting every token, with copying.
+    "electra_15": {"electra_objective": True, "discriminator_task": "detection",
+                   "disc_loss_masked_only": True},
+    "replace_mlm": {"electra_objective": True, "discriminator_task": "replace_mlm"},
+    "all_tokens_mlm": {"electra_objective": True, "discriminator_task": "all_tokens_mlm"},
 }
-# The paper's other ablations; named so that asking for them gives a clear answer.
-NOT_IMPLEMENTED_OBJECTIVES = ("replace_mlm", "all_tokens_mlm")
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 DEFAULT_TASKS = ("sst-2", "mrpc", "cola", "sts-b", "rte")
 RANDOM_INIT = "random_init"
@@ -140,9 +143,6 @@ def check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise UserError(f"--objectives is empty; use some of {', '.join(OBJECTIVES)}")
     for name in names:
-        if name in NOT_IMPLEMENTED_OBJECTIVES:
-            raise UserError(f"--objectives: '{name}' (a paper ablation) is not implemented; use "
-                            f"{', '.join(OBJECTIVES)}")
         if name not in OBJECTIVES:
             raise UserError(f"--objectives: unknown objective '{name}'; use "
                             f"{', '.join(OBJECTIVES)}")
@@ -158,7 +158,13 @@ def objective_config(options: ComparisonOptions, objective: str, manifest: Optio
         if key in hparams:
             raise UserError(f"--hparams: {key} is set by --objectives; leave it out")
     merged = dict(hparams, **OBJECTIVES[objective])
-    return pretraining.resolve_config(options.config, merged, {}, manifest), merged
+    config = pretraining.resolve_config(options.config, merged, {}, manifest)
+    if config.disc_loss_masked_only and config.disc_bias_prior < 0.5:
+        # The preset's (or --hparams') prior is the replaced rate over all tokens; the masked
+        # positions this objective counts are mostly replaced, so it applies the other way round.
+        merged["disc_bias_prior"] = 1.0 - config.disc_bias_prior
+        config = pretraining.resolve_config(options.config, merged, {}, manifest)
+    return config, merged
 
 
 def plan_segments(budget_flops: float, step_flops: float, objective: str,
