@@ -196,6 +196,17 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     assert (ablation.settings["pretraining"]["electra_15"]["steps"]
             == ablation.settings["pretraining"]["electra"]["steps"])
     assert ablation.configs["electra_15"].disc_bias_prior == 0.5  # the reference's zero bias
+    # The MLM ablations: their own main-network heads, so their own step counts for the budget.
+    mlm = plan(objectives=("electra", "replace_mlm", "all_tokens_mlm"), budget_electra_steps=20)
+    assert mlm.configs["replace_mlm"].discriminator_task == "replace_mlm"
+    assert mlm.configs["all_tokens_mlm"].discriminator_task == "all_tokens_mlm"
+    for name, config in mlm.configs.items():
+        step_flops = flops.training_step_flops(config)["total"]
+        assert mlm.settings["pretraining"][name]["steps"][-1] == int(mlm.budget_flops
+                                                                     // step_flops), name
+    # Predicting every token costs an MLM head on every token: fewest steps for the budget.
+    steps = {name: mlm.settings["pretraining"][name]["steps"][-1] for name in mlm.configs}
+    assert steps["all_tokens_mlm"] < min(steps["electra"], steps["replace_mlm"]), steps
     # A replaced-rate prior for all tokens becomes the masked positions' rate for ELECTRA 15%.
     prior = plan(objectives=("electra", "electra_15"),
                  hparams=dict(TOY_HPARAMS, disc_bias_prior=0.15))
