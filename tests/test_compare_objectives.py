@@ -256,3 +256,29 @@ def test_cli_rejects_an_unknown_objective_in_one_line(tmp_path, mechanics_data, 
     assert len(errors) == 1 and "unknown objective 'replace_lm'" in errors[0]
     assert "replace_mlm, all_tokens_mlm" in errors[0]  # the valid names, ablations included
     assert not (tmp_path / "out").exists()
+
+
+def test_merge_puts_runs_of_one_budget_side_by_side(tmp_path):
+    from electra_tf.experiments.merge_comparisons import merge_directories
+
+    results = REPO_ROOT / "results"
+    electra_bert = str(results / "compare_objectives_mini_3000")
+    all_tokens = str(results / "compare_objectives_mini_3000_all_tokens_mlm")
+    paths = merge_directories([electra_bert, all_tokens], str(tmp_path / "merged"))
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert merged["settings"]["objectives"] == ["electra", "bert", "all_tokens_mlm"]
+    names = [encoder["name"] for encoder in merged["encoders"]]
+    assert len(names) == len(set(names)) == 3 + 3 + 3 + 1  # one no-pretraining baseline
+    assert set(merged["flops_per_step"]) == {"electra", "bert", "all_tokens_mlm"}
+    table = (tmp_path / "merged" / "results.md").read_text()
+    assert "| All-Tokens MLM (predicts every token, with copying) | 1 | 1575 |" in table
+    assert "| BERT (masked LM) | 1 | 3247 |" in table
+    assert (tmp_path / "merged" / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(paths) == 3
+    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+        merge_directories([electra_bert, all_tokens], str(tmp_path / "merged"))
+    with pytest.raises(UserError, match="objective bert is already in an earlier input"):
+        merge_directories([electra_bert, electra_bert], str(tmp_path / "again"))
+    with pytest.raises(UserError, match=r"compare_objectives_mini: pretraining budget [0-9.e+]+ FLOPs differs"):
+        merge_directories([electra_bert, str(results / "compare_objectives_mini")],
+                          str(tmp_path / "other"))

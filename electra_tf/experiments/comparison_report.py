@@ -16,6 +16,7 @@ from typing import Optional
 
 from electra_tf import finetuning_metrics
 from electra_tf import flops as flops_lib
+from electra_tf.errors import UserError
 
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
@@ -114,6 +115,55 @@ def write_reports(output_dir: str, results: dict) -> list[str]:
     return paths
 
 
+# Settings that must agree for runs to share one table and plot (the pretraining corpus is
+# compared by size: the same TFRecords may sit at different paths on different machines).
+MERGE_MUST_MATCH = ("config", "flops_convention", "tasks", "num_seeds", "finetuning",
+                    "pretrain_data_examples")
+
+
+def merge_results(results_list: list, sources: list) -> dict:
+    """One results dict from several experiments' results.json (objectives side by side).
+
+    The driver refuses to add an objective to a finished experiment's directory; running the
+    new objective in its own directory with the same settings and merging is how it is added.
+    Raises UserError naming the first source whose budget or settings differ, or that repeats
+    an objective.
+    """
+    first, first_source = results_list[0], sources[0]
+    merged = json.loads(json.dumps(first))
+    merged["settings"]["merged_from"] = list(sources)
+    seen = set(first["settings"]["objectives"])
+    for results, source in zip(results_list[1:], sources[1:]):
+        budget = results["budget_flops"]
+        if abs(budget - first["budget_flops"]) > 1e-9 * first["budget_flops"]:
+            raise UserError(f"{source}: pretraining budget {budget:.4g} FLOPs differs from "
+                            f"{first_source}'s {first['budget_flops']:.4g}; merge only runs of "
+                            "one budget")
+        for key in MERGE_MUST_MATCH:
+            if results["settings"].get(key) != first["settings"].get(key):
+                raise UserError(f"{source}: setting {key} = "
+                                f"{json.dumps(results['settings'].get(key))} differs from "
+                                f"{first_source}'s {json.dumps(first['settings'].get(key))}")
+        repeated = seen.intersection(results["settings"]["objectives"])
+        if repeated:
+            raise UserError(f"{source}: objective {sorted(repeated)[0]} is already in an earlier "
+                            "input; merge each objective once")
+        seen.update(results["settings"]["objectives"])
+        settings = merged["settings"]
+        settings["objectives"] += results["settings"]["objectives"]
+        settings["fractions"] = sorted(set(settings["fractions"])
+                                       | set(results["settings"]["fractions"]))
+        settings["pretraining"].update(results["settings"]["pretraining"])
+        has_baseline = any(e["step"] == 0 for e in merged["encoders"])
+        merged["encoders"] += [e for e in results["encoders"]
+                               if e["step"] != 0 or not has_baseline]
+        settings["include_random_init"] = any(e["step"] == 0 for e in merged["encoders"])
+        for key in ("flops_per_step", "paper_convention_flops_per_step"):
+            merged[key].update(results[key])
+        merged["complete"] = merged["complete"] and results["complete"]
+    return merged
+
+
 def _write_atomic(path: str, text: str) -> None:
     partial = path + ".partial"
     with open(partial, "w") as handle:
@@ -193,7 +243,8 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    markers = {"electra": "o", "bert": "s"}
+    markers = {"electra": "o", "bert": "s", "electra_15": "D", "replace_mlm": "v",
+               "all_tokens_mlm": "^"}
     plotted = False
     for objective in results["settings"]["objectives"]:
         points = sorted((e["pretraining_flops"], e["glue_average"]) for e in results["encoders"]
