@@ -26,9 +26,9 @@ SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_i
                   "mask_token_id": "[MASK]"}
 
 
-# The config keys holding the vocabulary ids the objective treats specially.
 # discriminator_task values: ELECTRA's replaced-token detection and the paper's two MLM ablations.
 DISCRIMINATOR_TASKS = ("detection", "replace_mlm", "all_tokens_mlm")
+# The config keys holding the vocabulary ids the objective treats specially.
 SPECIAL_TOKEN_ID_KEYS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
 
 
@@ -88,10 +88,11 @@ class ElectraConfig:
     # The discriminator's output bias starts at log(p / (1 - p)) for this p. 0.5 is the
     # reference's zero bias. Zero means P(replaced) = 0.5 for every token while only about
     # mask_prob of them are replaced, so the first updates push every token's state the same
-    # way; a small discriminator's states then collapse onto one vector within tens of steps and
-    # do not recover at CPU budgets (README: "ELECTRA vs masked-LM pretraining"). Starting at the
-    # replaced rate (about mask_prob) removes that push. With disc_loss_masked_only the counted
-    # tokens are mostly replaced, so the matching value there is about 1 - mask_prob.
+    # way; a small discriminator's states then collapse onto one vector within tens of steps.
+    # Starting at the replaced rate (about mask_prob) removes that push; a second collapse, once
+    # the generator is good, still comes at CPU budgets (README: "ELECTRA vs masked-LM
+    # pretraining"). With disc_loss_masked_only the counted tokens are mostly replaced, so the
+    # matching value there is about 1 - mask_prob.
     disc_bias_prior: float = 0.5
 
     # Data and vocabulary. The special-token ids are those of the BERT uncased vocabulary; the

@@ -279,6 +279,16 @@ def test_merge_puts_runs_of_one_budget_side_by_side(tmp_path):
         merge_directories([electra_bert, all_tokens], str(tmp_path / "merged"))
     with pytest.raises(UserError, match="objective bert is already in an earlier input"):
         merge_directories([electra_bert, electra_bert], str(tmp_path / "again"))
-    with pytest.raises(UserError, match=r"compare_objectives_mini: pretraining budget [0-9.e+]+ FLOPs differs"):
+    # A run with another schedule is refused even at the same budget.
+    other_schedule = json.loads((results / "compare_objectives_mini_3000_all_tokens_mlm"
+                                 / "results.json").read_text())
+    pretraining = other_schedule["settings"]["pretraining"]["all_tokens_mlm"]
+    pretraining["config"]["learning_rate"] = 5e-4
+    (tmp_path / "schedule.json").write_text(json.dumps(other_schedule))
+    with pytest.raises(UserError, match="pretraining config learning_rate = 0.0005 differs"):
+        merge_directories([electra_bert, str(tmp_path / "schedule.json")],
+                          str(tmp_path / "schedule_merged"))
+    with pytest.raises(UserError,
+                       match=r"compare_objectives_mini: pretraining budget [0-9.e+]+ FLOPs differs"):
         merge_directories([electra_bert, str(results / "compare_objectives_mini")],
                           str(tmp_path / "other"))

@@ -119,6 +119,16 @@ def write_reports(output_dir: str, results: dict) -> list[str]:
 # compared by size: the same TFRecords may sit at different paths on different machines).
 MERGE_MUST_MATCH = ("config", "flops_convention", "tasks", "num_seeds", "finetuning",
                     "pretrain_data_examples")
+# Config keys that may differ between objectives (they select the objective); every other key
+# of the resolved pretraining configs (sizes, schedule, batch, vocabulary) must agree.
+OBJECTIVE_CONFIG_KEYS = ("electra_objective", "discriminator_task", "disc_loss_masked_only",
+                         "disc_bias_prior")
+
+
+def _shared_config(results: dict) -> dict:
+    pretraining = results["settings"]["pretraining"]
+    config = pretraining[results["settings"]["objectives"][0]]["config"]
+    return {key: value for key, value in config.items() if key not in OBJECTIVE_CONFIG_KEYS}
 
 
 def merge_results(results_list: list, sources: list) -> dict:
@@ -144,6 +154,11 @@ def merge_results(results_list: list, sources: list) -> dict:
                 raise UserError(f"{source}: setting {key} = "
                                 f"{json.dumps(results['settings'].get(key))} differs from "
                                 f"{first_source}'s {json.dumps(first['settings'].get(key))}")
+        ours, theirs = _shared_config(results), _shared_config(first)
+        for key in sorted(set(ours) & set(theirs)):
+            if ours[key] != theirs[key]:
+                raise UserError(f"{source}: pretraining config {key} = {json.dumps(ours[key])} "
+                                f"differs from {first_source}'s {json.dumps(theirs[key])}")
         repeated = seen.intersection(results["settings"]["objectives"])
         if repeated:
             raise UserError(f"{source}: objective {sorted(repeated)[0]} is already in an earlier "
