@@ -248,7 +248,8 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids},
             training=training)
         outputs.update(sampled_ids=sampled_ids, corrupted_ids=corrupted_ids,
-                       disc_labels=disc_labels, masked_sequence_weights=ops.cast(written, "float32"))
+                       disc_labels=disc_labels,
+                       masked_sequence_weights=ops.cast(written, "float32"))
         if self.task == "detection":
             outputs["disc_logits"] = self.discriminator.detection_logits(hidden)
         elif self.task == "replace_mlm":
