@@ -153,6 +153,12 @@ def _softplus(x):
     return ops.relu(x) + ops.log1p(ops.exp(-ops.abs(x)))
 
 
+def _label_log_probs(logits, labels):
+    """logits [..., V] and integer labels [...] -> log softmax(logits)[label] [...]."""
+    log_probs = ops.log_softmax(logits, axis=-1)
+    return ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1), -1)
+
+
 def _weighted_mean(values, weights):
     return ops.sum(values * weights) / (ops.sum(weights) + 1e-6)
 
@@ -269,10 +275,7 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
         """
         weights = outputs["masked_lm_weights"]
         logits = outputs["mlm_logits"]
-        log_probs = ops.log_softmax(logits, axis=-1)
-        label_log_probs = ops.squeeze(ops.take_along_axis(
-            log_probs, ops.expand_dims(outputs["masked_lm_ids"], -1), axis=-1), -1)
-        mlm_per_position = -label_log_probs
+        mlm_per_position = -_label_log_probs(logits, outputs["masked_lm_ids"])
         parts = {"mlm_per_position": mlm_per_position,
                  "mlm_loss": _weighted_mean(mlm_per_position, weights)}
         total = self.config.gen_weight * parts["mlm_loss"]
@@ -290,9 +293,8 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             parts["disc_loss"] = _weighted_mean(disc_per_token, counted)
             total = total + self.config.disc_weight * parts["disc_loss"]
         elif "copy_logits" in outputs:  # all_tokens_mlm: every real token, with copying
-            log_softmax = ops.log_softmax(outputs["main_mlm_logits"], axis=-1)
-            original_log_probs = ops.squeeze(ops.take_along_axis(
-                log_softmax, ops.expand_dims(outputs["original_ids"], -1), axis=-1), -1)
+            original_log_probs = _label_log_probs(outputs["main_mlm_logits"],
+                                                  outputs["original_ids"])
             copy_logits = outputs["copy_logits"]
             # log P = log(D + (1 - D) q) where the input is the original token, else
             # log((1 - D) q); log D = -softplus(-c), log(1 - D) = -softplus(c).
@@ -304,9 +306,8 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
             parts["main_mlm_loss"] = _weighted_mean(main_per_token, outputs["input_mask"])
             total = total + parts["main_mlm_loss"]
         elif "main_mlm_logits" in outputs:  # replace_mlm: the masked positions, as BERT
-            main_log_probs = ops.log_softmax(outputs["main_mlm_logits"], axis=-1)
-            main_per_position = -ops.squeeze(ops.take_along_axis(
-                main_log_probs, ops.expand_dims(outputs["masked_lm_ids"], -1), axis=-1), -1)
+            main_per_position = -_label_log_probs(outputs["main_mlm_logits"],
+                                                  outputs["masked_lm_ids"])
             parts["main_per_position"] = main_per_position
             parts["main_mlm_loss"] = _weighted_mean(main_per_position, weights)
             total = total + parts["main_mlm_loss"]
