@@ -170,7 +170,7 @@ def build_model(config, task, weights_path: Optional[str]):
         head, num_labels, answerable = "classification", task.num_labels, False
     return finetuning_models.FinetuningModel(
         backbone, head, num_labels=num_labels, answerable=answerable,
-        dropout_rate=config.hidden_dropout_prob, initializer_range=config.initializer_range)
+        dropout_rate=config.hidden_dropout_prob)
 
 
 def load_finetuned(directory: str):

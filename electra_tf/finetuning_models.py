@@ -7,7 +7,8 @@
                   answerable_logits [batch], trained with sigmoid cross-entropy
 
 The head's variables live under ``task_specific/`` (the reference's scope), so the layer-wise
-optimizer gives them the full learning rate. ``FinetuningModel.compute_loss`` returns the task
+optimizer gives them the full learning rate. Their kernels start glorot-uniform, as the
+reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss`` returns the task
 loss; labels are a dict: {"label"} (class id or float score) or {"start_position",
 "end_position", "is_impossible"} for spans.
 """
@@ -18,11 +19,9 @@ import keras
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from electra_tf.modeling import glorot_uniform
+
 HEAD_KINDS = ("classification", "regression", "span")
-
-
-def _initializer(stddev: float) -> keras.initializers.Initializer:
-    return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 class FinetuningModel(keras.Model):
@@ -33,7 +32,7 @@ class FinetuningModel(keras.Model):
     """
 
     def __init__(self, backbone, head: str, num_labels: int = 2, dropout_rate: float = 0.1,
-                 answerable: bool = False, initializer_range: float = 0.02, **kwargs):
+                 answerable: bool = False, **kwargs):
         kwargs.setdefault("name", "finetuning_model")
         super().__init__(**kwargs)
         if head not in HEAD_KINDS:
@@ -47,17 +46,17 @@ class FinetuningModel(keras.Model):
         with keras.name_scope("task_specific"):
             if head == "classification":
                 self.output_dense = keras.layers.Dense(
-                    self.num_labels, kernel_initializer=_initializer(initializer_range),
+                    self.num_labels, kernel_initializer=glorot_uniform(),
                     name="classifier")
             elif head == "regression":
                 self.output_dense = keras.layers.Dense(
-                    1, kernel_initializer=_initializer(initializer_range), name="regressor")
+                    1, kernel_initializer=glorot_uniform(), name="regressor")
             else:
                 self.output_dense = keras.layers.Dense(
-                    2, kernel_initializer=_initializer(initializer_range), name="start_end")
+                    2, kernel_initializer=glorot_uniform(), name="start_end")
                 if self.answerable:
                     self.answerable_dense = keras.layers.Dense(
-                        1, kernel_initializer=_initializer(initializer_range), name="answerable")
+                        1, kernel_initializer=glorot_uniform(), name="answerable")
                     self.answerable_dense.build((None, hidden))
             self.output_dense.build((None, None, hidden) if head == "span" else (None, hidden))
         self.built = True

@@ -53,9 +53,18 @@ def _initializer(config: ElectraConfig) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
+def glorot_uniform() -> keras.initializers.Initializer:
+    """The kernel initializer of layers the reference creates without one: TF1's tf.layers.dense
+    default, glorot-uniform (the discriminator's dense(1), embeddings_project, the fine-tuning
+    heads). For a [256, 1] kernel its range is +-0.153, std 0.088: about 4x the truncated-normal
+    0.02 of every other layer."""
+    return keras.initializers.GlorotUniform()
+
+
 def _dense(units: int, config: ElectraConfig, name: str, activation=None,
-           bias_initializer="zeros") -> keras.layers.Dense:
-    return keras.layers.Dense(units, activation=activation, kernel_initializer=_initializer(config),
+           bias_initializer="zeros", kernel_initializer=None) -> keras.layers.Dense:
+    return keras.layers.Dense(units, activation=activation,
+                              kernel_initializer=kernel_initializer or _initializer(config),
                               bias_initializer=bias_initializer, name=name)
 
 
@@ -250,7 +259,8 @@ class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
             self.embeddings = embeddings
             width = embeddings.embedding_size
             self.embeddings_project = (
-                _dense(self.hidden_size, config, "embeddings_project")
+                _dense(self.hidden_size, config, "embeddings_project",
+                       kernel_initializer=glorot_uniform())
                 if width != self.hidden_size else None)
             if self.embeddings_project is not None:
                 self.embeddings_project.build((None, None, width))
@@ -307,7 +317,8 @@ class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
                                          activation=gelu_erf)
                 prior = config.disc_bias_prior
                 self.head_logit = _dense(1, config, "dense_1", bias_initializer=(
-                    keras.initializers.Constant(math.log(prior / (1.0 - prior)))))
+                    keras.initializers.Constant(math.log(prior / (1.0 - prior)))),
+                    kernel_initializer=glorot_uniform())
                 self.head_dense.build((None, None, config.hidden_size))
                 self.head_logit.build((None, None, config.hidden_size))
         if config.discriminator_task != "detection":

@@ -1,14 +1,19 @@
-"""AdamW with the reference's learning-rate schedule, weight-decay exclusions and clipping.
+"""The reference's optimizer: its AdamW update, learning-rate schedule, weight-decay exclusions
+and clipping, for pretraining and fine-tuning alike.
 
-ElectraAdamW is keras.optimizers.AdamW with two Keras 3 behaviours changed so that an update equals
-the reference's AdamWeightDecayOptimizer on the summed, global batch gradient:
+ElectraAdamW applies the update of the reference's AdamWeightDecayOptimizer (model/optimization.py:
+no bias correction, decoupled weight decay) to the summed, global batch gradient, which takes two
+corrections to Keras 3's optimizer machinery:
   - gradients of gathered embeddings (tf.IndexedSlices under TensorFlow) are densified, summing
     duplicate rows, before clipping and the Adam update;
   - global-norm clipping sees the gradient after the cross-replica sum (see the comment on
-    ElectraAdamW._all_reduce_sum_gradients).
+    ClipsAfterCrossReplicaSum).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
 
 import keras
 from keras import ops
@@ -97,33 +102,126 @@ class ClipsAfterCrossReplicaSum:
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.AdamW):
-    """keras.optimizers.AdamW (same arguments, config and variables) that densifies gathered
-    gradients and clips the cross-replica-summed gradient."""
+class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
+    """The reference's AdamWeightDecayOptimizer, with an optional learning-rate multiplier per
+    variable. Pretraining and fine-tuning both use it.
 
-    def __init__(self, *args, name=None, **kwargs):
-        # The name keras.optimizers.AdamW would get (adam_w, adam_w_1, ...), so optimizer variable
-        # paths (adam_w/<variable>_momentum) stay as they were before this subclass.
+    Each step, with g the (densified, cross-replica-summed, globally clipped) gradient:
+
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g^2
+        w -= lr(t) * multiplier(w) * (m / (sqrt(v) + eps) + wd(w) * w)
+
+    There is no bias correction (Keras's and PyTorch's AdamW divide m by 1 - b1^t and v by
+    1 - b2^t, which makes their first steps 0.2-0.3x the reference's). wd(w) is 0 for variables
+    whose path contains one of ``exclude_from_weight_decay``.
+
+    Args:
+      learning_rate: float or schedule (the rate of variables with multiplier 1).
+      weight_decay_rate: decoupled decay, scaled by the variable's own learning rate.
+      beta_1, beta_2, epsilon: Adam's constants (epsilon is added to sqrt(v)).
+      exclude_from_weight_decay: substrings of variable paths that are never decayed.
+      learning_rate_multipliers: variable path -> multiplier (missing paths get 1.0); the
+        fine-tuning's layer-wise decay.
+      global_clipnorm (and Keras's other Optimizer arguments): as keras.optimizers.Optimizer.
+
+    Example:
+
+    >>> optimizer = ElectraAdamW(learning_rate=1e-3, weight_decay_rate=0.01, global_clipnorm=1.0)
+    >>> w = keras.Variable([[1.0, 2.0]], name="kernel")
+    >>> optimizer.apply([keras.ops.convert_to_tensor([[0.5, -0.5]])], [w])
+    >>> [round(x, 4) for x in keras.ops.convert_to_numpy(w)[0]]  # w - lr * (3.162 sign(g) + wd w)
+    [0.9968, 2.0031]
+    """
+
+    def __init__(self, learning_rate=1e-3, weight_decay_rate: float = 0.0, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-6,
+                 exclude_from_weight_decay: Sequence[str] = NO_WEIGHT_DECAY_PATTERNS,
+                 learning_rate_multipliers: Mapping[str, float] | None = None, name=None,
+                 **kwargs):
+        # The name keras.optimizers.AdamW gets (adam_w, adam_w_1, ...), so optimizer variable
+        # paths (adam_w/<variable>_momentum) and checkpoints written before this class existed
+        # keep their names.
         from keras.src.utils.naming import auto_name
 
-        super().__init__(*args, name=name or auto_name("AdamW"), **kwargs)
+        super().__init__(learning_rate=learning_rate, name=name or auto_name("AdamW"), **kwargs)
+        self.weight_decay_rate = float(weight_decay_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay)
+        self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
+        self._no_decay_regex = re.compile(
+            "|".join(re.escape(p) for p in self.exclude_from_weight_decay_patterns) or "$^")
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"])
+        # Indexed like the variables, because under TensorFlow update_step receives the backend
+        # variable, which no longer carries the Keras path.
+        self._multipliers = [float(self.learning_rate_multipliers.get(v.path, 1.0))
+                             for v in var_list]
+        self._decays = [0.0 if self._no_decay_regex.search(v.path) else self.weight_decay_rate
+                        for v in var_list]
 
     def apply(self, grads, trainable_variables=None):
+        # Under TensorFlow an embedding's gradient is IndexedSlices with one row per lookup;
+        # squaring it row by row (v += g_i^2) before duplicate rows are summed is not Adam on
+        # the batch gradient ((sum g_i)^2), so gradients are made dense before clipping.
         return super().apply([densify_gradient(g) for g in grads], trainable_variables)
+
+    def multiplier_for(self, variable) -> float:
+        return self._multipliers[self._get_variable_index(variable)]
+
+    def decays(self, variable) -> bool:
+        """Whether weight decay applies to ``variable`` (after build)."""
+        return self._decays[self._get_variable_index(variable)] > 0
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        lr = ops.cast(learning_rate, variable.dtype)
+        if self._multipliers[index] != 1.0:
+            lr = lr * ops.cast(self._multipliers[index], variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        m = self._momentums[index]
+        v = self._velocities[index]
+        self.assign(m, ops.add(ops.multiply(m, self.beta_1),
+                               ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign(v, ops.add(ops.multiply(v, self.beta_2),
+                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
+        update = ops.divide(m, ops.add(ops.sqrt(v), self.epsilon))
+        decay = self._decays[index]
+        if decay:
+            update = ops.add(update, ops.multiply(variable, decay))
+        self.assign_sub(variable, ops.multiply(update, lr))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "weight_decay_rate": self.weight_decay_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
+            "learning_rate_multipliers": self.learning_rate_multipliers,
+        })
+        return config
 
 
 def create_optimizer(config: ElectraConfig,
                      num_train_steps: int | None = None) -> keras.optimizers.Optimizer:
-    """ElectraAdamW (betas, epsilon, weight decay from the config) with global-norm clipping.
+    """The pretraining optimizer: ElectraAdamW with the config's betas, epsilon and weight decay,
+    the reference's warm-up x polynomial-decay schedule and global-norm clipping.
 
     ``num_train_steps`` (default ``config.num_train_steps``) sets where the rate reaches 0.
     """
     steps = config.num_train_steps if num_train_steps is None else int(num_train_steps)
     schedule = WarmupPolynomialDecay(config.learning_rate, steps, config.num_warmup_steps,
                                      config.lr_decay_power)
-    optimizer = ElectraAdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay_rate,
+    return ElectraAdamW(
+        learning_rate=schedule, weight_decay_rate=config.weight_decay_rate,
         beta_1=config.adam_beta1, beta_2=config.adam_beta2, epsilon=config.adam_epsilon,
         global_clipnorm=config.clip_norm if config.clip_norm > 0 else None)
-    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY_PATTERNS))
-    return optimizer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from electra_tf import config as config_lib
-from electra_tf import finetuning_models, layerwise_optimizer, modeling
+from electra_tf import finetuning_models, layerwise_optimizer, modeling, optimization
 
 LAYERS = 3
 DECAY = 0.5
@@ -46,7 +46,7 @@ def test_multipliers_follow_the_formula_without_the_off_by_one(model):
 
 def test_effective_learning_rate_of_every_variable(model):
     multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
-    optimizer = layerwise_optimizer.LayerwiseAdamW(
+    optimizer = optimization.ElectraAdamW(
         learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.0)
     variables = model.trainable_variables
     rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def test_effective_learning_rate_of_every_variable(model):
 
 def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(model):
     multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
-    optimizer = layerwise_optimizer.LayerwiseAdamW(
+    optimizer = optimization.ElectraAdamW(
         learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.1)
     variables = model.trainable_variables
     before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
@@ -102,7 +102,7 @@ def test_repeated_token_gradients_are_summed_before_adam_squares_them(model):
     gradients = tape.gradient(loss, variables)
     assert isinstance(gradients[0], tf.IndexedSlices)  # the word embeddings
     dense = tf.convert_to_tensor(gradients[0]).numpy()
-    optimizer = layerwise_optimizer.LayerwiseAdamW(learning_rate=0.0)
+    optimizer = optimization.ElectraAdamW(learning_rate=0.0)
     optimizer.apply_gradients(zip(gradients, variables))
     np.testing.assert_allclose(np.asarray(optimizer._velocities[0]), 0.001 * dense ** 2,
                                rtol=1e-5, atol=1e-20)

@@ -100,6 +100,43 @@ def test_initialisation_is_truncated_normal_0_02():
     assert not np.any(np.asarray(backbone.encoder_layers[0].intermediate.bias))
 
 
+def _assert_glorot_uniform(kernel, name):
+    fan_in, fan_out = kernel.shape
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    assert np.abs(kernel).max() <= limit + 1e-7, name
+    # Uniform on [-limit, limit]: std limit / sqrt(3), most values beyond the 2-sigma truncation
+    # (0.04) of the truncated-normal layers.
+    assert kernel.std() == pytest.approx(limit / math.sqrt(3.0), rel=0.15), name
+    assert np.abs(kernel).max() > 0.9 * limit, name
+
+
+def test_layers_the_reference_builds_without_an_initializer_start_glorot_uniform():
+    """TF1's tf.layers.dense default: discriminator_predictions/dense_1, embeddings_project of
+    both networks and the fine-tuning heads (classification, regression, span, answerable)."""
+    from electra_tf.finetuning_models import FinetuningModel
+
+    config = load_config("electra_small", {"num_hidden_layers": 1})  # E 128, H 256, generator 64
+    pretrainer = ElectraPretrainer(config, seed=0)
+    kernels = {v.path: np.asarray(v) for v in pretrainer.trainable_variables}
+    glorot = ["discriminator_predictions/dense_1/kernel", "electra/embeddings_project/kernel",
+              "generator/embeddings_project/kernel"]
+    for path in glorot:
+        _assert_glorot_uniform(kernels[path], path)
+    for head, labels in (("classification", 3), ("regression", 1), ("span", 2)):
+        model = FinetuningModel(ElectraBackbone(config), head, num_labels=labels,
+                                answerable=head == "span")
+        heads = [v for v in model.trainable_variables
+                 if v.path.startswith("task_specific/") and v.path.endswith("kernel")]
+        assert len(heads) == (2 if head == "span" else 1)
+        for variable in heads:
+            _assert_glorot_uniform(np.asarray(variable), variable.path)
+    # Everything else that the reference gives create_initializer stays truncated-normal 0.02.
+    for path in ("discriminator_predictions/dense/kernel", "generator_predictions/dense/kernel",
+                 "electra/layer_0/query/kernel", "electra/embeddings/word_embeddings"):
+        assert np.abs(kernels[path]).max() <= 0.04 + 1e-6, path
+        assert kernels[path].std() == pytest.approx(0.02 * 0.8796, rel=0.05), path
+
+
 def test_discriminator_output_bias_starts_at_the_configured_prior():
     features = {"input_ids": np.random.default_rng(0).integers(5, 1000, (4, 32)),
                 "input_mask": np.ones((4, 32), "int32"), "segment_ids": np.zeros((4, 32), "int32")}
@@ -109,7 +146,7 @@ def test_discriminator_output_bias_starts_at_the_configured_prior():
     assert float(np.asarray(reference.head_logit.bias)[0]) == 0.0  # as the reference: zeros
     prior = build_discriminator(load_config("electra_small", dict(tiny, disc_bias_prior=0.15)))
     assert float(np.asarray(prior.head_logit.bias)[0]) == pytest.approx(math.log(0.15 / 0.85))
-    # With small initial weights the untrained discriminator predicts about the prior everywhere.
+    # The untrained discriminator predicts about the prior everywhere.
     probabilities = 1 / (1 + np.exp(-np.asarray(prior(features, training=False))))
     assert probabilities.mean() == pytest.approx(0.15, abs=0.02)
 

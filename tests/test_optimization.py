@@ -1,11 +1,13 @@
 """AdamW: the reference schedule per step, weight-decay exclusions, global-norm clipping."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 
 from electra_tf.config import load_config
-from electra_tf.optimization import WarmupPolynomialDecay, create_optimizer
+from electra_tf.optimization import ElectraAdamW, WarmupPolynomialDecay, create_optimizer
 from electra_tf.pretraining_objective import ElectraPretrainer
 
 
@@ -37,9 +39,9 @@ def test_schedule_and_optimizer_serialise():
     assert isinstance(restored, WarmupPolynomialDecay)
     assert restored.get_config() == schedule.get_config() == {
         "learning_rate": 5e-4, "num_train_steps": 1000, "num_warmup_steps": 10000, "power": 1.0}
-    clone = keras.optimizers.AdamW.from_config(optimizer.get_config())
+    clone = ElectraAdamW.from_config(optimizer.get_config())
     assert float(clone.learning_rate) == float(optimizer.learning_rate) == 0.0  # step 0
-    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.weight_decay,
+    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.weight_decay_rate,
             optimizer.global_clipnorm) == (0.9, 0.999, 1e-6, 0.01, 1.0)
 
 
@@ -128,13 +130,14 @@ def test_gathered_gradient_with_duplicate_rows_gives_the_dense_adam_update():
     np.testing.assert_allclose(plain_velocity[1], 0.001 * np.array([1 + 9, 4 + 0.25]), rtol=1e-6)
 
 
-def test_electra_adamw_keeps_keras_adamw_config_and_variable_names():
+def test_electra_adamw_serialises_and_keeps_keras_adamw_variable_names():
     optimizer = _tiny_optimizer()
     restored = keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(optimizer))
     assert type(restored).__name__ == "ElectraAdamW"
     assert restored.get_config() == optimizer.get_config()
-    plain = keras.optimizers.AdamW.from_config(optimizer.get_config())
+    # Checkpoints written with keras.optimizers.AdamW (before the reference update) still load.
+    plain = keras.optimizers.AdamW(learning_rate=WarmupPolynomialDecay(0.1, 100), name=optimizer.name)
     variables = [keras.Variable(np.zeros((2, 3), np.float32), name="kernel"),
                  keras.Variable(np.zeros(3, np.float32), name="bias")]
     optimizer.build(variables)
@@ -143,3 +146,75 @@ def test_electra_adamw_keeps_keras_adamw_config_and_variable_names():
     # The name keras.optimizers.AdamW gets (adam_w, adam_w_1, ...), so paths are unchanged.
     assert optimizer.name.startswith("adam_w")
     assert f"{optimizer.name}/kernel_momentum" in [v.path for v in optimizer.variables]
+
+
+def _reference_adamw_steps(params, names, gradient_steps, rates, *, weight_decay_rate):
+    """NumPy transcription of the reference (google-research/electra model/optimization.py):
+    tf.clip_by_global_norm(grads, 1.0), then AdamWeightDecayOptimizer._apply_gradients with
+    exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"], in float64."""
+    params = [p.astype(np.float64) for p in params]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for grads, lr in zip(gradient_steps, rates):
+        norm = np.sqrt(sum(np.sum(np.square(g.astype(np.float64))) for g in grads))
+        grads = [g * 1.0 / max(norm, 1.0) for g in grads]
+        for i, (g, name) in enumerate(zip(grads, names)):
+            m[i] = 0.9 * m[i] + (1.0 - 0.9) * g
+            v[i] = 0.999 * v[i] + (1.0 - 0.999) * np.square(g)
+            update = m[i] / (np.sqrt(v[i]) + 1e-6)
+            if not any(re.search(r, name) for r in ["LayerNorm", "layer_norm", "bias"]):
+                update += weight_decay_rate * params[i]
+            params[i] = params[i] - lr * update
+    return params
+
+
+def test_pretraining_optimizer_is_the_reference_update_step_by_step():
+    """Six steps of create_optimizer on the tiny preset's real variables (generator and
+    discriminator, word-embedding gradient as IndexedSlices with repeated rows) against the
+    reference's update transcribed in NumPy: clipping active (norms 3-40), weight decay on, no
+    bias correction, warm-up then decay."""
+    import tensorflow as tf
+
+    config = load_config("electra_tiny", {"learning_rate": 0.02, "num_warmup_steps": 3,
+                                          "weight_decay_rate": 0.05})
+    model = ElectraPretrainer(config, seed=0)
+    variables = model.trainable_variables
+    names = [v.path for v in variables]
+    assert "generator_predictions/output_bias" in names
+    assert sum("LayerNorm" in n for n in names) >= 8 and sum(n.endswith("bias") for n in names)
+    start = [np.asarray(v).copy() for v in variables]
+    total_steps, rng = 10, np.random.default_rng(3)
+    embedding_index = names.index("electra/embeddings/word_embeddings")
+    sparse_steps, dense_steps = [], []
+    for step in range(6):
+        scale = [0.5, 3.0, 10.0, 0.1, 1.0, 4.0][step]
+        dense = [rng.normal(scale=scale * 0.05, size=v.shape).astype(np.float32)
+                 for v in variables]
+        rows = rng.integers(0, config.vocab_size, size=200).astype(np.int32)
+        rows[:50] = rows[0]  # one token looked up 50 times, like [CLS] in a batch
+        values = rng.normal(scale=scale, size=(200, config.embedding_size)).astype(np.float32)
+        summed = np.zeros(variables[embedding_index].shape, np.float32)
+        np.add.at(summed, rows, values)
+        dense[embedding_index] = summed
+        sparse = list(dense)
+        sparse[embedding_index] = tf.IndexedSlices(
+            tf.constant(values), tf.constant(rows),
+            tf.constant(variables[embedding_index].shape, tf.int64))
+        sparse_steps.append(sparse)
+        dense_steps.append(dense)
+    norms = [np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in d)) for d in dense_steps]
+    assert min(norms) > 1.0  # clipping is active in every step
+    rates = [0.02 * (1 - t / total_steps) * min(1.0, t / 3) for t in range(6)]
+    assert rates[0] == 0.0 and rates[3] > rates[4]
+
+    optimizer = create_optimizer(config, total_steps)
+    for gradients in sparse_steps:
+        optimizer.apply(gradients, variables)
+    expected = _reference_adamw_steps(start, names, dense_steps, rates, weight_decay_rate=0.05)
+    moved = 0
+    for variable, want, before in zip(variables, expected, start):
+        got = np.asarray(variable)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=variable.path)
+        moved += np.abs(got - before).max() > 1e-3
+    assert moved == len(variables)
+    assert int(optimizer.iterations) == 6
