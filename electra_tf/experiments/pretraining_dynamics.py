@@ -1,0 +1,211 @@
+"""How a pretraining run's discriminator develops: held-out scores at chosen steps of one run.
+
+At each of ``--steps`` the run pauses (run_pretraining's stop_at_step: the learning-rate schedule
+stays that of ``--num_train_steps``), the model is scored on held-out data, and the run goes on.
+Per step it records
+
+  disc_auc          exact ROC AUC of P(replaced) over the real tokens of the held-out batches,
+                    against that step's own generator's replacements (ranks, ties averaged)
+  mlm_accuracy      the generator's accuracy at the masked positions
+  token_cosine      mean pairwise cosine similarity of the discriminator's final hidden states
+                    over the real tokens of the first held-out batch, uncorrupted: ~1 means every
+                    token has the same state (the collapse), a random encoder gives ~0.4
+  cls_cosine        the same over the [CLS] states of that batch's sequences
+
+and writes ``dynamics.json`` and ``dynamics.md`` into ``--output_dir`` (the model in
+``--output_dir/model``; an interrupted study resumes where it stopped).
+
+Example:
+
+    python -m electra_tf.experiments.measure_dynamics \\
+      --pretrain_data=data/train64 --eval_data=data/eval64 --config=electra_tiny \\
+      --hparams='{"max_seq_length": 64, "learning_rate": 3e-3, "num_warmup_steps": 30}' \\
+      --num_train_steps=1000 --steps=10,25,50,100,200,400,700,1000 --output_dir=out/tiny_fast
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from electra_tf.errors import UserError
+
+RESULTS_FILENAME = "dynamics.json"
+TABLE_FILENAME = "dynamics.md"
+
+
+def exact_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC from ranks (Mann-Whitney U), ties averaged: exact, unlike bucketed estimates."""
+    scores = np.asarray(scores, np.float64)
+    order = np.argsort(scores, kind="mergesort")
+    _, inverse, counts = np.unique(scores[order], return_inverse=True, return_counts=True)
+    positions = np.arange(1, len(scores) + 1, dtype=np.float64)
+    average_rank = np.bincount(inverse, weights=positions) / counts
+    ranks = np.empty(len(scores))
+    ranks[order] = average_rank[inverse]
+    positive = np.asarray(labels) > 0.5
+    num_positive, num_negative = positive.sum(), (~positive).sum()
+    if not num_positive or not num_negative:
+        return float("nan")
+    return float((ranks[positive].sum() - num_positive * (num_positive + 1) / 2)
+                 / (num_positive * num_negative))
+
+
+def mean_pairwise_cosine(vectors: np.ndarray) -> float:
+    """Mean cosine similarity over all pairs of distinct rows of ``vectors`` [n, d]."""
+    vectors = np.asarray(vectors, np.float64)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    total = unit.sum(0)
+    n = len(unit)
+    # sum over i != j of u_i . u_j = |sum u|^2 - sum |u_i|^2
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
+                    batch_size: int = 32, num_batches: int = 16) -> dict:
+    """Scores an ElectraPretrainer (ELECTRA objective) on held-out TFRecords.
+
+    Returns {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"} (see the module
+    docstring). Each call draws fresh masks, so two calls differ by about 0.005 AUC.
+    """
+    import tensorflow as tf
+
+    from electra_tf import pretraining_data
+
+    if model.discriminator is None or model.task != "detection":
+        raise UserError("held-out scores need an ELECTRA (replaced-token detection) model")
+    # Inside tf.function, as fit and evaluate run the model.
+    score = tf.function(lambda batch: model(batch, training=False))
+    states = tf.function(lambda batch: model.discriminator.backbone(batch, training=False))
+    dataset = pretraining_data.make_pretraining_dataset(list(eval_files), batch_size,
+                                                        max_seq_length, is_training=False)
+    probabilities, labels, hits = [], [], []
+    token_cosine = cls_cosine = None
+    for batch in dataset.take(num_batches):
+        outputs = score(batch)
+        real = np.asarray(outputs["input_mask"]) > 0
+        probabilities.append(1 / (1 + np.exp(-np.asarray(outputs["disc_logits"])[real])))
+        labels.append(np.asarray(outputs["disc_labels"])[real])
+        predicted = np.argmax(np.asarray(outputs["mlm_logits"]), axis=-1)
+        chosen = np.asarray(outputs["masked_lm_weights"]) > 0
+        hits.append((predicted == np.asarray(outputs["masked_lm_ids"]))[chosen])
+        if token_cosine is None:
+            hidden = np.asarray(states(batch), np.float32)
+            token_cosine = mean_pairwise_cosine(hidden[np.asarray(batch["input_mask"]) > 0])
+            cls_cosine = mean_pairwise_cosine(hidden[:, 0])
+    if not probabilities:
+        raise UserError(f"{eval_files[0]}: the held-out data has no complete batch of "
+                        f"{batch_size}")
+    scores = np.concatenate(probabilities)
+    return {"disc_auc": exact_auc(scores, np.concatenate(labels)),
+            "mlm_accuracy": float(np.concatenate(hits).mean()),
+            "token_cosine": token_cosine, "cls_cosine": cls_cosine, "tokens": int(scores.size)}
+
+
+@dataclasses.dataclass
+class DynamicsOptions:
+    pretrain_data: str
+    eval_data: str
+    output_dir: str
+    config: str
+    num_train_steps: int
+    steps: Sequence[int]
+    hparams: Optional[str] = None
+    seed: int = 11
+    eval_batches: int = 16
+    mixed_precision: str = "none"
+    log_every_steps: int = 100
+
+
+def parse_steps(text: str, num_train_steps: int) -> list[int]:
+    """'10,25,100' -> [10, 25, 100]: increasing, each in [1, num_train_steps]."""
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--steps must be comma-separated integers, got {text!r}") from None
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > num_train_steps:
+        raise UserError(f"--steps must be increasing step numbers in 1..{num_train_steps} "
+                        f"(--num_train_steps), got {text!r}")
+    return steps
+
+
+def _table(record: dict) -> str:
+    lines = [f"# Pretraining dynamics: {record['config']} {record['hparams'] or ''}".rstrip(), "",
+             f"num_train_steps {record['num_train_steps']}, seed {record['seed']}, held-out "
+             f"{record['eval_data']}", "",
+             "| step | held-out disc AUC | generator MLM accuracy | token cosine | [CLS] cosine |",
+             "|---:|---:|---:|---:|---:|"]
+    for row in record["points"]:
+        lines.append(f"| {row['step']} | {row['disc_auc']:.3f} | {row['mlm_accuracy']:.3f} | "
+                     f"{row['token_cosine']:.3f} | {row['cls_cosine']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_json_atomically(path: str, payload: str) -> None:
+    import tensorflow as tf
+
+    temporary = path + ".writing"
+    with tf.io.gfile.GFile(temporary, "w") as handle:
+        handle.write(payload)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def run_dynamics(options: DynamicsOptions) -> dict:
+    """Trains one run with pauses at ``options.steps`` and scores each; returns the record."""
+    import tensorflow as tf
+
+    from electra_tf import pretraining, pretraining_data
+
+    tf.io.gfile.makedirs(options.output_dir)
+    results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
+    identity = {"config": options.config, "hparams": options.hparams,
+                "num_train_steps": options.num_train_steps, "seed": options.seed,
+                "pretrain_data": options.pretrain_data, "eval_data": options.eval_data,
+                "eval_batches": options.eval_batches, "mixed_precision": options.mixed_precision}
+    record = dict(identity, points=[])
+    if tf.io.gfile.exists(results_path):
+        with tf.io.gfile.GFile(results_path) as handle:
+            previous = json.load(handle)
+        changed = [key for key in identity if previous.get(key) != identity[key]]
+        if changed:
+            raise UserError(f"{results_path} was written with other settings ({changed[0]}: "
+                            f"{previous.get(changed[0])!r}); use a new --output_dir")
+        record = previous
+    done = {row["step"] for row in record["points"]}
+    eval_files, _ = pretraining_data.resolve_pretraining_data(options.eval_data)
+    model_dir = os.path.join(options.output_dir, "model")
+    for step in options.steps:
+        if step in done:
+            continue
+        started = time.monotonic()
+        result = pretraining.run_pretraining(
+            pretraining.PretrainingOptions(
+                model_dir=model_dir, pretrain_data=options.pretrain_data, seed=options.seed,
+                stop_at_step=step, mixed_precision=options.mixed_precision,
+                log_every_steps=options.log_every_steps),
+            config=options.config, hparams=options.hparams,
+            num_train_steps=options.num_train_steps,
+            # Only the pauses are needed to resume; each pause writes its own checkpoint.
+            save_checkpoints_steps=options.num_train_steps, keep_checkpoint_max=1)
+        if result.model is None:
+            raise UserError(f"{model_dir} is already past step {step} but {results_path} has no "
+                            "score for it; use a new --output_dir")
+        scores = held_out_scores(result.model, eval_files,
+                                 max_seq_length=result.model.config.max_seq_length,
+                                 num_batches=options.eval_batches)
+        row = dict(step=step, seconds=round(time.monotonic() - started, 1), **scores)
+        pretraining.log(
+            f"step {step}: held-out disc AUC {row['disc_auc']:.3f}, generator MLM accuracy "
+            f"{row['mlm_accuracy']:.3f}, token cosine {row['token_cosine']:.3f}, [CLS] cosine "
+            f"{row['cls_cosine']:.3f}")
+        record["points"].append(row)
+        record["points"].sort(key=lambda r: r["step"])
+        _write_json_atomically(results_path, json.dumps(record, indent=2) + "\n")
+        with tf.io.gfile.GFile(os.path.join(options.output_dir, TABLE_FILENAME), "w") as handle:
+            handle.write(_table(record))
+    return record
