@@ -72,6 +72,11 @@ class ElectraConfig:
     # False: plain BERT-style masked LM with a full-size model, no discriminator (the baseline).
     electra_objective: bool = True
     mask_prob: float = 0.15
+    # Draw the masked positions independently, so one can be drawn twice, as the reference does
+    # (its issue #41); false draws them without replacement. A twice-drawn position counts twice
+    # in the generator's loss and, in the corrupted input, gets the integer mean of its two
+    # samples' ids, as the reference's scatter_update computes it.
+    mask_with_replacement: bool = False
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     # The paper's "ELECTRA 15%" ablation: the discriminator loss counts only the masked

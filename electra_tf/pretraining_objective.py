@@ -5,7 +5,8 @@ dataset of feature dicts {"input_ids", "input_mask", "segment_ids"} (int [batch,
 labels). One forward pass (``call``):
 
 1. ``mask_inputs`` picks n = max(1, min(P, round(num_tokens * mask_prob))) positions per
-   sequence WITHOUT replacement among real tokens that are not [CLS]/[SEP]/[MASK]/padding
+   sequence WITHOUT replacement (``mask_with_replacement``: with, as the reference) among real
+   tokens that are not [CLS]/[SEP]/[MASK]/padding
    (num_tokens counts every real token, [CLS]/[SEP] included, as the reference does); 85% of
    them become [MASK], 15% keep their token.
 2. The generator predicts the original tokens at those positions only.
@@ -70,25 +71,29 @@ def _static_length(tensor) -> int | None:
 def _scatter_to_sequence(values, positions, weights, seq_length: int):
     """Writes values [batch, P] (where weights > 0) to positions [batch, P] -> [batch, seq].
 
-    Positions are distinct within a sequence, so a masked sum is an exact scatter.
+    A position named by several slots (only with mask_with_replacement) gets the integer mean of
+    their values, as the reference's scatter_update does (floordiv of the sum by the count).
     Returns the scattered values (int32) and the 0/1 mask of written positions (bool).
     """
     hits = ops.logical_and(
         ops.equal(ops.expand_dims(positions, -1), ops.arange(seq_length, dtype="int32")),
         ops.expand_dims(weights > 0, -1))                      # [batch, P, seq]
     hits_int = ops.cast(hits, "int32")
-    written = ops.sum(hits_int, axis=1) > 0
-    scattered = ops.sum(hits_int * ops.expand_dims(ops.cast(values, "int32"), -1), axis=1)
-    return scattered, written
+    count = ops.sum(hits_int, axis=1)
+    total = ops.sum(hits_int * ops.expand_dims(ops.cast(values, "int32"), -1), axis=1)
+    return ops.floor_divide(total, ops.maximum(count, 1)), count > 0
 
 
 def mask_inputs(input_ids, input_mask, config: ElectraConfig, seed_generator,
                 mask_prob: float | None = None) -> MaskedBatch:
-    """Chooses masked positions without replacement and writes [MASK] at 85% of them.
+    """Chooses masked positions and writes [MASK] at 85% of them.
 
-    input_ids, input_mask: int [batch, seq] (seq known statically). Uniform random scores over
-    the candidate positions, top-k, then keep the first n of each row: a uniformly random subset
-    of size n, with no duplicates.
+    input_ids, input_mask: int [batch, seq] (seq known statically). By default the positions are
+    a uniformly random subset of size n of the candidates (uniform scores, top-k, the first n of
+    each row: no duplicates). With ``config.mask_with_replacement`` they are n independent
+    uniform draws from the candidates, as the reference samples them, so a position can be
+    chosen twice (it then counts twice in the masked-LM loss, and gets [MASK] if either draw
+    says so).
     """
     mask_prob = config.mask_prob if mask_prob is None else mask_prob
     input_ids = ops.cast(input_ids, "int32")
@@ -105,16 +110,23 @@ def mask_inputs(input_ids, input_mask, config: ElectraConfig, seed_generator,
     num_tokens = ops.sum(ops.cast(real, "float32"), axis=-1)
     num_to_predict = ops.maximum(1, ops.minimum(
         num_slots, ops.cast(ops.round(num_tokens * mask_prob), "int32")))
-    num_to_predict = ops.minimum(
-        num_to_predict, ops.sum(ops.cast(candidates, "int32"), axis=-1))
 
-    scores = ops.where(candidates,
-                       keras.random.uniform(ops.shape(input_ids), seed=seed_generator), -1.0)
-    top = min(num_slots, seq_length)
-    _, positions = ops.top_k(scores, k=top, sorted=True)
-    positions = ops.cast(positions, "int32")
-    if top < num_slots:
-        positions = ops.pad(positions, [[0, 0], [0, num_slots - top]])
+    if config.mask_with_replacement:
+        # -1e9 rather than log(0): a row without candidates draws position 0 ([CLS]) instead of
+        # NaN; its slots are then ignored like the reference's unused ones (scatters skip 0).
+        logits = ops.where(candidates, 0.0, -1e9)
+        positions = keras.random.categorical(logits, num_slots, seed=seed_generator,
+                                             dtype="int32")
+    else:
+        num_to_predict = ops.minimum(
+            num_to_predict, ops.sum(ops.cast(candidates, "int32"), axis=-1))
+        scores = ops.where(candidates,
+                           keras.random.uniform(ops.shape(input_ids), seed=seed_generator), -1.0)
+        top = min(num_slots, seq_length)
+        _, positions = ops.top_k(scores, k=top, sorted=True)
+        positions = ops.cast(positions, "int32")
+        if top < num_slots:
+            positions = ops.pad(positions, [[0, 0], [0, num_slots - top]])
     slot_in_use = ops.less(ops.arange(num_slots, dtype="int32"),
                            ops.expand_dims(num_to_predict, -1))
     weights = ops.cast(slot_in_use, "float32")

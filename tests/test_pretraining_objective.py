@@ -128,6 +128,45 @@ def test_masked_positions_are_uniform_without_replacement(tiny_config):
     assert chi_square < 140  # 77 degrees of freedom; p < 1e-4 above 140
 
 
+def test_mask_with_replacement_draws_positions_independently_as_the_reference(tiny_config):
+    """One sequence of C = 78 candidates masked 3,000 times with n = 12 draws: every slot is a
+    uniform draw (chi-square), duplicates come at the rate of independent draws, a duplicated
+    position's corrupted token is the integer mean of its samples (the reference's
+    scatter_update), and it gets [MASK] unless both of its draws keep it."""
+    import dataclasses
+
+    config = dataclasses.replace(tiny_config, mask_with_replacement=True)
+    ids = np.full((3000, SEQ), 2000, np.int32)
+    ids[:, 0], ids[:, 40], ids[:, 80] = 101, 102, 102
+    mask = np.zeros_like(ids)
+    mask[:, :81] = 1
+    ids[:, 81:] = 0
+    masked = mask_inputs(ids, mask, config, keras.random.SeedGenerator(3))
+    weights = np.asarray(masked.masked_lm_weights)
+    positions = np.asarray(masked.masked_lm_positions)
+    n, candidates = int(round(81 * config.mask_prob)), [p for p in range(81) if p not in (0, 40, 80)]
+    assert (weights.sum(-1) == n).all()
+    counts = np.bincount(positions[weights > 0], minlength=SEQ)
+    assert counts[[0, 40, 80]].sum() == 0 and counts[81:].sum() == 0
+    expected = 3000 * n / len(candidates)
+    assert (((counts[candidates] - expected) ** 2) / expected).sum() < 140
+    distinct = np.array([len(set(row[w > 0].tolist())) for row, w in zip(positions, weights)])
+    # E[distinct] of n uniform draws from C: C (1 - (1 - 1/C)^n) = 11.19 of 12.
+    c = len(candidates)
+    assert abs(distinct.mean() - c * (1 - (1 - 1 / c) ** n)) < 0.05
+    assert (distinct < n).mean() > 0.5  # most sequences have a duplicate at this n and C
+    masked_ids = np.asarray(masked.input_ids)
+    for row in range(200):
+        chosen = np.unique(positions[row][weights[row] > 0])
+        assert np.all((masked_ids[row, chosen] == config.mask_token_id)
+                      | (masked_ids[row, chosen] == 2000))
+    from electra_tf.pretraining_objective import _scatter_to_sequence
+    values, written = _scatter_to_sequence(np.array([[7, 10, 4]]), np.array([[5, 5, 9]]),
+                                           np.ones((1, 3), np.float32), 12)
+    assert np.asarray(values)[0, 5] == 8 and np.asarray(values)[0, 9] == 4  # (7 + 10) // 2
+    assert np.asarray(written)[0].nonzero()[0].tolist() == [5, 9]
+
+
 def test_sampling_follows_the_tempered_softmax_and_disallow():
     logits = np.array([2.0, 1.0, 0.0, -1.0, 0.5], np.float32)
     rows = np.tile(logits, (20000, 1))
