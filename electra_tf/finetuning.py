@@ -101,7 +101,13 @@ class FinetuningOptions:
     max_query_length: int = 64
     max_answer_length: int = 30
     n_best_size: int = 20
-    swap_sentence_order: bool = False  # MRPC and STS-B only
+    # Also train on every pair with its sentences swapped (the reference's double_unordered).
+    # None: the task's default, on for MRPC and STS-B (the only tasks that allow it).
+    swap_sentence_order: Optional[bool] = None
+    # "reference": the reference's layer-wise rates (top layer d^2, embeddings d^(n+2)), with
+    # which its published numbers were made; "paper": the paper's (top layer d, embeddings
+    # d^(n+1)).
+    layerwise_decay_formula: str = "reference"
     max_train_examples: Optional[int] = None
     max_eval_examples: Optional[int] = None
     squad_holdout_articles: int = 0  # >0: train on dev minus the last N articles, eval on them
@@ -170,7 +176,7 @@ def build_model(config, task, weights_path: Optional[str]):
         head, num_labels, answerable = "classification", task.num_labels, False
     return finetuning_models.FinetuningModel(
         backbone, head, num_labels=num_labels, answerable=answerable,
-        dropout_rate=config.hidden_dropout_prob)
+        target_scale=getattr(task, "target_scale", 1.0), dropout_rate=config.hidden_dropout_prob)
 
 
 def load_finetuned(directory: str):
@@ -183,7 +189,7 @@ def load_finetuned(directory: str):
     config = config_lib.ElectraConfig.from_json_file(os.path.join(directory, "config.json"))
     model = finetuning_models.FinetuningModel(
         modeling.ElectraBackbone(config), head["head"], num_labels=head["num_labels"],
-        answerable=head["answerable"])
+        answerable=head["answerable"], target_scale=head.get("target_scale", 1.0))
     model.load_weights(os.path.join(directory, MODEL_WEIGHTS_FILE))
     return head, model
 
@@ -201,7 +207,8 @@ def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
     clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
     config.to_json_file(os.path.join(directory, "config.json"))
     head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
-            "answerable": model.answerable, "max_seq_length": max_seq_length,
+            "answerable": model.answerable, "target_scale": model.target_scale,
+            "max_seq_length": max_seq_length,
             "label_names": None if task.is_squad or task.is_regression
             else list(task.label_names)}
     # Export rebuilds the tokenizer and the SQuAD decoding from these, so a finetuned/ folder
@@ -331,6 +338,15 @@ def _subset(examples, limit: Optional[int]):
     return examples if not limit else examples[:limit]
 
 
+def swap_sentence_order(task, options) -> bool:
+    """Whether ``task`` trains on both sentence orders under ``options``."""
+    if options.swap_sentence_order is None:
+        return task.symmetric_pairs
+    if options.swap_sentence_order and not task.symmetric_pairs:
+        raise UserError(f"--swap_sentence_order applies to mrpc and sts-b, not {task.name}")
+    return options.swap_sentence_order
+
+
 def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
     info = {"splits": {}}
     train, stats = finetuning_tasks.read_split(task, "train", data_dir=options.data_dir,
@@ -340,9 +356,7 @@ def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
         # A fixed-seed sample, so that small subsets are not whatever the file starts with.
         order = np.random.RandomState(options.seed).permutation(len(train))
         train = [train[i] for i in sorted(order[:options.max_train_examples])]
-    if options.swap_sentence_order:
-        if task.name not in ("mrpc", "sts-b"):
-            raise UserError(f"--swap_sentence_order applies to mrpc and sts-b, not {task.name}")
+    if swap_sentence_order(task, options):
         train = finetuning_tasks.swap_sentence_order(train)
     info["splits"]["train"] = dict(stats, used=len(train))
     train_features, train_labels = _glue_arrays(task, train, tokenizer, max_seq_length)
@@ -505,6 +519,7 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
         optimizer = layerwise_optimizer.create_finetuning_optimizer(
             model.backbone, learning_rate=hyper["learning_rate"],
             layerwise_decay=hyper["layerwise_decay"], num_train_steps=total_steps,
+            layerwise_decay_formula=hyper["layerwise_decay_formula"],
             warmup_proportion=options.warmup_proportion,
             weight_decay_rate=options.weight_decay_rate, clip_norm=config.clip_norm)
         if options.mixed_precision == "fp16":
@@ -723,6 +738,7 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     hyper = {
         "learning_rate": options.learning_rate or recipe["learning_rate"],
         "layerwise_decay": options.layerwise_decay or recipe["layerwise_decay"],
+        "layerwise_decay_formula": options.layerwise_decay_formula,
         "num_train_epochs": options.num_train_epochs or task.num_epochs,
         "num_train_steps": options.num_train_steps,
         "warmup_proportion": options.warmup_proportion,
@@ -742,7 +758,7 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     else:
         max_seq = options.max_seq_length or 128
         hyper["max_seq_length"] = max_seq
-        hyper["swap_sentence_order"] = options.swap_sentence_order
+        hyper["swap_sentence_order"] = swap_sentence_order(task, options)
         data = prepare_glue(task, options, tokenizer, max_seq)
     if max_seq > config.max_position_embeddings:
         raise UserError(f"--max_seq_length={max_seq} exceeds the model's "

@@ -1,7 +1,8 @@
 """Task heads on the ELECTRA encoder for fine-tuning (keras.layers / keras.ops only).
 
   classification  dropout(0.1) + dense(num_labels) on the [CLS] vector: logits [batch, num_labels]
-  regression      dropout(0.1) + dense(1) on [CLS] (STS-B): predictions [batch], MSE loss
+  regression      dropout(0.1) + dense(1) on [CLS] (STS-B): predictions [batch] = target_scale *
+                  dense output, squared error on (prediction - label) / target_scale
   span            dense(2) on every token: start_logits, end_logits [batch, seq] (SQuAD); with
                   ``answerable=True`` (SQuAD 2.0) also dropout + dense(1) on [CLS]:
                   answerable_logits [batch], trained with sigmoid cross-entropy
@@ -9,7 +10,7 @@
 The head's variables live under ``task_specific/`` (the reference's scope), so the layer-wise
 optimizer gives them the full learning rate. Their kernels start glorot-uniform, as the
 reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss`` returns the task
-loss; labels are a dict: {"label"} (class id or float score) or {"start_position",
+loss summed over the global batch, as the reference sums it; labels are a dict: {"label"} (class id or float score) or {"start_position",
 "end_position", "is_impossible"} for spans.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import keras
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from electra_tf.modeling import glorot_uniform
 
@@ -32,7 +32,7 @@ class FinetuningModel(keras.Model):
     """
 
     def __init__(self, backbone, head: str, num_labels: int = 2, dropout_rate: float = 0.1,
-                 answerable: bool = False, **kwargs):
+                 answerable: bool = False, target_scale: float = 1.0, **kwargs):
         kwargs.setdefault("name", "finetuning_model")
         super().__init__(**kwargs)
         if head not in HEAD_KINDS:
@@ -41,6 +41,7 @@ class FinetuningModel(keras.Model):
         self.head = head
         self.num_labels = int(num_labels)
         self.answerable = bool(answerable)
+        self.target_scale = float(target_scale)
         hidden = backbone.hidden_size
         self.dropout = keras.layers.Dropout(dropout_rate)
         with keras.name_scope("task_specific"):
@@ -73,7 +74,8 @@ class FinetuningModel(keras.Model):
             return {"logits": ops.cast(logits, "float32")}
         if self.head == "regression":
             value = self.output_dense(self.dropout(cls, training=training))
-            return {"predictions": ops.cast(ops.squeeze(value, -1), "float32")}
+            return {"predictions": self.target_scale * ops.cast(ops.squeeze(value, -1),
+                                                                "float32")}
         logits = ops.cast(self.output_dense(sequence), "float32")
         # Padding can never be a span boundary.
         pad = (1.0 - ops.cast(features["input_mask"], "float32")) * -10000.0
@@ -84,29 +86,33 @@ class FinetuningModel(keras.Model):
         return outputs
 
     def task_loss(self, labels, outputs):
-        """Mean loss over the batch (float32 scalar)."""
+        """Per-example losses [batch] (float32)."""
         if self.head == "classification":
-            return ops.mean(keras.losses.sparse_categorical_crossentropy(
-                ops.cast(labels["label"], "int32"), outputs["logits"], from_logits=True))
+            return keras.losses.sparse_categorical_crossentropy(
+                ops.cast(labels["label"], "int32"), outputs["logits"], from_logits=True)
         if self.head == "regression":
-            return ops.mean(ops.square(outputs["predictions"] - ops.cast(labels["label"],
-                                                                          "float32")))
+            # The reference's (normalised prediction - label / scale)^2.
+            return ops.square((outputs["predictions"] - ops.cast(labels["label"], "float32"))
+                              / self.target_scale)
         start = keras.losses.sparse_categorical_crossentropy(
             ops.cast(labels["start_position"], "int32"), outputs["start_logits"], from_logits=True)
         end = keras.losses.sparse_categorical_crossentropy(
             ops.cast(labels["end_position"], "int32"), outputs["end_logits"], from_logits=True)
-        loss = ops.mean((start + end) / 2.0)
+        loss = (start + end) / 2.0
         if self.answerable:
             answerable = 1.0 - ops.cast(labels["is_impossible"], "float32")
-            loss = loss + ops.mean(keras.losses.binary_crossentropy(
+            loss = loss + keras.losses.binary_crossentropy(
                 ops.expand_dims(answerable, -1), ops.expand_dims(outputs["answerable_logits"], -1),
-                from_logits=True))
+                from_logits=True)
         return loss
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         del x, sample_weight, training
-        return scale_loss_for_distribution(self.task_loss(y, y_pred))
+        # Summed, not averaged, over the batch, as the reference's fine-tuning loss. Keras sums
+        # the replicas' gradients, so each replica contributes its own sum: the gradient of the
+        # global batch's sum on any number of replicas (no division by the replica count).
+        return ops.sum(self.task_loss(y, y_pred))
 
     def get_config(self):
         return {"head": self.head, "num_labels": self.num_labels, "answerable": self.answerable,
-                "name": self.name}
+                "target_scale": self.target_scale, "name": self.name}

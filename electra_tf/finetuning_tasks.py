@@ -52,6 +52,11 @@ class GlueTask:
     skip_short_rows: bool = False
     # Official column count of train/dev rows where there is no header to read it from.
     expected_columns: Optional[int] = None
+    # Regression: the model learns targets / target_scale, as the reference divides STS-B's
+    # 0-5 scores by 5; its predictions are scaled back.
+    target_scale: float = 1.0
+    # Train on both sentence orders by default (the reference's double_unordered).
+    symmetric_pairs: bool = False
 
     @property
     def is_regression(self) -> bool:
@@ -119,10 +124,11 @@ GLUE_TASKS: dict[str, GlueTask] = {
                  tfds_text_keys=("sentence",)),
         GlueTask("mrpc", "MRPC", (3, 4), 0, (3, 4), _BINARY, "accuracy",
                  submission_files=("MRPC.tsv",), tfds_name="glue/mrpc",
-                 tfds_text_keys=("sentence1", "sentence2")),
+                 tfds_text_keys=("sentence1", "sentence2"), symmetric_pairs=True),
         GlueTask("sts-b", "STS-B", (7, 8), -1, (7, 8), None, "spearman", num_epochs=10,
                  submission_files=("STS-B.tsv",), tfds_name="glue/stsb",
-                 tfds_text_keys=("sentence1", "sentence2")),
+                 tfds_text_keys=("sentence1", "sentence2"), target_scale=5.0,
+                 symmetric_pairs=True),
         GlueTask("qqp", "QQP", (3, 4), 5, (1, 2), _BINARY, "accuracy",
                  submission_files=("QQP.tsv",), tfds_name="glue/qqp",
                  tfds_text_keys=("question1", "question2"), skip_short_rows=True),

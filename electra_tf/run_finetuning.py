@@ -39,6 +39,10 @@ flags.DEFINE_float("learning_rate", None, "Peak learning rate (default by model 
                    "1e-4 Base, 5e-5 Large).")
 flags.DEFINE_float("layerwise_lr_decay", None, "Layer-wise learning-rate decay (default 0.8 "
                    "Small/Base, 0.9 Large).")
+flags.DEFINE_enum("layerwise_decay_formula", "reference", ["reference", "paper"],
+                  "reference: the reference code's layer-wise rates (top layer d^2, embeddings "
+                  "d^(n+2)), with which its published numbers were made; paper: the paper's "
+                  "(top layer d, embeddings d^(n+1)).")
 flags.DEFINE_float("num_train_epochs", None, "Epochs (default: 10 RTE/STS-B, 2 SQuAD, else 3).")
 flags.DEFINE_integer("num_train_steps", None, "Train exactly this many steps instead of epochs.")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warm-up.")
@@ -50,8 +54,9 @@ flags.DEFINE_integer("doc_stride", 128, "SQuAD: tokens between window starts.")
 flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
 flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in tokens.")
 flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidates kept per question.")
-flags.DEFINE_bool("swap_sentence_order", False, "MRPC/STS-B: add every training pair again with "
-                  "the sentences swapped.")
+flags.DEFINE_bool("swap_sentence_order", None, "MRPC/STS-B: add every training pair again with "
+                  "the sentences swapped (default: on for MRPC and STS-B, as the reference; "
+                  "--noswap_sentence_order turns it off).")
 flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
@@ -80,7 +85,9 @@ def main(argv: list[str]) -> None:
         init_checkpoint=FLAGS.init_checkpoint, config=FLAGS.config, hparams=FLAGS.hparams,
         vocab_file=FLAGS.vocab_file, overwrite=FLAGS.overwrite, num_trials=FLAGS.num_trials,
         seed=FLAGS.seed, learning_rate=FLAGS.learning_rate,
-        layerwise_decay=FLAGS.layerwise_lr_decay, num_train_epochs=FLAGS.num_train_epochs,
+        layerwise_decay=FLAGS.layerwise_lr_decay,
+        layerwise_decay_formula=FLAGS.layerwise_decay_formula,
+        num_train_epochs=FLAGS.num_train_epochs,
         num_train_steps=FLAGS.num_train_steps, warmup_proportion=FLAGS.warmup_proportion,
         weight_decay_rate=FLAGS.weight_decay_rate, train_batch_size=FLAGS.train_batch_size,
         eval_batch_size=FLAGS.eval_batch_size, max_seq_length=FLAGS.max_seq_length,

@@ -14,15 +14,14 @@ DECAY = 0.5
 LR = 0.01
 
 
-def _expected_multiplier(path: str) -> float:
-    """Written from the formula: task lr, layer i (1-based of n) lr*d^(n-i+1), embeddings
-    lr*d^(n+1)."""
+def _expected_multiplier(path: str, formula: str = "paper") -> float:
+    """Written from the formulas. Paper: task lr, layer i (1-based of n) lr*d^(n-i+1),
+    embeddings lr*d^(n+1). Reference (_get_layer_lrs: depth 0 embeddings, i for layer i,
+    n+2 the head; lr*d^(n+2-depth)): layer i lr*d^(n+2-i), embeddings lr*d^(n+2)."""
     if path.startswith("task_specific/"):
         return 1.0
-    if "/embeddings" in path:
-        return DECAY ** (LAYERS + 1)
-    layer = int(re.search(r"/layer_(\d+)/", path).group(1)) + 1
-    return DECAY ** (LAYERS - layer + 1)
+    depth = 0 if "/embeddings" in path else int(re.search(r"/layer_(\d+)/", path).group(1)) + 1
+    return DECAY ** (LAYERS + (2 if formula == "reference" else 1) - depth)
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +33,27 @@ def model():
                                              num_labels=3)
 
 
-def test_multipliers_follow_the_formula_without_the_off_by_one(model):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+@pytest.mark.parametrize("formula", ["reference", "paper"])
+def test_multipliers_follow_the_reference_or_the_paper_formula(model, formula):
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
+                                                                          formula)
     paths = [v.path for v in model.trainable_variables]
     assert any("embeddings_project" in p for p in paths)
     for path in paths:
-        assert multipliers.get(path, 1.0) == pytest.approx(_expected_multiplier(path)), path
+        assert multipliers.get(path, 1.0) == pytest.approx(
+            _expected_multiplier(path, formula)), path
     top = [p for p in paths if f"/layer_{LAYERS - 1}/" in p]
-    assert top and all(multipliers[p] == DECAY for p in top)  # the reference gives d^2
+    expected_top = DECAY ** 2 if formula == "reference" else DECAY
+    assert top and all(multipliers[p] == pytest.approx(expected_top) for p in top)
+    # The default is the reference's, with which its published numbers were made.
+    assert layerwise_optimizer.layerwise_learning_rate_multipliers(
+        model.backbone, DECAY) == layerwise_optimizer.layerwise_learning_rate_multipliers(
+        model.backbone, DECAY, "reference")
 
 
 def test_effective_learning_rate_of_every_variable(model):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
+                                                                          "reference")
     optimizer = optimization.ElectraAdamW(
         learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.0)
     variables = model.trainable_variables
@@ -59,12 +67,13 @@ def test_effective_learning_rate_of_every_variable(model):
         direction = 0.1 * gradient / (np.sqrt(0.001 * gradient ** 2) + 1e-6)
         mask = np.abs(direction) > 1e-3
         effective = step[mask] / direction[mask]
-        np.testing.assert_allclose(effective, LR * _expected_multiplier(variable.path),
+        np.testing.assert_allclose(effective, LR * _expected_multiplier(variable.path, "reference"),
                                    rtol=2e-3, err_msg=variable.path)
 
 
 def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(model):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY)
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
+                                                                          "reference")
     optimizer = optimization.ElectraAdamW(
         learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.1)
     variables = model.trainable_variables
@@ -73,7 +82,7 @@ def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(mode
     for variable, old in zip(variables, before):
         step = old - keras.ops.convert_to_numpy(variable)
         excluded = any(p in variable.path for p in ("bias", "gamma", "beta", "LayerNorm"))
-        expected = 0.0 if excluded else LR * _expected_multiplier(variable.path) * 0.1
+        expected = 0.0 if excluded else LR * _expected_multiplier(variable.path, "reference") * 0.1
         np.testing.assert_allclose(step, expected * old, rtol=1e-3, atol=5e-9,  # float32 ulp
                                    err_msg=variable.path)
 

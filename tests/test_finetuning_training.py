@@ -79,6 +79,56 @@ def test_stsb_regression_and_cola_mcc_end_to_end(tmp_path, shared_data, bert_voc
     assert [row[0] for row in cola_test[1:4]] == ["0", "1", "2"]
     dev = _tsv(out / "sts-b" / "trial_1" / "dev_predictions.tsv")
     assert len(dev) == 201 and dev[0] == ["guid", "label", "prediction"]
+    # STS-B trains on both sentence orders by default (the reference's double_unordered).
+    assert stsb["data"]["splits"]["train"]["used"] == 256
+    assert stsb["hyperparameters"]["swap_sentence_order"] is True
+    assert cola["data"]["splits"]["train"]["used"] == 128
+    assert stsb["hyperparameters"]["layerwise_decay_formula"] == "reference"
+
+
+def test_sentence_order_swap_is_on_for_mrpc_and_sts_b_and_can_be_turned_off():
+    from electra_tf import finetuning_tasks
+
+    defaults = finetuning.FinetuningOptions(tasks="mrpc", output_dir="x")
+    for name, expected in (("mrpc", True), ("sts-b", True), ("sst-2", False), ("rte", False)):
+        assert finetuning.swap_sentence_order(finetuning_tasks.get_task(name), defaults) is expected
+    off = dataclasses.replace(defaults, swap_sentence_order=False)
+    assert finetuning.swap_sentence_order(finetuning_tasks.get_task("mrpc"), off) is False
+    on = dataclasses.replace(defaults, swap_sentence_order=True)
+    with pytest.raises(UserError, match="applies to mrpc and sts-b, not rte"):
+        finetuning.swap_sentence_order(finetuning_tasks.get_task("rte"), on)
+
+
+def test_regression_learns_scaled_targets_and_losses_are_summed_over_the_batch():
+    """The reference divides STS-B scores by 5 and sums the squared errors (and every task's
+    loss) over the batch; predictions come back in the task's units."""
+    import keras
+
+    from electra_tf import finetuning_models, modeling
+    from electra_tf.config import load_config
+
+    config = load_config("electra_tiny", {"vocab_size": 200, "num_hidden_layers": 1})
+    features = {"input_ids": np.array([[101, 7, 8, 102], [101, 9, 102, 0]], np.int32),
+                "input_mask": np.array([[1, 1, 1, 1], [1, 1, 1, 0]], np.int32),
+                "segment_ids": np.zeros((2, 4), np.int32)}
+    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "regression",
+                                              target_scale=5.0)
+    outputs = model(features, training=False)
+    dense = keras.ops.convert_to_numpy(model.output_dense(
+        model.backbone(features, training=False, cls_only=True)[:, 0]))[:, 0]
+    predictions = keras.ops.convert_to_numpy(outputs["predictions"])
+    np.testing.assert_allclose(predictions, 5.0 * dense, rtol=1e-6)
+    labels = {"label": np.array([4.0, 1.5], np.float32)}
+    loss = float(model.compute_loss(y=labels, y_pred=outputs))
+    assert loss == pytest.approx(float(np.sum((dense - labels["label"] / 5.0) ** 2)), rel=1e-5)
+    classifier = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config),
+                                                   "classification", num_labels=3)
+    class_out = classifier(features, training=False)
+    per_example = keras.ops.convert_to_numpy(
+        classifier.task_loss({"label": np.array([0, 2])}, class_out))
+    assert per_example.shape == (2,)
+    assert float(classifier.compute_loss(y={"label": np.array([0, 2])}, y_pred=class_out)) == (
+        pytest.approx(per_example.sum(), rel=1e-6))
 
 
 def test_mnli_fixture_two_trials_matched_and_mismatched(tmp_path, bert_vocab_file):
