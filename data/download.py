@@ -381,8 +381,6 @@ def iter_tar_files(fileobj, archive_name: str, mode: str = "r|*"
                 safe_relative(member.name, pathlib.Path(archive_name))
                 yield member, bundle.extractfile(member)
     except (tarfile.TarError, EOFError, OSError) as error:
-        if isinstance(error, UserError):
-            raise
         raise UserError(f"{archive_name}: not a readable tar archive ({error}); delete it and "
                         "run again to download it afresh") from None
 
@@ -391,12 +389,14 @@ def iter_tar_files(fileobj, archive_name: str, mode: str = "r|*"
 # Command lines
 
 
-def common_arguments(parser: argparse.ArgumentParser, default_base_url: str) -> None:
+def common_arguments(parser: argparse.ArgumentParser, default_base_url: str,
+                     archives: bool = True) -> None:
     parser.add_argument("--output_dir", required=True, type=pathlib.Path,
                         help="Where the finished layout goes.")
-    parser.add_argument("--download_dir", type=pathlib.Path, default=None,
-                        help="Where archives are kept (default: <output_dir>/downloads); a "
-                             "verified archive already there is reused.")
+    if archives:
+        parser.add_argument("--download_dir", type=pathlib.Path, default=None,
+                            help="Where archives are kept (default: <output_dir>/downloads); a "
+                                 "verified archive already there is reused.")
     parser.add_argument("--base_url", default=default_base_url,
                         help=f"Server to download from (default {default_base_url}); point it "
                              "at a mirror or a local test server.")
