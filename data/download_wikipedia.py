@@ -62,7 +62,7 @@ def main(argv=None) -> None:
                         help="Dump folder: YYYYMMDD or 'latest'.")
     parser.add_argument("--no_extract", action="store_true",
                         help="Only download and verify the dump.")
-    extract_wikipedia.add_extraction_arguments(parser)
+    extract_wikipedia.add_extraction_arguments(parser, lang=False)
     args = parser.parse_args(argv)
     options = download.fetch_options(args)
     if not re.fullmatch(r"[a-z][a-z\-]*", args.lang):

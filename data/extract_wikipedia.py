@@ -300,15 +300,17 @@ def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = F
     return counts
 
 
-def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
+def add_extraction_arguments(parser: argparse.ArgumentParser, lang: bool = True) -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="Processes cleaning articles (the output does not depend on it).")
     parser.add_argument("--file_bytes", type=int, default=1 << 20,
                         help="Approximate size of each output file (WikiExtractor's -b).")
     parser.add_argument("--max_articles", type=int, default=None,
                         help="Stop after this many articles (for a quick sample).")
-    parser.add_argument("--lang", default=None,
-                        help="Language code for the article URLs (default: from the dump's name).")
+    if lang:
+        parser.add_argument("--lang", default=None,
+                            help="Language code for the article URLs (default: from the dump's "
+                                 "name).")
 
 
 def main(argv=None) -> None:
