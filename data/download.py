@@ -60,6 +60,7 @@ class Progress:
         self._interval = interval if interval is not None else (0.5 if self._tty else 10.0)
         self._start = time.monotonic()
         self._last = 0.0
+        self._shown: Optional[int] = None
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self._start, 1e-9)
@@ -81,12 +82,14 @@ class Progress:
             self._write(self.line())
 
     def finish(self) -> None:
-        self._write(self.line())
+        if self._shown != self.done:
+            self._write(self.line())
         if self._tty:
             self._stream.write("\n")
             self._stream.flush()
 
     def _write(self, text: str) -> None:
+        self._shown = self.done
         if self._tty:
             self._stream.write("\r" + text + "\x1b[K")
         else:
@@ -149,8 +152,9 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
 
     size/checksums are the published values ({"md5": hex, ...}); an MD5 the server publishes in
     x-goog-hash is checked too. An existing destination is an error unless overwrite (download
-    again) or reuse (keep it if it verifies). At most `attempts` requests are made; each one after
-    a dropped connection asks only for the missing bytes.
+    again) or reuse (keep it if it verifies; with overwrite too, download again if it does not).
+    At most `attempts` requests are made; each one after a dropped connection asks only for the
+    missing bytes.
     """
     destination = pathlib.Path(destination)
     partial = destination.with_name(destination.name + ".part")
@@ -159,11 +163,15 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
     if unknown:
         raise ValueError(f"unsupported checksum {sorted(unknown)}")
     if destination.exists():
-        if reuse and not overwrite:
-            verify(destination, size, checksums)
-            log(f"{destination}: already downloaded and verified")
-            return destination
-        if not overwrite:
+        if reuse:
+            try:
+                verify(destination, size, checksums)
+                log(f"{destination}: already downloaded and verified")
+                return destination
+            except UserError:
+                if not overwrite:
+                    raise
+        elif not overwrite:
             raise UserError(f"{destination}: already exists; pass --overwrite to download it "
                             "again")
     if overwrite and partial.exists():

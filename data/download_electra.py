@@ -126,7 +126,8 @@ def main(argv=None) -> None:
         preset, release_hparams = MODELS[size]
         name = f"electra_{size}.zip"
         archive = download.fetch(download.join_url(args.base_url, name),
-                                 download.download_dir(args) / name, reuse=True, **options)
+                                 download.download_dir(args) / name, reuse=True,
+                                 overwrite=args.overwrite, **options)
         release = args.output_dir / f"electra_{size}"
         unpack_release(archive, release, args.overwrite)
         download.log(f"{release}: released checkpoint unpacked")

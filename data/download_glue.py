@@ -106,7 +106,8 @@ def install_archive_task(directory: str, args, options: dict) -> pathlib.Path:
     final = args.output_dir / directory
     download.refuse_existing(final, args.overwrite)
     archive = download.fetch(download.join_url(args.base_url, "glue/data", name),
-                             download.download_dir(args) / name, reuse=True, **options)
+                             download.download_dir(args) / name, reuse=True,
+                             overwrite=args.overwrite, **options)
     with download.staged(final, args.overwrite) as staging:
         unpacked = staging.with_name(staging.name + ".unzip")
         try:
@@ -173,7 +174,8 @@ def install_mrpc(args, options: dict) -> pathlib.Path:
     sources = {}
     for name, (path, md5) in MRPC_FILES.items():
         sources[name] = download.fetch(download.join_url(args.base_url, path),
-                                       download.download_dir(args) / "MRPC" / name, reuse=True,
+                                       download.download_dir(args) / "MRPC" / name,
+                                       reuse=True, overwrite=args.overwrite,
                                        checksums={"md5": md5} if md5 else None, **options)
     with download.staged(final, args.overwrite) as staging:
         counts = write_mrpc(sources["msr_paraphrase_train.txt"], sources["msr_paraphrase_test.txt"],
@@ -189,7 +191,8 @@ def install_diagnostic(args, options: dict) -> pathlib.Path:
     final = args.output_dir / "diagnostic"
     download.refuse_existing(final, args.overwrite)
     source = download.fetch(download.join_url(args.base_url, DIAGNOSTIC),
-                            download.download_dir(args) / "AX.tsv", reuse=True, **options)
+                            download.download_dir(args) / "AX.tsv", reuse=True,
+                            overwrite=args.overwrite, **options)
     with download.staged(final, args.overwrite) as staging:
         staging.mkdir()
         shutil.copyfile(source, staging / "diagnostic.tsv")

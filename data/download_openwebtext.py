@@ -7,8 +7,8 @@ openwebtext.tar.xz holds openwebtext/urlsf_subset*.xz, each an xz-compressed tar
 one web page each. The size and MD5 the Zenodo record publishes are checked. Then, streaming
 (nothing is unpacked to disk first), every subset becomes under <output_dir>/text/
 
-  --layout=jsonl (default)  <subset>.jsonl, one {"text": page} per line (about 20,000 files);
-                            python -m electra_tf.build_pretraining_data --corpus_dir=openwebtext/text ...
+  --layout=jsonl (default)  <subset>.jsonl, one {"text": page} per line (about 20,000 files),
+                            read as JSON Lines by build_pretraining_data --corpus_dir=openwebtext/text
   --layout=text             <subset>/<page>.txt, one file per page (about 8 million files, as
                             ELECTRA's own builder unpacks them); build with
                             --blanks_separate_docs=false so each file is one document.
@@ -125,6 +125,7 @@ def main(argv=None) -> None:
     archive = download.fetch(
         download.join_url(args.base_url, "records", RECORD, "files", ARCHIVE),
         download.download_dir(args) / ARCHIVE, size=size, checksums=checksums, reuse=True,
+        overwrite=args.overwrite,
         **options)
     download.log(f"{archive}: verified ({', '.join(checksums) or 'size only'})")
     if args.no_extract:

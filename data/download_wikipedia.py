@@ -7,7 +7,7 @@ keeps the dump in <output_dir>/downloads/ and writes the articles, one paragraph
 WikiExtractor's <doc> layout, to <output_dir>/text/AA/wiki_00 ... (see data/extract_wikipedia.py),
 ready for
 
-    python -m electra_tf.build_pretraining_data --corpus_dir=wikipedia/text --vocab_file=vocab.txt ...
+    python -m electra_tf.build_pretraining_data --corpus_dir=wikipedia/text --vocab_file=vocab.txt
 
 A dated dump (a folder name under dumps.wikimedia.org/enwiki/) gives reproducible data; `latest`
 is whatever finished most recently.
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
                           file_name, args.lang, sums_url)
     dump = download.fetch(download.join_url(args.base_url, folder, file_name),
                           download.download_dir(args) / file_name, checksums={"sha1": sha1},
-                          reuse=True, **options)
+                          reuse=True, overwrite=args.overwrite, **options)
     download.log(f"{dump}: SHA-1 verified")
     if args.no_extract:
         return

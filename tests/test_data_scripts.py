@@ -217,6 +217,20 @@ def test_existing_output_is_refused_without_overwrite(server, tmp_path):
     assert destination.read_bytes() == b"new"
 
 
+def test_reused_download_that_fails_verification_needs_overwrite(server, tmp_path):
+    server.files["/a.zip"] = b"good bytes"
+    destination = tmp_path / "a.zip"
+    destination.write_bytes(b"corrupted!")
+    checksums = {"md5": md5(b"good bytes")}
+    message = one_line_error(fetch, server.url + "/a.zip", destination, checksums=checksums,
+                             reuse=True)
+    assert "md5 checksum mismatch" in message and destination.read_bytes() == b"corrupted!"
+    fetch(server.url + "/a.zip", destination, checksums=checksums, reuse=True, overwrite=True)
+    assert destination.read_bytes() == b"good bytes" and len(server.requests) == 1
+    fetch(server.url + "/a.zip", destination, checksums=checksums, reuse=True, overwrite=True)
+    assert len(server.requests) == 1  # verified: kept, not fetched again
+
+
 def test_failing_server_gives_up_after_the_allowed_attempts(server, tmp_path):
     server.status["/busy"] = 503
     message = one_line_error(fetch, server.url + "/busy", tmp_path / "busy", attempts=3)
@@ -384,6 +398,7 @@ def test_squad_files_are_verified_and_found_by_run_finetuning(server, tmp_path, 
 def page(page_id: int, title: str, text: str, namespace: int = 0, redirect: str | None = None):
     redirect_tag = f'<redirect title="{redirect}" />' if redirect else ""
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    title = title.replace("&", "&amp;")
     return (f"<page><title>{title}</title><ns>{namespace}</ns><id>{page_id}</id>{redirect_tag}"
             f"<revision><id>{page_id * 100}</id><timestamp>2024-01-01T00:00:00Z</timestamp>"
             f'<text bytes="{len(text)}" xml:space="preserve">{escaped}</text></revision></page>\n')
@@ -457,7 +472,7 @@ def test_wikipedia_dump_is_verified_extracted_and_built_into_pretraining_data(se
     manifest = pretraining_data.build_pretraining_data(pretraining_data.BuildOptions(
         corpus_dir=str(output / "text"), vocab_file=str(tiny_vocab(tmp_path / "vocab.txt")),
         output_dir=str(tmp_path / "pretrain"), max_seq_length=16, num_shards=1))
-    assert manifest["documents"] == 2 and manifest["examples"] > 0
+    assert manifest["num_documents"] == 2 and manifest["num_examples"] > 0
     # Rerunning refuses to replace the text; the dump is reused, not fetched again.
     message = one_line_error(download_wikipedia.main, [f"--output_dir={output}",
                                                        f"--base_url={server.url}",
