@@ -263,7 +263,10 @@ def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = F
         writer = _Writer(staging, file_bytes)
         progress = download.Progress(f"extracting {dump.name}", dump.stat().st_size,
                                      interval=progress_interval)
-        pool = multiprocessing.Pool(processes) if processes > 1 else None
+        # spawn, not fork: a forked child of a process that has started threads (TensorFlow,
+        # a test server) can deadlock on a lock one of them held.
+        pool = (multiprocessing.get_context("spawn").Pool(processes) if processes > 1
+                else None)
         try:
             pages = iter_pages(stream)
             formatter = _Formatter(lang)
