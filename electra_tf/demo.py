@@ -6,10 +6,12 @@ Stages (each reuses its finished output on a rerun, so an interrupted demo picks
 stopped; --overwrite starts again):
   1. corpus/         English text from Python's help topics and standard-library docstrings
   2. vocab.txt       a WordPiece vocabulary learned from that corpus
-  3. pretrain_data/  reference-format TFRecords (+ manifest.json) built with that vocabulary
-  4. model/          the tiny ELECTRA preset pretrained on it for a few minutes
-  5. a sentence with a few words swapped, and the discriminator's probability that each token
-     was replaced
+  3. pretrain_data/  reference-format TFRecords (+ manifest.json) built with that vocabulary from
+                     every corpus file but the last; held_out_data/ from the last one
+  4. model/          the tiny ELECTRA preset pretrained on it for a few minutes (DEMO_HPARAMS)
+  5. the discriminator scored on the held-out text (exact AUC of replaced-token detection,
+     the generator's accuracy), then a sentence with a few words swapped and the
+     discriminator's probability that each token was replaced
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ DEMO_SENTENCE = (
     "Return a new sorted list from the items in the iterable, and raise a TypeError "
     "if the items cannot be compared."
 )
+# The tiny preset's schedule for this demo, chosen for the clearest held-out replaced-token signal
+# in a few minutes (README, "make demo"): measured with electra_tf.experiments.measure_dynamics
+# on this corpus.
+DEMO_HPARAMS = {"learning_rate": 5e-4, "num_warmup_steps": 100}
+
 # Plausible words that do not fit where they are put: a discriminator that learned anything
 # should find them.
 DEMO_SWAPS = {"sorted": "broken", "items": "modules", "raise": "import"}
@@ -76,7 +83,9 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
     return tokens
 
 
-def build_data(corpus_dir: str, vocab_file: str, data_dir: str, overwrite: bool) -> dict:
+def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool,
+               num_shards: int = 8, num_processes: int | None = None) -> dict:
+    """Reference-format TFRecords from ``corpus`` (files, comma-separated) in ``data_dir``."""
     from electra_tf import pretraining_data
 
     manifest_file = os.path.join(data_dir, pretraining_data.MANIFEST_FILE)
@@ -86,15 +95,24 @@ def build_data(corpus_dir: str, vocab_file: str, data_dir: str, overwrite: bool)
         print(pretraining_data.summary_line(manifest, data_dir))
         return manifest
     options = pretraining_data.BuildOptions(
-        corpus_dir=corpus_dir,
+        corpus_dir=corpus,
         vocab_file=vocab_file,
         output_dir=data_dir,
         max_seq_length=FLAGS.max_seq_length,
-        num_processes=FLAGS.num_processes,
-        num_shards=8,
+        num_processes=num_processes or FLAGS.num_processes,
+        num_shards=num_shards,
         overwrite=overwrite,
     )
     return pretraining_data.build_pretraining_data(options)
+
+
+def split_corpus(stats: dict) -> tuple[str, str]:
+    """(training files, held-out file) of the corpus: the last shard is held out."""
+    paths = sorted(stats["paths"])
+    if len(paths) < 2:
+        raise UserError(f"the demo corpus has {len(paths)} file(s); it needs two or more to hold "
+                        "one out")
+    return ",".join(paths[:-1]), paths[-1]
 
 
 def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
@@ -140,10 +158,31 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
     options = pretraining.PretrainingOptions(
         model_dir=model_dir,
         pretrain_data=data_dir,
-        log_every_steps=100,
+        log_every_steps=50,
     )
-    result = pretraining.run_pretraining(options, config="electra_tiny", num_train_steps=steps)
+    result = pretraining.run_pretraining(options, config="electra_tiny", hparams=DEMO_HPARAMS,
+                                         num_train_steps=steps)
     return result.pretrained_dir
+
+
+def show_held_out_scores(pretrained_dir: str, held_out_dir: str) -> None:
+    """Scores the pretrained generator + discriminator on the held-out text."""
+    from electra_tf import checkpoint_conversion, pretraining_data, pretraining_objective
+    from electra_tf.config import ElectraConfig
+    from electra_tf.experiments import pretraining_dynamics
+
+    config = ElectraConfig.from_json_file(os.path.join(pretrained_dir, "config.json"))
+    model = pretraining_objective.ElectraPretrainer(config, seed=0)
+    checkpoint_conversion.load_pretrained_into(model, pretrained_dir)
+    files, _ = pretraining_data.resolve_pretraining_data(held_out_dir)
+    scores = pretraining_dynamics.held_out_scores(model, files,
+                                                  max_seq_length=config.max_seq_length)
+    print(f"held-out text ({held_out_dir}, {scores['tokens']:,} tokens, the generator's own "
+          "replacements at 15% of them):")
+    print(f"  replaced-token detection AUC {scores['disc_auc']:.3f} (0.5 = chance); generator "
+          f"accuracy at the masked positions {scores['mlm_accuracy']:.3f}")
+    print(f"  mean cosine between the discriminator's token states {scores['token_cosine']:.2f} "
+          "(near 1 = collapsed, see the README's experiment section)")
 
 
 def show_replaced_token_detection(pretrained_dir: str, vocab_file: str) -> None:
@@ -189,6 +228,7 @@ def main(argv: list[str]) -> None:
     corpus_dir = os.path.join(output_dir, "corpus")
     vocab_file = os.path.join(output_dir, "vocab.txt")
     data_dir = os.path.join(output_dir, "pretrain_data")
+    held_out_dir = os.path.join(output_dir, "held_out_data")
     model_dir = os.path.join(output_dir, "model")
 
     _heading("1. Corpus: English text that ships with Python")
@@ -203,8 +243,11 @@ def main(argv: list[str]) -> None:
     describe_vocabulary(vocab_file, tokens)
 
     _heading("3. Pretraining data (reference TFRecord format)")
-    manifest = build_data(corpus_dir, vocab_file, data_dir, FLAGS.overwrite)
+    training_files, held_out_file = split_corpus(stats)
+    manifest = build_data(training_files, vocab_file, data_dir, FLAGS.overwrite)
     describe_data(manifest, data_dir, vocab_file)
+    build_data(held_out_file, vocab_file, held_out_dir, FLAGS.overwrite, num_shards=1,
+               num_processes=1)
 
     if FLAGS.pretrain_steps > 0:
         _heading(f"4. Pretraining the tiny ELECTRA preset for {FLAGS.pretrain_steps} steps")
@@ -212,7 +255,9 @@ def main(argv: list[str]) -> None:
             raise UserError(f"{model_dir}: holds an earlier model; --overwrite does not delete models, remove it yourself")
         pretrained_dir = pretrain(data_dir, model_dir, FLAGS.pretrain_steps)
 
-        _heading("5. Replaced-token detection on a sentence with swapped words")
+        _heading("5. Replaced-token detection on held-out text and on a sentence with swapped "
+                 "words")
+        show_held_out_scores(pretrained_dir, held_out_dir)
         show_replaced_token_detection(pretrained_dir, vocab_file)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; everything is in {output_dir}/")
 
