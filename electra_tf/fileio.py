@@ -1,6 +1,11 @@
 """File access for every user path: tf.io.gfile, so gs:// (or any TensorFlow file system) works
 wherever a local folder does.
 
+Local paths take the same calls on the OS directly (what gfile's local file system does
+anyway): tools such as build_pretraining_data then need no TensorFlow import to read a local
+corpus or to refuse a bad flag in one line (importing TensorFlow prints its own log lines), and
+reading local text keeps Python's buffered speed. Every path with a scheme goes to tf.io.gfile.
+
 Paths stay strings: pathlib collapses "gs://bucket/x" into "gs:/bucket/x", a local folder, and
 os.path.abspath/normpath do the same, so neither is used on a user path. ``os.path.join``,
 ``dirname`` and ``basename`` are plain string operations and keep the scheme intact.
@@ -15,15 +20,35 @@ leaves the target without it, which ``is_complete`` callers detect.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from typing import Iterable, Iterator, Optional
 
-import tensorflow as tf
 
-gfile = tf.io.gfile
+class _LazyGfile:
+    """tf.io.gfile, imported on first use (see the module docstring)."""
+
+    def __getattr__(self, name):
+        import tensorflow as tf
+
+        return getattr(tf.io.gfile, name)
+
+
+gfile = _LazyGfile()
+
+
+def errors() -> tuple:
+    """What reading or writing a user path raises, for ``except fileio.errors():`` (evaluated
+    only when an exception is being matched): OSError, plus tf.errors.OpError (NotFoundError,
+    PermissionDeniedError, ...) once TensorFlow is loaded, which every remote access does."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return (OSError, tf.errors.OpError) if tf is not None and hasattr(tf, "errors") else (OSError,)
 
 
 def is_remote(path: str) -> bool:
@@ -46,54 +71,105 @@ def abspath(path) -> str:
 
 
 def exists(path) -> bool:
-    return gfile.exists(os.fspath(path))
+    path = os.fspath(path)
+    return gfile.exists(path) if is_remote(path) else os.path.exists(path)
 
 
 def isdir(path) -> bool:
-    return gfile.isdir(os.fspath(path))
+    path = os.fspath(path)
+    return gfile.isdir(path) if is_remote(path) else os.path.isdir(path)
 
 
 def isfile(path) -> bool:
     path = os.fspath(path)
-    return gfile.exists(path) and not gfile.isdir(path)
+    if is_remote(path):
+        return gfile.exists(path) and not gfile.isdir(path)
+    return os.path.isfile(path)
 
 
 def getsize(path) -> int:
-    return gfile.stat(os.fspath(path)).length
+    path = os.fspath(path)
+    return gfile.stat(path).length if is_remote(path) else os.path.getsize(path)
 
 
 def listdir(path) -> list[str]:
+    path = os.fspath(path)
+    if not is_remote(path):
+        return sorted(os.listdir(path))
     # Object stores list sub-folders with a trailing slash.
-    return sorted({name.rstrip("/") for name in gfile.listdir(os.fspath(path))})
+    return sorted({name.rstrip("/") for name in gfile.listdir(path)})
 
 
 def makedirs(path) -> None:
-    gfile.makedirs(os.fspath(path))
+    path = os.fspath(path)
+    if is_remote(path):
+        gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
 
 
 def remove(path) -> None:
-    gfile.remove(os.fspath(path))
+    path = os.fspath(path)
+    if is_remote(path):
+        gfile.remove(path)
+    else:
+        os.remove(path)
 
 
 def rmtree(path) -> None:
-    gfile.rmtree(os.fspath(path))
+    path = os.fspath(path)
+    if not is_remote(path):
+        shutil.rmtree(path)
+        return
+    try:
+        gfile.rmtree(path)
+    except errors():
+        # ram:// lists phantom entries (see files_below) that it then cannot delete: delete
+        # the real files, then what is left of the folders.
+        for name in files_below(path):
+            gfile.remove(join(path, name))
+        for root, _, _ in reversed(list(walk(path))):
+            try:
+                gfile.rmtree(root)
+            except errors():
+                pass
+
+
+def rename(source, target, overwrite: bool = False) -> None:
+    """Renames a file (or, locally, a folder); atomic locally."""
+    source, target = os.fspath(source), os.fspath(target)
+    if is_remote(source) or is_remote(target):
+        gfile.rename(source, target, overwrite=overwrite)
+    elif overwrite:
+        os.replace(source, target)
+    else:
+        if os.path.exists(target):
+            raise FileExistsError(target)
+        os.rename(source, target)
 
 
 def walk(path) -> Iterator[tuple[str, list[str], list[str]]]:
-    for root, dirs, files in gfile.walk(os.fspath(path)):
+    path = os.fspath(path)
+    walker = gfile.walk(path) if is_remote(path) else os.walk(path)
+    for root, dirs, files in walker:
         dirs[:] = sorted(name.rstrip("/") for name in dirs)
         yield root, dirs, sorted(files)
 
 
-def glob(pattern) -> list[str]:
+def glob(pattern, recursive: bool = True) -> list[str]:
     """Matches of ``pattern``; ``**`` matches any depth below a local or remote folder."""
+    del recursive  # always, as glob.glob(..., recursive=True)
     pattern = os.fspath(pattern)
     if "**" not in pattern:
+        if not is_remote(pattern):
+            import glob as local_glob
+
+            return sorted(local_glob.glob(pattern))
         return sorted(gfile.glob(pattern))
     base, _, rest = pattern.partition("**")
     rest = rest.lstrip("/")
     base = base.rstrip("/") or "."
-    if not gfile.isdir(base):
+    if not isdir(base):
         return []
     found = set()
     for root, _, files in walk(base):
@@ -118,8 +194,14 @@ def has_magic(pattern: str) -> bool:
 
 
 def open(path, mode: str = "r"):  # noqa: A001  (the one file opener of this package)
-    """tf.io.gfile.GFile; text modes read and write UTF-8 with "\\n" line ends."""
-    return gfile.GFile(os.fspath(path), mode)
+    """tf.io.gfile.GFile (remote) or the built-in open (local); text modes read and write UTF-8
+    with "\\n" line ends and no newline translation, as GFile does."""
+    path = os.fspath(path)
+    if is_remote(path):
+        return gfile.GFile(path, mode)
+    if "b" in mode:
+        return builtins.open(path, mode)
+    return builtins.open(path, mode, encoding="utf-8", newline="")
 
 
 def read_text(path) -> str:
@@ -153,10 +235,10 @@ def write_bytes_atomic(path, data: bytes) -> None:
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)
-        gfile.rename(temporary, path, overwrite=True)
+        rename(temporary, path, overwrite=True)
     finally:
-        if gfile.exists(temporary):
-            gfile.remove(temporary)
+        if exists(temporary):
+            remove(temporary)
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -168,7 +250,13 @@ def write_json_atomic(path, value, indent: Optional[int] = 2, sort_keys: bool = 
 
 
 def copy(source, target, overwrite: bool = False) -> None:
-    gfile.copy(os.fspath(source), os.fspath(target), overwrite=overwrite)
+    source, target = os.fspath(source), os.fspath(target)
+    if is_remote(source) or is_remote(target):
+        gfile.copy(source, target, overwrite=overwrite)
+        return
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(target)
+    shutil.copyfile(source, target)
 
 
 def files_below(directory) -> list[str]:
@@ -177,8 +265,9 @@ def files_below(directory) -> list[str]:
     found = []
     for root, _, files in walk(directory):
         relative_root = root[len(directory):].strip("/")
+        # ram:// lists "a.b/x" under "a" too (as ".b"): keep only files that are there.
         found.extend(posixpath.join(relative_root, name) if relative_root else name
-                     for name in files)
+                     for name in files if not is_remote(directory) or isfile(join(root, name)))
     return sorted(found)
 
 
@@ -189,10 +278,10 @@ def move_tree(source, target, commit_files: Iterable[str] = ()) -> None:
     last, then ``source`` deleted; see the module docstring for what a reader can rely on.
     """
     source, target = os.fspath(source).rstrip("/"), os.fspath(target).rstrip("/")
-    if gfile.exists(target):
+    if exists(target):
         raise FileExistsError(target)
     if not is_remote(source) and not is_remote(target):
-        gfile.rename(source, target)
+        os.rename(source, target)
         return
     commit = [name for name in commit_files]
     names = files_below(source)
@@ -204,5 +293,12 @@ def move_tree(source, target, commit_files: Iterable[str] = ()) -> None:
         parent = os.path.dirname(destination)
         if parent != target:
             makedirs(parent)
-        gfile.copy(join(source, name), destination, overwrite=True)
-    gfile.rmtree(source)
+        copy(join(source, name), destination, overwrite=True)
+    rmtree(source)
+
+
+def normpath(path) -> str:
+    """os.path.normpath for local paths; remote paths as they are ("gs://" must keep both "/")."""
+    path = os.fspath(path)
+    return path if is_remote(path) else os.path.normpath(path)
+
