@@ -17,12 +17,13 @@ every preset (whose special ids are BERT's) works with a learned vocabulary unch
 from __future__ import annotations
 
 import collections
-import glob
 import math
+import argparse
 import os
 import time
 from typing import Iterable, Iterator, Optional, Sequence
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -44,17 +45,17 @@ def expand_corpus_paths(specs: Sequence[str]) -> list[str]:
     """
     paths: list[str] = []
     for spec in specs:
-        if os.path.isdir(spec):
+        if fileio.isdir(spec):
             found = sorted(
                 os.path.join(directory, name)
-                for directory, subdirectories, files in os.walk(spec)
+                for directory, subdirectories, files in fileio.walk(spec)
                 for name in files
                 if not name.startswith(".")
             )
-        elif os.path.isfile(spec):
+        elif fileio.isfile(spec):
             found = [spec]
         else:
-            found = sorted(path for path in glob.glob(spec, recursive=True) if os.path.isfile(path))
+            found = sorted(path for path in fileio.glob(spec, recursive=True) if fileio.isfile(path))
         if not found:
             raise UserError(f"--corpus {spec}: no such file, directory or matching glob; pass text files (one paragraph per line)")
         paths.extend(path for path in found if path not in paths)
@@ -66,7 +67,7 @@ def iter_corpus_lines(paths: Sequence[str], max_lines: Optional[int] = None) -> 
     emitted = 0
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as handle:
+            with fileio.open(path, "r") as handle:
                 for line_number, line in enumerate(handle, start=1):
                     line = line.strip()
                     if not line or line.startswith("<doc ") or line == "</doc>":
@@ -234,17 +235,17 @@ def _trim_to_size(tokens: list[str], vocab_size: int) -> list[str]:
 def write_vocab(tokens: Sequence[str], path: str, overwrite: bool = False) -> None:
     """Writes one token per line (UTF-8); refuses an existing file unless overwrite."""
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
+    if fileio.exists(path) and not overwrite:
         raise UserError(f"{path}: already exists; choose another --output_file or pass --overwrite")
     bad = next((t for t in tokens if not t or t != t.strip() or "\n" in t), None)
     if bad is not None:
         raise ValueError(f"token {bad!r} cannot be stored one per line")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    directory = os.path.dirname(fileio.abspath(path))
+    fileio.makedirs(directory)
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-        handle.writelines(token + "\n" for token in tokens)
-    os.replace(temporary, path)
+    with fileio.open(temporary, "w") as handle:
+        handle.write("".join(token + "\n" for token in tokens))
+    fileio.rename(temporary, path, overwrite=True)
 
 
 def main(argv: list[str]) -> None:
@@ -255,12 +256,24 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])}; pass the corpus with --corpus")
     if options.vocab_size is None or options.output_file is None or not options.corpus:
         raise UserError("--corpus, --vocab_size and --output_file are required")
-    if os.path.exists(options.output_file) and not options.overwrite:
+    build_vocab(options.corpus, options.vocab_size, options.output_file,
+                do_lower_case=options.do_lower_case, max_lines=options.max_lines,
+                overwrite=options.overwrite)
+
+
+def build_vocab(corpus: Sequence[str], vocab_size: int, output_file: str, *,
+                do_lower_case: bool = True, max_lines: Optional[int] = None,
+                overwrite: bool = False) -> None:
+    """What ``python -m electra_tf.build_vocab`` does, with its flags as arguments."""
+    options = argparse.Namespace(corpus=list(corpus), vocab_size=vocab_size,
+                                 output_file=output_file, do_lower_case=do_lower_case,
+                                 max_lines=max_lines, overwrite=overwrite)
+    if fileio.exists(options.output_file) and not options.overwrite:
         raise UserError(f"{options.output_file}: already exists; choose another --output_file or pass --overwrite")
     if options.max_lines is not None and options.max_lines <= 0:
         raise UserError(f"--max_lines={options.max_lines} must be positive")
     paths = expand_corpus_paths(options.corpus)
-    total_bytes = sum(os.path.getsize(path) for path in paths)
+    total_bytes = sum(fileio.getsize(path) for path in paths)
     started = time.monotonic()
     progress = ProgressReporter(name="build_vocab", total=None if options.max_lines else total_bytes)
     counted = {"lines": 0}

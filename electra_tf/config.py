@@ -17,6 +17,7 @@ import os
 import pathlib
 from typing import Any, Mapping, Sequence
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -228,11 +229,11 @@ class ElectraConfig:
         return dataclasses.asdict(self)
 
     def to_json_file(self, path: str | os.PathLike) -> None:
-        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        fileio.write_json_atomic(path, self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "ElectraConfig":
-        return cls.from_dict(_read_json_object(pathlib.Path(path)), source=str(path))
+        return cls.from_dict(_read_json_object(os.fspath(path)), source=os.fspath(path))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "ElectraConfig":
@@ -294,11 +295,12 @@ def _checked_value(key: str, value: Any, type_name: Any, source: str) -> Any:
     return value
 
 
-def _read_json_object(path: pathlib.Path) -> dict[str, Any]:
+def _read_json_object(path: str) -> dict[str, Any]:
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise UserError(f"{path}: cannot read config file ({error.strerror or error})") from None
+        text = fileio.read_text(path)
+    except fileio.errors() as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "message", None) or error
+        raise UserError(f"{path}: cannot read config file ({reason})") from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
@@ -319,10 +321,10 @@ def load_config(config: str | os.PathLike,
     ``hparams`` is a dict, a JSON object string ('{"learning_rate": 1e-3}') or a path to a JSON
     file. Unknown keys and wrong types raise a one-line UserError naming where they came from.
     """
-    config_text = str(config)
-    path = pathlib.Path(config_text)
-    if config_text.endswith(".json") or path.exists():
-        if not path.is_file():
+    config_text = os.fspath(config)
+    path = config_text
+    if config_text.endswith(".json") or fileio.exists(path):
+        if not fileio.isfile(path):
             raise UserError(f"config file {config_text} not found; give a JSON file or one of "
                             f"the presets: {', '.join(preset_names())}")
         result = ElectraConfig.from_json_file(path)
@@ -333,7 +335,7 @@ def load_config(config: str | os.PathLike,
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise UserError(f"unknown config '{config_text}': {hint}give a JSON file or one of "
                             f"the presets: {', '.join(preset_names())}")
-        result = ElectraConfig.from_json_file(preset)
+        result = ElectraConfig.from_json_file(str(preset))
 
     values, source = parse_hparams(hparams)
     return result.replace(values, source=source) if values else result
@@ -359,8 +361,7 @@ def parse_hparams(hparams: str | os.PathLike | Mapping[str, Any] | None) -> tupl
         if not isinstance(values, dict):
             raise UserError("hparams: expected a JSON object of config keys")
         return values, "hparams"
-    hparams_path = pathlib.Path(hparams_text)
-    if not hparams_path.is_file():
+    if not fileio.isfile(hparams_text):
         raise UserError(f"hparams '{hparams_text}' is neither a JSON object nor an existing "
                         "JSON file")
-    return _read_json_object(hparams_path), str(hparams_path)
+    return _read_json_object(hparams_text), hparams_text

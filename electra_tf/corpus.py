@@ -23,7 +23,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import dataclasses
-import glob
 import gzip
 import json
 import os
@@ -31,6 +30,7 @@ import re
 import zlib
 from typing import BinaryIO, Iterator
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 INPUT_FORMATS = ("auto", "text", "wikiextractor", "jsonl")
@@ -66,24 +66,24 @@ def list_corpus_files(spec: str) -> list[str]:
     found: set[str] = set()
     for entry in entries:
         matches: list[str] = []
-        if os.path.isdir(entry):
-            for root, dirs, files in os.walk(entry):
+        if fileio.isdir(entry):
+            for root, dirs, files in fileio.walk(entry):
                 dirs[:] = [name for name in dirs if not name.startswith(".")]
                 matches.extend(
                     os.path.join(root, name) for name in files if not name.startswith(".")
                 )
-        elif os.path.isfile(entry):
+        elif fileio.isfile(entry):
             matches = [entry]
-        elif glob.has_magic(entry):
-            for match in glob.glob(entry, recursive=True):
-                if os.path.isdir(match):
+        elif fileio.has_magic(entry):
+            for match in fileio.glob(entry, recursive=True):
+                if fileio.isdir(match):
                     continue
                 matches.append(match)
         else:
             raise UserError(f"{entry}: no such file or directory (from --corpus_dir)")
         if not matches:
             raise UserError(f"{entry}: matches no files (from --corpus_dir)")
-        found.update(os.path.normpath(match) for match in matches)
+        found.update(fileio.normpath(match) for match in matches)
     return sorted(found)
 
 
@@ -97,7 +97,11 @@ def _strip_compression_suffix(path: str) -> tuple[str, str | None]:
 def _open_binary(path: str) -> tuple[BinaryIO, BinaryIO]:
     """Returns (stream of decompressed bytes, the raw file) for progress by position on disk."""
     try:
-        raw = open(path, "rb")
+        if fileio.isdir(path):
+            raise IsADirectoryError(path)
+        if fileio.is_remote(path) and not fileio.exists(path):
+            raise FileNotFoundError(path)
+        raw = fileio.open(path, "rb")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (it was listed from --corpus_dir but has gone)") from None
     except IsADirectoryError:

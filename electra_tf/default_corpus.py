@@ -26,6 +26,7 @@ import sysconfig
 import warnings
 from typing import Iterator, Optional
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -158,7 +159,7 @@ def _module_documents(relative: str, source: bytes) -> list[tuple[str, list[str]
 def _stdlib_sources(root: str) -> Iterator[tuple[str, str]]:
     """(relative path, absolute path) of the standard library's .py files, sorted."""
     found = []
-    for directory, subdirectories, files in os.walk(root):
+    for directory, subdirectories, files in os.walk(root):  # the installed stdlib, not a user path
         subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES and not d.startswith("test_"))
         for name in files:
             if name.endswith(".py") and not name.startswith("test_"):
@@ -207,15 +208,15 @@ def write_default_corpus(output_dir: str, max_bytes: Optional[int] = None, overw
     paragraph lines, not the blank separators).
     """
     output_dir = os.fspath(output_dir)
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if fileio.exists(output_dir) and not fileio.isdir(output_dir):
         raise UserError(f"{output_dir}: exists and is not a directory; choose a new directory for the corpus")
-    existing = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []
+    existing = sorted(fileio.listdir(output_dir)) if fileio.isdir(output_dir) else []
     if existing and not overwrite:
         raise UserError(f"{output_dir}: directory is not empty ({len(existing)} entries); choose a new directory or pass --overwrite")
-    os.makedirs(output_dir, exist_ok=True)
+    fileio.makedirs(output_dir)
     for name in existing:
         if name.startswith(SHARD_PREFIX) and name.endswith(".txt"):
-            os.remove(os.path.join(output_dir, name))
+            fileio.remove(os.path.join(output_dir, name))
 
     stats = {"files": 0, "paths": [], "documents": 0, "lines": 0, "bytes": 0, "words": 0}
     progress = ProgressReporter(name="default_corpus", total=max_bytes, total_key="bytes")
@@ -230,7 +231,7 @@ def write_default_corpus(output_dir: str, max_bytes: Optional[int] = None, overw
                 if shard is not None:
                     shard.close()
                 path = os.path.join(output_dir, f"{SHARD_PREFIX}{stats['files']:03d}.txt")
-                shard = open(path, "w", encoding="utf-8", newline="\n")
+                shard = fileio.open(path, "w")
                 stats["files"] += 1
                 stats["paths"].append(path)
                 shard_bytes = 0

@@ -36,15 +36,14 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
+import uuid
 from typing import Callable, Optional
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf import squad, tokenization
+from electra_tf import fileio, squad, tokenization
 from electra_tf.errors import UserError
 
 KINDS = ("classifier", "regressor", "squad", "discriminator", "encoder")
@@ -174,6 +173,20 @@ def pair_lengths(length_a: tf.Tensor, length_b: tf.Tensor, budget: int):
     return new_a, new_b
 
 
+def _backing_variables(model) -> list:
+    """The tf.Variables that hold ``model``'s Keras variables, each once (shared embeddings)."""
+    found, seen = [], set()
+    for variable in model.variables:
+        backing = getattr(variable, "value", variable)
+        if not isinstance(backing, tf.Variable):
+            raise TypeError(f"{variable.path}: not backed by a tf.Variable (Keras backend "
+                            f"{type(variable).__module__}); export needs the TensorFlow backend")
+        if id(backing) not in seen:
+            seen.add(id(backing))
+            found.append(backing)
+    return found
+
+
 class TextServingModule(tf.Module):
     """Tokenizer + Keras network; subclasses add the signatures of one kind."""
 
@@ -181,7 +194,14 @@ class TextServingModule(tf.Module):
 
     def __init__(self, model, tokenizer: tokenization.Tokenizer, max_seq_length: int):
         super().__init__(name=f"{self.kind}_serving")
+        # Tracking the Keras model would save each Keras variable as a variable of its own
+        # (keras-team/keras#20095): the MetaGraph's saver then restores those copies while the
+        # signatures read the tf.Variables behind them, which TF Serving and the TF1 loader leave
+        # uninitialised. So the model is hidden from tracking and those tf.Variables are tracked.
+        self._setattr_tracking = False
         self.model = model
+        self._setattr_tracking = True
+        self.model_variables = _backing_variables(model)
         self.tokenizer = tokenizer
         self.max_seq_length = int(max_seq_length)
 
@@ -591,17 +611,16 @@ def _finetuned_dir(path: str) -> Optional[str]:
     median trial, from results.json); None when ``path`` is not fine-tuning output."""
     from electra_tf import finetuning
 
-    if os.path.isfile(os.path.join(path, finetuning.HEAD_FILE)):
+    if fileio.isfile(os.path.join(path, finetuning.HEAD_FILE)):
         return path
     nested = os.path.join(path, finetuning.FINETUNED_DIR)
-    if os.path.isfile(os.path.join(nested, finetuning.HEAD_FILE)):
+    if fileio.isfile(os.path.join(nested, finetuning.HEAD_FILE)):
         return nested
     results = os.path.join(path, finetuning.RESULTS_FILENAME)
-    if os.path.isfile(results):
-        with open(results) as handle:
-            trial = json.load(handle).get("median_trial")
+    if fileio.isfile(results):
+        trial = fileio.read_json(results).get("median_trial")
         candidate = os.path.join(path, f"trial_{trial}", finetuning.FINETUNED_DIR)
-        if not os.path.isfile(os.path.join(candidate, finetuning.HEAD_FILE)):
+        if not fileio.isfile(os.path.join(candidate, finetuning.HEAD_FILE)):
             raise UserError(f"--input {path}: the median trial's {candidate} has no "
                             f"{finetuning.HEAD_FILE}; fine-tune with weights saved "
                             "(save_weights) or point to another trial's finetuned/ folder")
@@ -613,8 +632,8 @@ def _pretrained_dir(path: str) -> Optional[str]:
     from electra_tf import modeling, pretraining
 
     for candidate in (path, os.path.join(path, pretraining.PRETRAINED_SUBDIR)):
-        if (os.path.isfile(os.path.join(candidate, modeling.CONFIG_FILE))
-                and os.path.isfile(os.path.join(candidate, modeling.BACKBONE_WEIGHTS_FILE))):
+        if (fileio.isfile(os.path.join(candidate, modeling.CONFIG_FILE))
+                and fileio.isfile(os.path.join(candidate, modeling.BACKBONE_WEIGHTS_FILE))):
             return candidate
     return None
 
@@ -639,7 +658,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
     from electra_tf import config as config_lib
     from electra_tf import modeling
 
-    if not path or not os.path.isdir(path):
+    if not path or not fileio.isdir(path):
         raise UserError(f"--input {path}: not a directory; give a fine-tuning trial's finetuned/ "
                         "folder (or its task folder) or a run_pretraining --model_dir")
     if kind is not None and kind not in KINDS:
@@ -648,8 +667,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
     if finetuned is not None:
         from electra_tf import finetuning
 
-        with open(os.path.join(finetuned, finetuning.HEAD_FILE)) as handle:
-            head = json.load(handle)
+        head = fileio.read_json(os.path.join(finetuned, finetuning.HEAD_FILE))
         config = config_lib.ElectraConfig.from_json_file(
             os.path.join(finetuned, modeling.CONFIG_FILE))
         found_kind = _HEAD_TO_KIND[head["head"]]
@@ -661,7 +679,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
             if recorded is None:
                 raise UserError(f"{finetuned}/{finetuning.HEAD_FILE} does not record the "
                                 "vocabulary; pass --vocab_file (the one it was fine-tuned with)")
-            if not os.path.isfile(recorded):
+            if not fileio.isfile(recorded):
                 raise UserError(f"{recorded} (the vocabulary {finetuned} was fine-tuned with) "
                                 "is missing; pass --vocab_file with a copy of it")
             vocab_file = recorded
@@ -680,7 +698,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
             os.path.join(pretrained, modeling.CONFIG_FILE))
         # The paper's MLM ablations train a discriminator-sized masked LM: only its encoder has
         # a serving form here.
-        has_discriminator = config.discriminator_task == "detection" and os.path.isfile(
+        has_discriminator = config.discriminator_task == "detection" and fileio.isfile(
             os.path.join(pretrained, modeling.DISCRIMINATOR_WEIGHTS_FILE))
         if kind is None:
             if has_discriminator:
@@ -701,7 +719,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
             # Converted released checkpoints carry their vocab.txt; run_pretraining's output
             # does not (its data's manifest.json names the vocabulary).
             beside = os.path.join(pretrained, "vocab.txt")
-            if not os.path.isfile(beside):
+            if not fileio.isfile(beside):
                 raise UserError("--vocab_file is required for a pretrained model (the "
                                 "vocabulary its pretraining data was built with, recorded in "
                                 "that data's manifest.json)")
@@ -754,9 +772,9 @@ _VERSION_DIR = re.compile(r"^[0-9]+$")
 
 
 def existing_versions(export_base: str) -> list[int]:
-    if not os.path.isdir(export_base):
+    if not fileio.isdir(export_base):
         return []
-    return sorted(int(name) for name in os.listdir(export_base)
+    return sorted(int(name) for name in fileio.listdir(export_base)
                   if _VERSION_DIR.match(name) and int(name) > 0)
 
 
@@ -767,10 +785,9 @@ EXPORT_INFO_FILE = os.path.join("assets.extra", "electra_tf_export.json")
 
 def export_info(version_dir: str) -> Optional[dict]:
     path = os.path.join(version_dir, EXPORT_INFO_FILE)
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    return fileio.read_json(path)
 
 
 def check_same_kind(export_base: str, kind: str) -> None:
@@ -786,13 +803,61 @@ def check_same_kind(export_base: str, kind: str) -> None:
                         "Serving serves the newest version, so use another --export_base")
 
 
+# TF Serving and saved_model_cli have TensorFlow's own ops only unless built or started with
+# these; the file names what a server must provide (see the README's TF Serving section).
+CUSTOM_OPS_FILE = os.path.join("assets.extra", "custom_ops.json")
+_TEXT_OPS: Optional[dict] = None
+
+
+def tensorflow_text_ops() -> dict:
+    """{op name: file name of the tensorflow-text op library that registers it}."""
+    global _TEXT_OPS
+    if _TEXT_OPS is None:
+        import glob
+
+        from tensorflow.core.framework import op_def_pb2
+        from tensorflow.python.client import pywrap_tf_session
+
+        found = {}
+        library_dir = os.path.join(os.path.dirname(tf_text.__file__), "python", "ops")
+        for library in sorted(glob.glob(os.path.join(library_dir, "_*.so"))):
+            handle = pywrap_tf_session.TF_LoadLibrary(library)
+            try:
+                ops = op_def_pb2.OpList()
+                ops.ParseFromString(bytes(pywrap_tf_session.TF_GetOpList(handle)))
+            finally:
+                pywrap_tf_session.TF_DeleteLibraryHandle(handle)
+            found.update((op.name, os.path.basename(library)) for op in ops.op)
+        _TEXT_OPS = found
+    return _TEXT_OPS
+
+
+def custom_ops(saved_model_dir: str) -> dict:
+    """The ops of a SavedModel that core TensorFlow lacks: {"tensorflow-text": {"version",
+    "ops": {op: library}}}, from its graph and every function in it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString(fileio.read_bytes(os.path.join(saved_model_dir,
+                                                               "saved_model.pb")))
+    used = set()
+    for meta_graph in saved_model.meta_graphs:
+        used.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            used.update(node.op for node in function.node_def)
+    text_ops = tensorflow_text_ops()
+    needed = {op: text_ops[op] for op in sorted(used) if op in text_ops}
+    return {"tensorflow-text": {"version": tf_text.__version__, "ops": needed}} if needed else {}
+
+
 def save_serving_module(module: TextServingModule, export_base: str,
                         version: Optional[int] = None, overwrite: bool = False,
                         info: Optional[dict] = None) -> str:
     """Writes ``module`` as <export_base>/<version>/ (default: one above the highest version),
-    with ``info`` (JSON) in its EXPORT_INFO_FILE.
+    with ``info`` (JSON) in its EXPORT_INFO_FILE and the custom ops it needs in CUSTOM_OPS_FILE.
 
-    The SavedModel is written beside it under a name TF Serving ignores and renamed into place,
+    The SavedModel is written beside it under a name TF Serving ignores and moved into place
+    (fileio.move_tree: one rename locally; on gs:// saved_model.pb is the last object copied),
     so a server watching export_base never loads a half-written version. An existing version is
     only replaced with ``overwrite``. Returns the version directory.
     """
@@ -801,24 +866,26 @@ def save_serving_module(module: TextServingModule, export_base: str,
     if version < 1:
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
     target = os.path.join(export_base, str(version))
-    if os.path.exists(target) and not overwrite:
+    if fileio.exists(target) and not overwrite:
         raise UserError(f"{target} already exists; pass --overwrite to replace it or omit "
                         "--version to write the next version")
-    os.makedirs(export_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".writing-{version}-", dir=export_base)
+    fileio.makedirs(export_base)
+    staging = os.path.join(export_base,
+                           f".writing-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
-        info_path = os.path.join(staging, EXPORT_INFO_FILE)
-        os.makedirs(os.path.dirname(info_path), exist_ok=True)
-        with open(info_path, "w") as handle:
-            json.dump(dict(info or {}, kind=module.kind, version=version), handle, indent=2)
-            handle.write("\n")
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(staging, target)
+        ops = custom_ops(staging)
+        fileio.makedirs(os.path.join(staging, "assets.extra"))
+        fileio.write_json_atomic(os.path.join(staging, CUSTOM_OPS_FILE), ops)
+        fileio.write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE),
+                                 dict(info or {}, kind=module.kind, version=version,
+                                      custom_ops=ops))
+        if fileio.exists(target):
+            fileio.rmtree(target)
+        fileio.move_tree(staging, target, commit_files=["saved_model.pb"])
     finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
     return target
 
 
@@ -830,7 +897,7 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
     source). A version that exists is refused before any model is loaded."""
     if version is not None and version < 1:
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
-    if version is not None and os.path.exists(os.path.join(export_base, str(version))) \
+    if version is not None and fileio.exists(os.path.join(export_base, str(version))) \
             and not overwrite:
         raise UserError(f"{os.path.join(export_base, str(version))} already exists; pass "
                         "--overwrite to replace it or omit --version to write the next version")
@@ -840,7 +907,7 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
         f"max_seq_length {source.max_seq_length})")
     module = build_serving_module(source)
     log(f"Tracing its signatures and writing the SavedModel under {export_base}")
-    info = {"source": os.path.abspath(source.directory),
+    info = {"source": fileio.abspath(source.directory),
             "task": (source.head or {}).get("task"),
             "vocab_sha256": tokenization.vocab_sha256(source.vocab_file),
             "do_lower_case": source.do_lower_case, "max_seq_length": source.max_seq_length,

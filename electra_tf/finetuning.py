@@ -30,7 +30,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Optional
@@ -39,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf import fileio
 from electra_tf import finetuning_metrics, finetuning_tasks
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
@@ -141,13 +141,13 @@ def resolve_model_config(options: FinetuningOptions):
         directory = options.init_checkpoint
         # A run_pretraining --model_dir holds the model in its pretrained/ folder.
         nested = os.path.join(directory, pretraining.PRETRAINED_SUBDIR)
-        if (not os.path.isfile(os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE))
-                and os.path.isfile(os.path.join(nested, modeling.BACKBONE_WEIGHTS_FILE))):
+        if (not fileio.isfile(os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE))
+                and fileio.isfile(os.path.join(nested, modeling.BACKBONE_WEIGHTS_FILE))):
             directory = nested
         config_path = os.path.join(directory, modeling.CONFIG_FILE)
         weights_path = os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE)
         for path in (config_path, weights_path):
-            if not os.path.isfile(path):
+            if not fileio.isfile(path):
                 raise UserError(f"--init_checkpoint: {path} not found; point to the 'pretrained' "
                                 "directory that run_pretraining writes in its --model_dir")
         config = config_lib.ElectraConfig.from_json_file(config_path)
@@ -184,7 +184,7 @@ def load_finetuned(directory: str):
     from electra_tf import config as config_lib
     from electra_tf import finetuning_models, modeling
 
-    with open(os.path.join(directory, HEAD_FILE)) as handle:
+    with fileio.open(os.path.join(directory, HEAD_FILE), "r") as handle:
         head = json.load(handle)
     config = config_lib.ElectraConfig.from_json_file(os.path.join(directory, "config.json"))
     model = finetuning_models.FinetuningModel(
@@ -197,9 +197,25 @@ def load_finetuned(directory: str):
 def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
                     vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None
                     ) -> None:
+    """Writes finetuned/ under a temporary name and moves it into place with head.json (what
+    export looks for) last, so a kill never leaves a finetuned/ that looks complete."""
     from electra_tf import tokenization
 
-    os.makedirs(directory, exist_ok=True)
+    final, directory = directory, fileio.temporary_name(directory)
+    try:
+        _write_finetuned(model, config, task, directory, max_seq_length, vocab_file=vocab_file,
+                         squad_decoding=squad_decoding)
+        fileio.move_tree(directory, final, commit_files=[HEAD_FILE])
+    finally:
+        if fileio.exists(directory):
+            fileio.rmtree(directory)
+
+
+def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_file,
+                     squad_decoding) -> None:
+    from electra_tf import tokenization
+
+    fileio.makedirs(directory)
     # Keras writes a compiled model's optimizer slots too (3x the size); an uncompiled copy keeps
     # the file to the weights that prediction and export need.
     clean = build_model(config, task, None)
@@ -214,12 +230,12 @@ def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
     # Export rebuilds the tokenizer and the SQuAD decoding from these, so a finetuned/ folder
     # says which vocabulary it needs (checked by sha256) and how its answers were decoded.
     if vocab_file:
-        head.update(vocab_file=os.path.abspath(vocab_file),
+        head.update(vocab_file=fileio.abspath(vocab_file),
                     vocab_sha256=tokenization.vocab_sha256(vocab_file),
                     do_lower_case=config.do_lower_case)
     if squad_decoding is not None:
         head["squad"] = squad_decoding
-    with open(os.path.join(directory, HEAD_FILE), "w") as handle:
+    with fileio.open(os.path.join(directory, HEAD_FILE), "w") as handle:
         json.dump(head, handle, indent=2)
 
 
@@ -372,7 +388,7 @@ def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
     test_sets = {}
     if options.write_test_predictions:
         for split in task.test_splits:
-            if options.use_tfds or os.path.isfile(
+            if options.use_tfds or fileio.isfile(
                     finetuning_tasks.task_file(options.data_dir, task, split)):
                 examples, stats = finetuning_tasks.read_split(
                     task, split, data_dir=options.data_dir, use_tfds=options.use_tfds,
@@ -390,7 +406,7 @@ def squad_file(data_dir: str, filename: str, version: str) -> str:
                       os.path.join(data_dir, "SQuAD", filename),
                       os.path.join(data_dir, "squad", f"v{version}", filename),
                       os.path.join(data_dir, f"v{version}", filename)):
-        if os.path.isfile(candidate):
+        if fileio.isfile(candidate):
             return candidate
     raise UserError(f"--data_dir {data_dir}: {filename} not found (looked in {data_dir}, "
                     f"{data_dir}/squad and {data_dir}/squad/v{version}); add the official file "
@@ -480,7 +496,7 @@ def _squad_from_tfds(task, options):
 
 
 def _write_tsv(path: str, header: tuple, rows) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
+    with fileio.open(path, "w") as handle:
         handle.write("\t".join(header) + "\n")
         for row in rows:
             handle.write("\t".join(str(value) for value in row) + "\n")
@@ -544,7 +560,7 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
               "train_examples_per_second": round(total_steps * batch / max(train_seconds, 1e-9),
                                                  2),
               "final_train_loss": progress.last_loss, "metrics": {}}
-    os.makedirs(trial_dir, exist_ok=True)
+    fileio.makedirs(trial_dir)
     if task.is_squad:
         result["metrics"] = _evaluate_squad(task, model, data, options, trial_dir)
     else:
@@ -659,7 +675,7 @@ def _check_data_files(tasks, options) -> None:
             continue
         for split in ("train",) + task.dev_splits:
             path = finetuning_tasks.task_file(options.data_dir, task, split)
-            if not os.path.isfile(path):
+            if not fileio.isfile(path):
                 raise UserError(f"{path}: file not found; --data_dir must hold the GLUE folders "
                                 f"({task.directory}/{split}.tsv for --task={task.name})")
 
@@ -670,7 +686,7 @@ def _resolve_vocab(options, checkpoint_dir) -> str:
     if checkpoint_dir:
         for name in ("vocab.txt",):
             candidate = os.path.join(checkpoint_dir, name)
-            if os.path.isfile(candidate):
+            if fileio.isfile(candidate):
                 return candidate
     raise UserError("--vocab_file is required (the WordPiece vocabulary the model was "
                     "pretrained with, e.g. bert-base-uncased/vocab.txt)")
@@ -688,7 +704,7 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
         _check_data_files(tasks, options)
     for task in tasks:
         results_path = os.path.join(options.output_dir, task.name, RESULTS_FILENAME)
-        if os.path.exists(results_path) and not options.overwrite:
+        if fileio.exists(results_path) and not options.overwrite:
             raise UserError(f"{results_path} already exists; pass --overwrite to replace it or "
                             "choose another --output_dir")
     pretraining.set_mixed_precision(options.mixed_precision)
@@ -714,8 +730,8 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     size = model_size(config)
     summary = {"tasks": {}}
     summary_path = os.path.join(options.output_dir, SUMMARY_FILENAME)
-    if os.path.isfile(summary_path):
-        with open(summary_path) as handle:
+    if fileio.isfile(summary_path):
+        with fileio.open(summary_path, "r") as handle:
             summary = json.load(handle)
     for task in tasks:
         summary["tasks"][task.name] = _run_task(task, options, config, weights_path, strategy,
@@ -725,8 +741,8 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     if glue:
         summary["glue_average"] = finetuning_metrics.glue_average(glue)
         summary["glue_average_over"] = sorted(glue)
-    os.makedirs(options.output_dir, exist_ok=True)
-    with open(summary_path, "w") as handle:
+    fileio.makedirs(options.output_dir)
+    with fileio.open(summary_path, "w") as handle:
         json.dump(summary, handle, indent=2, sort_keys=True)
     if glue:
         log(f"GLUE average over {', '.join(sorted(glue))}: {summary['glue_average']:.2f}")
@@ -771,8 +787,8 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     trials = []
     for trial in range(options.num_trials):
         trial_dir = os.path.join(task_dir, f"trial_{trial + 1}")
-        if os.path.isdir(trial_dir):
-            shutil.rmtree(trial_dir)  # only reached with --overwrite or without results.json
+        if fileio.isdir(trial_dir):
+            fileio.rmtree(trial_dir)  # only reached with --overwrite or without results.json
         result = run_trial(task, data, options, config, weights_path, strategy, trial=trial,
                            hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq,
                            vocab_file=vocab_file)
@@ -799,20 +815,20 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         "strategy": options.strategy,
         "mixed_precision": options.mixed_precision,
     }
-    os.makedirs(task_dir, exist_ok=True)
-    with open(os.path.join(task_dir, RESULTS_FILENAME), "w") as handle:
+    fileio.makedirs(task_dir)
+    with fileio.open(os.path.join(task_dir, RESULTS_FILENAME), "w") as handle:
         json.dump(results, handle, indent=2, sort_keys=True)
     if not task.is_squad:
         submission_dir = os.path.join(options.output_dir, SUBMISSION_DIR)
         for name in task.submission_files:
             source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)
-            if os.path.isfile(source):
-                os.makedirs(submission_dir, exist_ok=True)
-                shutil.copyfile(source, os.path.join(submission_dir, name))
+            if fileio.isfile(source):
+                fileio.makedirs(submission_dir)
+                fileio.copy(source, os.path.join(submission_dir, name), overwrite=True)
     else:
-        shutil.copyfile(os.path.join(task_dir, f"trial_{middle['trial'] + 1}",
-                                     "dev_predictions.json"),
-                        os.path.join(task_dir, "predictions.json"))
+        fileio.copy(os.path.join(task_dir, f"trial_{middle['trial'] + 1}",
+                                 "dev_predictions.json"),
+                    os.path.join(task_dir, "predictions.json"), overwrite=True)
     log(f"[{task.name}] median over {len(trials)} trial(s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in medians.items() if "threshold" not in k)
         + f"; results in {os.path.join(task_dir, RESULTS_FILENAME)}")

@@ -17,6 +17,7 @@ import dataclasses
 import os
 from typing import Iterable, Optional, Sequence
 
+from electra_tf import fileio
 from electra_tf import finetuning_metrics as metrics
 from electra_tf.errors import UserError
 
@@ -186,19 +187,18 @@ def parse_task_list(text: str) -> list:
 def task_file(data_dir: str, task: GlueTask, split: str) -> str:
     """<data_dir>/<TASK>/<split>.tsv; <data_dir> may also be the task folder itself."""
     nested = os.path.join(data_dir, task.directory, f"{split}.tsv")
-    if os.path.exists(nested) or not os.path.exists(os.path.join(data_dir, f"{split}.tsv")):
+    if fileio.exists(nested) or not fileio.exists(os.path.join(data_dir, f"{split}.tsv")):
         return nested
     return os.path.join(data_dir, f"{split}.tsv")
 
 
 def _read_lines(path: str) -> list[str]:
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         raise UserError(f"{path}: file not found; --data_dir must hold the GLUE folders "
                         "(CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI) with "
                         "train/dev/test .tsv files")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
+        text = fileio.read_text(path).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     lines = text.split("\n")

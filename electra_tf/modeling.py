@@ -36,6 +36,7 @@ import pathlib
 import keras
 from keras import ops
 
+from electra_tf import fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 
@@ -494,11 +495,11 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
 
     That encoder is the discriminator's (or, for electra_objective=false, the masked LM's).
     """
-    directory = pathlib.Path(directory)
-    config_path = directory / CONFIG_FILE
-    weights_path = directory / BACKBONE_WEIGHTS_FILE
+    directory = os.fspath(directory)  # not pathlib, which breaks gs:// paths
+    config_path = fileio.join(directory, CONFIG_FILE)
+    weights_path = fileio.join(directory, BACKBONE_WEIGHTS_FILE)
     for path in (config_path, weights_path):
-        if not path.is_file():
+        if not fileio.isfile(path):
             raise UserError(f"{path} not found; point to a directory written by save_pretrained "
                             "(run_pretraining's export)")
     config = ElectraConfig.from_json_file(config_path)
@@ -510,12 +511,12 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
 def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[ElectraConfig,
                                                                           ElectraDiscriminator]:
     """The config and the full discriminator (backbone + replaced-token head)."""
-    directory = pathlib.Path(directory)
-    weights_path = directory / DISCRIMINATOR_WEIGHTS_FILE
-    if not weights_path.is_file():
+    directory = os.fspath(directory)
+    weights_path = fileio.join(directory, DISCRIMINATOR_WEIGHTS_FILE)
+    if not fileio.isfile(weights_path):
         raise UserError(f"{weights_path} not found; it is written by save_pretrained for models "
                         "trained with electra_objective=true")
-    config = ElectraConfig.from_json_file(directory / CONFIG_FILE)
+    config = ElectraConfig.from_json_file(fileio.join(directory, CONFIG_FILE))
     discriminator = ElectraDiscriminator(config)
     discriminator.load_weights(str(weights_path))
     return config, discriminator

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -34,14 +35,14 @@ INPUT_ORDER = ("text_a", "text", "question", "text_b", "context")
 def resolve_export_dir(path: str) -> str:
     """A version folder (holding saved_model.pb) as given, or a TF Serving base folder's
     highest version."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if fileio.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    if not os.path.isdir(path):
+    if not fileio.isdir(path):
         raise UserError(f"--export_dir {path}: not a directory; give the folder written by "
                         "python -m electra_tf.export (or one of its version folders)")
-    versions = sorted((int(name) for name in os.listdir(path)
+    versions = sorted((int(name) for name in fileio.listdir(path)
                        if re.fullmatch(r"[0-9]+", name) and int(name) > 0
-                       and os.path.isfile(os.path.join(path, name, "saved_model.pb"))))
+                       and fileio.isfile(os.path.join(path, name, "saved_model.pb"))))
     if not versions:
         raise UserError(f"--export_dir {path}: no saved_model.pb in it or in a numbered version "
                         "folder inside it")
@@ -150,13 +151,13 @@ def main(argv) -> None:
     model = ExportedModel(values.export_dir, values.signature)
     progress = ProgressReporter("predict", total_key="examples")
     source = "<stdin>" if values.input in (None, "-") else values.input
-    if source != "<stdin>" and not os.path.isfile(source):
+    if source != "<stdin>" and not fileio.isfile(source):
         raise UserError(f"--input {source}: file not found")
     try:
         if source == "<stdin>":
             count = predict_lines(model, sys.stdin, source, values.batch_size, progress=progress)
         else:
-            with open(source, encoding="utf-8") as handle:
+            with fileio.open(source, "r") as handle:
                 count = predict_lines(model, handle, source, values.batch_size,
                                       progress=progress)
     except UnicodeDecodeError as error:

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from electra_tf import checkpointing, distribution, training_callbacks
+from electra_tf import checkpointing, distribution, fileio, run_lock, training_callbacks
 from electra_tf import config as config_lib
 from electra_tf.errors import UserError
 
@@ -144,6 +144,7 @@ def train(
     save_pretrained_model: bool = True,
     init_checkpoint: Optional[str] = None,
     stop_at_step: Optional[int] = None,
+    pretrained_extra_files: Optional[dict] = None,
 ) -> PretrainingResult:
     """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
 
@@ -155,7 +156,29 @@ def train(
     ({"input_ids", "input_mask", "segment_ids"}: int32 [per_replica_batch, max_seq_length]) and
     are called through strategy.distribute_datasets_from_function. The input pipeline starts
     afresh on a resume; see `resumed_data_seed`.
+
+    `pretrained_extra_files` ({name: source path}) are copied into the final model's folder.
+    That folder is written under a temporary name and moved into place when complete; a run at
+    the final step whose pretrained/ is missing or incomplete (killed during that save) writes
+    it from the final checkpoint. The chief holds model_dir's run lock (run_lock) throughout.
     """
+    chief = distribution.is_chief(strategy)
+    lock = run_lock.RunLock(model_dir) if chief else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
+                      eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
+                      save_pretrained_model, init_checkpoint, stop_at_step,
+                      dict(pretrained_extra_files or {}))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
+           eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
+           save_pretrained_model, init_checkpoint, stop_at_step, extra_files):
     from electra_tf import optimization, pretraining_objective
 
     final_step = config.num_train_steps
@@ -172,6 +195,15 @@ def train(
 
     if chief:
         checkpointing.write_or_check_config(model_dir, config.to_dict(), resuming=start_step > 0)
+    if (chief and save_pretrained_model and start_step >= final_step
+            and not pretrained_is_complete(pretrained_dir, config)):
+        log(f"{model_dir} is trained to step {start_step} but {pretrained_dir} is "
+            f"{'incomplete' if fileio.exists(pretrained_dir) else 'missing'}; writing it from "
+            "the final checkpoint")
+        model = _model_from_checkpoint(config, model_dir, start_step)
+        write_pretrained(model, pretrained_dir, extra_files)
+        log(f"Saved the pretrained model in {pretrained_dir}")
+        return PretrainingResult(start_step, start_step, {}, None, pretrained_dir, model)
     if start_step >= stop_step:
         log(f"{model_dir} is already trained to step {start_step} (stopping at {stop_step} of "
             f"--num_train_steps={final_step}); nothing to do")
@@ -278,7 +310,7 @@ def train(
             writer.close()
     finished = reached >= final_step
     if chief and save_pretrained_model and finished:
-        pretraining_objective.save_pretrained(model, pretrained_dir)
+        write_pretrained(model, pretrained_dir, extra_files)
         log(f"Saved the pretrained model in {pretrained_dir}")
     return PretrainingResult(
         final_step=reached,
@@ -288,6 +320,68 @@ def train(
         pretrained_dir=pretrained_dir if chief and save_pretrained_model and finished else None,
         model=model,
     )
+
+
+def expected_pretrained_files(config) -> list[str]:
+    """What save_pretrained writes for ``config`` (ElectraPretrainer's networks)."""
+    from electra_tf import modeling
+
+    names = [modeling.CONFIG_FILE, modeling.BACKBONE_WEIGHTS_FILE]
+    if config.electra_objective:
+        names.append(modeling.DISCRIMINATOR_WEIGHTS_FILE)
+    if not (config.uniform_generator and config.electra_objective):
+        names.append(modeling.GENERATOR_WEIGHTS_FILE)
+    return names
+
+
+def pretrained_is_complete(pretrained_dir: str, config) -> bool:
+    return all(fileio.isfile(os.path.join(pretrained_dir, name))
+               for name in expected_pretrained_files(config))
+
+
+def write_pretrained(model, pretrained_dir: str, extra_files: Optional[dict] = None) -> None:
+    """save_pretrained into a hidden sibling, then moved into place with config.json last: a
+    kill leaves either no pretrained/ or (gs://, mid-copy) one without config.json, and the
+    rerun writes it again. A leftover incomplete pretrained/ (this run's own, from such a kill)
+    is replaced; a complete one never is."""
+    from electra_tf import modeling, pretraining_objective
+
+    if fileio.exists(pretrained_dir):
+        if pretrained_is_complete(pretrained_dir, model.config):
+            raise UserError(f"{pretrained_dir} already exists; use a new --model_dir")
+        log(f"Removing the incomplete {pretrained_dir} (a save that was interrupted)")
+        fileio.rmtree(pretrained_dir)
+    parent = os.path.dirname(pretrained_dir.rstrip("/"))
+    for name in fileio.listdir(parent) if fileio.isdir(parent) else []:
+        if name.startswith(f".{os.path.basename(pretrained_dir.rstrip('/'))}.writing-"):
+            fileio.rmtree(os.path.join(parent, name))  # an interrupted save's temporary folder
+    staging = fileio.temporary_name(pretrained_dir)
+    try:
+        pretraining_objective.save_pretrained(model, staging)
+        for name, source in (extra_files or {}).items():
+            fileio.copy(source, os.path.join(staging, name))
+        fileio.move_tree(staging, pretrained_dir, commit_files=[modeling.CONFIG_FILE])
+    finally:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+
+
+def _model_from_checkpoint(config, model_dir: str, step: int):
+    """The ElectraPretrainer with the weights of model_dir's checkpoint ``step``."""
+    import numpy as np
+
+    from electra_tf import pretraining_objective
+
+    path = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
+    model = pretraining_objective.ElectraPretrainer(config, seed=config.seed)
+    length = config.max_seq_length
+    model({"input_ids": np.full((1, length), config.cls_token_id, np.int32),
+           "input_mask": np.ones((1, length), np.int32),
+           "segment_ids": np.zeros((1, length), np.int32)})
+    # The optimizer's slots are not needed for the final model, only the networks' weights.
+    status = tf.train.Checkpoint(model=model).read(path)
+    status.expect_partial().assert_existing_objects_matched()
+    return model
 
 
 def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) -> InputFunction:
@@ -410,27 +504,26 @@ def run_pretraining(
         log_every_steps=options.log_every_steps,
         init_checkpoint=options.init_checkpoint,
         stop_at_step=options.stop_at_step,
+        pretrained_extra_files=_vocabulary_to_copy(manifest),
     )
-    if result.pretrained_dir is not None:
-        _copy_vocabulary(manifest, result.pretrained_dir)
     return result
 
 
-def _copy_vocabulary(manifest: Optional[dict], pretrained_dir: str) -> None:
-    """Puts the data's vocabulary beside the pretrained weights as vocab.txt, so fine-tuning and
-    export need no --vocab_file. Only a file whose sha256 is the one the data was built with is
-    copied (the manifest records a path, which may have changed since); otherwise nothing."""
+def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:
+    """{"vocab.txt": the data's vocabulary} to put beside the pretrained weights, so fine-tuning
+    and export need no --vocab_file. Only a file whose sha256 is the one the data was built with
+    is copied (the manifest records a path, which may have changed since); otherwise nothing."""
     from electra_tf import tokenization
 
     if not manifest or not manifest.get("vocab_file"):
-        return
-    source, target = manifest["vocab_file"], os.path.join(pretrained_dir, "vocab.txt")
-    if tf.io.gfile.exists(target) or not os.path.isfile(source):
-        return
+        return {}
+    source = manifest["vocab_file"]
+    if not fileio.isfile(source):
+        return {}
     if manifest.get("vocab_sha256") and tokenization.vocab_sha256(source) != manifest["vocab_sha256"]:
-        log(f"Not copying {source} into {pretrained_dir}: it changed since the data was built")
-        return
-    tf.io.gfile.copy(source, target)
+        log(f"Not copying {source} into the pretrained model: it changed since the data was built")
+        return {}
+    return {"vocab.txt": source}
 
 
 def _resolve_data(flag: str, spec: str):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -505,11 +506,11 @@ def _validate_options(options: BuildOptions) -> None:
 def _earlier_output(options: BuildOptions) -> tuple[list[str], list[str]]:
     """(entries of output_dir in the way of this build, the earlier outputs of ours among them)."""
     output_dir = options.output_dir
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if fileio.exists(output_dir) and not fileio.isdir(output_dir):
         raise UserError(f"{output_dir}: --output_dir exists and is not a directory")
-    if not os.path.isdir(output_dir):
+    if not fileio.isdir(output_dir):
         return [], []
-    existing = sorted(os.listdir(output_dir))
+    existing = sorted(fileio.listdir(output_dir))
     if options.num_workers == 1:
         ours = [name for name in existing if _SHARD_PATTERN.match(name) or _MANIFEST_PATTERN.match(name)]
         return existing, ours
@@ -535,9 +536,9 @@ def _prepare_output_dir(options: BuildOptions) -> None:
     """Creates output_dir; with --overwrite removes our own earlier shards and manifests only."""
     _check_output_dir(options)
     _, ours = _earlier_output(options)
-    os.makedirs(options.output_dir, exist_ok=True)
+    fileio.makedirs(options.output_dir)
     for name in ours:
-        os.remove(os.path.join(options.output_dir, name))
+        fileio.remove(os.path.join(options.output_dir, name))
 
 
 class _PackingProcess:
@@ -708,7 +709,7 @@ def build_pretraining_data(
             f"(the corpus has {len(all_files)}); use fewer workers"
         )
     for path in files:
-        if not os.access(path, os.R_OK):
+        if not fileio.is_remote(path) and not os.access(path, os.R_OK):
             raise UserError(f"{path}: cannot read (permission denied); check its permissions")
     _check_output_dir(options)
     processes = [_PackingProcess(index) for index in range(options.num_processes)]
@@ -745,7 +746,7 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
         row_lengths[document_ends] = -1
         return flat_ids.numpy(), row_lengths
 
-    total_bytes = sum(os.path.getsize(path) for path in files)
+    total_bytes = sum(fileio.getsize(path) for path in files)
     progress = ProgressReporter(
         "build_pretraining_data", total=total_bytes, total_key="bytes",
         interval_seconds=progress_interval_seconds, stream=progress_stream,
@@ -820,7 +821,7 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
             setattr(read_totals, field.name, getattr(read_totals, field.name) + getattr(stats, field.name))
     if packing.examples == 0:
         for name in shard_names:
-            os.remove(os.path.join(options.output_dir, name))
+            fileio.remove(os.path.join(options.output_dir, name))
         raise UserError(
             f"{options.corpus_dir}: the corpus holds no text ({len(files)} file(s), {read_totals.text_bytes} bytes, "
             "no non-blank lines); point --corpus_dir at text files"
@@ -836,7 +837,7 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
         "tool_version": __version__,
         "max_seq_length": options.max_seq_length,
         "do_lower_case": options.do_lower_case,
-        "vocab_file": os.path.abspath(options.vocab_file),
+        "vocab_file": fileio.abspath(options.vocab_file),
         "vocab_size": tokenizer.vocab_size,
         "vocab_sha256": vocab_sha256(options.vocab_file),
         # The model masks with these ids, so training checks them against its config.
@@ -899,10 +900,10 @@ def summary_line(manifest: dict, output_dir: str) -> str:
 
 def _write_json(path: str, value: dict) -> None:
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with fileio.open(temporary, "w") as handle:
         json.dump(value, handle, indent=1)
         handle.write("\n")
-    os.replace(temporary, path)
+    fileio.rename(temporary, path, overwrite=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -919,20 +920,19 @@ def read_manifest(path: str) -> dict:
     Raises UserError (naming the file) when it is missing, not JSON, or lacks a field.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if fileio.isdir(path):
         manifest_path = os.path.join(path, MANIFEST_FILE)
-        if not os.path.exists(manifest_path) and _manifest_part_names(path):
+        if not fileio.exists(manifest_path) and _manifest_part_names(path):
             return _combine_parts(path)
     else:
         manifest_path = path
-    if not os.path.exists(manifest_path):
+    if not fileio.exists(manifest_path):
         raise UserError(f"{manifest_path}: no manifest found; build the data with python -m electra_tf.build_pretraining_data")
     try:
-        with open(manifest_path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
+        manifest = json.loads(fileio.read_text(manifest_path))
     except json.JSONDecodeError as error:
         raise UserError(f"{manifest_path}: not valid JSON ({error.msg} at line {error.lineno}); rebuild the data") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (UnicodeDecodeError, *fileio.errors()) as error:
         raise UserError(f"{manifest_path}: cannot read manifest ({error})") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{manifest_path}: a manifest must be a JSON object; rebuild the data")
@@ -944,7 +944,7 @@ def read_manifest(path: str) -> dict:
 
 
 def _manifest_part_names(directory: str) -> list[str]:
-    return sorted(name for name in os.listdir(directory) if _MANIFEST_PART_PATTERN.match(name))
+    return sorted(name for name in fileio.listdir(directory) if _MANIFEST_PART_PATTERN.match(name))
 
 
 _SUMMED_FIELDS = (
@@ -963,7 +963,7 @@ def _combine_parts(directory: str) -> dict:
     names = _manifest_part_names(directory)
     parts = []
     for name in names:
-        with open(os.path.join(directory, name), encoding="utf-8") as handle:
+        with fileio.open(os.path.join(directory, name), "r") as handle:
             try:
                 part = json.load(handle)
             except json.JSONDecodeError as error:
@@ -1001,12 +1001,12 @@ def _combine_parts(directory: str) -> dict:
 
 def combine_manifest_parts(output_dir: str, *, overwrite: bool = False) -> dict:
     """Writes <output_dir>/manifest.json from the workers' manifest parts; returns it."""
-    if not os.path.isdir(output_dir):
+    if not fileio.isdir(output_dir):
         raise UserError(f"{output_dir}: --output_dir is not a directory")
     if not _manifest_part_names(output_dir):
         raise UserError(f"{output_dir}: no manifest-<i>-of-<n>.json parts to combine; run the workers first")
     target = os.path.join(output_dir, MANIFEST_FILE)
-    if os.path.exists(target) and not overwrite:
+    if fileio.exists(target) and not overwrite:
         raise UserError(f"{target}: already exists; pass --overwrite to replace it")
     manifest = _combine_parts(output_dir)
     manifest.pop("manifest_path", None)
@@ -1061,13 +1061,11 @@ def resolve_pretraining_data(spec: str) -> tuple[list[str], Optional[dict]]:
     manifest are returned; or a glob, or comma-separated globs/files: the sorted matches and None.
     Raises UserError naming the spec when nothing matches or a listed shard is missing.
     """
-    import glob
-
     spec = os.fspath(spec).strip()
     if not spec:
         raise UserError("the pretraining data spec is empty; pass a directory with manifest.json or a glob of TFRecord files")
-    if os.path.isdir(spec):
-        has_manifest = os.path.exists(os.path.join(spec, MANIFEST_FILE)) or _manifest_part_names(spec)
+    if fileio.isdir(spec):
+        has_manifest = fileio.exists(os.path.join(spec, MANIFEST_FILE)) or _manifest_part_names(spec)
         if not has_manifest:
             raise UserError(
                 f"{spec}: directory has no {MANIFEST_FILE}; build the data with python -m electra_tf.build_pretraining_data "
@@ -1075,7 +1073,7 @@ def resolve_pretraining_data(spec: str) -> tuple[list[str], Optional[dict]]:
             )
         manifest = read_manifest(spec)
         files = [os.path.join(spec, name) for name in manifest["shards"]]
-        missing = [path for path in files if not os.path.exists(path)]
+        missing = [path for path in files if not fileio.exists(path)]
         if missing:
             raise UserError(f"{missing[0]}: listed in {manifest['manifest_path']} but missing ({len(missing)} shard(s) missing); rebuild or copy the data again")
         return files, manifest
@@ -1083,7 +1081,7 @@ def resolve_pretraining_data(spec: str) -> tuple[list[str], Optional[dict]]:
     for pattern in (entry.strip() for entry in spec.split(",")):
         if not pattern:
             continue
-        matches = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+        matches = sorted(path for path in fileio.glob(pattern) if fileio.isfile(path))
         if not matches:
             raise UserError(f"{pattern}: matches no files (pretraining data spec {spec!r})")
         files.extend(matches)

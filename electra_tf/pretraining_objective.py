@@ -32,6 +32,7 @@ from keras import ops
 # gradients); there is no public name for this helper, so an upgrade that moves it fails loudly.
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from electra_tf import fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE, DISCRIMINATOR_WEIGHTS_FILE,
@@ -401,19 +402,21 @@ def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
                                       uses; absent for uniform_generator)
     Existing files are only replaced with ``overwrite=True``.
     """
-    directory = pathlib.Path(directory)
+    # Strings and tf.io.gfile (electra_tf.fileio), so gs:// directories work: pathlib would turn
+    # "gs://b/x" into the local "gs:/b/x".
+    given, directory = directory, os.fspath(directory)
     targets = {CONFIG_FILE: None, BACKBONE_WEIGHTS_FILE: model.backbone}
     if model.discriminator is not None:
         targets[DISCRIMINATOR_WEIGHTS_FILE] = model.discriminator
     if model.generator is not None:
         targets[GENERATOR_WEIGHTS_FILE] = model.generator
-    existing = [name for name in targets if (directory / name).exists()]
+    existing = [name for name in targets if fileio.exists(fileio.join(directory, name))]
     if existing and not overwrite:
-        raise UserError(f"{directory / existing[0]} already exists; choose another directory or "
-                        "pass overwrite=True")
-    directory.mkdir(parents=True, exist_ok=True)
-    model.config.to_json_file(directory / CONFIG_FILE)
+        raise UserError(f"{fileio.join(directory, existing[0])} already exists; choose another "
+                        "directory or pass overwrite=True")
+    fileio.makedirs(directory)
+    model.config.to_json_file(fileio.join(directory, CONFIG_FILE))
     for name, network in targets.items():
         if network is not None:
-            network.save_weights(str(directory / name), overwrite=True)
-    return directory
+            network.save_weights(fileio.join(directory, name), overwrite=True)
+    return given if isinstance(given, str) else pathlib.Path(directory)

@@ -27,6 +27,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 
@@ -91,10 +92,10 @@ def read_squad(path: str, *, is_training: bool, version: str = "1.1"
     in the context; a mismatch is a UserError naming file, line and question id. Evaluation only
     needs the gold texts, so offsets are not checked there.
     """
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         raise UserError(f"{path}: SQuAD file not found; give the official train/dev JSON "
                         f"(e.g. {'train' if is_training else 'dev'}-v{version}.json)")
-    with open(path, encoding="utf-8") as handle:
+    with fileio.open(path, "r") as handle:
         raw = handle.read()
     if not raw.strip():
         raise UserError(f"{path}: file is empty; expected the official SQuAD JSON")
@@ -446,6 +447,6 @@ def split_by_article(examples: Sequence[SquadExample], num_eval_articles: int
 
 
 def write_json(path: str, value: Mapping) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
+    with fileio.open(path, "w") as handle:
         json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")

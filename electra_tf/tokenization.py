@@ -28,6 +28,7 @@ from typing import Iterable, Sequence, Union
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -72,17 +73,16 @@ def load_vocab(vocab_file: str) -> list[str]:
     blank or duplicate token or one with white space inside, or lacks one of SPECIAL_TOKENS.
     """
     name = os.fspath(vocab_file)
-    if not os.path.exists(name):
+    if not fileio.exists(name):
         raise UserError(f"{name}: vocabulary file not found; pass an existing vocab.txt (one token per line)")
-    if os.path.isdir(name):
+    if fileio.isdir(name):
         raise UserError(f"{name}: is a directory, expected a vocabulary file (one token per line)")
     try:
-        with open(name, encoding="utf-8") as handle:
-            lines = handle.read().split("\n")
+        lines = fileio.read_text(name).split("\n")
     except UnicodeDecodeError as error:
         raise UserError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start}); a vocabulary is UTF-8, one token per line") from None
-    except OSError as error:
-        raise UserError(f"{name}: cannot read vocabulary file ({error.strerror})") from None
+    except fileio.errors() as error:
+        raise UserError(f"{name}: cannot read vocabulary file ({_reason(error)})") from None
     # BERT's reader strips each line; a final newline leaves one empty string at the end.
     tokens = [line.strip() for line in lines]
     while tokens and not tokens[-1]:
@@ -109,15 +109,19 @@ def load_vocab(vocab_file: str) -> list[str]:
     return tokens
 
 
+def _reason(error) -> str:
+    return getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+
+
 def vocab_sha256(vocab_file) -> str:
     """Hex sha256 of the vocabulary file's bytes, to record which vocabulary made a dataset."""
     digest = hashlib.sha256()
     try:
-        with open(os.fspath(vocab_file), "rb") as handle:
+        with fileio.open(os.fspath(vocab_file), "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-    except OSError as error:
-        raise UserError(f"{os.fspath(vocab_file)}: cannot read vocabulary file ({error.strerror})") from None
+    except fileio.errors() as error:
+        raise UserError(f"{os.fspath(vocab_file)}: cannot read vocabulary file ({_reason(error)})") from None
     return digest.hexdigest()
 
 

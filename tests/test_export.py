@@ -35,15 +35,24 @@ TEXTS_B = [NON_ASCII, "Fine!", "", "", LONG + " Again"]
 # neither. TensorFlow tolerates a missing Keras (it only tries to preload it), but
 # tensorflow_text's Python package defines tf.keras layers when imported, so its kernels are
 # registered from its op libraries directly, which is what TF Serving's C++ server does too.
+# TF Serving restores variables through the MetaGraph's saver, as the TF1 loader does, so every
+# case also runs that way (tf.saved_model.load would hide variables the saver leaves
+# uninitialised). Only the op libraries the exports list in assets.extra/custom_ops.json are
+# loaded, which shows that list is enough.
 FRESH_PROCESS_SCRIPT = r'''
-import glob, importlib.util, json, os, sys
+import importlib.util, json, os, sys
 for blocked in ("keras", "tf_keras", "electra_tf"):
     sys.modules[blocked] = None  # "import keras" now raises ImportError
 import tensorflow as tf
 text_ops = os.path.join(os.path.dirname(importlib.util.find_spec("tensorflow_text").origin),
                         "python", "ops")
-for library in sorted(glob.glob(os.path.join(text_ops, "_*.so"))):
-    tf.load_op_library(library)
+cases = json.load(open(sys.argv[1]))
+libraries = set()
+for export_dir, _, _ in cases.values():
+    recorded = json.load(open(os.path.join(export_dir, "assets.extra", "custom_ops.json")))
+    libraries.update(recorded["tensorflow-text"]["ops"].values())
+for library in sorted(libraries):
+    tf.load_op_library(os.path.join(text_ops, library))
 
 def plain(value):
     if isinstance(value, bytes):
@@ -52,7 +61,6 @@ def plain(value):
         return [plain(item) for item in value]
     return value
 
-cases = json.load(open(sys.argv[1]))
 results = {}
 loaded = {}
 for case, (export_dir, signature, inputs) in cases.items():
@@ -61,6 +69,21 @@ for case, (export_dir, signature, inputs) in cases.items():
     function = loaded[export_dir].signatures[signature]
     outputs = function(**{name: tf.constant(values, tf.string) for name, values in inputs.items()})
     results[case] = {name: plain(value.numpy().tolist()) for name, value in outputs.items()}
+
+tf1 = {}
+for export_dir in sorted({export_dir for export_dir, _, _ in cases.values()}):
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+        for case, (case_dir, signature, inputs) in cases.items():
+            if case_dir != export_dir:
+                continue
+            signature_def = meta_graph.signature_def[signature]
+            feeds = {signature_def.inputs[name].name: values for name, values in inputs.items()}
+            fetches = {name: info.name for name, info in signature_def.outputs.items()}
+            tf1[case] = {name: plain(value.tolist())
+                         for name, value in session.run(fetches, feeds).items()}
+results["tf1_loader"] = tf1
+results["libraries"] = sorted(libraries)
 results["modules"] = sorted(name for name, module in sys.modules.items() if module is not None
                             and name.split(".")[0] in ("keras", "electra_tf", "tf_keras"))
 json.dump(results, open(sys.argv[2], "w"))
@@ -148,6 +171,7 @@ def _cases(root, paths):
         "classifier_default": (paths["classifier"], "serving_default",
                                {"text_a": TEXTS_A, "text_b": TEXTS_B}),
         "regressor_pair": (paths["regressor"], "pair", {"text_a": TEXTS_A, "text_b": TEXTS_B}),
+        "regressor_single": (paths["regressor"], "single", {"text_a": TEXTS_A}),
         "discriminator": (paths["discriminator"], "serving_default", {"text": TEXTS_A}),
         "encoder": (paths["encoder"], "serving_default", {"text": TEXTS_A}),
         "encoder_pair": (paths["encoder"], "pair", {"text": TEXTS_A, "text_b": TEXTS_B}),
@@ -241,6 +265,52 @@ def test_fresh_process_without_keras_matches_the_keras_models(exported, fresh_ou
             assert not vectors[row, length:].any()
             assert got["tokens"][row][:length] == tokenizer.convert_ids_to_tokens(
                 features["input_ids"][row, :length])
+
+
+def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs):
+    """Every case, loaded through the MetaGraph's saver (what TF Serving's C++ loader does), gives
+    what tf.saved_model.load gives, with only the recorded tensorflow-text libraries loaded."""
+    _, paths = exported
+    tf1 = fresh_outputs["tf1_loader"]
+    cases = [case for case in fresh_outputs
+             if case not in ("tf1_loader", "modules", "libraries")]
+    assert sorted(tf1) == sorted(cases)
+    assert {case.split("_")[0] for case in cases} == set(export.KINDS)
+    for case in cases:
+        assert sorted(tf1[case]) == sorted(fresh_outputs[case]), case
+        for name, value in fresh_outputs[case].items():
+            if isinstance(value, list) and value and not isinstance(
+                    np.array(value, dtype=object).flat[0], str):
+                np.testing.assert_allclose(np.array(tf1[case][name], np.float64),
+                                           np.array(value, np.float64), atol=1e-6,
+                                           err_msg=f"{case} {name}")
+            else:
+                assert tf1[case][name] == value, (case, name)
+    assert fresh_outputs["libraries"] == ["_fast_wordpiece_tokenizer.so", "_normalize_ops.so",
+                                          "_regex_split_ops.so"]
+    for kind, path in paths.items():
+        recorded = json.loads((pathlib.Path(path) / export.CUSTOM_OPS_FILE).read_text())
+        ops = recorded["tensorflow-text"]["ops"]
+        assert {"NormalizeUTF8", "FastWordpieceTokenizeWithOffsets"} <= set(ops), kind
+        assert export.export_info(path)["custom_ops"] == recorded
+
+
+def test_saved_model_cli_runs_an_export_with_the_text_ops_loaded(exported):
+    """The README's saved_model_cli command (which loads through the TF1 loader too)."""
+    _, paths = exported
+    command = [sys.executable, "-c", SAVED_MODEL_CLI, "run", "--dir", paths["discriminator"],
+               "--tag_set", "serve", "--signature_def", "serving_default",
+               "--input_exprs", 'text=["the chef ate the meal"]']
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Result for output key tokens:\n[[b'the' b'chef' b'ate' b'the' b'meal']]" in \
+        completed.stdout
+
+
+# The README's way of running saved_model_cli with tensorflow-text's ops registered.
+SAVED_MODEL_CLI = ("import sys, tensorflow_text; "
+                   "from tensorflow.python.tools.saved_model_cli import main; "
+                   "sys.argv[0] = 'saved_model_cli'; sys.exit(main())")
 
 
 def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
