@@ -187,22 +187,17 @@ def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, me
 # ---------------------------------------------------------------------------------------------
 
 
-# The tiny preset at sequence length 64 (twice the steps per second of 128) with a learning rate
-# raised for a short run. Measured (held-out, 16 batches of 32, unigram baseline 0.060): 300 steps
-# at lr 2e-3: AUC 0.511, MLM accuracy 0.096; 400 steps at 2e-3: AUC 0.547; 400 steps at 3e-3:
-# AUC 0.526, MLM 0.107; 450 steps at 3e-3: AUC 0.565, MLM 0.120.
-#
-# Held-out AUC during one 400-step run (seed 11; each against the generator of that step):
-# step 25: 0.710, 50: 0.402, 75: 0.433, 100: 0.442, 150: 0.492, 200: 0.497, 300: 0.497, 400: 0.526.
-# At step 25 (seeds 1-3: 0.751, 0.762, 0.729) the young generator still samples nearly uniformly
-# over the vocabulary, i.e. mostly rare words, and the discriminator has learnt to spot them. Ten
-# steps later the generator's output bias has the unigram distribution, "rare means replaced" is
-# now wrong (AUC below 0.5), and once it is unlearnt only context gives a replacement away, which
-# this model learns slowly: against a FIXED unigram generator (token identity carries no signal)
-# the same discriminator reaches only 0.521 after 400 steps and 0.579 after 2,000.
-EARLY_STEP = 25
+# The tiny preset at sequence length 64 (twice the steps per second of 128) with the gentle
+# schedule (lr 5e-4, 100 warm-up steps). With the reference's optimizer (no bias correction) the
+# held-out AUC peaks early and then falls as the discriminator's token states collapse, as the
+# reference's own code does on this setting (README, "The early dynamics"). Measured with
+# electra_tf.experiments.measure_dynamics on wiki_00-07 (seed 11): step 25: 0.764, 50: 0.792,
+# 100: 0.513 (token cosine 0.94), 200: 0.535, 400: 0.544 with generator accuracy 0.121 (unigram
+# baseline 0.060). At lr 3e-3 / 30 warm-up the peak is at step 10 (0.766) and the generator
+# stays near the unigram level (0.059 at step 400), so that schedule cannot show learning.
+EARLY_STEP = 50
 LEARNING_STEPS = 400
-LEARNING_HPARAMS = {"max_seq_length": 64, "learning_rate": 3e-3, "num_warmup_steps": 30}
+LEARNING_HPARAMS = {"max_seq_length": 64, "learning_rate": 5e-4, "num_warmup_steps": 100}
 EVAL_BATCHES = 16
 
 
@@ -273,10 +268,10 @@ def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data, bert_vocab_fil
     # The data's vocabulary travels with the weights, for fine-tuning and export.
     assert (tmp_path / "model" / "pretrained" / "vocab.txt").read_bytes() == (
         pathlib.Path(bert_vocab_file).read_bytes())
-    # Thresholds below the lowest measured values (step 25: AUC 0.710 over four seeds; step 400:
-    # AUC 0.526, MLM accuracy 1.78x the baseline). The AUC's standard error over ~25,000 tokens
-    # is ~0.004, so 0.51 is still ~2.5 of them above chance.
-    assert early_auc > 0.65
+    # Thresholds below the measured values (above; this test's own data, wiki_00-03: 0.801 at
+    # step 50, 0.521 at step 400, MLM accuracy 0.107). The AUC's standard error over ~25,000
+    # tokens is ~0.004, so 0.51 is still ~2.5 of them above chance.
+    assert early_auc > 0.70
     assert auc > 0.51
     assert mlm_accuracy > 1.5 * baseline
 
