@@ -429,7 +429,13 @@ class MaskedLMHead(keras.layers.Layer):
         dtype = matmul_dtype(self)
         hidden = self.layer_norm(self.dense(hidden))
         table = ops.cast(self.embeddings.word_embeddings, dtype)
-        logits = ops.einsum("bpe,ve->bpv", ops.cast(hidden, dtype), table)
+        # One [rows, E] x [E, V] matmul: an einsum over the batch makes TensorFlow compute the
+        # table's gradient as a batch of matmuls and then sum them (9% of an ELECTRA-Small
+        # step on CPU, against ~1% for this).
+        shape = ops.shape(hidden)
+        rows = ops.reshape(ops.cast(hidden, dtype), (-1, shape[-1]))
+        logits = ops.matmul(rows, ops.transpose(table))
+        logits = ops.reshape(logits, (shape[0], shape[1], self.config.vocab_size))
         return ops.cast(logits, "float32") + self.output_bias
 
 

@@ -168,8 +168,11 @@ def _softplus(x):
 
 def _label_log_probs(logits, labels):
     """logits [..., V] and integer labels [...] -> log softmax(logits)[label] [...]."""
-    log_probs = ops.log_softmax(logits, axis=-1)
-    return ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1), -1)
+    # The fused cross-entropy (TensorFlow's SparseSoftmaxCrossEntropyWithLogits) rather than
+    # log_softmax + take_along_axis, whose gradient scatters into a dense [..., V] tensor: that
+    # scatter alone was ~4% of an ELECTRA-Small step on CPU.
+    return -ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"), logits,
+                                                from_logits=True)
 
 
 def _weighted_mean(values, weights):
