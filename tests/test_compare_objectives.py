@@ -196,6 +196,12 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     assert (ablation.settings["pretraining"]["electra_15"]["steps"]
             == ablation.settings["pretraining"]["electra"]["steps"])
     assert ablation.configs["electra_15"].disc_bias_prior == 0.5  # the reference's zero bias
+    # A generator of 1/2 the width costs more per step, so it gets fewer steps for the budget.
+    half = plan(objectives=("electra", "electra_gen_half"), budget_electra_steps=20)
+    assert half.configs["electra_gen_half"].generator_hidden_size == 0.5
+    assert half.configs["electra"].generator_hidden_size == 0.25
+    assert (half.settings["pretraining"]["electra_gen_half"]["steps"][-1]
+            < half.settings["pretraining"]["electra"]["steps"][-1] == 20)
     # The MLM ablations: their own main-network heads, so their own step counts for the budget.
     mlm = plan(objectives=("electra", "replace_mlm", "all_tokens_mlm"), budget_electra_steps=20)
     assert mlm.configs["replace_mlm"].discriminator_task == "replace_mlm"

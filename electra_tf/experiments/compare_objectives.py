@@ -36,7 +36,8 @@ flags.DEFINE_enum("flops_convention", "matmul", ["matmul", "paper"], "How traini
 flags.DEFINE_list("fractions", ["0.125", "0.25", "0.5", "1"], "Fractions of the budget at which "
                   "each objective's encoder is snapshotted and fine-tuned (must include 1).")
 flags.DEFINE_list("objectives", ["electra", "bert"], "Pretraining objectives: electra (replaced "
-                  "token detection), bert (masked LM of the full-size encoder), and the paper's "
+                  "token detection), electra_gen_half (the same with a generator of 1/2 the "
+                  "width), bert (masked LM of the full-size encoder), and the paper's "
                   "ablations electra_15 (discriminator loss on the masked positions only), "
                   "replace_mlm (masked LM on generator-replaced input) and all_tokens_mlm (it, "
                   "predicting every token with a copy mechanism).")

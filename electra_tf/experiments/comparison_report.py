@@ -23,6 +23,7 @@ RESULTS_MARKDOWN = "results.md"
 PLOT_PNG = "plot.png"
 
 OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
+                    "electra_gen_half": "ELECTRA, generator 1/2 of the width",
                     "bert": "BERT (masked LM)",
                     "electra_15": "ELECTRA 15% (disc. loss on masked positions only)",
                     "replace_mlm": "Replace MLM (generator samples instead of [MASK])",
@@ -258,8 +259,8 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    markers = {"electra": "o", "bert": "s", "electra_15": "D", "replace_mlm": "v",
-               "all_tokens_mlm": "^"}
+    markers = {"electra": "o", "electra_gen_half": "P", "bert": "s", "electra_15": "D",
+               "replace_mlm": "v", "all_tokens_mlm": "^"}
     plotted = False
     for objective in results["settings"]["objectives"]:
         points = sorted((e["pretraining_flops"], e["glue_average"]) for e in results["encoders"]

@@ -37,6 +37,10 @@ from electra_tf.progress import ProgressReporter
 # Objective name -> the config keys that select it.
 OBJECTIVES = {
     "electra": {"electra_objective": True, "discriminator_task": "detection"},
+    # The paper's other recommended generator size (its Figure 3: 1/4 to 1/2 of the
+    # discriminator's width); "electra" takes the preset's (1/4 in every preset).
+    "electra_gen_half": {"electra_objective": True, "discriminator_task": "detection",
+                         "generator_hidden_size": 0.5},
     "bert": {"electra_objective": False},
     # The paper's ablations (section 3.2). "ELECTRA 15%": the discriminator learns from the
     # masked positions only; Replace MLM: a masked LM whose masked positions hold generator
