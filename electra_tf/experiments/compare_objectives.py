@@ -57,6 +57,8 @@ flags.DEFINE_integer("finetune_steps", None, "Fine-tune exactly this many steps 
 flags.DEFINE_float("finetune_learning_rate", None, "Fine-tuning learning rate (default: the "
                    "recipe for the model size, 3e-4 below Base).")
 flags.DEFINE_integer("finetune_batch_size", 32, "Fine-tuning batch size.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16"], "Precision of pretraining and "
+                  "fine-tuning, as run_pretraining's --mixed_precision (bf16: bfloat16 matmuls).")
 flags.DEFINE_bool("overwrite", False, "Replace a different experiment's outputs in --output_dir.")
 flags.DEFINE_integer("log_every_steps", 100, "Progress lines every this many training steps.")
 
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> None:
         finetune_epochs=FLAGS.finetune_epochs, finetune_steps=FLAGS.finetune_steps,
         finetune_learning_rate=FLAGS.finetune_learning_rate,
         finetune_batch_size=FLAGS.finetune_batch_size, overwrite=FLAGS.overwrite,
-        log_every_steps=FLAGS.log_every_steps)
+        log_every_steps=FLAGS.log_every_steps, mixed_precision=FLAGS.mixed_precision)
     objective_comparison.run_comparison(options)
 
 

@@ -65,7 +65,7 @@ SETTINGS_FILE = "experiment.json"
 # concern fine-tuning.
 PRETRAINING_SETTINGS = ("pretrain_data", "pretrain_data_examples", "vocab_file", "config",
                         "budget_flops", "flops_convention", "fractions", "objectives",
-                        "pretraining")
+                        "pretraining", "mixed_precision")
 SNAPSHOT_MARKER = "snapshot.json"
 OUTPUT_SUBDIRS = ("pretrain", "snapshots", "random_init", "finetune")
 
@@ -98,6 +98,8 @@ class ComparisonOptions:
     finetune_seed: int = 12345
     overwrite: bool = False
     log_every_steps: int = 100
+    # run_pretraining's and run_finetuning's --mixed_precision, for both stages (none, bf16).
+    mixed_precision: str = "none"
 
 
 @dataclasses.dataclass
@@ -263,6 +265,7 @@ def make_plan(options: ComparisonOptions) -> Plan:
         "flops_convention": options.flops_convention,
         "fractions": list(fractions),
         "objectives": list(objectives),
+        "mixed_precision": options.mixed_precision,
         "pretraining": {objective: {"config": configs[objective].to_dict(),
                                     "flops_per_step": step_flops[objective],
                                     "steps": [segment.step for segment in segments[objective]]}
@@ -392,7 +395,8 @@ def pretrain_segment(options: ComparisonOptions, plan: Plan, segment: Segment) -
     started = time.monotonic()
     run_options = pretraining.PretrainingOptions(
         model_dir=model_dir, pretrain_data=options.pretrain_data,
-        log_every_steps=options.log_every_steps, stop_at_step=segment.step)
+        log_every_steps=options.log_every_steps, stop_at_step=segment.step,
+        mixed_precision=options.mixed_precision)
     result = pretraining.run_pretraining(
         run_options, config=options.config, hparams=plan.hparams[objective],
         num_train_steps=total_steps)
@@ -485,6 +489,7 @@ def finetune_encoder(options: ComparisonOptions, plan: Plan, encoder_name: str,
         log_every_steps=max(options.log_every_steps, 1),
         save_weights=False,
         write_test_predictions=False,
+        mixed_precision=options.mixed_precision,
     )
     finetuning.run_finetuning(finetune_options)
     _clear_keras_state()
