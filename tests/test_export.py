@@ -332,7 +332,11 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
         start, end = got["answer_start"][index], got["answer_end"][index]
         assert got["no_answer_score"][index] == pytest.approx(null_scores[example.qid], abs=1e-3)
         if abs(null_scores[example.qid] - threshold) < 1e-4:
-            borderline += 1  # a 1e-6 logit difference may flip this one's decision
+            # A 1e-6 logit difference may flip this one's no-answer decision; the answer it
+            # gives otherwise must still be fine-tuning's.
+            borderline += 1
+            assert text in ("", predictions[example.qid]) or not predictions[example.qid], \
+                example.qid
             continue
         assert text == predictions[example.qid], example.qid
         if text:
@@ -342,7 +346,10 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
             unanswered += 1
         if text and text in example.answer_texts:
             gold_hits += 1
-    assert borderline <= 1
+    # The question whose score set the tuned threshold, and at most one more: this briefly
+    # trained model hardly reads the question, so questions on one context can tie to 1e-6
+    # (measured: -1.0796269 and -1.0796260).
+    assert borderline <= 2
     assert gold_hits >= 10, gold_hits
     assert unanswered >= 1
     # An empty context has no span; an empty question still reads the context.
