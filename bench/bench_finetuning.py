@@ -27,6 +27,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from matmul_peak import matmul_peak  # noqa: E402 (bench/, the script's folder)
 import numpy as np  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -141,6 +143,23 @@ def measure_huggingface(config) -> float | None:
     return best
 
 
+def step_flops(config) -> float:
+    """Model FLOPs of one classification step: the encoder's matmuls (its last layer at [CLS]
+    only, as FinetuningModel computes it, with keys and values from every token), the E->H
+    projection, x3 for forward + backward. The head's [H, 2] matmul is negligible."""
+    from electra_tf import flops
+
+    batch, seq, hidden = FLAGS.batch_size, FLAGS.seq_length, config.hidden_size
+    layers, inner = config.num_hidden_layers, config.intermediate_size
+    full = flops.encoder_forward_flops_per_token(hidden, inner, layers - 1, seq) * batch * seq
+    # Last layer: K and V for every token, Q, output, FFN and attention for [CLS] alone.
+    last = batch * (seq * 2 * 2 * hidden * hidden
+                    + 2 * (2 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * seq * hidden)
+    project = (2 * config.embedding_size * hidden * batch * seq
+               if config.embedding_size != hidden else 0)
+    return flops.FORWARD_AND_BACKWARD * (full + last + project)
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -148,6 +167,11 @@ def main(argv):
     from electra_tf import config as config_lib
 
     config = config_lib.load_config(FLAGS.config)
+    flops_per_step = step_flops(config)
+    peaks = {"float32": matmul_peak(2048, "float32"), "mixed_bfloat16": matmul_peak(2048, "bfloat16")}
+    print(f"model GFLOP per step {flops_per_step / 1e9:.1f}; matmul peak (2048^3) in this run: "
+          f"float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 "
+          f"{peaks['mixed_bfloat16'] / 1e9:.0f} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
     measured = measure_huggingface(config)
     reference = measured if measured is not None else FLAGS.reference_examples_per_second
     source = "measured in this run" if measured is not None else "quoted from issue 4"
@@ -157,11 +181,14 @@ def main(argv):
           f"TF {tf.__version__}, {os.cpu_count()} CPUs")
     print(f"HF PyTorch ElectraForSequenceClassification float32: {reference:.1f} examples/s "
           f"({source})")
-    print(f"{'policy':<16}{'xla':<6}{'examples/s':>12}{'vs HF PyTorch':>22}")
+    print(f"{'policy':<16}{'xla':<6}{'examples/s':>12}{'vs HF PyTorch':>22}"
+          f"{'share of its matmul peak':>28}")
     for policy in FLAGS.policies:
         for jit in FLAGS.jit_compile:
             rate = measure(config, policy, jit.strip().lower() == "true")
-            print(f"{policy:<16}{jit:<6}{rate:>12.1f}{rate / reference:>21.2f}x", flush=True)
+            share = rate / FLAGS.batch_size * flops_per_step / peaks.get(policy, peaks["float32"])
+            print(f"{policy:<16}{jit:<6}{rate:>12.1f}{rate / reference:>21.2f}x{share:>27.0%}",
+                  flush=True)
     if FLAGS.sst2_dir:
         print(f"real SST-2 training batches (first 4,096 sentences), {FLAGS.policies[0]}, "
               f"xla {FLAGS.jit_compile[0]}:")

@@ -23,6 +23,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from matmul_peak import matmul_peak  # noqa: E402 (bench/, the script's folder)
 import numpy as np  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -40,31 +42,6 @@ flags.DEFINE_bool("compare_huggingface", True,
                   "Also time the same step built from Hugging Face transformers' PyTorch ELECTRA "
                   "classes in this run (needs torch and transformers, the test extra), for a ratio.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul used to measure the peak.")
-
-
-def matmul_peak(size: int, dtype: str, repeats: int = 5) -> float:
-    """Best FLOP/s of a size^3 matmul chain in one compiled function."""
-    import tensorflow as tf
-
-    a = tf.random.normal((size, size), dtype=tf.float32)
-    b = tf.random.normal((size, size), dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-    chain = 4
-
-    @tf.function
-    def run(x, y):
-        out = x
-        for _ in range(chain):
-            out = tf.matmul(out, y) * tf.cast(1e-2, dtype)
-        return tf.reduce_sum(tf.cast(out[:1, :1], tf.float32))
-
-    run(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return chain * 2 * size ** 3 / best
 
 
 def time_steps(config, policy: str, jit_compile: bool, batch: int, seq: int) -> list[float]:
