@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from electra_tf import build_vocab, export, fileio, finetuning, pretraining, pretraining_data
 from electra_tf import predict
+from electra_tf.config import CONFIGS_DIR
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROOT = "ram://electra_tf_test"
@@ -48,7 +49,7 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
     for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
         _put(REPO / "tests" / "fixtures" / "glue" / "MNLI" / name, f"{ROOT}/glue/MNLI/{name}")
     with fileio.open(f"{ROOT}/tiny.json", "w") as handle:
-        json.dump(dict(json.loads((REPO / "configs" / "electra_tiny.json").read_text()), **TINY),
+        json.dump(dict(json.loads((CONFIGS_DIR / "electra_tiny.json").read_text()), **TINY),
                   handle)
 
     # build_vocab: a remote corpus directory in, a remote vocab.txt out.
