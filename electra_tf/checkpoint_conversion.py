@@ -211,6 +211,9 @@ class ElectraWeights:
     parts: frozenset
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     source: str = ""
+    # A fine-tuned model's task head: {"head": head.json's kind, "kernel", "bias"} (Keras
+    # layout), or None. Only a span head has an exact Hugging Face form (see write_huggingface).
+    task_head: Optional[dict] = None
 
     def summary(self) -> str:
         skipped = ", ".join(f"{count} {kind}" for kind, count in self.skipped.items() if count)
@@ -795,6 +798,27 @@ def huggingface_config(config: ElectraConfig, model: str, architecture: str) -> 
             "position_embedding_type": "absolute", "tie_word_embeddings": True}
 
 
+def _hf_task_head(weights: ElectraWeights) -> dict:
+    """The fine-tuned head as Hugging Face tensors, {} for none; a head with no exact Hugging
+    Face form is refused rather than approximated."""
+    head = weights.task_head
+    if head is None:
+        return {}
+    if head["head"] in ("classification", "regression"):
+        raise UserError(
+            f"{weights.source}: a fine-tuned {head['head']} head cannot become Hugging Face's "
+            "ElectraForSequenceClassification, whose head is dense + GELU + out_proj where "
+            "electra_tf's is one dense layer on [CLS]; convert the pretrained model instead, or "
+            "--to official / electra_tf")
+    if head.get("answerable"):
+        raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
+                        "Face's ElectraForQuestionAnswering (start/end logits only); convert "
+                        "--to official or electra_tf")
+    # qa_outputs is Linear(hidden, 2) on every token, start then end: our start_end dense.
+    return {"qa_outputs.weight": np.ascontiguousarray(head["kernel"].T),
+            "qa_outputs.bias": np.asarray(head["bias"])}
+
+
 def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
                       overwrite: bool = False) -> list[str]:
     """Writes output_dir/discriminator (ElectraForPreTraining, or ElectraModel without the
@@ -802,8 +826,11 @@ def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
     with Linear weights [out, in]. Returns the directories written."""
     output = fileio.fspath(output_dir).rstrip("/")
     table = variable_table(weights.config)
+    task_tensors = _hf_task_head(weights)
     plans = []
-    if "discriminator" in weights.parts:
+    if task_tensors:
+        plans.append(("discriminator", "ElectraForQuestionAnswering"))
+    elif "discriminator" in weights.parts:
         architecture = ("ElectraForPreTraining" if "discriminator_head" in weights.parts
                         else "ElectraModel")
         plans.append(("discriminator", architecture))
@@ -821,10 +848,14 @@ def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
                     if hf_model == model and variable.keras in weights.arrays:
                         array = weights.arrays[variable.keras]
                         tensors[hf_name] = array.T if variable.is_kernel else array
+            if model == "discriminator" and task_tensors:
+                tensors.update(task_tensors)
             fileio.makedirs(fileio.join(directory, model))
             write_safetensors(tensors, fileio.join(directory, model, SAFETENSORS_FILE))
-            fileio.write_json_atomic(fileio.join(directory, model, HF_CONFIG_FILE),
-                                     huggingface_config(weights.config, model, architecture))
+            values = huggingface_config(weights.config, model, architecture)
+            if architecture == "ElectraForQuestionAnswering":
+                values["num_labels"] = 2
+            fileio.write_json_atomic(fileio.join(directory, model, HF_CONFIG_FILE), values)
 
     # transformers finds a model by its config.json: it arrives after the weights.
     _publish(output, write, commit_files=[f"{model}/{HF_CONFIG_FILE}" for model, _ in plans])
@@ -937,7 +968,12 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     config_path = fileio.join(directory, CONFIG_FILE)
     if not fileio.isfile(config_path):
         raise UserError(f"{config_path} not found; --model_dir must be a directory written by "
-                        "save_pretrained (run_pretraining's pretrained/) or by this converter")
+                        "save_pretrained (run_pretraining's pretrained/), by run_finetuning "
+                        "(a trial's finetuned/) or by this converter")
+    from electra_tf import finetuning
+
+    if fileio.isfile(fileio.join(directory, finetuning.HEAD_FILE)):
+        return _read_finetuned(directory)
     config = ElectraConfig.from_json_file(config_path)
     model = ElectraPretrainer(config)
     loads = []
@@ -968,6 +1004,32 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     _check_table_matches(model, config)
     parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
     return ElectraWeights(config, arrays, parts, {}, source=directory)
+
+
+def _read_finetuned(directory: str) -> ElectraWeights:
+    """A trial's finetuned/: its encoder as the discriminator's, its head in ``task_head``."""
+    from electra_tf import finetuning
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    try:
+        head, finetuned = finetuning.load_finetuned(directory)
+    except (KeyError, ValueError) as error:
+        raise UserError(f"{directory}: not a readable finetuned/ folder ({error})") from None
+    config = finetuned.backbone.config
+    pretrainer = ElectraPretrainer(config)
+    # The same ElectraBackbone class and config: its weights line up one to one.
+    pretrainer.backbone.set_weights(finetuned.backbone.get_weights())
+    arrays = {variable.path: np.asarray(variable.numpy(), dtype=np.float32)
+              for variable in pretrainer.backbone.weights}
+    parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
+    dense = finetuned.output_dense
+    task_head = {"head": head["head"], "answerable": bool(head.get("answerable")),
+                 "kernel": np.asarray(dense.kernel.numpy(), dtype=np.float32),
+                 "bias": np.asarray(dense.bias.numpy(), dtype=np.float32)}
+    count = len(finetuned.weights) - len(finetuned.backbone.weights)
+    skipped = {f"{head['task']} head variables (only a span head goes to Hugging Face)": count}
+    return ElectraWeights(config, arrays, parts, skipped,
+                          source=directory, task_head=task_head)
 
 
 VOCAB_FILE = "vocab.txt"
