@@ -21,22 +21,26 @@ half a part: that is reported as the first missing variable.
 
 Readers: :func:`read_official`, :func:`read_huggingface`, :func:`read_electra_tf`.
 Writers: :func:`write_official`, :func:`write_huggingface`, :func:`write_electra_tf`.
-Downloaded files are untrusted: safetensors is parsed here (no PyTorch, no pickle) and
-``pytorch_model.bin`` is only opened with PyTorch's weights-only unpickler.
+Downloaded files are untrusted: safetensors is parsed by the safetensors package (no PyTorch,
+no pickle) and ``pytorch_model.bin`` is only opened with PyTorch's weights-only unpickler.
+
+Every path (inputs and --output_dir) goes through electra_tf.fileio, so gs:// or any other
+TensorFlow file system works like a local folder. Writers build their files in a hidden sibling
+folder and move them into place one by one, each folder's commit file (config.json, the
+checkpoint's .index and 'checkpoint') last: a reader never finds a converted model half written.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import io
 import os
-import pathlib
-import struct
 from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
+from electra_tf import fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 
@@ -207,6 +211,9 @@ class ElectraWeights:
     parts: frozenset
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     source: str = ""
+    # A fine-tuned model's task head: {"head": head.json's kind, "kernel", "bias"} (Keras
+    # layout), or None. Only a span head has an exact Hugging Face form (see write_huggingface).
+    task_head: Optional[dict] = None
 
     def summary(self) -> str:
         skipped = ", ".join(f"{count} {kind}" for kind, count in self.skipped.items() if count)
@@ -352,23 +359,25 @@ def resolve_official_checkpoint(path: str | os.PathLike) -> str:
     """A checkpoint prefix from a prefix, a .index/.data file, or a directory holding one."""
     import tensorflow as tf
 
-    text = str(path)
-    candidate = pathlib.Path(text)
-    if candidate.is_dir():
+    text = fileio.fspath(path).rstrip("/")
+    # The prefix first: ram:// calls "x/model.ckpt" a folder when "x/model.ckpt.index" exists.
+    if fileio.isfile(text + ".index"):
+        return text
+    if fileio.isdir(text):
         latest = tf.train.latest_checkpoint(text)
         if latest:
             return latest
-        indexes = sorted(candidate.glob("*.index"))
+        indexes = fileio.glob(fileio.join(text, "*.index"))
         if len(indexes) == 1:
-            return str(indexes[0])[: -len(".index")]
+            return indexes[0][: -len(".index")]
         raise UserError(f"{text}: directory holds {len(indexes)} checkpoints (*.index) and no "
                         "'checkpoint' file; pass --checkpoint=<dir>/<name> (the path without "
                         ".index)")
     if text.endswith(".index"):
         text = text[: -len(".index")]
-    elif ".data-" in candidate.name:
+    elif ".data-" in os.path.basename(text):
         text = text[: text.rindex(".data-")]
-    if not pathlib.Path(text + ".index").is_file():
+    if not fileio.isfile(text + ".index"):
         raise UserError(f"{path}: no TensorFlow checkpoint there ({text}.index not found); pass "
                         "the checkpoint prefix, e.g. electra_small/electra_small or "
                         "model.ckpt-1000000")
@@ -382,7 +391,8 @@ def read_official(checkpoint: str | os.PathLike, config: ElectraConfig) -> Elect
 
     prefix = resolve_official_checkpoint(checkpoint)
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        # Not tf.train.load_checkpoint, which takes a ram:// prefix for a folder (see above).
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -432,107 +442,115 @@ def write_official(weights: ElectraWeights, output_dir: str | os.PathLike,
     """
     import tensorflow as tf
 
-    output = pathlib.Path(output_dir)
-    prefix = output / OFFICIAL_CHECKPOINT_NAME
-    targets = [pathlib.Path(str(prefix) + ".index"), output / "checkpoint",
-               output / OFFICIAL_CONFIG_FILE]
-    _refuse_existing(targets + list(output.glob(OFFICIAL_CHECKPOINT_NAME + ".data-*")), overwrite)
-    output.mkdir(parents=True, exist_ok=True)
-    if overwrite:  # a stale data shard of another sharding would confuse readers
-        for stale in output.glob(OFFICIAL_CHECKPOINT_NAME + ".data-*"):
-            stale.unlink()
+    output = fileio.fspath(output_dir).rstrip("/")
+    prefix = fileio.join(output, OFFICIAL_CHECKPOINT_NAME)
+    shard_pattern = prefix + ".data-*"
+    existing_shards = fileio.glob(shard_pattern) if fileio.isdir(output) else []
+    _refuse_existing([prefix + ".index", fileio.join(output, "checkpoint"),
+                      fileio.join(output, OFFICIAL_CONFIG_FILE)] + existing_shards, overwrite)
     by_keras = {variable.keras: variable for variable in variable_table(weights.config)}
     names, tensors = [], []
     for keras_path in sorted(weights.arrays, key=lambda path: by_keras[path].official):
         names.append(by_keras[keras_path].official)
         tensors.append(tf.constant(weights.arrays[keras_path], dtype=tf.float32))
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names,
-                      shape_and_slices=[""] * len(names), tensors=tensors)
-    (output / "checkpoint").write_text(
-        f'model_checkpoint_path: "{OFFICIAL_CHECKPOINT_NAME}"\n'
-        f'all_model_checkpoint_paths: "{OFFICIAL_CHECKPOINT_NAME}"\n')
-    weights.config.to_json_file(output / OFFICIAL_CONFIG_FILE)
-    return str(prefix)
+
+    def write(directory: str) -> None:
+        tf.raw_ops.SaveV2(prefix=fileio.join(directory, OFFICIAL_CHECKPOINT_NAME),
+                          tensor_names=names, shape_and_slices=[""] * len(names),
+                          tensors=tensors)
+        fileio.write_text_atomic(fileio.join(directory, "checkpoint"),
+                                 f'model_checkpoint_path: "{OFFICIAL_CHECKPOINT_NAME}"\n'
+                                 f'all_model_checkpoint_paths: "{OFFICIAL_CHECKPOINT_NAME}"\n')
+        weights.config.to_json_file(fileio.join(directory, OFFICIAL_CONFIG_FILE))
+
+    written = _publish(output, write, commit_files=[OFFICIAL_CHECKPOINT_NAME + ".index",
+                                                     "checkpoint"])
+    # A data shard of another sharding, left by an earlier write, would confuse readers.
+    for stale in existing_shards:
+        if os.path.basename(stale) not in written:
+            fileio.remove(stale)
+    return prefix
+
+
+def _publish(output_dir: str, write: Callable[[str], object],
+             commit_files: Iterable[str] = ()) -> list[str]:
+    """Runs ``write`` on a fresh hidden sibling of ``output_dir``, then moves each file it wrote
+    into ``output_dir`` (replacing what is there: callers refuse existing files first unless
+    --overwrite), ``commit_files`` (relative names) last. Returns the relative names moved."""
+    output_dir = fileio.fspath(output_dir).rstrip("/")
+    parent = os.path.dirname(output_dir)
+    if parent:
+        fileio.makedirs(parent)
+    temporary = fileio.temporary_name(output_dir)
+    try:
+        fileio.makedirs(temporary)
+        write(temporary)
+        names = fileio.files_below(temporary)
+        commit = [name for name in commit_files if name in names]
+        ordered = [name for name in names if name not in commit] + commit
+        for name in ordered:
+            target = fileio.join(output_dir, name)
+            fileio.makedirs(os.path.dirname(target))
+            fileio.rename(fileio.join(temporary, name), target, overwrite=True)
+        return ordered
+    finally:
+        if fileio.exists(temporary):
+            fileio.rmtree(temporary)
 
 
 # ---------------------------------------------------------------------------------------------
-# safetensors, parsed and written here: a little-endian u64 header length, a JSON header of
-# {name: {dtype, shape, data_offsets}}, then the raw tensors back to back.
+# safetensors, through the safetensors package (its Rust parser checks the header, the offsets
+# and the sizes; no PyTorch needed).
 
+# NumPy has no bfloat16: its bits are the top half of a float32's, so they widen exactly.
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
                        "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
-_MAX_HEADER_BYTES = 100_000_000
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """name -> array (bfloat16 widened to float32). Raises UserError if it is not safetensors."""
-    path = pathlib.Path(path)
+    import safetensors
+
+    path = fileio.fspath(path)
 
     def bad(why: str) -> UserError:
         return UserError(f"{path}: not a valid safetensors file ({why}); download it again")
 
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                raise bad("shorter than its 8-byte header length")
-            header_length = struct.unpack("<Q", head)[0]
-            if header_length > min(size - 8, _MAX_HEADER_BYTES):
-                raise bad(f"header length {header_length} does not fit the file of {size} bytes")
-            header_bytes = handle.read(header_length)
-    except OSError as error:
-        raise UserError(f"{path}: cannot read ({error.strerror or error})") from None
+        data = fileio.read_bytes(path)
+    except fileio.errors() as error:
+        raise UserError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})"
+                        ) from None
     try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise bad("its header is not JSON") from None
-    if not isinstance(header, dict):
-        raise bad("its header is not a JSON object")
-    data_start = 8 + header_length
-    data_size = size - data_start
+        # safetensors.numpy.load would do, but it knows no BF16 (NumPy has none).
+        views = safetensors.deserialize(data)
+    except Exception as error:  # SafetensorError, which the package does not export
+        first = str(error).strip().splitlines()[0] if str(error).strip() else (
+            type(error).__name__)
+        raise bad(first[:200]) from None
     tensors = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
-            shape = tuple(int(d) for d in entry["shape"])
-            begin, end = (int(offset) for offset in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise bad(f"entry {name!r} lacks a known dtype, shape or data_offsets") from None
-        count = math.prod(shape)
-        if not 0 <= begin <= end <= data_size or end - begin != count * dtype.itemsize:
-            raise bad(f"tensor {name} has offsets [{begin}, {end}) that do not fit its shape "
-                      f"{_shape_text(shape)} or the file")
-        array = np.fromfile(path, dtype=dtype, count=count, offset=data_start + begin)
-        if entry["dtype"] == "BF16":
+    for name, view in views:
+        if view["dtype"] not in _SAFETENSORS_DTYPES:
+            raise bad(f"tensor {name} has dtype {view['dtype']}, which no ELECTRA weight uses")
+        array = np.frombuffer(view["data"], dtype=_SAFETENSORS_DTYPES[view["dtype"]])
+        if view["dtype"] == "BF16":
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        tensors[name] = array.reshape(shape)
+        tensors[name] = array.reshape(view["shape"])
     return tensors
 
 
 def write_safetensors(tensors: Mapping[str, np.ndarray], path: str | os.PathLike,
                       metadata: Optional[Mapping[str, str]] = None) -> None:
     """Writes float32 tensors as safetensors (transformers wants metadata format=pt)."""
-    header: dict = {"__metadata__": dict(metadata or {"format": "pt"})}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        blob = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(np.shape(tensors[name])),
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    header_bytes += b" " * (-len(header_bytes) % 8)  # keeps the tensors 8-byte aligned
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(header_bytes)))
-        handle.write(header_bytes)
-        for blob in blobs:
-            handle.write(blob)
+    import safetensors.numpy
+
+    data = safetensors.numpy.save(
+        {name: np.ascontiguousarray(array, dtype="<f4") for name, array in tensors.items()},
+        metadata=dict(metadata or {"format": "pt"}))
+    fileio.write_bytes_atomic(path, data)
 
 
-def _read_pytorch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _read_pytorch_bin(path: str) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
@@ -542,7 +560,8 @@ def _read_pytorch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
 
     try:
         # weights_only: the unpickler accepts tensors and plain containers, never code.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(fileio.read_bytes(path)), map_location="cpu",
+                           weights_only=True)
     except pickle.UnpicklingError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise UserError(f"{path}: refused to load: it holds objects other than tensors, which "
@@ -558,23 +577,23 @@ def _read_pytorch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
             else value.numpy() for name, value in state.items()}
 
 
-def _read_hf_tensors(model_dir: pathlib.Path) -> tuple[dict[str, np.ndarray], pathlib.Path]:
-    single = model_dir / SAFETENSORS_FILE
-    index = model_dir / SAFETENSORS_INDEX_FILE
-    if single.is_file():
+def _read_hf_tensors(model_dir: str) -> tuple[dict[str, np.ndarray], str]:
+    single = fileio.join(model_dir, SAFETENSORS_FILE)
+    index = fileio.join(model_dir, SAFETENSORS_INDEX_FILE)
+    if fileio.isfile(single):
         return read_safetensors(single), single
-    if index.is_file():
+    if fileio.isfile(index):
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
+            weight_map = fileio.read_json(index)["weight_map"]
             shards = sorted(set(weight_map.values()))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(f"{index}: not a safetensors index (no weight_map)") from None
         tensors = {}
         for shard in shards:
-            tensors.update(read_safetensors(model_dir / shard))
+            tensors.update(read_safetensors(fileio.join(model_dir, shard)))
         return tensors, index
-    pytorch = model_dir / PYTORCH_FILE
-    if pytorch.is_file():
+    pytorch = fileio.join(model_dir, PYTORCH_FILE)
+    if fileio.isfile(pytorch):
         return _read_pytorch_bin(pytorch), pytorch
     raise UserError(f"{model_dir}: no {SAFETENSORS_FILE}, {SAFETENSORS_INDEX_FILE} or "
                     f"{PYTORCH_FILE}; point --model_dir at a downloaded Hugging Face model")
@@ -590,12 +609,12 @@ _HF_OPTIONAL_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "ini
                      "layer_norm_eps", "pad_token_id")
 
 
-def _read_hf_config(model_dir: pathlib.Path) -> dict:
-    path = model_dir / HF_CONFIG_FILE
-    if not path.is_file():
+def _read_hf_config(model_dir: str) -> dict:
+    path = fileio.join(model_dir, HF_CONFIG_FILE)
+    if not fileio.isfile(path):
         raise UserError(f"{path} not found; --model_dir must be a Hugging Face model directory")
     try:
-        values = json.loads(path.read_text())
+        values = fileio.read_json(path)
     except json.JSONDecodeError as error:
         raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
     if not isinstance(values, dict):
@@ -662,7 +681,7 @@ def read_huggingface(model_dir: str | os.PathLike,
     its hidden size.
     """
     base = base_config or ElectraConfig()
-    model_dir = pathlib.Path(model_dir)
+    model_dir = fileio.fspath(model_dir).rstrip("/")
     hf_config = _read_hf_config(model_dir)
     skipped: dict[str, int] = {}
     tensors, weights_file = _read_hf_tensors(model_dir)
@@ -670,7 +689,7 @@ def read_huggingface(model_dir: str | os.PathLike,
     kind = _hf_model_kind(tensors)
     sizes = {key: hf_config[key] for key in _HF_SIZE_KEYS}
     sizes.update({key: hf_config[key] for key in _HF_OPTIONAL_KEYS if key in hf_config})
-    config_source = str(model_dir / HF_CONFIG_FILE)
+    config_source = fileio.join(model_dir, HF_CONFIG_FILE)
 
     if kind == "generator":
         if generator_model_dir is not None:
@@ -683,7 +702,7 @@ def read_huggingface(model_dir: str | os.PathLike,
         config = _config_with(base, dict(sizes, electra_objective=True), config_source)
         files = [("discriminator", tensors, weights_file)]
         if generator_model_dir is not None:
-            generator_dir = pathlib.Path(generator_model_dir)
+            generator_dir = fileio.fspath(generator_model_dir).rstrip("/")
             generator_config = _read_hf_config(generator_dir)
             generator_tensors, generator_file = _read_hf_tensors(generator_dir)
             generator_tensors = _normalise_hf_names(generator_tensors, skipped)
@@ -691,7 +710,7 @@ def read_huggingface(model_dir: str | os.PathLike,
                 raise UserError(f"{generator_file}: --generator_model_dir holds no "
                                 "generator_predictions; it must be an ElectraForMaskedLM")
             config = _generator_config(config, generator_config, tensors, generator_tensors,
-                                       str(generator_dir / HF_CONFIG_FILE))
+                                       fileio.join(generator_dir, HF_CONFIG_FILE))
             files.append(("generator", generator_tensors, generator_file))
 
     arrays: dict[str, np.ndarray] = {}
@@ -779,48 +798,78 @@ def huggingface_config(config: ElectraConfig, model: str, architecture: str) -> 
             "position_embedding_type": "absolute", "tie_word_embeddings": True}
 
 
+def _hf_task_head(weights: ElectraWeights) -> dict:
+    """The fine-tuned head as Hugging Face tensors, {} for none; a head with no exact Hugging
+    Face form is refused rather than approximated."""
+    head = weights.task_head
+    if head is None:
+        return {}
+    if head["head"] in ("classification", "regression"):
+        raise UserError(
+            f"{weights.source}: a fine-tuned {head['head']} head cannot become Hugging Face's "
+            "ElectraForSequenceClassification, whose head is dense + GELU + out_proj where "
+            "electra_tf's is one dense layer on [CLS]; convert the pretrained model instead, or "
+            "--to official / electra_tf")
+    if head.get("answerable"):
+        raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
+                        "Face's ElectraForQuestionAnswering (start/end logits only); convert "
+                        "--to official or electra_tf")
+    # qa_outputs is Linear(hidden, 2) on every token, start then end: our start_end dense.
+    return {"qa_outputs.weight": np.ascontiguousarray(head["kernel"].T),
+            "qa_outputs.bias": np.asarray(head["bias"])}
+
+
 def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
                       overwrite: bool = False) -> list[str]:
     """Writes output_dir/discriminator (ElectraForPreTraining, or ElectraModel without the
     head) and output_dir/generator (ElectraForMaskedLM), each config.json + model.safetensors
     with Linear weights [out, in]. Returns the directories written."""
-    output = pathlib.Path(output_dir)
+    output = fileio.fspath(output_dir).rstrip("/")
     table = variable_table(weights.config)
+    task_tensors = _hf_task_head(weights)
     plans = []
-    if "discriminator" in weights.parts:
+    if task_tensors:
+        plans.append(("discriminator", "ElectraForQuestionAnswering"))
+    elif "discriminator" in weights.parts:
         architecture = ("ElectraForPreTraining" if "discriminator_head" in weights.parts
                         else "ElectraModel")
         plans.append(("discriminator", architecture))
     if "generator" in weights.parts:
         plans.append(("generator", "ElectraForMaskedLM"))
-    targets = [output / model / name for model, _ in plans
+    targets = [fileio.join(output, model, name) for model, _ in plans
                for name in (HF_CONFIG_FILE, SAFETENSORS_FILE)]
     _refuse_existing(targets, overwrite)
-    written = []
-    for model, architecture in plans:
-        tensors = {}
-        for variable in table:
-            for hf_model, hf_name in variable.huggingface:
-                if hf_model == model and variable.keras in weights.arrays:
-                    array = weights.arrays[variable.keras]
-                    tensors[hf_name] = array.T if variable.is_kernel else array
-        directory = output / model
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / HF_CONFIG_FILE).write_text(json.dumps(
-            huggingface_config(weights.config, model, architecture), indent=2) + "\n")
-        write_safetensors(tensors, directory / SAFETENSORS_FILE)
-        written.append(str(directory))
-    return written
+
+    def write(directory: str) -> None:
+        for model, architecture in plans:
+            tensors = {}
+            for variable in table:
+                for hf_model, hf_name in variable.huggingface:
+                    if hf_model == model and variable.keras in weights.arrays:
+                        array = weights.arrays[variable.keras]
+                        tensors[hf_name] = array.T if variable.is_kernel else array
+            if model == "discriminator" and task_tensors:
+                tensors.update(task_tensors)
+            fileio.makedirs(fileio.join(directory, model))
+            write_safetensors(tensors, fileio.join(directory, model, SAFETENSORS_FILE))
+            values = huggingface_config(weights.config, model, architecture)
+            if architecture == "ElectraForQuestionAnswering":
+                values["num_labels"] = 2
+            fileio.write_json_atomic(fileio.join(directory, model, HF_CONFIG_FILE), values)
+
+    # transformers finds a model by its config.json: it arrives after the weights.
+    _publish(output, write, commit_files=[f"{model}/{HF_CONFIG_FILE}" for model, _ in plans])
+    return [fileio.join(output, model) for model, _ in plans]
 
 
 # ---------------------------------------------------------------------------------------------
 # electra_tf's own format (what save_pretrained writes).
 
-def _refuse_existing(paths: Iterable[pathlib.Path], overwrite: bool) -> None:
+def _refuse_existing(paths: Iterable[str], overwrite: bool) -> None:
     if overwrite:
         return
     for path in paths:
-        if path.exists():
+        if fileio.exists(path):
             raise UserError(f"{path} already exists; choose another --output_dir or pass "
                             "--overwrite")
 
@@ -885,24 +934,27 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
     from electra_tf.pretraining_objective import save_pretrained
 
     model = build_pretrainer(weights)
-    output = pathlib.Path(output_dir)
+    output = fileio.fspath(output_dir).rstrip("/")
     networks = _networks(model)
     complete = {name: network for name, network in networks.items()
                 if all(variable.path in weights.arrays for variable in network.weights)}
     if not complete:
         raise UserError(f"{weights.source}: holds no complete network to write")
-    if len(complete) == len(networks):
-        save_pretrained(model, output, overwrite=overwrite)
-    else:
-        _refuse_existing([output / CONFIG_FILE] + [output / name for name in networks],
-                         overwrite)
-        output.mkdir(parents=True, exist_ok=True)
-        weights.config.to_json_file(output / CONFIG_FILE)
-        for name, network in complete.items():
-            network.save_weights(str(output / name), overwrite=True)
+    _refuse_existing([fileio.join(output, name) for name in [CONFIG_FILE, *networks]],
+                     overwrite)
+
+    def write(directory: str) -> None:
+        if len(complete) == len(networks):
+            save_pretrained(model, directory, overwrite=True)
+        else:
+            weights.config.to_json_file(fileio.join(directory, CONFIG_FILE))
+            for name, network in complete.items():
+                network.save_weights(fileio.join(directory, name), overwrite=True)
         for name in set(networks) - set(complete):  # an overwrite must not leave stale parts
-            if (output / name).exists():
-                (output / name).unlink()
+            if fileio.exists(fileio.join(output, name)):
+                fileio.remove(fileio.join(output, name))
+
+    _publish(output, write, commit_files=[CONFIG_FILE])
     return [CONFIG_FILE] + list(complete)
 
 
@@ -912,19 +964,28 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
                                      DISCRIMINATOR_WEIGHTS_FILE, GENERATOR_WEIGHTS_FILE)
     from electra_tf.pretraining_objective import ElectraPretrainer
 
-    directory = pathlib.Path(directory)
-    config_path = directory / CONFIG_FILE
-    if not config_path.is_file():
+    directory = fileio.fspath(directory).rstrip("/")
+    config_path = fileio.join(directory, CONFIG_FILE)
+    if not fileio.isfile(config_path):
         raise UserError(f"{config_path} not found; --model_dir must be a directory written by "
-                        "save_pretrained (run_pretraining's pretrained/) or by this converter")
+                        "save_pretrained (run_pretraining's pretrained/), by run_finetuning "
+                        "(a trial's finetuned/) or by this converter")
+    from electra_tf import finetuning
+
+    if fileio.isfile(fileio.join(directory, finetuning.HEAD_FILE)):
+        return _read_finetuned(directory)
     config = ElectraConfig.from_json_file(config_path)
     model = ElectraPretrainer(config)
     loads = []
-    if (directory / DISCRIMINATOR_WEIGHTS_FILE).is_file():
+
+    def has(name: str) -> bool:
+        return fileio.isfile(fileio.join(directory, name))
+
+    if has(DISCRIMINATOR_WEIGHTS_FILE):
         loads.append((DISCRIMINATOR_WEIGHTS_FILE, model.discriminator))
-    elif (directory / BACKBONE_WEIGHTS_FILE).is_file():
+    elif has(BACKBONE_WEIGHTS_FILE):
         loads.append((BACKBONE_WEIGHTS_FILE, model.backbone))
-    if (directory / GENERATOR_WEIGHTS_FILE).is_file() and model.generator is not None:
+    if has(GENERATOR_WEIGHTS_FILE) and model.generator is not None:
         loads.append((GENERATOR_WEIGHTS_FILE, model.generator))
     if not loads:
         raise UserError(f"{directory}: no {BACKBONE_WEIGHTS_FILE}, {DISCRIMINATOR_WEIGHTS_FILE} "
@@ -932,17 +993,43 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     arrays = {}
     for name, network in loads:
         try:
-            network.load_weights(str(directory / name))
+            network.load_weights(fileio.join(directory, name))
         except Exception as error:  # keras raises ValueError/OSError for a foreign file
             first = str(error).strip().splitlines()[0] if str(error).strip() else (
                 type(error).__name__)
-            raise UserError(f"{directory / name}: does not fit the model of {config_path} "
+            raise UserError(f"{fileio.join(directory, name)}: does not fit the model of {config_path} "
                             f"({first[:200]})") from None
         arrays.update({variable.path: np.asarray(variable.numpy(), dtype=np.float32)
                        for variable in network.weights})
     _check_table_matches(model, config)
-    parts = _present_parts(config, arrays, str(directory), lambda variable: variable.keras)
-    return ElectraWeights(config, arrays, parts, {}, source=str(directory))
+    parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
+    return ElectraWeights(config, arrays, parts, {}, source=directory)
+
+
+def _read_finetuned(directory: str) -> ElectraWeights:
+    """A trial's finetuned/: its encoder as the discriminator's, its head in ``task_head``."""
+    from electra_tf import finetuning
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    try:
+        head, finetuned = finetuning.load_finetuned(directory)
+    except (KeyError, ValueError) as error:
+        raise UserError(f"{directory}: not a readable finetuned/ folder ({error})") from None
+    config = finetuned.backbone.config
+    pretrainer = ElectraPretrainer(config)
+    # The same ElectraBackbone class and config: its weights line up one to one.
+    pretrainer.backbone.set_weights(finetuned.backbone.get_weights())
+    arrays = {variable.path: np.asarray(variable.numpy(), dtype=np.float32)
+              for variable in pretrainer.backbone.weights}
+    parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
+    dense = finetuned.output_dense
+    task_head = {"head": head["head"], "answerable": bool(head.get("answerable")),
+                 "kernel": np.asarray(dense.kernel.numpy(), dtype=np.float32),
+                 "bias": np.asarray(dense.bias.numpy(), dtype=np.float32)}
+    count = len(finetuned.weights) - len(finetuned.backbone.weights)
+    skipped = {f"{head['task']} head variables (only a span head goes to Hugging Face)": count}
+    return ElectraWeights(config, arrays, parts, skipped,
+                          source=directory, task_head=task_head)
 
 
 VOCAB_FILE = "vocab.txt"
@@ -952,18 +1039,16 @@ def copy_vocabulary(source_dir: str | os.PathLike, destinations: Iterable[str | 
                     overwrite: bool = False) -> list[str]:
     """Copies source_dir/vocab.txt (released checkpoints and Hugging Face models ship one) next
     to the converted weights, where run_finetuning looks for it. Returns the copies made."""
-    import shutil
-
-    source = pathlib.Path(source_dir) / VOCAB_FILE
-    if not source.is_file():
+    source = fileio.join(fileio.fspath(source_dir), VOCAB_FILE)
+    if not fileio.isfile(source):
         return []
     copies = []
     for destination in destinations:
-        target = pathlib.Path(destination) / VOCAB_FILE
-        if target.exists() and not overwrite:
+        target = fileio.join(fileio.fspath(destination), VOCAB_FILE)
+        if fileio.exists(target) and not overwrite:
             continue  # an existing vocabulary is the user's; the weights are what we convert
-        shutil.copyfile(source, target)
-        copies.append(str(target))
+        fileio.write_bytes_atomic(target, fileio.read_bytes(source))
+        copies.append(target)
     return copies
 
 

@@ -1,7 +1,8 @@
 """One configuration object for ELECTRA pretraining: model sizes, objective options, optimizer.
 
-Presets live as JSON files in the repository's top-level ``configs/`` folder (electra_small,
-electra_base, electra_large, bert_small, electra_tiny). ``load_config`` reads a preset or a JSON
+Presets live as JSON files in the package's ``configs/`` folder (electra_small, electra_base,
+electra_large, bert_small, electra_mini, electra_tiny), package data that a wheel installs with
+the code; the repository's top-level ``configs`` is a link to it. ``load_config`` reads a preset or a JSON
 file and applies overrides ("hparams") on top, rejecting unknown keys and wrong types with a
 one-line :class:`~electra_tf.errors.UserError`.
 
@@ -20,7 +21,7 @@ from typing import Any, Mapping, Sequence
 from electra_tf import fileio
 from electra_tf.errors import UserError
 
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 
 # Config key -> the vocabulary token whose id it holds.
 SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_id": "[SEP]",

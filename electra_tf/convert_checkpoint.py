@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import pathlib
+import os
 import sys
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli, fileio
 from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -80,8 +80,8 @@ def main(argv: list[str]) -> None:
         config = _base_config(None) if FLAGS.config else None
         if config is None:
             prefix = conversion.resolve_official_checkpoint(FLAGS.checkpoint)
-            written_config = pathlib.Path(prefix).parent / conversion.OFFICIAL_CONFIG_FILE
-            if FLAGS.hparams or not written_config.is_file():
+            written_config = os.path.join(os.path.dirname(prefix), conversion.OFFICIAL_CONFIG_FILE)
+            if FLAGS.hparams or not fileio.isfile(written_config):
                 _base_config("--from official")
             from electra_tf.config import ElectraConfig
 
@@ -114,10 +114,10 @@ def main(argv: list[str]) -> None:
         prefix = conversion.write_official(weights, FLAGS.output_dir, FLAGS.overwrite)
         destinations = [FLAGS.output_dir]
         _log(f"Wrote the reference-format checkpoint {prefix}")
-    source_dir = (pathlib.Path(conversion.resolve_official_checkpoint(FLAGS.checkpoint)).parent
-                  if source_format == "official" else pathlib.Path(FLAGS.model_dir))
+    source_dir = (os.path.dirname(conversion.resolve_official_checkpoint(FLAGS.checkpoint))
+                  if source_format == "official" else FLAGS.model_dir)
     for copy in conversion.copy_vocabulary(source_dir, destinations, FLAGS.overwrite):
-        _log(f"Copied {source_dir / conversion.VOCAB_FILE} to {copy}")
+        _log(f"Copied {fileio.join(source_dir, conversion.VOCAB_FILE)} to {copy}")
 
 
 if __name__ == "__main__":

@@ -675,6 +675,9 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
             raise UserError(f"--kind={kind}: {finetuned} holds a fine-tuned {found_kind} "
                             f"({head['task']}); drop --kind or pass --kind={found_kind}")
         recorded = head.get("vocab_file")
+        # finetuned/ carries its vocabulary; older folders recorded an absolute path instead.
+        if recorded is not None and not os.path.isabs(recorded) and not fileio.is_remote(recorded):
+            recorded = os.path.join(finetuned, recorded)
         if vocab_file is None:
             if recorded is None:
                 raise UserError(f"{finetuned}/{finetuning.HEAD_FILE} does not record the "

@@ -11,10 +11,12 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
   <task>/trial_<k>/<Leaderboard>.tsv      GLUE test predictions ("index\\tprediction", GLUE's
                                    label strings) when the test split is available
   <task>/trial_<k>/finetuned/      the fine-tuned model: model.weights.h5 (FinetuningModel: backbone
-                                   + task_specific head), config.json (ElectraConfig) and
+                                   + task_specific head), config.json (ElectraConfig),
+                                   vocab.txt (a copy of the vocabulary it was trained with) and
                                    head.json ({"task", "head", "num_labels", "answerable",
-                                   "label_names", "max_seq_length", "vocab_file",
-                                   "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
+                                   "label_names", "max_seq_length", "vocab_file" ("vocab.txt",
+                                   relative to finetuned/), "vocab_source" (where it was copied
+                                   from), "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
                                    decoding settings and the tuned 2.0 "null_threshold"}); see
                                    ``load_finetuned``
   glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
@@ -49,6 +51,7 @@ SUBMISSION_DIR = "glue_submission"
 FINETUNED_DIR = "finetuned"
 MODEL_WEIGHTS_FILE = "model.weights.h5"
 HEAD_FILE = "head.json"
+VOCAB_FILE = "vocab.txt"
 
 # The paper's fine-tuning hyperparameters by model size (reference doc, "Fine-tuning").
 RECIPES = {
@@ -227,10 +230,14 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
             "max_seq_length": max_seq_length,
             "label_names": None if task.is_squad or task.is_regression
             else list(task.label_names)}
-    # Export rebuilds the tokenizer and the SQuAD decoding from these, so a finetuned/ folder
-    # says which vocabulary it needs (checked by sha256) and how its answers were decoded.
+    # Export rebuilds the tokenizer and the SQuAD decoding from these. The vocabulary travels
+    # inside finetuned/ (as in pretrained/), so moving or deleting the pretrained folder or the
+    # original vocabulary breaks nothing; its sha256 and origin are kept for the record.
     if vocab_file:
-        head.update(vocab_file=fileio.abspath(vocab_file),
+        data = fileio.read_bytes(vocab_file)
+        with fileio.open(os.path.join(directory, VOCAB_FILE), "wb") as handle:
+            handle.write(data)
+        head.update(vocab_file=VOCAB_FILE, vocab_source=fileio.abspath(vocab_file),
                     vocab_sha256=tokenization.vocab_sha256(vocab_file),
                     do_lower_case=config.do_lower_case)
     if squad_decoding is not None:
@@ -681,13 +688,21 @@ def _check_data_files(tasks, options) -> None:
 
 
 def _resolve_vocab(options, checkpoint_dir) -> str:
+    """--vocab_file, or the checkpoint's vocab.txt; a --vocab_file that is not the checkpoint's
+    own vocabulary (another sha256) is refused: the ids would mean other words to the model."""
+    from electra_tf import tokenization
+
+    beside = os.path.join(checkpoint_dir, VOCAB_FILE) if checkpoint_dir else None
+    has_beside = beside is not None and fileio.isfile(beside)
     if options.vocab_file:
+        if has_beside and (tokenization.vocab_sha256(options.vocab_file)
+                           != tokenization.vocab_sha256(beside)):
+            raise UserError(f"--vocab_file {options.vocab_file} is not the vocabulary the model "
+                            f"was pretrained with ({beside} differs); drop --vocab_file to use "
+                            "that one")
         return options.vocab_file
-    if checkpoint_dir:
-        for name in ("vocab.txt",):
-            candidate = os.path.join(checkpoint_dir, name)
-            if fileio.isfile(candidate):
-                return candidate
+    if has_beside:
+        return beside
     raise UserError("--vocab_file is required (the WordPiece vocabulary the model was "
                     "pretrained with, e.g. bert-base-uncased/vocab.txt)")
 

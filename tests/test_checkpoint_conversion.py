@@ -535,3 +535,53 @@ def test_cli_reports_one_line_errors(tmp_path):
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
     assert "none.ckpt" in errors[0]
+
+
+def _finetuned_dir(directory: pathlib.Path, task_name: str, seed: int) -> tuple:
+    """A fine-tuned model as run_finetuning writes it (finetuned/), with random weights."""
+    from electra_tf import finetuning, finetuning_tasks
+
+    keras.utils.set_random_seed(seed)
+    config = make_config()
+    task = finetuning_tasks.parse_task_list(task_name)[0]
+    model = finetuning.build_model(config, task, None)
+    # Random biases too, so a dropped or swapped bias shows.
+    for variable in model.weights:
+        variable.assign(np.random.default_rng(seed).normal(
+            0, 0.2, variable.shape).astype(np.float32))
+    finetuning._save_finetuned(model, config, task, str(directory), config.max_seq_length)
+    return model
+
+
+def test_fine_tuned_span_head_converts_to_electra_for_question_answering(tmp_path):
+    _import_torch_and_transformers()
+    model = _finetuned_dir(tmp_path / "finetuned", "squad-v1.1", seed=3)
+    weights = conversion.read_electra_tf(tmp_path / "finetuned")
+    assert weights.task_head["head"] == "span"
+    (directory,) = conversion.write_huggingface(weights, tmp_path / "hf")
+    hf = transformers.ElectraForQuestionAnswering.from_pretrained(directory).eval()
+    batch = _batch()
+    real = batch["input_mask"].astype(bool)
+    with torch.no_grad():
+        output = hf(input_ids=torch.tensor(batch["input_ids"], dtype=torch.long),
+                    attention_mask=torch.tensor(batch["input_mask"], dtype=torch.long),
+                    token_type_ids=torch.tensor(batch["segment_ids"], dtype=torch.long))
+    ours = model(batch, training=False)
+    for name, theirs in (("start_logits", output.start_logits), ("end_logits",
+                                                                  output.end_logits)):
+        mine = keras.ops.convert_to_numpy(ours[name])
+        assert np.abs(mine - theirs.numpy())[real].max() < 1e-4, name
+        assert mine[real].std() > 0.01
+
+
+def test_fine_tuned_classifier_is_refused_for_huggingface(tmp_path):
+    _finetuned_dir(tmp_path / "finetuned", "rte", seed=4)
+    weights = conversion.read_electra_tf(tmp_path / "finetuned")
+    message = _one_line_error(conversion.write_huggingface, weights, tmp_path / "hf")
+    assert "ElectraForSequenceClassification" in message and "one dense layer" in message
+    assert not (tmp_path / "hf").exists()
+    # Its encoder still converts to the reference's format (the head is reported, not kept).
+    prefix = conversion.write_official(weights, tmp_path / "official")
+    back = conversion.read_official(prefix, weights.config)
+    assert set(back.arrays) == set(weights.arrays)
+    assert "rte head variables (only a span head goes to Hugging Face)" in weights.summary()

@@ -7,6 +7,7 @@ a ram:// --config, killed-style rerun) -> run_finetuning from ram://.../pretrain
 predict, each reading only ram:// inputs and writing only ram:// outputs.
 """
 
+import dataclasses
 import io
 import json
 import os
@@ -17,6 +18,8 @@ import tensorflow as tf
 
 from electra_tf import build_vocab, export, fileio, finetuning, pretraining, pretraining_data
 from electra_tf import predict
+from electra_tf.config import CONFIGS_DIR
+from electra_tf.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROOT = "ram://electra_tf_test"
@@ -48,7 +51,7 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
     for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
         _put(REPO / "tests" / "fixtures" / "glue" / "MNLI" / name, f"{ROOT}/glue/MNLI/{name}")
     with fileio.open(f"{ROOT}/tiny.json", "w") as handle:
-        json.dump(dict(json.loads((REPO / "configs" / "electra_tiny.json").read_text()), **TINY),
+        json.dump(dict(json.loads((CONFIGS_DIR / "electra_tiny.json").read_text()), **TINY),
                   handle)
 
     # build_vocab: a remote corpus directory in, a remote vocab.txt out.
@@ -82,16 +85,28 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
     assert rerun.start_step == 2 and rerun.pretrained_dir == f"{ROOT}/run/pretrained"
 
     # run_finetuning: remote --init_checkpoint, --data_dir, --vocab_file and --output_dir.
-    finetuning.run_finetuning(finetuning.FinetuningOptions(
+    finetune_options = finetuning.FinetuningOptions(
         output_dir=f"{ROOT}/finetune", tasks="mnli", data_dir=f"{ROOT}/glue",
         init_checkpoint=f"{ROOT}/run", vocab_file=f"{ROOT}/vocab.txt", max_seq_length=32,
         num_train_steps=2, train_batch_size=4, log_every_steps=1000,
-        write_test_predictions=False))
+        write_test_predictions=False)
+    # A vocabulary other than the one pretrained/ carries is refused before any training.
+    with pytest.raises(UserError, match="is not the vocabulary the model was pretrained with"):
+        finetuning.run_finetuning(dataclasses.replace(
+            finetune_options, vocab_file=f"{ROOT}/learned/vocab.txt"))
+    finetuning.run_finetuning(finetune_options)
     files = _tree(f"{ROOT}/finetune")
     for name in ("mnli/results.json", "mnli/trial_1/finetuned/head.json",
-                 "mnli/trial_1/finetuned/model.weights.h5", "mnli/trial_1/finetuned/config.json"):
+                 "mnli/trial_1/finetuned/model.weights.h5", "mnli/trial_1/finetuned/config.json",
+                 "mnli/trial_1/finetuned/vocab.txt"):
         assert name in files, (name, files)
     assert not any(".writing-" in name for name in files)
+    assert fileio.read_bytes(f"{ROOT}/finetune/mnli/trial_1/finetuned/vocab.txt") == (
+        bert_vocab_file.read_bytes())
+    # finetuned/ stands on its own: export needs neither the pretrained folder nor the
+    # vocabulary it was fine-tuned from.
+    fileio.rmtree(f"{ROOT}/run")
+    fileio.remove(f"{ROOT}/vocab.txt")
 
     # export: remote --input, --export_base; the version is complete and renamed into place.
     target, _ = export.export(f"{ROOT}/finetune/mnli", f"{ROOT}/serving")
