@@ -219,6 +219,11 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
     start_step = checkpointing.latest_checkpoint_step(model_dir)
     pretrained_dir = os.path.join(model_dir, PRETRAINED_SUBDIR)
 
+    # Checked before config.json is written: a refused run leaves model_dir as it was.
+    per_call = resolve_steps_per_execution(
+        steps_per_execution, strategy, save_checkpoints_steps=config.save_checkpoints_steps,
+        log_every_steps=log_every_steps, final_step=final_step, stop_step=stop_step,
+        start_step=start_step, mixed_precision=mixed_precision)
     if chief:
         def set_aside_pretrained(old_total: int, new_total: int) -> None:
             if not fileio.exists(pretrained_dir):
@@ -258,10 +263,6 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
         )
 
     set_mixed_precision(mixed_precision)
-    per_call = resolve_steps_per_execution(
-        steps_per_execution, strategy, save_checkpoints_steps=config.save_checkpoints_steps,
-        log_every_steps=log_every_steps, final_step=final_step, stop_step=stop_step,
-        start_step=start_step, mixed_precision=mixed_precision)
     keras.utils.set_random_seed(seed)
     use_xla = distribution.resolve_jit_compile(strategy, jit_compile)
     with strategy.scope():

@@ -122,6 +122,7 @@ def test_steps_per_execution_keeps_checkpoint_steps_and_results(tmp_path, mechan
         _train(tmp_path / "bad", data, 6, every=3, log_every=2, steps_per_execution=2)
     with pytest.raises(UserError, match=r"--log_every_steps=3"):
         _train(tmp_path / "bad", data, 8, every=4, log_every=3, steps_per_execution=2)
+    assert not (tmp_path / "bad" / "config.json").exists()
 
 
 def _env():
