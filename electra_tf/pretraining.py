@@ -553,12 +553,17 @@ class CheckpointEvaluator:
         set_mixed_precision(mixed_precision)
         keras.utils.set_random_seed(seed)
         length = config.max_seq_length
+        batch = {"input_ids": tf.fill([1, length], config.cls_token_id),
+                 "input_mask": tf.ones([1, length], tf.int32),
+                 "segment_ids": tf.zeros([1, length], tf.int32)}
         with strategy.scope():
             self.model = pretraining_objective.ElectraPretrainer(config, seed=seed)
-            self.model({"input_ids": tf.fill([1, length], config.cls_token_id),
-                        "input_mask": tf.ones([1, length], tf.int32),
-                        "segment_ids": tf.zeros([1, length], tf.int32)})
+            self.model(batch)
             self.model.compile(jit_compile=distribution.resolve_jit_compile(strategy, jit_compile))
+            # The checkpoint's object graph is that of an uncompiled model built by a call (as
+            # _model_from_checkpoint reads it); compile's trackers shift a compiled model's.
+            self.reader = pretraining_objective.ElectraPretrainer(config, seed=seed)
+            self.reader(batch)
         self.random_states = checkpointing.random_state_variables(self.model)
         self.initial_states = [variable.numpy() for variable in self.random_states]
         self.dataset = strategy.distribute_datasets_from_function(eval_input_fn)
@@ -568,8 +573,10 @@ class CheckpointEvaluator:
 
     def score(self, step: int) -> dict:
         path = os.path.join(self.model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
-        status = tf.train.Checkpoint(model=self.model).read(path)
+        status = tf.train.Checkpoint(model=self.reader).read(path)
         status.expect_partial().assert_existing_objects_matched()
+        for target, source in zip(self.model.weights, self.reader.weights):
+            target.assign(source)
         for variable, value in zip(self.random_states, self.initial_states):
             variable.assign(value)
         metrics = {name: float(value) for name, value in

@@ -165,6 +165,7 @@ def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp
     scalars = _scalars(model_dir / "eval")
     for tag in ("loss", "disc_auc", "masked_lm_accuracy"):
         assert set(scalars[tag]) == {4, 8, 12}, (tag, scalars.get(tag))
+    assert scalars["loss"][12] != scalars["loss"][4]  # each checkpoint's own weights
     assert json.loads((model_dir / "eval_results.json").read_text())["step"] == 12
 
     # --mode=eval of an older checkpoint: the same masks, so the same scores as the watcher's;
