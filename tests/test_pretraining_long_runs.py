@@ -86,6 +86,19 @@ def test_continue_training_raises_num_train_steps_with_the_new_schedule(tmp_path
     assert scalars["tokens_per_second"][16] == pytest.approx(
         128 * scalars["sequences_per_second"][16], rel=1e-5)
 
+    # --mode=eval of a named checkpoint, no training: eval_results.json and eval scalars at it.
+    scored = pretraining.run_pretraining(
+        pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
+                                       eval_data=str(data), eval_steps=2, mode="eval",
+                                       checkpoint_step=15),
+        config="unused")
+    assert scored.final_step == 15 and checkpointing.latest_checkpoint_step(str(model_dir)) == 16
+    results = json.loads((model_dir / "eval_results.json").read_text())
+    assert results["step"] == 15 and results["loss"] == pytest.approx(scored.eval_metrics["loss"])
+    eval_scalars = _scalars(model_dir / "eval")
+    assert eval_scalars["loss"] == {15: pytest.approx(results["loss"])}
+    assert set(eval_scalars["disc_auc"]) == {15}
+
     # Now recorded at 16: the same command does nothing; going below the trained step is refused.
     again = _train(model_dir, data, 16)
     assert again.start_step == again.final_step == 16
