@@ -372,6 +372,12 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
     )
 
 
+def default_tpu_steps_per_execution(*steps: int) -> int:
+    """The largest count up to TPU_STEPS_PER_EXECUTION that divides every step in `steps`."""
+    common = math.gcd(*steps)
+    return max(k for k in range(1, TPU_STEPS_PER_EXECUTION + 1) if common % k == 0)
+
+
 def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_checkpoints_steps: int,
                                 log_every_steps: int, final_step: int, stop_step: int,
                                 start_step: int, mixed_precision: str) -> int:
@@ -380,8 +386,8 @@ def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_chec
     if requested is None:
         if not isinstance(strategy, tf.distribute.TPUStrategy) or mixed_precision == "fp16":
             return 1
-        common = math.gcd(save_checkpoints_steps, log_every_steps, final_step, stop_step, start_step)
-        return max(k for k in range(1, TPU_STEPS_PER_EXECUTION + 1) if common % k == 0)
+        return default_tpu_steps_per_execution(save_checkpoints_steps, log_every_steps,
+                                               final_step, stop_step, start_step)
     _check_positive("steps_per_execution", requested)
     if requested == 1:
         return 1

@@ -203,3 +203,24 @@ def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp
         pretraining.run_pretraining(
             pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
                                            mode="eval"), config="unused")
+
+
+def test_the_tpu_default_steps_per_execution_divides_every_interval():
+    import tensorflow as tf
+
+    assert pretraining.default_tpu_steps_per_execution(1000, 100, 1_000_000, 1_000_000, 0) == 100
+    assert pretraining.default_tpu_steps_per_execution(250, 100, 10_000, 10_000, 5000) == 50
+    assert pretraining.default_tpu_steps_per_execution(70, 35, 700, 700, 0) == 35
+    assert pretraining.default_tpu_steps_per_execution(7, 100, 700, 700, 0) == 1
+    off_tpu = pretraining.resolve_steps_per_execution(
+        None, tf.distribute.get_strategy(), save_checkpoints_steps=1000, log_every_steps=100,
+        final_step=10_000, stop_step=10_000, start_step=0, mixed_precision="none")
+    assert off_tpu == 1
+    with pytest.raises(UserError, match="--mixed_precision=fp16"):
+        pretraining.resolve_steps_per_execution(
+            4, tf.distribute.get_strategy(), save_checkpoints_steps=8, log_every_steps=4,
+            final_step=16, stop_step=16, start_step=0, mixed_precision="fp16")
+    with pytest.raises(UserError, match="newest checkpoint is at step 6"):
+        pretraining.resolve_steps_per_execution(
+            4, tf.distribute.get_strategy(), save_checkpoints_steps=8, log_every_steps=4,
+            final_step=16, stop_step=16, start_step=6, mixed_precision="none")
