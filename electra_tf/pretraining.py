@@ -232,7 +232,9 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             if fileio.exists(aside):
                 raise UserError(f"--continue_training would move {pretrained_dir} to {aside}, "
                                 "which exists; move one of them away first")
-            fileio.move_tree(pretrained_dir, aside, commit_files=["config.json"])
+            from electra_tf import modeling
+
+            fileio.move_tree(pretrained_dir, aside, commit_files=[modeling.CONFIG_FILE])
             log(f"Moved the step-{start_step} model {pretrained_dir} to {aside}")
 
         if checkpointing.write_or_check_config(
