@@ -14,12 +14,13 @@ tf.train.Checkpoint(model=...) alone does not store.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 import shutil
 import tempfile
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import tensorflow as tf
@@ -128,10 +129,42 @@ class TrainingCheckpoint:
         return None
 
 
-def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool) -> None:
+# model_dir/config.json's record of --continue_training changes; not a config key.
+HISTORY_KEY = "history"
+
+
+def read_run_config(model_dir: str) -> tuple[dict, list]:
+    """model_dir/config.json as (config keys, history list); UserError when missing or broken."""
+    path = os.path.join(model_dir, CONFIG_FILENAME)
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"{path} does not exist; --model_dir must be a run_pretraining output")
+    with tf.io.gfile.GFile(path) as handle:
+        try:
+            saved = json.load(handle)
+        except ValueError as error:
+            raise UserError(f"{path}: not valid JSON ({error}); use a new --model_dir") from None
+    history = saved.pop(HISTORY_KEY, [])
+    return saved, list(history)
+
+
+def load_run_config(model_dir: str):
+    """The ElectraConfig recorded in model_dir/config.json (its history left out)."""
+    from electra_tf import config as config_lib
+
+    values, _ = read_run_config(model_dir)
+    return config_lib.ElectraConfig.from_dict(
+        values, source=os.path.join(model_dir, CONFIG_FILENAME))
+
+
+def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool,
+                          continue_training: bool = False, trained_step: int = 0,
+                          before_rewrite: Optional[Callable[[int, int], None]] = None) -> bool:
     """Writes config.json on a fresh run; on a restart, refuses a config that cannot resume.
 
-    Only RESUME_SAFE_CONFIG_KEYS may differ. config.json is never overwritten.
+    Only RESUME_SAFE_CONFIG_KEYS may differ, and with `continue_training` also num_train_steps
+    (not below `trained_step`, the newest checkpoint's): then `before_rewrite(old, new)` runs
+    and config.json is rewritten (atomically) with the new value and a history entry. Returns
+    whether num_train_steps was changed so. config.json is never overwritten otherwise.
     """
     path = os.path.join(model_dir, CONFIG_FILENAME)
     if not tf.io.gfile.exists(path):
@@ -143,24 +176,47 @@ def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool) 
         tf.io.gfile.makedirs(model_dir)
         with tf.io.gfile.GFile(path, "w") as handle:
             handle.write(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
-        return
-    with tf.io.gfile.GFile(path) as handle:
-        try:
-            saved = json.load(handle)
-        except ValueError as error:
-            raise UserError(f"{path}: not valid JSON ({error}); use a new --model_dir") from None
+        return False
+    saved, history = read_run_config(model_dir)
     changed = sorted(
         key
         for key in set(saved) | set(config_dict)
         if key not in RESUME_SAFE_CONFIG_KEYS and saved.get(key) != config_dict.get(key)
     )
+    if changed == ["num_train_steps"] and continue_training:
+        old, new = saved.get("num_train_steps"), config_dict["num_train_steps"]
+        if new < trained_step:
+            raise UserError(
+                f"--num_train_steps={new} is below step {trained_step}, where {model_dir} "
+                f"already is; --continue_training needs --num_train_steps >= {trained_step}"
+            )
+        if before_rewrite is not None:
+            before_rewrite(old, new)
+        history.append({
+            "step": trained_step, "old_num_train_steps": old, "new_num_train_steps": new,
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        })
+        from electra_tf import fileio
+
+        fileio.write_json_atomic(path, dict(saved, **{HISTORY_KEY: history},
+                                            num_train_steps=new), sort_keys=True)
+        return True
     if changed:
         details = ", ".join(
             f"{key}: {saved.get(key)!r} -> {config_dict.get(key)!r}" for key in changed[:4]
         )
         more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
+        if changed == ["num_train_steps"]:
+            hint = ("add --continue_training to train on to the new total (the learning-rate "
+                    "schedule becomes that of the new --num_train_steps), or use a new --model_dir")
+        elif continue_training:
+            hint = ("--continue_training may change only --num_train_steps; rerun with the same "
+                    "--config/--hparams/flags otherwise, or use a new --model_dir")
+        else:
+            hint = ("rerun with the same --config/--hparams/flags to resume, or use a new "
+                    "--model_dir")
         raise UserError(
             f"{path}: this --model_dir was trained with a different config ({details}{more}); "
-            "rerun with the same --config/--hparams/flags to resume, or use a new --model_dir"
+            + hint
         )
-
+    return False

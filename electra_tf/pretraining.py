@@ -5,11 +5,14 @@ the strategy-agnostic core (model.fit inside strategy.scope()) that it builds on
 with their own input functions.
 
 Outputs in model_dir (only the chief writes under multi-worker):
-  config.json          the resolved config (written once; a restart must match it)
+  config.json          the resolved config (a restart must match it; --continue_training may
+                       raise num_train_steps, recorded in its "history" list)
   checkpoints/         ckpt-<step>: model, optimizer (slots + iterations), RNG states
   train/, eval/        TensorBoard scalars: every metric and the learning rate; eval metrics
-  eval_results.json    metrics of the final evaluation (with --eval_data)
+  eval_results.json    metrics of the final evaluation (with --eval_data), or of the newest
+                       checkpoint scored by --mode=eval / continuous_eval
   pretrained/          the final model, written by save_pretrained, and the data's vocab.txt
+  pretrained.step_<N>/ an earlier final model, moved aside when --continue_training went on
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import math
 import os
 import sys
+import time
 from typing import Callable, Optional
 
 import keras
@@ -31,6 +35,10 @@ from electra_tf.errors import UserError
 PRETRAINED_SUBDIR = "pretrained"
 EVAL_RESULTS_FILENAME = "eval_results.json"
 MIXED_PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+MODES = ("train", "eval", "continuous_eval")
+# Under TPUStrategy a host round trip per step costs more than a small model's step, so several
+# steps run per call; Model Garden's steps_per_loop default is of this order.
+TPU_STEPS_PER_EXECUTION = 100
 
 # Config fields that the command-line flags of the same name override.
 FLAG_OVERRIDABLE_KEYS = (
@@ -66,6 +74,17 @@ class PretrainingOptions:
     # that of num_train_steps; a later run with the same model_dir continues from it. None: train
     # to num_train_steps. pretrained/ is written only once num_train_steps is reached.
     stop_at_step: Optional[int] = None
+    # Accept a raised --num_train_steps on a model_dir trained with a smaller one: resume from
+    # its newest checkpoint with the schedule of the new total.
+    continue_training: bool = False
+    # Steps per tf.function call (model.compile's steps_per_execution). None: a multiple-friendly
+    # value up to TPU_STEPS_PER_EXECUTION under TPUStrategy, 1 elsewhere.
+    steps_per_execution: Optional[int] = None
+    # "train", or "eval" (score one checkpoint) / "continuous_eval" (score each new one).
+    mode: str = "train"
+    checkpoint_step: Optional[int] = None  # --mode=eval: this checkpoint instead of the newest
+    eval_poll_seconds: float = 30.0
+    eval_timeout_seconds: float = 3600.0
 
 
 @dataclasses.dataclass
@@ -145,6 +164,8 @@ def train(
     init_checkpoint: Optional[str] = None,
     stop_at_step: Optional[int] = None,
     pretrained_extra_files: Optional[dict] = None,
+    continue_training: bool = False,
+    steps_per_execution: Optional[int] = None,
 ) -> PretrainingResult:
     """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
 
@@ -161,6 +182,10 @@ def train(
     That folder is written under a temporary name and moved into place when complete; a run at
     the final step whose pretrained/ is missing or incomplete (killed during that save) writes
     it from the final checkpoint. The chief holds model_dir's run lock (run_lock) throughout.
+
+    With `continue_training`, a model_dir recorded with a smaller (or larger) num_train_steps
+    resumes with the schedule of config.num_train_steps; a finished run's pretrained/ is moved
+    aside to pretrained.step_<N>/ first, so the new final model can take its place.
     """
     chief = distribution.is_chief(strategy)
     lock = run_lock.RunLock(model_dir) if chief else None
@@ -170,7 +195,7 @@ def train(
         return _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
                       eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
                       save_pretrained_model, init_checkpoint, stop_at_step,
-                      dict(pretrained_extra_files or {}))
+                      dict(pretrained_extra_files or {}), continue_training, steps_per_execution)
     finally:
         if lock is not None:
             lock.release()
@@ -178,7 +203,8 @@ def train(
 
 def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
            eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
-           save_pretrained_model, init_checkpoint, stop_at_step, extra_files):
+           save_pretrained_model, init_checkpoint, stop_at_step, extra_files,
+           continue_training=False, steps_per_execution=None):
     from electra_tf import optimization, pretraining_objective
 
     final_step = config.num_train_steps
@@ -193,8 +219,31 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
     start_step = checkpointing.latest_checkpoint_step(model_dir)
     pretrained_dir = os.path.join(model_dir, PRETRAINED_SUBDIR)
 
+    # Checked before config.json is written: a refused run leaves model_dir as it was.
+    per_call = resolve_steps_per_execution(
+        steps_per_execution, strategy, save_checkpoints_steps=config.save_checkpoints_steps,
+        log_every_steps=log_every_steps, final_step=final_step, stop_step=stop_step,
+        start_step=start_step, mixed_precision=mixed_precision)
     if chief:
-        checkpointing.write_or_check_config(model_dir, config.to_dict(), resuming=start_step > 0)
+        def set_aside_pretrained(old_total: int, new_total: int) -> None:
+            if not fileio.exists(pretrained_dir):
+                return
+            aside = f"{pretrained_dir.rstrip('/')}.step_{start_step}"
+            if fileio.exists(aside):
+                raise UserError(f"--continue_training would move {pretrained_dir} to {aside}, "
+                                "which exists; move one of them away first")
+            from electra_tf import modeling
+
+            fileio.move_tree(pretrained_dir, aside, commit_files=[modeling.CONFIG_FILE])
+            log(f"Moved the step-{start_step} model {pretrained_dir} to {aside}")
+
+        if checkpointing.write_or_check_config(
+                model_dir, config.to_dict(), resuming=start_step > 0,
+                continue_training=continue_training, trained_step=start_step,
+                before_rewrite=set_aside_pretrained):
+            log(f"Continuing {model_dir} from step {start_step} to --num_train_steps="
+                f"{final_step}: the learning rate jumps to the {final_step}-step schedule's "
+                f"value at step {start_step} (recorded in config.json's history)")
     if (chief and save_pretrained_model and start_step >= final_step
             and not pretrained_is_complete(pretrained_dir, config)):
         log(f"{model_dir} is trained to step {start_step} but {pretrained_dir} is "
@@ -223,7 +272,7 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
         optimizer = optimization.create_optimizer(config, final_step)
         if mixed_precision == "fp16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, jit_compile=use_xla)
+        model.compile(optimizer=optimizer, jit_compile=use_xla, steps_per_execution=per_call)
         if init_checkpoint and start_step == 0:
             from electra_tf import checkpoint_conversion
 
@@ -260,6 +309,8 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
         counter,
         final_step=stop_step,
         global_batch_size=config.train_batch_size,
+        tokens_per_sequence=config.max_seq_length,
+        steps_per_execution=per_call,
         log_every_steps=log_every_steps,
         train_writer=train_writer,
         eval_writer=eval_writer,
@@ -274,7 +325,8 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
     log(
         f"Training steps {start_step}..{stop_step} of {final_step} on "
         f"{strategy.num_replicas_in_sync} replica(s) "
-        f"({type(strategy).__name__}, jit_compile={use_xla}, mixed_precision={mixed_precision}); "
+        f"({type(strategy).__name__}, jit_compile={use_xla}, mixed_precision={mixed_precision}, "
+        f"steps_per_execution={per_call}); "
         f"checkpoints every {steps_per_epoch} steps in {model_dir}"
     )
     model.fit(
@@ -320,6 +372,41 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
         pretrained_dir=pretrained_dir if chief and save_pretrained_model and finished else None,
         model=model,
     )
+
+
+def default_tpu_steps_per_execution(*steps: int) -> int:
+    """The largest count up to TPU_STEPS_PER_EXECUTION that divides every step in `steps`."""
+    common = math.gcd(*steps)
+    return max(k for k in range(1, TPU_STEPS_PER_EXECUTION + 1) if common % k == 0)
+
+
+def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_checkpoints_steps: int,
+                                log_every_steps: int, final_step: int, stop_step: int,
+                                start_step: int, mixed_precision: str) -> int:
+    """Steps per compiled call. Keras runs the callbacks once per call, after its last step, so
+    every step that must checkpoint, log or stop has to end a call: they must be multiples."""
+    if requested is None:
+        if not isinstance(strategy, tf.distribute.TPUStrategy) or mixed_precision == "fp16":
+            return 1
+        return default_tpu_steps_per_execution(save_checkpoints_steps, log_every_steps,
+                                               final_step, stop_step, start_step)
+    _check_positive("steps_per_execution", requested)
+    if requested == 1:
+        return 1
+    if mixed_precision == "fp16":
+        raise UserError(f"--steps_per_execution={requested} cannot be used with "
+                        "--mixed_precision=fp16 (skipped overflow batches shift the step count "
+                        "within a call); use --steps_per_execution=1")
+    for flag, value in (("save_checkpoints_steps", save_checkpoints_steps),
+                        ("log_every_steps", log_every_steps),
+                        ("num_train_steps", final_step), ("stop_at_step", stop_step)):
+        if value % requested:
+            raise UserError(f"--{flag}={value} is not a multiple of --steps_per_execution="
+                            f"{requested}; make it one or lower --steps_per_execution")
+    if start_step % requested:
+        raise UserError(f"the newest checkpoint is at step {start_step}, not a multiple of "
+                        f"--steps_per_execution={requested}; resume with a divisor of {start_step}")
+    return requested
 
 
 def expected_pretrained_files(config) -> list[str]:
@@ -436,6 +523,174 @@ def resumed_data_seed(seed: int, start_step: int) -> int:
     return seed if start_step == 0 else (seed * 1_000_003 + start_step) % (2**31 - 1)
 
 
+def _write_eval_results(model_dir: str, step: int, metrics: dict) -> str:
+    """eval_results.json holds the newest checkpoint's scores: a result for an older step than
+    the one recorded goes beside it as eval_results.step_<N>.json instead of replacing it."""
+    path = os.path.join(model_dir, EVAL_RESULTS_FILENAME)
+    if fileio.isfile(path):
+        try:
+            recorded = int(fileio.read_json(path).get("step", -1))
+        except (ValueError, TypeError, AttributeError):
+            recorded = -1
+        if recorded > step:
+            path = os.path.join(model_dir, f"eval_results.step_{step}.json")
+    fileio.write_json_atomic(path, dict(metrics, step=step), sort_keys=True)
+    return path
+
+
+def _checkpoint_steps(model_dir: str) -> list[int]:
+    state = tf.train.get_checkpoint_state(os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR))
+    if state is None:
+        return []
+    return sorted(int(path.rsplit("-", 1)[1]) for path in state.all_model_checkpoint_paths)
+
+
+class CheckpointEvaluator:
+    """Scores model_dir's checkpoints on held-out data with one model built once.
+
+    Every evaluation starts from the same random-generator states, so each checkpoint is scored
+    on the same masks and replacements and the numbers are comparable across steps.
+    """
+
+    def __init__(self, config, strategy, model_dir: str, eval_input_fn: InputFunction, *,
+                 seed: int, mixed_precision: str, jit_compile: bool):
+        from electra_tf import pretraining_objective
+
+        self.model_dir = model_dir
+        self.strategy = strategy
+        set_mixed_precision(mixed_precision)
+        keras.utils.set_random_seed(seed)
+        length = config.max_seq_length
+        batch = {"input_ids": tf.fill([1, length], config.cls_token_id),
+                 "input_mask": tf.ones([1, length], tf.int32),
+                 "segment_ids": tf.zeros([1, length], tf.int32)}
+        with strategy.scope():
+            self.model = pretraining_objective.ElectraPretrainer(config, seed=seed)
+            self.model(batch)
+            self.model.compile(jit_compile=distribution.resolve_jit_compile(strategy, jit_compile))
+            # The checkpoint's object graph is that of an uncompiled model built by a call (as
+            # _model_from_checkpoint reads it); compile's trackers shift a compiled model's.
+            self.reader = pretraining_objective.ElectraPretrainer(config, seed=seed)
+            self.reader(batch)
+        self.random_states = checkpointing.random_state_variables(self.model)
+        self.initial_states = [variable.numpy() for variable in self.random_states]
+        self.dataset = strategy.distribute_datasets_from_function(eval_input_fn)
+        self.chief = distribution.is_chief(strategy)
+        self.writer = (tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+                       if self.chief else None)
+
+    def score(self, step: int) -> dict:
+        path = os.path.join(self.model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
+        status = tf.train.Checkpoint(model=self.reader).read(path)
+        status.expect_partial().assert_existing_objects_matched()
+        for target, source in zip(self.model.weights, self.reader.weights):
+            target.assign(source)
+        for variable, value in zip(self.random_states, self.initial_states):
+            variable.assign(value)
+        metrics = {name: float(value) for name, value in
+                   self.model.evaluate(self.dataset, verbose=0, return_dict=True).items()}
+        training_callbacks.write_eval_summaries(self.writer, step, metrics, sys.stdout)
+        if self.chief:
+            log(f"Wrote {_write_eval_results(self.model_dir, step, metrics)}")
+        return metrics
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def evaluate_checkpoints(options: PretrainingOptions, *,
+                         strategy: Optional[tf.distribute.Strategy] = None,
+                         clock: Callable[[], float] = time.monotonic,
+                         sleep: Callable[[float], None] = time.sleep) -> dict:
+    """--mode=eval / continuous_eval: {step: metrics} of the checkpoints scored, no training.
+
+    The model is the one model_dir/config.json records. continuous_eval scores the newest
+    checkpoint whenever a newer one appears (intermediate ones written while it was scoring are
+    skipped, as Model Garden's does) and stops after the checkpoint of num_train_steps (re-read
+    each time: --continue_training may raise it) or after eval_timeout_seconds without one.
+    """
+    model_dir = options.model_dir
+    if not model_dir:
+        raise UserError(f"--model_dir is required with --mode={options.mode}")
+    if not options.eval_data:
+        raise UserError(f"--eval_data is required with --mode={options.mode}: the held-out "
+                        "TFRecords (glob or manifest directory) to score checkpoints on")
+    continuous = options.mode == "continuous_eval"
+    if continuous and options.checkpoint_step is not None:
+        raise UserError("--checkpoint_step applies to --mode=eval; continuous_eval scores each "
+                        "new checkpoint")
+    if options.eval_poll_seconds < 0 or options.eval_timeout_seconds < 0:
+        raise UserError("--eval_poll_seconds and --eval_timeout_seconds must be >= 0")
+    waited_since = clock()
+    while continuous and checkpointing.latest_checkpoint_step(model_dir) == 0:
+        if clock() - waited_since >= options.eval_timeout_seconds:
+            log(f"No checkpoint appeared in {model_dir} within --eval_timeout_seconds="
+                f"{options.eval_timeout_seconds:g}; stopping")
+            return {}
+        sleep(options.eval_poll_seconds)
+    config = checkpointing.load_run_config(model_dir)
+    if options.seed is not None:
+        config = dataclasses.replace(config, seed=options.seed)
+    available = _checkpoint_steps(model_dir)
+    if not available:
+        raise UserError(f"{model_dir} has no checkpoint to evaluate; train first, or watch it "
+                        "with --mode=continuous_eval")
+    if options.checkpoint_step is not None and options.checkpoint_step not in available:
+        raise UserError(f"--checkpoint_step={options.checkpoint_step}: {model_dir} has "
+                        f"checkpoints at steps {', '.join(map(str, available))}; pick one of them")
+    eval_files, eval_manifest = _resolve_data("--eval_data", options.eval_data)
+    _check_against_manifest(config, eval_manifest, options.eval_data)
+    eval_steps = options.eval_steps if options.eval_steps is not None else config.num_eval_steps
+    _check_positive("eval_steps", eval_steps)
+    set_mixed_precision(options.mixed_precision)
+    if strategy is None:
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    eval_input = evaluation_input_fn(
+        eval_files, config, global_batch_size=_eval_batch_size(config, strategy), steps=eval_steps)
+    evaluator = CheckpointEvaluator(config, strategy, model_dir, eval_input, seed=config.seed,
+                                    mixed_precision=options.mixed_precision,
+                                    jit_compile=options.jit_compile)
+    results: dict = {}
+    try:
+        if not continuous:
+            step = options.checkpoint_step if options.checkpoint_step is not None else available[-1]
+            results[step] = evaluator.score(step)
+            return results
+        waited_since = clock()
+        while True:
+            step = checkpointing.latest_checkpoint_step(model_dir)
+            if step and step not in results:
+                try:
+                    results[step] = evaluator.score(step)
+                except tf.errors.NotFoundError:
+                    # keep_checkpoint_max removed it before it could be read; the next is newer.
+                    log(f"Checkpoint {step} was deleted before it could be scored; skipping it")
+                    results[step] = None
+                waited_since = clock()
+                final_step = int(checkpointing.read_run_config(model_dir)[0]["num_train_steps"])
+                if step >= final_step:
+                    log(f"Scored the checkpoint of the final step {final_step}; stopping")
+                    break
+                continue
+            if clock() - waited_since >= options.eval_timeout_seconds:
+                log(f"No new checkpoint in {model_dir} for --eval_timeout_seconds="
+                    f"{options.eval_timeout_seconds:g} after step {max(results, default=0)}; stopping")
+                break
+            sleep(options.eval_poll_seconds)
+    finally:
+        evaluator.close()
+    return {step: metrics for step, metrics in results.items() if metrics is not None}
+
+
+def _eval_batch_size(config, strategy) -> int:
+    eval_batch = config.eval_batch_size
+    replicas = strategy.num_replicas_in_sync
+    if eval_batch % replicas:
+        eval_batch = max(replicas, eval_batch // replicas * replicas)
+    return eval_batch
+
+
 def run_pretraining(
     options: PretrainingOptions,
     *,
@@ -447,7 +702,18 @@ def run_pretraining(
     keep_checkpoint_max: Optional[int] = None,
     strategy: Optional[tf.distribute.Strategy] = None,
 ) -> PretrainingResult:
-    """Resolves data and config, builds the strategy (unless given) and runs `train`."""
+    """Resolves data and config, builds the strategy (unless given) and runs `train`.
+
+    With options.mode "eval" or "continuous_eval" it scores checkpoints instead (see
+    `evaluate_checkpoints`; the config arguments are not used: model_dir records the model) and
+    returns a PretrainingResult whose eval_metrics are those of the newest step scored.
+    """
+    if options.mode not in MODES:
+        raise UserError(f"--mode={options.mode!r} is not known; use one of {', '.join(MODES)}")
+    if options.mode != "train":
+        scored = evaluate_checkpoints(options, strategy=strategy)
+        last = max(scored, default=0)
+        return PretrainingResult(last, last, {}, scored.get(last), None)
     if not options.model_dir:
         raise UserError("--model_dir is required")
     if not options.pretrain_data:
@@ -483,12 +749,9 @@ def run_pretraining(
     )
     eval_input = None
     if eval_files:
-        eval_batch = resolved.eval_batch_size
-        replicas = strategy.num_replicas_in_sync
-        if eval_batch % replicas:
-            eval_batch = max(replicas, eval_batch // replicas * replicas)
         eval_input = evaluation_input_fn(
-            eval_files, resolved, global_batch_size=eval_batch, steps=eval_steps
+            eval_files, resolved, global_batch_size=_eval_batch_size(resolved, strategy),
+            steps=eval_steps
         )
     result = train(
         resolved,
@@ -505,6 +768,8 @@ def run_pretraining(
         init_checkpoint=options.init_checkpoint,
         stop_at_step=options.stop_at_step,
         pretrained_extra_files=_vocabulary_to_copy(manifest),
+        continue_training=options.continue_training,
+        steps_per_execution=options.steps_per_execution,
     )
     return result
 

@@ -1,7 +1,8 @@
 """Pretrain ELECTRA: `python -m electra_tf.run_pretraining --config=electra_small --pretrain_data=... --model_dir=...`
 
-Restarting with the same --model_dir resumes from its newest checkpoint. See
-electra_tf/pretraining.py for what is written into --model_dir.
+Restarting with the same --model_dir resumes from its newest checkpoint (--continue_training
+to raise --num_train_steps). --mode=eval / continuous_eval score its checkpoints on --eval_data
+without training. See electra_tf/pretraining.py for what is written into --model_dir.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 
+flags.DEFINE_enum("mode", "train", ["train", "eval", "continuous_eval"],
+                  "train; eval: score the newest (or --checkpoint_step) checkpoint on --eval_data; "
+                  "continuous_eval: score each new checkpoint of --model_dir as it appears.")
 flags.DEFINE_string("config", "electra_small", "Config preset name or path to a config JSON file.")
 flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys.")
 flags.DEFINE_string("pretrain_data", None, "Glob of TFRecord files, or a directory holding manifest.json.")
@@ -35,6 +39,16 @@ flags.DEFINE_string("init_checkpoint", None,
                     "Start from this save_pretrained directory (e.g. a converted released checkpoint) "
                     "instead of random weights: continued pretraining. Ignored when resuming.")
 flags.DEFINE_integer("log_every_steps", 100, "Print progress and write train summaries this often.")
+flags.DEFINE_bool("continue_training", False,
+                  "Accept a --num_train_steps other than the one --model_dir was trained with: resume "
+                  "from its newest checkpoint with the schedule of the new total.")
+flags.DEFINE_integer("steps_per_execution", None,
+                     "Train steps per compiled call (Keras's steps_per_execution); checkpoint and "
+                     "log intervals must be multiples. Default: up to 100 under --strategy=tpu, else 1.")
+flags.DEFINE_integer("checkpoint_step", None, "--mode=eval: score this checkpoint instead of the newest.")
+flags.DEFINE_float("eval_poll_seconds", 30.0, "--mode=continuous_eval: look for a new checkpoint this often.")
+flags.DEFINE_float("eval_timeout_seconds", 3600.0,
+                   "--mode=continuous_eval: stop after this long without a new checkpoint.")
 flags.DEFINE_integer("num_cpu_devices", 1,
                      "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).")
 
@@ -69,6 +83,12 @@ def main(argv: list[str]) -> None:
         seed=FLAGS.seed,
         log_every_steps=FLAGS.log_every_steps,
         init_checkpoint=FLAGS.init_checkpoint,
+        continue_training=FLAGS.continue_training,
+        steps_per_execution=FLAGS.steps_per_execution,
+        mode=FLAGS.mode,
+        checkpoint_step=FLAGS.checkpoint_step,
+        eval_poll_seconds=FLAGS.eval_poll_seconds,
+        eval_timeout_seconds=FLAGS.eval_timeout_seconds,
     )
     pretraining.run_pretraining(
         options,

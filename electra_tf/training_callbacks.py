@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import Callable, Optional, TextIO
 
 import keras
@@ -11,6 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.progress import ProgressReporter
+
+# TensorBoard-only scalars of the train writer: not metrics, so not in last_train_logs.
+THROUGHPUT_SCALARS = ("sequences_per_second", "tokens_per_second", "step_time_seconds")
 
 # Shown first on each progress line, in this order, when the model reports them.
 HEADLINE_METRICS = ("loss", "disc_auc", "masked_lm_accuracy", "disc_loss", "masked_lm_loss",
@@ -127,7 +131,12 @@ class ProgressAndSummaries(keras.callbacks.Callback):
     (the `val_` logs Keras adds at epoch end) go to the eval writer.
 
     Training metrics are Keras's running means since the last checkpoint (fit resets them every
-    epoch). Writers are None on non-chief workers, which then only print.
+    epoch). Throughput scalars (THROUGHPUT_SCALARS) are measured over the steps since the
+    previous report; the first report's interval includes tracing and compiling. Writers are
+    None on non-chief workers, which then only print.
+
+    With steps_per_execution > 1 Keras calls the batch hooks once per call, after its last
+    step; every call consumed that many batches.
     """
 
     def __init__(
@@ -137,6 +146,8 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         final_step: int,
         global_batch_size: int,
         log_every_steps: int,
+        tokens_per_sequence: int = 0,
+        steps_per_execution: int = 1,
         train_writer: Optional[tf.summary.SummaryWriter],
         eval_writer: Optional[tf.summary.SummaryWriter],
         stream: Optional[TextIO] = None,
@@ -145,6 +156,9 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         self.counter = counter
         self.final_step = final_step
         self.global_batch_size = global_batch_size
+        self.tokens_per_sequence = tokens_per_sequence
+        self.steps_per_execution = max(1, steps_per_execution)
+        self.clock = time.monotonic
         self.log_every_steps = max(1, log_every_steps)
         self.train_writer = train_writer
         self.eval_writer = eval_writer
@@ -164,11 +178,15 @@ class ProgressAndSummaries(keras.callbacks.Callback):
             stream=self.stream,
         )
         self.last_seen_step = self.counter.start_step
+        self.interval_start = (self.clock(), self.counter.start_step, 0)
+        self.sequences_seen = 0
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.counter.step
         # A batch skipped by fp16 loss scaling consumed sequences but made no step.
-        self.reporter.update(steps=step - self.last_seen_step, sequences=self.global_batch_size)
+        sequences = self.global_batch_size * self.steps_per_execution
+        self.reporter.update(steps=step - self.last_seen_step, sequences=sequences)
+        self.sequences_seen += sequences
         advanced = step != self.last_seen_step
         self.last_seen_step = step
         if advanced and (step % self.log_every_steps == 0 or step >= self.final_step):
@@ -185,8 +203,21 @@ class ProgressAndSummaries(keras.callbacks.Callback):
             f"{self.reporter.line()}\n"
         )
         self.stream.flush()
+        throughput = self._throughput(step)
         if self.train_writer is not None:
-            write_scalars(self.train_writer, step, self.last_train_logs)
+            write_scalars(self.train_writer, step, dict(self.last_train_logs, **throughput))
+
+    def _throughput(self, step: int) -> dict:
+        now = self.clock()
+        start_time, start_step, start_sequences = self.interval_start
+        self.interval_start = (now, step, self.sequences_seen)
+        seconds = max(now - start_time, 1e-9)
+        sequences = self.sequences_seen - start_sequences
+        values = {"sequences_per_second": sequences / seconds,
+                  "step_time_seconds": seconds / max(step - start_step, 1)}
+        if self.tokens_per_sequence:
+            values["tokens_per_second"] = sequences * self.tokens_per_sequence / seconds
+        return values
 
     def on_epoch_end(self, epoch, logs=None):
         eval_logs = {
