@@ -107,9 +107,10 @@ def test_masking_statistics_on_real_batches(wiki_batches, tiny_config):
     assert abs(mask_token_total / chosen_total - 0.85) < 0.02  # ~6,000 positions: 4 sigma
 
 
-def test_masked_positions_are_uniform_without_replacement(tiny_config):
-    """One sequence masked 3,000 times: each candidate is chosen with probability n / C."""
-    config = tiny_config
+def _mask_one_sequence_3000_times(config):
+    """Masks 3,000 copies of one 81-token sequence ([CLS] at 0, [SEP] at 40 and 80, 78
+    candidates); checks every row gets n slots, all of them candidates, each candidate chosen
+    equally often (chi-square). Returns (masked batch, weights, positions, n, candidates)."""
     ids = np.full((3000, SEQ), 2000, np.int32)
     ids[:, 0], ids[:, 40], ids[:, 80] = 101, 102, 102
     mask = np.zeros_like(ids)
@@ -126,6 +127,14 @@ def test_masked_positions_are_uniform_without_replacement(tiny_config):
     expected = 3000 * n / len(candidates)
     chi_square = (((counts[candidates] - expected) ** 2) / expected).sum()
     assert chi_square < 140  # 77 degrees of freedom; p < 1e-4 above 140
+    return masked, weights, positions, n, candidates
+
+
+def test_masked_positions_are_uniform_without_replacement(tiny_config):
+    """One sequence masked 3,000 times: each candidate is chosen with probability n / C, and no
+    position twice in a row."""
+    _, weights, positions, n, _ = _mask_one_sequence_3000_times(tiny_config)
+    assert all(len(set(row[w > 0].tolist())) == n for row, w in zip(positions, weights))
 
 
 def test_mask_with_replacement_draws_positions_independently_as_the_reference(tiny_config):
@@ -136,20 +145,7 @@ def test_mask_with_replacement_draws_positions_independently_as_the_reference(ti
     import dataclasses
 
     config = dataclasses.replace(tiny_config, mask_with_replacement=True)
-    ids = np.full((3000, SEQ), 2000, np.int32)
-    ids[:, 0], ids[:, 40], ids[:, 80] = 101, 102, 102
-    mask = np.zeros_like(ids)
-    mask[:, :81] = 1
-    ids[:, 81:] = 0
-    masked = mask_inputs(ids, mask, config, keras.random.SeedGenerator(3))
-    weights = np.asarray(masked.masked_lm_weights)
-    positions = np.asarray(masked.masked_lm_positions)
-    n, candidates = int(round(81 * config.mask_prob)), [p for p in range(81) if p not in (0, 40, 80)]
-    assert (weights.sum(-1) == n).all()
-    counts = np.bincount(positions[weights > 0], minlength=SEQ)
-    assert counts[[0, 40, 80]].sum() == 0 and counts[81:].sum() == 0
-    expected = 3000 * n / len(candidates)
-    assert (((counts[candidates] - expected) ** 2) / expected).sum() < 140
+    masked, weights, positions, n, candidates = _mask_one_sequence_3000_times(config)
     distinct = np.array([len(set(row[w > 0].tolist())) for row, w in zip(positions, weights)])
     # E[distinct] of n uniform draws from C: C (1 - (1 - 1/C)^n) = 11.19 of 12.
     c = len(candidates)
