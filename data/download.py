@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import http.client
 import os
@@ -29,6 +30,7 @@ import zipfile
 from typing import Callable, Iterator, Mapping, Optional, TextIO
 
 from electra_tf.errors import UserError
+from electra_tf import progress
 from electra_tf.progress import format_duration
 
 CHUNK_BYTES = 1 << 20
@@ -97,9 +99,8 @@ class Progress:
         self._stream.flush()
 
 
-def log(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+# One line on stderr: the data scripts keep stdout free.
+log = functools.partial(progress.log, stderr=True)
 
 
 def file_digest(path: pathlib.Path, algorithm: str) -> str:

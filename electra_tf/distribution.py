@@ -1,4 +1,6 @@
-"""tf.distribute strategies for pretraining, and the one place that patches Keras for multi-worker.
+"""The runtime a job runs on: tf.distribute strategies, mixed precision, and batch arithmetic.
+
+Also the one place that patches Keras for multi-worker.
 
 Strategy names are the values of `--strategy`:
   one_device    the first GPU if there is one, else the CPU (tf.distribute.OneDeviceStrategy)
@@ -14,11 +16,15 @@ import json
 import os
 from typing import Optional
 
+import keras
 import tensorflow as tf
 
+# The names live in cli (free of TensorFlow, so that --help starts fast); they are re-exported here.
+from electra_tf.cli import MIXED_PRECISION_MODES, STRATEGY_NAMES
 from electra_tf.errors import UserError
 
-STRATEGY_NAMES = ("one_device", "mirrored", "multi_worker", "tpu")
+# --mixed_precision value (MIXED_PRECISION_MODES, in that order) -> Keras dtype policy.
+MIXED_PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def split_cpu_devices(count: int) -> None:
@@ -63,6 +69,44 @@ def create_strategy(name: str, *, tpu: Optional[str] = None) -> tf.distribute.St
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise UserError(f"--strategy={name!r} is not known; use one of {', '.join(STRATEGY_NAMES)}")
+
+
+def set_mixed_precision(mode: str) -> None:
+    """Sets Keras's global dtype policy for `mode` ("none", "bf16" or "fp16").
+
+    Args:
+      mode: a key of MIXED_PRECISION_POLICIES (the values of --mixed_precision).
+
+    Raises:
+      UserError: `mode` is not known.
+    """
+    if mode not in MIXED_PRECISION_POLICIES:
+        raise UserError(
+            f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}"
+        )
+    keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
+
+
+def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The batch each replica of `strategy` gets from `global_batch_size`.
+
+    Args:
+      global_batch_size: examples per step over all replicas (--train_batch_size).
+      strategy: the strategy whose num_replicas_in_sync divides it.
+
+    Returns:
+      global_batch_size // strategy.num_replicas_in_sync.
+
+    Raises:
+      UserError: the global batch does not split evenly over the replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise UserError(
+            f"--train_batch_size={global_batch_size} is not divisible by the {replicas} replicas "
+            f"of --strategy; use a multiple of {replicas}"
+        )
+    return global_batch_size // replicas
 
 
 def _check_tf_config() -> None:

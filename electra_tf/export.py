@@ -45,6 +45,7 @@ import tensorflow_text as tf_text
 
 from electra_tf import fileio, squad, tokenization
 from electra_tf.errors import UserError
+from electra_tf.progress import log
 
 KINDS = ("classifier", "regressor", "squad", "discriminator", "encoder")
 DEFAULT_SIGNATURE = "serving_default"
@@ -934,10 +935,6 @@ def main(argv) -> None:
     # SavedModel writing logs every step (with the staging folder's name) at INFO.
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("WARNING")
-
-    def log(message: str) -> None:
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
 
     target, source = export(values.input, values.export_base, kind=values.kind,
                             vocab_file=values.vocab_file, max_seq_length=values.max_seq_length,

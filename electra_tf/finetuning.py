@@ -43,7 +43,7 @@ import tensorflow as tf
 from electra_tf import fileio
 from electra_tf import finetuning_metrics, finetuning_tasks
 from electra_tf.errors import UserError
-from electra_tf.progress import ProgressReporter
+from electra_tf.progress import ProgressReporter, log
 
 RESULTS_FILENAME = "results.json"
 SUMMARY_FILENAME = "summary.json"
@@ -122,11 +122,6 @@ class FinetuningOptions:
     log_every_steps: int = 50
     save_weights: bool = True
     write_test_predictions: bool = True
-
-
-def log(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,7 +519,7 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
               *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int,
               vocab_file: Optional[str] = None) -> dict:
     """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
-    from electra_tf import distribution, layerwise_optimizer, pretraining
+    from electra_tf import distribution, layerwise_optimizer
 
     seed = options.seed + trial
     keras.utils.set_random_seed(seed)
@@ -548,7 +543,7 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
         if options.mixed_precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=use_xla)
-    pretraining.per_replica_batch_size(batch, strategy)
+    distribution.per_replica_batch_size(batch, strategy)
     train_dataset = strategy.distribute_datasets_from_function(make_input_fn(
         data.train_features, data.train_labels, batch_size=batch, training=True, seed=seed,
         trim_padding=options.trim_padding))
@@ -709,7 +704,7 @@ def _resolve_vocab(options, checkpoint_dir) -> str:
 
 def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     """Fine-tunes and evaluates every task in ``options.tasks``; returns the summary dict."""
-    from electra_tf import distribution, pretraining, tokenization
+    from electra_tf import distribution, tokenization
 
     _check_options(options)
     tasks = finetuning_tasks.parse_task_list(options.tasks)
@@ -722,7 +717,7 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
         if fileio.exists(results_path) and not options.overwrite:
             raise UserError(f"{results_path} already exists; pass --overwrite to replace it or "
                             "choose another --output_dir")
-    pretraining.set_mixed_precision(options.mixed_precision)
+    distribution.set_mixed_precision(options.mixed_precision)
     tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=config.do_lower_case)
     if tokenizer.vocab_size > config.vocab_size:
         raise UserError(f"--vocab_file {vocab_file} has {tokenizer.vocab_size} tokens but the "

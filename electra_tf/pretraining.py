@@ -31,22 +31,14 @@ import tensorflow as tf
 from electra_tf import checkpointing, distribution, fileio, run_lock, training_callbacks
 from electra_tf import config as config_lib
 from electra_tf.errors import UserError
+from electra_tf.progress import log
 
 PRETRAINED_SUBDIR = "pretrained"
 EVAL_RESULTS_FILENAME = "eval_results.json"
-MIXED_PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 MODES = ("train", "eval", "continuous_eval")
 # Under TPUStrategy a host round trip per step costs more than a small model's step, so several
 # steps run per call; Model Garden's steps_per_loop default is of this order.
 TPU_STEPS_PER_EXECUTION = 100
-
-# Config fields that the command-line flags of the same name override.
-FLAG_OVERRIDABLE_KEYS = (
-    "num_train_steps",
-    "train_batch_size",
-    "save_checkpoints_steps",
-    "keep_checkpoint_max",
-)
 
 # A per-replica input function: tf.distribute.InputContext -> tf.data.Dataset of feature dicts.
 InputFunction = Callable[[tf.distribute.InputContext], tf.data.Dataset]
@@ -97,11 +89,6 @@ class PretrainingResult:
     model: Optional[keras.Model] = None  # the trained ElectraPretrainer (None if nothing ran)
 
 
-def log(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
 def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dict]):
     """The run's ElectraConfig: preset/JSON, then --hparams, then explicit flags.
 
@@ -127,24 +114,6 @@ def resolve_config(config: str, hparams, overrides: dict, manifest: Optional[dic
 def _check_positive(name: str, value: int) -> None:
     if value is None or value <= 0:
         raise UserError(f"--{name} must be a positive integer, got {value}")
-
-
-def set_mixed_precision(mode: str) -> None:
-    if mode not in MIXED_PRECISION_POLICIES:
-        raise UserError(
-            f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}"
-        )
-    keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
-
-
-def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
-    replicas = strategy.num_replicas_in_sync
-    if global_batch_size % replicas:
-        raise UserError(
-            f"--train_batch_size={global_batch_size} is not divisible by the {replicas} replicas "
-            f"of --strategy; use a multiple of {replicas}"
-        )
-    return global_batch_size // replicas
 
 
 def train(
@@ -264,7 +233,7 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             "move it away (it would be overwritten) or use a new --model_dir"
         )
 
-    set_mixed_precision(mixed_precision)
+    distribution.set_mixed_precision(mixed_precision)
     keras.utils.set_random_seed(seed)
     use_xla = distribution.resolve_jit_compile(strategy, jit_compile)
     with strategy.scope():
@@ -558,7 +527,7 @@ class CheckpointEvaluator:
 
         self.model_dir = model_dir
         self.strategy = strategy
-        set_mixed_precision(mixed_precision)
+        distribution.set_mixed_precision(mixed_precision)
         keras.utils.set_random_seed(seed)
         length = config.max_seq_length
         batch = {"input_ids": tf.fill([1, length], config.cls_token_id),
@@ -643,7 +612,7 @@ def evaluate_checkpoints(options: PretrainingOptions, *,
     _check_against_manifest(config, eval_manifest, options.eval_data)
     eval_steps = options.eval_steps if options.eval_steps is not None else config.num_eval_steps
     _check_positive("eval_steps", eval_steps)
-    set_mixed_precision(options.mixed_precision)
+    distribution.set_mixed_precision(options.mixed_precision)
     if strategy is None:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
     eval_input = evaluation_input_fn(
@@ -737,11 +706,11 @@ def run_pretraining(
         eval_files, eval_manifest = _resolve_data("--eval_data", options.eval_data)
         _check_against_manifest(resolved, eval_manifest, options.eval_data)
         _check_positive("eval_steps", eval_steps)
-    set_mixed_precision(options.mixed_precision)  # validate before the (slow) strategy start
+    distribution.set_mixed_precision(options.mixed_precision)  # validate before the (slow) strategy start
 
     if strategy is None:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
-    per_replica_batch_size(resolved.train_batch_size, strategy)
+    distribution.per_replica_batch_size(resolved.train_batch_size, strategy)
     start_step = checkpointing.latest_checkpoint_step(options.model_dir)
     train_input = pretraining_input_fn(
         files, resolved, global_batch_size=resolved.train_batch_size,

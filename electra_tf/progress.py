@@ -1,10 +1,24 @@
-"""One-line progress reports for long jobs: counts, rates and an ETA, at most every few seconds."""
+"""What long jobs print: `log` (one line, flushed) and ProgressReporter (counts, rates, an ETA)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import Callable, Optional, TextIO
+
+
+def log(message: str, *, prefix: str = "", stderr: bool = False) -> None:
+    """Writes `message` as one line and flushes it, so it shows at once in a redirected log.
+
+    Args:
+      message: the text (without the newline).
+      prefix: put in front of the message, e.g. "[compare_objectives] ".
+      stderr: write to sys.stderr instead of sys.stdout (looked up at each call, so that a
+        redirection made after import is honoured).
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    stream.write(f"{prefix}{message}\n")
+    stream.flush()
 
 
 def format_duration(seconds: float) -> str:

@@ -61,12 +61,7 @@ flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of t
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
                      "file minus its last N articles and evaluate on those N.")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy, as in run_pretraining.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address.")
-flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"], "Compute dtype.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).")
+cli.define_runtime_flags()  # --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile
 flags.DEFINE_bool("trim_padding", True, "Cut each batch to its longest sequence (same results, "
                   "faster on short texts).")
 flags.DEFINE_integer("log_every_steps", 50, "Print progress this often.")

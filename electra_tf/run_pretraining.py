@@ -25,12 +25,7 @@ flags.DEFINE_integer("num_train_steps", None, "Total optimizer steps (overrides 
 flags.DEFINE_integer("train_batch_size", None, "Global batch size over all replicas (overrides the config).")
 flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint every this many steps (overrides the config).")
 flags.DEFINE_integer("keep_checkpoint_max", None, "Keep this many newest checkpoints (overrides the config).")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for TPUClusterResolver ('' = local TPU VM).")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"],
-                  "Compute dtype; fp16 adds dynamic loss scaling.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).")
+cli.define_runtime_flags()  # --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile
 flags.DEFINE_string("eval_data", None, "Held-out TFRecords (glob or manifest directory) to evaluate on.")
 flags.DEFINE_integer("eval_steps", None, "Batches per evaluation (default: the config's num_eval_steps).")
 flags.DEFINE_bool("eval_at_checkpoints", True, "Also evaluate at every checkpoint, not only at the end.")
@@ -49,8 +44,6 @@ flags.DEFINE_integer("checkpoint_step", None, "--mode=eval: score this checkpoin
 flags.DEFINE_float("eval_poll_seconds", 30.0, "--mode=continuous_eval: look for a new checkpoint this often.")
 flags.DEFINE_float("eval_timeout_seconds", 3600.0,
                    "--mode=continuous_eval: stop after this long without a new checkpoint.")
-flags.DEFINE_integer("num_cpu_devices", 1,
-                     "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).")
 
 
 def main(argv: list[str]) -> None:

@@ -99,6 +99,41 @@ def test_multi_worker_without_tf_config_is_a_user_error(monkeypatch):
         distribution.create_strategy("multi_worker")
 
 
+def test_precision_and_batch_helpers_match_the_cli_flags():
+    import keras
+    from absl import flags
+
+    from electra_tf import cli
+
+    assert tuple(distribution.MIXED_PRECISION_POLICIES) == cli.MIXED_PRECISION_MODES
+    assert distribution.STRATEGY_NAMES == cli.STRATEGY_NAMES
+    values = flags.FlagValues()
+    cli.define_runtime_flags(flag_values=values)
+    values(["prog", "--strategy=mirrored", "--mixed_precision=bf16", "--num_cpu_devices=2"])
+    assert (values.strategy, values.mixed_precision, values.num_cpu_devices) == ("mirrored", "bf16", 2)
+    assert values.tpu is None and values.jit_compile is False
+    only_precision = flags.FlagValues()
+    cli.define_runtime_flags(strategy=False, mixed_precision_modes=("none", "bf16"),
+                             flag_values=only_precision)
+    assert set(only_precision) == {"mixed_precision"}
+
+    before = keras.mixed_precision.dtype_policy().name
+    try:
+        distribution.set_mixed_precision("bf16")
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
+    with pytest.raises(UserError, match="--mixed_precision='fp8' is not known"):
+        distribution.set_mixed_precision("fp8")
+
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    assert distribution.per_replica_batch_size(64, TwoReplicas()) == 32
+    with pytest.raises(UserError, match="not divisible by the 2 replicas"):
+        distribution.per_replica_batch_size(63, TwoReplicas())
+
+
 # ---------------------------------------------------------------------------------------------
 # MirroredStrategy over 2 logical CPUs == one device.
 # ---------------------------------------------------------------------------------------------

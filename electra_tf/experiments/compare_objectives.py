@@ -57,8 +57,10 @@ flags.DEFINE_integer("finetune_steps", None, "Fine-tune exactly this many steps 
 flags.DEFINE_float("finetune_learning_rate", None, "Fine-tuning learning rate (default: the "
                    "recipe for the model size, 3e-4 below Base).")
 flags.DEFINE_integer("finetune_batch_size", 32, "Fine-tuning batch size.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16"], "Precision of pretraining and "
-                  "fine-tuning, as run_pretraining's --mixed_precision (bf16: bfloat16 matmuls).")
+cli.define_runtime_flags(
+    strategy=False, mixed_precision_modes=cli.MIXED_PRECISION_MODES[:2],
+    mixed_precision_help="Precision of pretraining and fine-tuning, as run_pretraining's "
+    "--mixed_precision (bf16: bfloat16 matmuls).")
 flags.DEFINE_bool("overwrite", False, "Replace a different experiment's outputs in --output_dir.")
 flags.DEFINE_integer("log_every_steps", 100, "Progress lines every this many training steps.")
 

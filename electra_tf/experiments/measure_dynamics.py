@@ -25,7 +25,7 @@ flags.DEFINE_string("steps", "10,25,50,100,200,400,700,1000", "Comma-separated s
                     "to score (increasing, at most --num_train_steps).")
 flags.DEFINE_integer("seed", 11, "Seed of the run.")
 flags.DEFINE_integer("eval_batches", 16, "Held-out batches of 32 scored at each step.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16", "fp16"], "As run_pretraining.")
+cli.define_runtime_flags(strategy=False)  # --mixed_precision, as run_pretraining's
 flags.DEFINE_integer("log_every_steps", 100, "Progress line every N steps.")
 
 

@@ -21,6 +21,7 @@ interrupted pretraining segment resumes from its checkpoint):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Optional, Sequence
 
 from electra_tf import config as config_lib
 from electra_tf import flops as flops_lib
+from electra_tf import progress
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -116,9 +118,7 @@ class Segment:
         return f"{self.objective}_step_{self.step}"
 
 
-def log(message: str) -> None:
-    sys.stdout.write(f"[compare_objectives] {message}\n")
-    sys.stdout.flush()
+log = functools.partial(progress.log, prefix="[compare_objectives] ")
 
 
 # ---------------------------------------------------------------------------------------------

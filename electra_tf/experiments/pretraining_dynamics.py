@@ -34,6 +34,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from electra_tf.errors import UserError
+from electra_tf.progress import log
 
 RESULTS_FILENAME = "dynamics.json"
 TABLE_FILENAME = "dynamics.md"
@@ -199,7 +200,7 @@ def run_dynamics(options: DynamicsOptions) -> dict:
                                  max_seq_length=result.model.config.max_seq_length,
                                  num_batches=options.eval_batches)
         row = dict(step=step, seconds=round(time.monotonic() - started, 1), **scores)
-        pretraining.log(
+        log(
             f"step {step}: held-out disc AUC {row['disc_auc']:.3f}, generator MLM accuracy "
             f"{row['mlm_accuracy']:.3f}, token cosine {row['token_cosine']:.3f}, [CLS] cosine "
             f"{row['cls_cosine']:.3f}")
