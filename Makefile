@@ -1,6 +1,6 @@
 # Two entry points, each doing all of its own set-up on a fresh machine:
 #   make demo   build a vocabulary and pretraining data from text that ships with Python, and report
-#   make test   run the test suite
+#   make test   lint with ruff, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(PY) -m electra_tf.demo --output_dir demo_output
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 clean-demo:

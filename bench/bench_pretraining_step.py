@@ -22,10 +22,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
-
-from matmul_peak import matmul_peak  # noqa: E402 (bench/, the script's folder)
 import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from matmul_peak import matmul_peak  # noqa: E402 (bench/, the script's folder)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "electra_small", "Preset name or JSON config file.")

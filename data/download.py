@@ -29,8 +29,8 @@ import urllib.request
 import zipfile
 from typing import Callable, Iterator, Mapping, Optional, TextIO
 
-from electra_tf.errors import UserError
 from electra_tf import progress
+from electra_tf.errors import UserError
 from electra_tf.progress import format_duration
 
 CHUNK_BYTES = 1 << 20

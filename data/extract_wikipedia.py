@@ -30,7 +30,6 @@ import argparse
 import bz2
 import html
 import multiprocessing
-import os
 import pathlib
 import re
 import sys

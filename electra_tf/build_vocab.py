@@ -16,9 +16,9 @@ every preset (whose special ids are BERT's) works with a learned vocabulary unch
 
 from __future__ import annotations
 
+import argparse
 import collections
 import math
-import argparse
 import os
 import time
 from typing import Iterable, Iterator, Optional, Sequence

@@ -33,8 +33,8 @@ checkpoint's .index and 'checkpoint') last: a reader never finds a converted mod
 from __future__ import annotations
 
 import dataclasses
-import json
 import io
+import json
 import os
 from typing import Callable, Iterable, Mapping, Optional
 
@@ -915,8 +915,7 @@ def assign_weights(model, weights: ElectraWeights) -> None:
 
 
 def _networks(model) -> dict:
-    from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS_FILE,
-                                     GENERATOR_WEIGHTS_FILE)
+    from electra_tf.modeling import BACKBONE_WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS_FILE, GENERATOR_WEIGHTS_FILE
 
     networks = {BACKBONE_WEIGHTS_FILE: model.backbone}
     if model.discriminator is not None:
@@ -960,8 +959,12 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
 
 def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     """Reads a save_pretrained directory (config.json + the *.weights.h5 files it holds)."""
-    from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE,
-                                     DISCRIMINATOR_WEIGHTS_FILE, GENERATOR_WEIGHTS_FILE)
+    from electra_tf.modeling import (
+        BACKBONE_WEIGHTS_FILE,
+        CONFIG_FILE,
+        DISCRIMINATOR_WEIGHTS_FILE,
+        GENERATOR_WEIGHTS_FILE,
+    )
     from electra_tf.pretraining_objective import ElectraPretrainer
 
     directory = fileio.fspath(directory).rstrip("/")

@@ -149,9 +149,9 @@ def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
 def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
     import logging
 
-    from electra_tf import pretraining
-
     from absl import logging as absl_logging
+
+    from electra_tf import pretraining
 
     # TensorFlow's INFO lines (saver sharding, some through absl directly) would interleave with
     # the progress lines.

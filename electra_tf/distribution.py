@@ -19,11 +19,11 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-# The names live in cli (free of TensorFlow, so that --help starts fast); they are re-exported here.
-from electra_tf.cli import MIXED_PRECISION_MODES, STRATEGY_NAMES
+# The --strategy names live in cli (free of TensorFlow, so that --help starts fast).
+from electra_tf.cli import STRATEGY_NAMES
 from electra_tf.errors import UserError
 
-# --mixed_precision value (MIXED_PRECISION_MODES, in that order) -> Keras dtype policy.
+# --mixed_precision value (cli.MIXED_PRECISION_MODES, in that order) -> Keras dtype policy.
 MIXED_PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 

@@ -33,10 +33,8 @@ answer "" when the no-answer score exceeds the threshold tuned on dev during fin
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import sys
 import uuid
 from typing import Callable, Optional
 
@@ -107,29 +105,6 @@ SIGNATURES = {
         "pair": {"inputs": _text_inputs("text", "text_b"), "outputs": _ENCODER_OUTPUTS},
     },
 }
-
-OUTPUT_MEANINGS = {
-    "label_id": "index of the most probable label",
-    "label_name": "its name (GLUE's label string, e.g. entailment)",
-    "probabilities": "softmax over the labels, in the order of the fine-tuning task's labels",
-    "score": "regressor: the predicted score (STS-B: 0-5); SQuAD: start + end logit of the best "
-             "span (reported even when has_answer is false)",
-    "answer_text": "the answer, context[answer_start:answer_end]; \"\" for no answer",
-    "answer_start": "first character (Unicode code point) of the answer in the context; -1 for "
-                    "no answer",
-    "answer_end": "one past its last character; -1 for no answer",
-    "has_answer": "false when SQuAD 2.0's no-answer score exceeds the tuned threshold (always "
-                  "true for 1.1 unless the context is empty)",
-    "no_answer_score": "null span score - best span score (- answerable logit for 2.0); higher "
-                       "means more likely unanswerable",
-    "tokens": "WordPiece tokens, \"\" after token_count (encoder: with [CLS]/[SEP], aligned "
-              "with token_vectors; discriminator: the text's own tokens)",
-    "replaced_probability": "P(token was replaced), 0 after token_count",
-    "token_count": "real tokens in the row (the rest is padding)",
-    "cls_vector": "the encoder's output at [CLS] (no pooler: ELECTRA has none)",
-    "token_vectors": "the encoder's output at every token, zeros after token_count",
-}
-
 
 def signature_table_markdown() -> str:
     """The SIGNATURES table as Markdown (for the README)."""

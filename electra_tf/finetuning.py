@@ -40,8 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import fileio
-from electra_tf import finetuning_metrics, finetuning_tasks
+from electra_tf import fileio, finetuning_metrics, finetuning_tasks
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter, log
 
@@ -131,8 +130,7 @@ class FinetuningOptions:
 def resolve_model_config(options: FinetuningOptions):
     """The ElectraConfig (from the checkpoint when there is one) and the weights file or None."""
     from electra_tf import config as config_lib
-    from electra_tf import modeling
-    from electra_tf import pretraining
+    from electra_tf import modeling, pretraining
 
     hparams, _ = config_lib.parse_hparams(options.hparams)
     if options.init_checkpoint:
@@ -197,7 +195,6 @@ def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
                     ) -> None:
     """Writes finetuned/ under a temporary name and moves it into place with head.json (what
     export looks for) last, so a kill never leaves a finetuned/ that looks complete."""
-    from electra_tf import tokenization
 
     final, directory = directory, fileio.temporary_name(directory)
     try:

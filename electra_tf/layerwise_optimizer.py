@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from electra_tf.optimization import ElectraAdamW, WarmupPolynomialDecay
 
-
 LAYERWISE_DECAY_FORMULAS = ("reference", "paper")
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import pathlib
 
 import keras
 from keras import ops

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import keras
 from keras import ops
+
 # Keras divides its own losses by the replica count under tf.distribute (it then sums replica
 # gradients); there is no public name for this helper, so an upgrade that moves it fails loudly.
 from keras.src.losses.loss import scale_loss_for_distribution
@@ -35,10 +36,18 @@ from keras.src.losses.loss import scale_loss_for_distribution
 from electra_tf import fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
-from electra_tf.modeling import (BACKBONE_WEIGHTS_FILE, CONFIG_FILE, DISCRIMINATOR_WEIGHTS_FILE,
-                                 GENERATOR_WEIGHTS_FILE, BuiltFromElectraConfig,
-                                 ElectraEmbeddings, build_discriminator, build_generator,
-                                 load_pretrained_backbone, load_pretrained_discriminator)
+from electra_tf.modeling import (
+    BACKBONE_WEIGHTS_FILE,
+    CONFIG_FILE,
+    DISCRIMINATOR_WEIGHTS_FILE,
+    GENERATOR_WEIGHTS_FILE,
+    BuiltFromElectraConfig,
+    ElectraEmbeddings,
+    build_discriminator,
+    build_generator,
+    load_pretrained_backbone,
+    load_pretrained_discriminator,
+)
 
 __all__ = ["MaskedBatch", "mask_inputs", "ElectraPretrainer", "save_pretrained",
            "load_pretrained_backbone", "load_pretrained_discriminator"]

@@ -61,7 +61,8 @@ flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of t
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
                      "file minus its last N articles and evaluate on those N.")
-cli.define_runtime_flags()  # --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile
+# --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile:
+cli.define_runtime_flags()
 flags.DEFINE_bool("trim_padding", True, "Cut each batch to its longest sequence (same results, "
                   "faster on short texts).")
 flags.DEFINE_integer("log_every_steps", 50, "Print progress this often.")

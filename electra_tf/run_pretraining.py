@@ -25,11 +25,13 @@ flags.DEFINE_integer("num_train_steps", None, "Total optimizer steps (overrides 
 flags.DEFINE_integer("train_batch_size", None, "Global batch size over all replicas (overrides the config).")
 flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint every this many steps (overrides the config).")
 flags.DEFINE_integer("keep_checkpoint_max", None, "Keep this many newest checkpoints (overrides the config).")
-cli.define_runtime_flags()  # --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile
+# --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile:
+cli.define_runtime_flags()
 flags.DEFINE_string("eval_data", None, "Held-out TFRecords (glob or manifest directory) to evaluate on.")
 flags.DEFINE_integer("eval_steps", None, "Batches per evaluation (default: the config's num_eval_steps).")
 flags.DEFINE_bool("eval_at_checkpoints", True, "Also evaluate at every checkpoint, not only at the end.")
-flags.DEFINE_integer("seed", None, "Seed of model init, masking/dropout randomness and data order (default: the config's seed).")
+flags.DEFINE_integer("seed", None, "Seed of model init, masking/dropout randomness and data order "
+                     "(default: the config's seed).")
 flags.DEFINE_string("init_checkpoint", None,
                     "Start from this save_pretrained directory (e.g. a converted released checkpoint) "
                     "instead of random weights: continued pretraining. Ignored when resuming.")

@@ -21,7 +21,6 @@ import collections
 import dataclasses
 import json
 import math
-import os
 import unicodedata
 from typing import Mapping, Optional, Sequence
 

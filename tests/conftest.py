@@ -4,6 +4,7 @@ import os
 import pathlib
 
 import pytest
+from pretraining_test_data import mechanics_data  # noqa: F401 (registers the fixture for every module)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(

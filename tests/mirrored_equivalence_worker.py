@@ -19,7 +19,8 @@ distribution.split_cpu_devices(2)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import checkpointing, config as config_lib, optimization, pretraining, pretraining_data  # noqa: E402
+from electra_tf import checkpointing, optimization, pretraining, pretraining_data  # noqa: E402
+from electra_tf import config as config_lib  # noqa: E402
 
 PER_REPLICA_BATCH = 4
 STEPS = 2

@@ -5,8 +5,6 @@ import pathlib
 
 import pytest
 
-from electra_tf import pretraining_data
-
 _BUILT: dict = {}
 
 
@@ -14,6 +12,9 @@ def build_once(name, root: pathlib.Path, wikipedia_dir, vocab_file, files, max_s
     """Builds (or reuses, within this session) one data set; returns its directory."""
     if name not in _BUILT:
         output_dir = root / name
+        # Imported here: conftest imports this module for every test, most of which need no TensorFlow.
+        from electra_tf import pretraining_data
+
         pretraining_data.build_pretraining_data(
             pretraining_data.BuildOptions(
                 corpus_dir=",".join(str(pathlib.Path(wikipedia_dir) / f) for f in files),

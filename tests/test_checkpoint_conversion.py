@@ -8,10 +8,9 @@ import pathlib
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tensorflow as tf
 
 from electra_tf import checkpoint_conversion as conversion

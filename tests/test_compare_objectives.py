@@ -14,7 +14,6 @@ import pytest
 from electra_tf import flops
 from electra_tf.errors import UserError
 from electra_tf.experiments import objective_comparison as comparison
-from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,15 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # data/ is a folder of scripts at the top of the repository
     sys.path.insert(0, str(REPO_ROOT))
 
-from data import download  # noqa: E402
-from data import download_electra, download_glue, download_openwebtext  # noqa: E402
-from data import download_squad, download_wikipedia, extract_wikipedia  # noqa: E402
+from data import (  # noqa: E402  # noqa: E402
+    download,  # noqa: E402
+    download_electra,
+    download_glue,
+    download_openwebtext,
+    download_squad,
+    download_wikipedia,
+    extract_wikipedia,
+)
 from electra_tf import corpus, finetuning_tasks  # noqa: E402
 from electra_tf.errors import UserError  # noqa: E402
 

@@ -13,7 +13,6 @@ import pytest
 
 from electra_tf import distribution
 from electra_tf.errors import UserError
-from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent

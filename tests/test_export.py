@@ -14,10 +14,10 @@ import sys
 
 import numpy as np
 import pytest
+import serving_requests
 import tensorflow as tf
 
-from electra_tf import export, finetuning, finetuning_tasks, modeling, serving_requests
-from electra_tf import tokenization
+from electra_tf import export, finetuning, finetuning_tasks, modeling, tokenization
 from electra_tf.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

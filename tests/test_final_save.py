@@ -10,7 +10,6 @@ import pytest
 
 from electra_tf import modeling, pretraining, run_lock
 from electra_tf.errors import UserError
-from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HPARAMS = {"hidden_size": 32, "embedding_size": 32, "intermediate_size": 64,

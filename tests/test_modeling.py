@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from electra_tf.config import load_config
-from electra_tf.modeling import (ElectraBackbone, TransformerLayer, attention_bias_from_mask,
-                                 build_discriminator, build_generator, gelu_erf, variable_paths)
+from electra_tf.modeling import (
+    ElectraBackbone,
+    TransformerLayer,
+    attention_bias_from_mask,
+    build_discriminator,
+    build_generator,
+    gelu_erf,
+    variable_paths,
+)
 from electra_tf.pretraining_objective import ElectraPretrainer
 
 

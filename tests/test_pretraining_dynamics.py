@@ -8,7 +8,6 @@ import pytest
 
 from electra_tf.errors import UserError
 from electra_tf.experiments import pretraining_dynamics as dynamics
-from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
 
 
 def test_exact_auc_matches_a_pairwise_count():

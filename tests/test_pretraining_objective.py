@@ -16,8 +16,7 @@ from electra_tf.config import load_config
 from electra_tf.errors import UserError
 from electra_tf.modeling import load_pretrained_backbone, load_pretrained_discriminator
 from electra_tf.optimization import create_optimizer
-from electra_tf.pretraining_objective import (ElectraPretrainer, mask_inputs, sample_from_logits,
-                                              save_pretrained)
+from electra_tf.pretraining_objective import ElectraPretrainer, mask_inputs, sample_from_logits, save_pretrained
 
 SEQ = 128
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -512,7 +511,8 @@ def test_disc_auc_resolves_scores_clustered_near_the_replaced_rate():
     logits = -1.9 + 0.01 * rng.standard_normal(4000) + 0.005 * labels
     probabilities = (1.0 / (1.0 + np.exp(-logits))).astype("float32")
     order = np.argsort(probabilities)
-    ranks = np.empty(len(order)); ranks[order] = np.arange(1, len(order) + 1)
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
     positives, negatives = labels.sum(), (1 - labels).sum()
     exact = (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     fine = keras.metrics.AUC(num_thresholds=AUC_NUM_THRESHOLDS)

@@ -7,7 +7,6 @@ import pytest
 from electra_tf import config as config_lib
 from electra_tf import optimization, pretraining
 from electra_tf.errors import UserError
-from pretraining_test_data import mechanics_data  # noqa: F401 (a fixture)
 
 HPARAMS = {"hidden_size": 32, "embedding_size": 32, "intermediate_size": 64,
            "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,

@@ -14,10 +14,8 @@ import os
 import pathlib
 
 import pytest
-import tensorflow as tf
 
-from electra_tf import build_vocab, export, fileio, finetuning, pretraining, pretraining_data
-from electra_tf import predict
+from electra_tf import build_vocab, export, fileio, finetuning, predict, pretraining, pretraining_data
 from electra_tf.config import CONFIGS_DIR
 from electra_tf.errors import UserError
 

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from pretraining_test_data import build_once
 
 from electra_tf.errors import UserError
-from pretraining_test_data import build_once, mechanics_data  # noqa: F401 (a fixture)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,8 @@ def _scalars(event_dir: pathlib.Path) -> dict:
 def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, mechanics_data):
     import tensorflow as tf
 
-    from electra_tf import config as config_lib, optimization, pretraining
+    from electra_tf import config as config_lib
+    from electra_tf import optimization, pretraining
 
     model_dir = tmp_path / "model"
     total_steps, every = 24, 8
