@@ -321,6 +321,13 @@ def load_config(config: str | os.PathLike,
 
     ``hparams`` is a dict, a JSON object string ('{"learning_rate": 1e-3}') or a path to a JSON
     file. Unknown keys and wrong types raise a one-line UserError naming where they came from.
+
+    Args:
+      config: a preset name (electra_tf/configs/<name>.json) or a path to a JSON config.
+      hparams: overrides applied on top, or None.
+
+    Returns:
+      The ElectraConfig.
     """
     config_text = os.fspath(config)
     path = config_text

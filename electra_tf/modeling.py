@@ -499,6 +499,16 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
     """Reads what ``save_pretrained`` wrote: the config and the encoder fine-tuning starts from.
 
     That encoder is the discriminator's (or, for electra_objective=false, the masked LM's).
+
+    Args:
+      directory: a folder written by save_pretrained (local or gs://), holding config.json and
+        backbone.weights.h5.
+
+    Returns:
+      (config, backbone): the ElectraConfig and the ElectraBackbone with its weights loaded.
+
+    Raises:
+      UserError: a file is missing.
     """
     directory = os.fspath(directory)  # not pathlib, which breaks gs:// paths
     config_path = fileio.join(directory, CONFIG_FILE)
@@ -515,7 +525,19 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
 
 def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[ElectraConfig,
                                                                           ElectraDiscriminator]:
-    """The config and the full discriminator (backbone + replaced-token head)."""
+    """The config and the full discriminator (backbone + replaced-token head).
+
+    Args:
+      directory: a folder written by save_pretrained for a model trained with
+        electra_objective=true (config.json, discriminator.weights.h5).
+
+    Returns:
+      (config, discriminator): the ElectraConfig and the ElectraDiscriminator with its weights
+      loaded; it maps a batch to replaced-token logits, float32 [batch, seq_len].
+
+    Raises:
+      UserError: discriminator.weights.h5 is missing.
+    """
     directory = os.fspath(directory)
     weights_path = fileio.join(directory, DISCRIMINATOR_WEIGHTS_FILE)
     if not fileio.isfile(weights_path):

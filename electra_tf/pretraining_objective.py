@@ -413,6 +413,14 @@ def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
     directory/generator.weights.h5    generator backbone + MLM head (includes the embeddings it
                                       uses; absent for uniform_generator)
     Existing files are only replaced with ``overwrite=True``.
+
+    Args:
+      model: the trained ElectraPretrainer.
+      directory: the folder to write (local or gs://); created if missing.
+      overwrite: replace files already there instead of raising UserError.
+
+    Returns:
+      The directory: the string as given, or a pathlib.Path when given a path object.
     """
     # Strings and tf.io.gfile (electra_tf.fileio), so gs:// directories work: pathlib would turn
     # "gs://b/x" into the local "gs:/b/x".
