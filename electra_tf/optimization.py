@@ -173,13 +173,6 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
         # the batch gradient ((sum g_i)^2), so gradients are made dense before clipping.
         return super().apply([densify_gradient(g) for g in grads], trainable_variables)
 
-    def multiplier_for(self, variable) -> float:
-        return self._multipliers[self._get_variable_index(variable)]
-
-    def decays(self, variable) -> bool:
-        """Whether weight decay applies to ``variable`` (after build)."""
-        return self._decays[self._get_variable_index(variable)] > 0
-
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         lr = ops.cast(learning_rate, variable.dtype)
