@@ -26,13 +26,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
+from electra_tf import fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import log
 
@@ -147,31 +147,19 @@ def _table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_json_atomically(path: str, payload: str) -> None:
-    import tensorflow as tf
-
-    temporary = path + ".writing"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(payload)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
 def run_dynamics(options: DynamicsOptions) -> dict:
     """Trains one run with pauses at ``options.steps`` and scores each; returns the record."""
-    import tensorflow as tf
-
     from electra_tf import pretraining, pretraining_data
 
-    tf.io.gfile.makedirs(options.output_dir)
+    fileio.makedirs(options.output_dir)
     results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
     identity = {"config": options.config, "hparams": options.hparams,
                 "num_train_steps": options.num_train_steps, "seed": options.seed,
                 "pretrain_data": options.pretrain_data, "eval_data": options.eval_data,
                 "eval_batches": options.eval_batches, "mixed_precision": options.mixed_precision}
     record = dict(identity, points=[])
-    if tf.io.gfile.exists(results_path):
-        with tf.io.gfile.GFile(results_path) as handle:
-            previous = json.load(handle)
+    if fileio.exists(results_path):
+        previous = fileio.read_json(results_path)
         changed = [key for key in identity if previous.get(key) != identity[key]]
         if changed:
             raise UserError(f"{results_path} was written with other settings ({changed[0]}: "
@@ -206,7 +194,6 @@ def run_dynamics(options: DynamicsOptions) -> dict:
             f"{row['cls_cosine']:.3f}")
         record["points"].append(row)
         record["points"].sort(key=lambda r: r["step"])
-        _write_json_atomically(results_path, json.dumps(record, indent=2) + "\n")
-        with tf.io.gfile.GFile(os.path.join(options.output_dir, TABLE_FILENAME), "w") as handle:
-            handle.write(_table(record))
+        fileio.write_json_atomic(results_path, record)
+        fileio.write_text_atomic(os.path.join(options.output_dir, TABLE_FILENAME), _table(record))
     return record
