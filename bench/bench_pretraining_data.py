@@ -52,7 +52,7 @@ def main(argv):
     tf_import_seconds = time.perf_counter() - import_started
     from tokenizers import BertWordPieceTokenizer
 
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_data, pretraining_manifest
 
     files = [path for path in sorted(glob.glob(os.path.join(FLAGS.corpus_dir, "**", "*"), recursive=True)) if os.path.isfile(path)]
     corpus_bytes = sum(os.path.getsize(path) for path in files)
@@ -95,7 +95,7 @@ def main(argv):
         tokenizer_rates.append(megabytes / seconds)
         print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: {seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
               f"  (CPU {cpu:.2f}s; ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
-    print(f"    {pretraining_data.summary_line(manifest, '<tmp>')}")
+    print(f"    {pretraining_manifest.summary_line(manifest, '<tmp>')}")
 
     if FLAGS.cli_run:
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_cli_") as output_dir:

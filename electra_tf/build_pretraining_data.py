@@ -39,7 +39,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_data, pretraining_manifest
     from electra_tf.errors import UserError
 
     if len(argv) > 1:
@@ -47,8 +47,8 @@ def main(argv: list[str]) -> None:
     if FLAGS.combine_manifests:
         if not FLAGS.output_dir:
             raise UserError("--output_dir is required with --combine_manifests")
-        manifest = pretraining_data.combine_manifest_parts(FLAGS.output_dir, overwrite=FLAGS.overwrite)
-        print(pretraining_data.summary_line(manifest, FLAGS.output_dir))
+        manifest = pretraining_manifest.combine_manifest_parts(FLAGS.output_dir, overwrite=FLAGS.overwrite)
+        print(pretraining_manifest.summary_line(manifest, FLAGS.output_dir))
         return
     for name in ("corpus_dir", "vocab_file", "output_dir"):
         if not FLAGS[name].value:

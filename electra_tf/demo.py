@@ -89,13 +89,13 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
 def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool,
                num_shards: int = 8, num_processes: int | None = None) -> dict:
     """Reference-format TFRecords from ``corpus`` (files, comma-separated) in ``data_dir``."""
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_data, pretraining_manifest
 
-    manifest_file = os.path.join(data_dir, pretraining_data.MANIFEST_FILE)
+    manifest_file = os.path.join(data_dir, pretraining_manifest.MANIFEST_FILE)
     if os.path.exists(manifest_file) and not overwrite:
         print(f"reusing {data_dir} (from an earlier run)")
-        manifest = pretraining_data.read_manifest(data_dir)
-        print(pretraining_data.summary_line(manifest, data_dir))
+        manifest = pretraining_manifest.read_manifest(data_dir)
+        print(pretraining_manifest.summary_line(manifest, data_dir))
         return manifest
     options = pretraining_data.BuildOptions(
         corpus_dir=corpus,
@@ -131,10 +131,10 @@ def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
 
 
 def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
-    from electra_tf import pretraining_data, tokenization
+    from electra_tf import pretraining_dataset, tokenization
 
-    files, _ = pretraining_data.resolve_pretraining_data(data_dir)
-    dataset = pretraining_data.make_pretraining_dataset(
+    files, _ = pretraining_dataset.resolve_pretraining_data(data_dir)
+    dataset = pretraining_dataset.make_pretraining_dataset(
         files, batch_size=1, max_seq_length=manifest["max_seq_length"], is_training=False
     )
     example = next(iter(dataset))
@@ -170,14 +170,14 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
 
 def show_held_out_scores(pretrained_dir: str, held_out_dir: str) -> None:
     """Scores the pretrained generator + discriminator on the held-out text."""
-    from electra_tf import checkpoint_conversion, pretraining_data, pretraining_objective
+    from electra_tf import checkpoint_conversion, pretraining_dataset, pretraining_objective
     from electra_tf.config import ElectraConfig
     from electra_tf.experiments import pretraining_dynamics
 
     config = ElectraConfig.from_json_file(os.path.join(pretrained_dir, "config.json"))
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, pretrained_dir)
-    files, _ = pretraining_data.resolve_pretraining_data(held_out_dir)
+    files, _ = pretraining_dataset.resolve_pretraining_data(held_out_dir)
     scores = pretraining_dynamics.held_out_scores(model, files,
                                                   max_seq_length=config.max_seq_length)
     print(f"held-out text ({held_out_dir}, {scores['tokens']:,} tokens, the generator's own "

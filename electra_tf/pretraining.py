@@ -442,11 +442,11 @@ def _model_from_checkpoint(config, model_dir: str, step: int):
 
 def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) -> InputFunction:
     """Training input: shuffled, repeated, sharded by input pipeline, per-replica batches."""
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
 
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         # Given the context, make_pretraining_dataset divides the global batch by the replicas.
-        return pretraining_data.make_pretraining_dataset(
+        return pretraining_dataset.make_pretraining_dataset(
             files,
             global_batch_size,
             config.max_seq_length,
@@ -465,12 +465,12 @@ def evaluation_input_fn(files, config, *, global_batch_size: int, steps: int) ->
     evaluation sees exactly `steps` full batches on every replica: a short final batch or
     workers with different batch counts would stall the cross-replica reductions.
     """
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
 
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(global_batch_size)
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
-        dataset = pretraining_data.make_pretraining_dataset(
+        dataset = pretraining_dataset.make_pretraining_dataset(
             files, per_replica, config.max_seq_length, is_training=False
         )
         return (
@@ -761,10 +761,10 @@ def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:
 
 
 def _resolve_data(flag: str, spec: str):
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
 
     try:
-        return pretraining_data.resolve_pretraining_data(spec)
+        return pretraining_dataset.resolve_pretraining_data(spec)
     except UserError as error:
         raise UserError(f"{flag}: {error}") from None
 
@@ -772,9 +772,9 @@ def _resolve_data(flag: str, spec: str):
 def _check_against_manifest(config, manifest: Optional[dict], source: str) -> None:
     if manifest is None:
         return
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_manifest
 
-    pretraining_data.check_manifest_compatible(
+    pretraining_manifest.check_manifest_compatible(
         manifest,
         vocab_size=config.vocab_size,
         do_lower_case=config.do_lower_case,

@@ -19,7 +19,7 @@ distribution.split_cpu_devices(2)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import checkpointing, optimization, pretraining, pretraining_data  # noqa: E402
+from electra_tf import checkpointing, optimization, pretraining, pretraining_dataset  # noqa: E402
 from electra_tf import config as config_lib  # noqa: E402
 
 PER_REPLICA_BATCH = 4
@@ -104,7 +104,7 @@ def input_fn(files, max_seq_length, *, copies_per_batch):
     """
 
     def make(context):
-        dataset = pretraining_data.make_pretraining_dataset(
+        dataset = pretraining_dataset.make_pretraining_dataset(
             files, PER_REPLICA_BATCH, max_seq_length, is_training=False
         ).repeat()
         if copies_per_batch > 1:

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import corpus, pretraining_data
+from electra_tf import corpus, example_packing, pretraining_data, pretraining_dataset, pretraining_manifest
 from electra_tf.errors import UserError
-from electra_tf.pretraining_data import BuildOptions, ExampleBuilder, ExampleEncoder
+from electra_tf.example_encoding import ExampleEncoder
+from electra_tf.example_packing import ExampleBuilder
+from electra_tf.pretraining_data import BuildOptions
 from electra_tf.tokenization import Tokenizer, vocab_sha256
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +50,7 @@ def tokenizer(bert_vocab_file):
 
 def expected_records(files, tokenizer, max_seq_length, seed, process_index):
     """The examples of one packing process, made in-process from the reader and tokenizer."""
-    builder = ExampleBuilder(max_seq_length, random.Random(pretraining_data.partition_seed(seed, 0, process_index)))
+    builder = ExampleBuilder(max_seq_length, random.Random(example_packing.partition_seed(seed, 0, process_index)))
     encoder = ExampleEncoder(max_seq_length, tokenizer.cls_id, tokenizer.sep_id)
     examples = []
     for path in files:
@@ -71,7 +73,7 @@ def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_cor
     manifest, log = build(tmp_path, wiki_corpus, bert_vocab_file, max_seq_length=64, num_processes=2, num_shards=5, seed=7)
     output = tmp_path / "out"
     files = sorted(str(path) for path in wiki_corpus.iterdir())
-    names = [pretraining_data.shard_file_name(index, 5) for index in range(5)]
+    names = [pretraining_manifest.shard_file_name(index, 5) for index in range(5)]
     assert manifest["shards"] == names
     assert sorted(os.listdir(output)) == sorted(names + ["manifest.json"])
 
@@ -119,10 +121,10 @@ def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_cor
     assert summary.startswith(f"wrote {manifest['num_examples']:,} examples") and "documents" in summary
 
     # The reader API takes the directory.
-    files_read, manifest_read = pretraining_data.resolve_pretraining_data(str(output))
+    files_read, manifest_read = pretraining_dataset.resolve_pretraining_data(str(output))
     assert files_read == [str(output / name) for name in names]
-    pretraining_data.check_manifest_compatible(manifest_read, vocab_size=30522, do_lower_case=True, max_seq_length=64, source=str(output))
-    batch = next(iter(pretraining_data.make_pretraining_dataset(files_read, 16, 64, seed=1)))
+    pretraining_manifest.check_manifest_compatible(manifest_read, vocab_size=30522, do_lower_case=True, max_seq_length=64, source=str(output))
+    batch = next(iter(pretraining_dataset.make_pretraining_dataset(files_read, 16, 64, seed=1)))
     assert batch["input_ids"].shape == (16, 64) and batch["input_ids"].dtype == tf.int32
 
 
@@ -141,20 +143,20 @@ def test_workers_write_parts_that_combine(tmp_path, bert_vocab_file):
     assert manifests[0]["num_input_files"] == 2 and manifests[1]["num_input_files"] == 1
     assert sorted(os.listdir(output)) == sorted(
         ["manifest-00000-of-00002.json", "manifest-00001-of-00002.json"]
-        + [pretraining_data.shard_file_name(shard, 2, worker, 2) for worker in range(2) for shard in range(2)]
+        + [pretraining_manifest.shard_file_name(shard, 2, worker, 2) for worker in range(2) for shard in range(2)]
     )
-    files, combined = pretraining_data.resolve_pretraining_data(str(output))
+    files, combined = pretraining_dataset.resolve_pretraining_data(str(output))
     assert len(files) == 4 and combined["num_examples"] == sum(m["num_examples"] for m in manifests)
     assert sum(len(read_records(path)) for path in files) == combined["num_examples"]
     assert combined["num_documents"] == 30
-    written = pretraining_data.combine_manifest_parts(str(output))
+    written = pretraining_manifest.combine_manifest_parts(str(output))
     assert json.loads((output / "manifest.json").read_text())["num_examples"] == written["num_examples"]
     with pytest.raises(UserError, match="manifest.json: already exists"):
-        pretraining_data.combine_manifest_parts(str(output))
+        pretraining_manifest.combine_manifest_parts(str(output))
     os.remove(output / "manifest.json")
     os.remove(output / "manifest-00001-of-00002.json")
     with pytest.raises(UserError, match=r"worker\(s\) 1 of 2 are missing"):
-        pretraining_data.resolve_pretraining_data(str(output))
+        pretraining_dataset.resolve_pretraining_data(str(output))
     # Re-running one worker is refused unless --overwrite; its files alone are in the way.
     with pytest.raises(UserError, match="not empty"):
         build(tmp_path, corpus_dir, bert_vocab_file, max_seq_length=32, num_shards=2, worker_index=0, num_workers=2)

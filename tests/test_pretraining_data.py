@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import pretraining_data
+from electra_tf import example_encoding, example_packing, pretraining_dataset, pretraining_manifest
 from electra_tf.errors import UserError
-from electra_tf.pretraining_data import (
-    ExampleBuilder,
-    ExampleEncoder,
-    layout_examples,
-    pack_token_rows,
-)
+from electra_tf.example_encoding import ExampleEncoder, layout_examples
+from electra_tf.example_packing import ExampleBuilder, pack_token_rows
 
 CLS, SEP = 101, 102
 
@@ -206,9 +202,9 @@ def test_hand_encoded_examples_parse_identically_to_tf_train_example():
             assert tf.train.Example.FromString(record) == expected
             assert record == expected.SerializeToString(deterministic=True)
             parsed = tf.io.parse_single_example(
-                record, {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in pretraining_data.FEATURE_NAMES}
+                record, {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in example_encoding.FEATURE_NAMES}
             )
-            for name, array in zip(pretraining_data.FEATURE_NAMES, arrays):
+            for name, array in zip(example_encoding.FEATURE_NAMES, arrays):
                 np.testing.assert_array_equal(parsed[name].numpy(), array[row])
 
 
@@ -216,7 +212,7 @@ def test_builder_is_deterministic_for_a_seed_and_differs_between_seeds():
     stream = [ids(i * 10, (i * 7) % 23 + 1) for i in range(400)]
 
     def build(seed):
-        builder = ExampleBuilder(32, random.Random(pretraining_data.partition_seed(seed, 0, 0)))
+        builder = ExampleBuilder(32, random.Random(example_packing.partition_seed(seed, 0, 0)))
         return [example for sentence in stream if (example := builder.add_sentence(sentence))]
 
     assert build(1) == build(1)
@@ -244,9 +240,9 @@ def test_reads_shards_written_like_the_reference(tmp_path):
     rows = [ids(1000 + 10 * i, 1 + i % 5) for i in range(10)]
     write_reference_shard(tmp_path / "pretrain_data.tfrecord-0-of-2", rows[:6], 8)
     write_reference_shard(tmp_path / "pretrain_data.tfrecord-1-of-2", rows[6:], 8)
-    files, manifest = pretraining_data.resolve_pretraining_data(str(tmp_path / "pretrain_data.tfrecord-*"))
+    files, manifest = pretraining_dataset.resolve_pretraining_data(str(tmp_path / "pretrain_data.tfrecord-*"))
     assert manifest is None and len(files) == 2
-    dataset = pretraining_data.make_pretraining_dataset(files, batch_size=4, max_seq_length=8, is_training=False)
+    dataset = pretraining_dataset.make_pretraining_dataset(files, batch_size=4, max_seq_length=8, is_training=False)
     batches = list(dataset.as_numpy_iterator())
     assert len(batches) == 2  # 10 records, batches of 4, the last partial one dropped
     for batch in batches:
@@ -263,7 +259,7 @@ def test_training_dataset_repeats_shuffles_and_shards_by_input_context(tmp_path)
     for shard in range(4):
         write_reference_shard(tmp_path / f"shard-{shard}", rows[shard::4], 4)
     files = sorted(str(path) for path in tmp_path.iterdir())
-    dataset = pretraining_data.make_pretraining_dataset(files, batch_size=8, max_seq_length=4, seed=3)
+    dataset = pretraining_dataset.make_pretraining_dataset(files, batch_size=8, max_seq_length=4, seed=3)
     seen = np.concatenate([batch["input_ids"][:, 1] for batch in dataset.take(10).as_numpy_iterator()])
     assert len(seen) == 80  # more than the 40 records: it repeats
     assert set(seen.tolist()) <= set(range(40)) and len(set(seen.tolist())) > 20
@@ -271,7 +267,7 @@ def test_training_dataset_repeats_shuffles_and_shards_by_input_context(tmp_path)
 
     def pipeline_ids(num_files, pipeline_id):
         context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
-        data = pretraining_data.make_pretraining_dataset(files[:num_files], 8, 4, is_training=False, input_context=context)
+        data = pretraining_dataset.make_pretraining_dataset(files[:num_files], 8, 4, is_training=False, input_context=context)
         batches = list(data.as_numpy_iterator())
         assert all(batch["input_ids"].shape == (4, 4) for batch in batches)  # per-replica batch 8 / 2
         return set(np.concatenate([batch["input_ids"][:, 1] for batch in batches]).tolist())
@@ -292,35 +288,35 @@ def write_manifest(directory, **fields):
 def test_resolve_directory_with_manifest_and_errors(tmp_path):
     write_reference_shard(tmp_path / "a.tfrecord", [[1]], 8)
     write_manifest(tmp_path, shards=["a.tfrecord"], max_seq_length=8)
-    files, manifest = pretraining_data.resolve_pretraining_data(str(tmp_path))
+    files, manifest = pretraining_dataset.resolve_pretraining_data(str(tmp_path))
     assert files == [str(tmp_path / "a.tfrecord")] and manifest["max_seq_length"] == 8
-    assert pretraining_data.read_manifest(str(tmp_path / "manifest.json"))["shards"] == ["a.tfrecord"]
+    assert pretraining_manifest.read_manifest(str(tmp_path / "manifest.json"))["shards"] == ["a.tfrecord"]
 
-    files, manifest = pretraining_data.resolve_pretraining_data(f"{tmp_path}/a.*,{tmp_path}/a.tfrecord")
+    files, manifest = pretraining_dataset.resolve_pretraining_data(f"{tmp_path}/a.*,{tmp_path}/a.tfrecord")
     assert files == [str(tmp_path / "a.tfrecord")] and manifest is None
 
     with pytest.raises(UserError, match=r"nothing-\*: matches no files"):
-        pretraining_data.resolve_pretraining_data(str(tmp_path / "nothing-*"))
+        pretraining_dataset.resolve_pretraining_data(str(tmp_path / "nothing-*"))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="has no manifest.json"):
-        pretraining_data.resolve_pretraining_data(str(empty))
+        pretraining_dataset.resolve_pretraining_data(str(empty))
     write_manifest(tmp_path, shards=["a.tfrecord", "gone.tfrecord"])
     with pytest.raises(UserError, match="gone.tfrecord: listed in .*manifest.json but missing"):
-        pretraining_data.resolve_pretraining_data(str(tmp_path))
+        pretraining_dataset.resolve_pretraining_data(str(tmp_path))
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(UserError, match=r"manifest.json: not valid JSON"):
-        pretraining_data.read_manifest(str(tmp_path))
+        pretraining_manifest.read_manifest(str(tmp_path))
     (tmp_path / "manifest.json").write_text('{"shards": []}')
     with pytest.raises(UserError, match="manifest lacks max_seq_length, do_lower_case, vocab_size"):
-        pretraining_data.read_manifest(str(tmp_path))
+        pretraining_manifest.read_manifest(str(tmp_path))
 
 
 def test_check_manifest_compatible_names_the_field():
     manifest = {"max_seq_length": 128, "do_lower_case": True, "vocab_size": 30522, "vocab_file": "v.txt"}
-    pretraining_data.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=True, max_seq_length=128, source="d")
+    pretraining_manifest.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=True, max_seq_length=128, source="d")
     with pytest.raises(UserError) as error:
-        pretraining_data.check_manifest_compatible(
+        pretraining_manifest.check_manifest_compatible(
             manifest, vocab_size=30522, do_lower_case=True, max_seq_length=512, source="data/manifest.json"
         )
     assert str(error.value) == (
@@ -328,9 +324,9 @@ def test_check_manifest_compatible_names_the_field():
         "--hparams '{\"max_seq_length\": 128}'"
     )
     with pytest.raises(UserError, match="data/manifest.json: built with a vocabulary of 30522 tokens .* vocab_size is 100"):
-        pretraining_data.check_manifest_compatible(manifest, vocab_size=100, do_lower_case=True, max_seq_length=128, source="data/manifest.json")
+        pretraining_manifest.check_manifest_compatible(manifest, vocab_size=100, do_lower_case=True, max_seq_length=128, source="data/manifest.json")
     with pytest.raises(UserError, match="built with do_lower_case true but the model expects false"):
-        pretraining_data.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m")
+        pretraining_manifest.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m")
 
 
 def test_check_manifest_compatible_compares_special_token_ids():
@@ -339,15 +335,15 @@ def test_check_manifest_compatible_compares_special_token_ids():
         "special_token_ids": {"pad_token_id": 0, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4},
     }
     shape = dict(vocab_size=8000, do_lower_case=True, max_seq_length=128, source="m")
-    pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 4})
+    pretraining_manifest.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 4})
     with pytest.raises(UserError) as error:
-        pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 103})
+        pretraining_manifest.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 103})
     assert str(error.value) == (
         "m: the vocabulary (v.txt) has mask_token_id 4 but the model uses 103; pass --hparams '{\"mask_token_id\": 4}'"
     )
     # Reference-built data records no ids: nothing to compare.
     del manifest["special_token_ids"]
-    pretraining_data.check_manifest_compatible(manifest, **shape, special_token_ids={"mask_token_id": 103})
+    pretraining_manifest.check_manifest_compatible(manifest, **shape, special_token_ids={"mask_token_id": 103})
 
 
 def test_parts_path_makes_the_same_examples_and_bytes_as_the_list_path():
@@ -365,7 +361,7 @@ def test_parts_path_makes_the_same_examples_and_bytes_as_the_list_path():
     assert len(expected) == len(got) > 20
     assert [(len(a), len(b)) for a, b in expected] == [(example[1], example[3]) for example in got]
     assert encoder.encode(expected) == encoder.encode_parts(got)
-    stats_lists, stats_parts = pretraining_data.PackingStats(), pretraining_data.PackingStats()
+    stats_lists, stats_parts = example_packing.PackingStats(), example_packing.PackingStats()
     stats_lists.add_examples(expected, fed_lists)
     stats_parts.add_examples(got, fed_parts)
     assert stats_lists.as_dict() == stats_parts.as_dict()

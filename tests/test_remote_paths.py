@@ -15,7 +15,16 @@ import pathlib
 
 import pytest
 
-from electra_tf import build_vocab, export, fileio, finetuning, predict, pretraining, pretraining_data
+from electra_tf import (
+    build_vocab,
+    export,
+    fileio,
+    finetuning,
+    predict,
+    pretraining,
+    pretraining_data,
+    pretraining_manifest,
+)
 from electra_tf.config import CONFIGS_DIR
 from electra_tf.errors import UserError
 
@@ -63,7 +72,7 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
         max_seq_length=32, num_shards=2, num_processes=1), progress_interval_seconds=60.0)
     assert _tree(f"{ROOT}/data") == ["manifest.json", "pretrain_data.tfrecord-00000-of-00002",
                                      "pretrain_data.tfrecord-00001-of-00002"]
-    manifest = pretraining_data.read_manifest(f"{ROOT}/data")
+    manifest = pretraining_manifest.read_manifest(f"{ROOT}/data")
     assert manifest["vocab_file"] == f"{ROOT}/vocab.txt" and manifest["num_examples"] > 8
 
     # run_pretraining: a remote --config, data and --model_dir; pretrained/ lands there too.

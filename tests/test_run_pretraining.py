@@ -204,10 +204,10 @@ EVAL_BATCHES = 16
 
 def held_out_scores(model, eval_dir):
     """Exact held-out disc AUC over real tokens and MLM accuracy at masked positions."""
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
     from electra_tf.experiments.pretraining_dynamics import held_out_scores as score
 
-    files, _ = pretraining_data.resolve_pretraining_data(str(eval_dir))
+    files, _ = pretraining_dataset.resolve_pretraining_data(str(eval_dir))
     scores = score(model, files, max_seq_length=64, num_batches=EVAL_BATCHES)
     return scores["disc_auc"], scores["mlm_accuracy"]
 
@@ -228,11 +228,11 @@ def unigram_baseline(eval_dir, max_seq_length, special_ids=(0, 101, 102, 103)) -
     Masked positions are drawn uniformly from the real, non-special tokens, so this is the share
     of the most frequent such token in the held-out data.
     """
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
 
-    files, _ = pretraining_data.resolve_pretraining_data(str(eval_dir))
+    files, _ = pretraining_dataset.resolve_pretraining_data(str(eval_dir))
     counts = np.zeros(200_000, np.int64)
-    for batch in pretraining_data.make_pretraining_dataset(files, 256, max_seq_length, is_training=False):
+    for batch in pretraining_dataset.make_pretraining_dataset(files, 256, max_seq_length, is_training=False):
         ids = batch["input_ids"].numpy()[batch["input_mask"].numpy() > 0]
         counts += np.bincount(ids, minlength=len(counts))[: len(counts)]
     counts[list(special_ids)] = 0

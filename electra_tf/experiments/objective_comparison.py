@@ -203,7 +203,7 @@ class Plan:
 
 
 def make_plan(options: ComparisonOptions) -> Plan:
-    from electra_tf import finetuning_tasks, pretraining_data
+    from electra_tf import finetuning_tasks, pretraining_dataset
 
     if not options.output_dir:
         raise UserError("--output_dir is required")
@@ -223,7 +223,7 @@ def make_plan(options: ComparisonOptions) -> Plan:
         raise UserError("--pretrain_data is required: a directory written by "
                         "build_pretraining_data")
     try:
-        _, manifest = pretraining_data.resolve_pretraining_data(options.pretrain_data)
+        _, manifest = pretraining_dataset.resolve_pretraining_data(options.pretrain_data)
     except UserError as error:
         raise UserError(f"--pretrain_data: {error}") from None
     vocab_file = options.vocab_file or (manifest or {}).get("vocab_file")

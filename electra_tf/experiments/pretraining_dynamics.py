@@ -76,14 +76,14 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
     """
     import tensorflow as tf
 
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_dataset
 
     if model.discriminator is None or model.task != "detection":
         raise UserError("held-out scores need an ELECTRA (replaced-token detection) model")
     # Inside tf.function, as fit and evaluate run the model.
     score = tf.function(lambda batch: model(batch, training=False))
     states = tf.function(lambda batch: model.discriminator.backbone(batch, training=False))
-    dataset = pretraining_data.make_pretraining_dataset(list(eval_files), batch_size,
+    dataset = pretraining_dataset.make_pretraining_dataset(list(eval_files), batch_size,
                                                         max_seq_length, is_training=False)
     probabilities, labels, hits = [], [], []
     token_cosine = cls_cosine = None
@@ -149,7 +149,7 @@ def _table(record: dict) -> str:
 
 def run_dynamics(options: DynamicsOptions) -> dict:
     """Trains one run with pauses at ``options.steps`` and scores each; returns the record."""
-    from electra_tf import pretraining, pretraining_data
+    from electra_tf import pretraining, pretraining_dataset
 
     fileio.makedirs(options.output_dir)
     results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
@@ -166,7 +166,7 @@ def run_dynamics(options: DynamicsOptions) -> dict:
                             f"{previous.get(changed[0])!r}); use a new --output_dir")
         record = previous
     done = {row["step"] for row in record["points"]}
-    eval_files, _ = pretraining_data.resolve_pretraining_data(options.eval_data)
+    eval_files, _ = pretraining_dataset.resolve_pretraining_data(options.eval_data)
     model_dir = os.path.join(options.output_dir, "model")
     for step in options.steps:
         if step in done:
