@@ -9,6 +9,7 @@ import pytest
 from electra_tf.config import load_config
 from electra_tf.modeling import (
     ElectraBackbone,
+    ElectraDropout,
     TransformerLayer,
     attention_bias_from_mask,
     build_discriminator,
@@ -252,6 +253,38 @@ def test_dropout_is_active_only_in_training():
     np.testing.assert_array_equal(np.asarray(backbone(features)), np.asarray(backbone(features)))
     assert not np.allclose(np.asarray(backbone(features, training=True)),
                            np.asarray(backbone(features, training=True)))
+
+
+def test_dropout_draws_half_the_random_numbers_with_the_configured_rate_and_scale():
+    import tensorflow as tf
+
+    layer = ElectraDropout(0.1, seed=7)
+    inputs = np.random.default_rng(0).normal(size=(8, 64, 256)).astype(np.float32)
+    outputs = np.asarray(layer(inputs, training=True))
+    dropped = outputs == 0
+    # 131,072 Bernoulli(0.1) draws: 5 standard deviations is 0.0042.
+    assert abs(dropped.mean() - 0.1) < 0.0042
+    np.testing.assert_allclose(outputs[~dropped], inputs[~dropped] / 0.9, rtol=1e-6)
+    # The two halves of the last axis come from the low and high bits of the same draws; they
+    # must still be independent.
+    assert abs(np.corrcoef(dropped[..., :128].ravel(), dropped[..., 128:].ravel())[0, 1]) < 0.02
+    assert not np.array_equal(dropped, np.asarray(layer(inputs, training=True)) == 0)
+    np.testing.assert_array_equal(np.asarray(layer(inputs, training=False)), inputs)
+    # The gradient is the mask times the scale, as Keras's dropout's.
+    x = tf.constant(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    gradient = tape.gradient(y, x).numpy()
+    np.testing.assert_allclose(gradient, np.where(y.numpy() == 0, 0.0, 1 / 0.9), rtol=1e-6)
+    # Same seed, same masks; an odd last dimension falls back to Keras's dropout.
+    again = ElectraDropout(0.1, seed=7)
+    np.testing.assert_array_equal(np.asarray(again(inputs, training=True)) == 0, dropped)
+    odd = np.asarray(ElectraDropout(0.5, seed=1)(np.ones((4, 1001), np.float32), training=True))
+    assert 0.45 < (odd == 0).mean() < 0.55
+    # The same variables as keras.layers.Dropout, so checkpoints written before are unchanged.
+    keras_dropout = keras.layers.Dropout(0.1, seed=7)
+    assert [v.name for v in layer.variables] == [v.name for v in keras_dropout.variables]
 
 
 def test_generator_logits_only_at_the_requested_positions():
