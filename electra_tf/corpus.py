@@ -16,6 +16,9 @@ replaced with U+FFFD and counted. Text is read in bounded chunks, so memory does
 length of a line: a line longer than MAX_LINE_CHARS characters is cut into pieces of at most that
 many characters, at the last white space inside the limit (or exactly at the limit when there is
 none), and each piece is treated as a line of its own. JSON Lines are parsed a whole line at a time.
+
+Every tool that reads a corpus (build_pretraining_data, build_vocab) defines its corpus flags with
+define_flags and reads through this module, so they accept the same arguments and see the same text.
 """
 
 from __future__ import annotations
