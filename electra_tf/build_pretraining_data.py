@@ -17,17 +17,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli, corpus
 
-flags.DEFINE_string("corpus_dir", None, "Input text: a directory (read recursively), files or globs, comma-separated.")
+corpus.define_flags()  # --corpus_dir, --input_format, ...: the same as build_vocab's
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (one token per line).")
 flags.DEFINE_string("output_dir", None, "Where the TFRecord shards and manifest.json go (must be empty unless --overwrite).")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP]s included.")
 flags.DEFINE_integer("num_processes", 1, "Packing processes; each has its own random stream and shards, so the output depends on this number.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (for uncased vocabularies).")
-flags.DEFINE_bool("blanks_separate_docs", True, "Whether a blank line ends a document in plain text; false: each file is one document (as for OpenWebText).")
-flags.DEFINE_enum("input_format", "auto", ["auto", "text", "wikiextractor", "jsonl"], "Input format; auto picks per file from its name and first bytes.")
-flags.DEFINE_string("json_text_field", "text", "For JSON Lines input: the field holding each document's text.")
 flags.DEFINE_integer("seed", 1314, "Random seed for example construction.")
 flags.DEFINE_integer("num_shards", 100, "TFRecord files to write (per worker).")
 flags.DEFINE_bool("overwrite", False, "Replace earlier pretraining data in --output_dir (only our shards and manifests are removed).")

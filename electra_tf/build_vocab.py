@@ -11,19 +11,25 @@ every preset (whose special ids are BERT's) works with a learned vocabulary unch
   frequency, then more `[unusedN]` fillers when the learner stops short of --vocab_size, so the
   file always has exactly vocab_size lines.
 
-    python -m electra_tf.build_vocab --corpus=/data/wiki --vocab_size=8000 --output_file=vocab.txt
+The corpus is read by electra_tf.corpus, with the same flags as build_pretraining_data
+(--corpus_dir, --input_format, --json_text_field, ...), so both tools see the same text: the
+WikiExtractor tags and titles and the JSON syntax of JSON Lines never reach the vocabulary.
+
+    python -m electra_tf.build_vocab --corpus_dir=/data/wiki --vocab_size=8000 --output_file=vocab.txt
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
+import dataclasses
 import math
 import os
 import time
 from typing import Iterable, Iterator, Optional, Sequence
 
-from electra_tf import fileio
+from absl import flags
+
+from electra_tf import corpus, fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -35,51 +41,6 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # = tokenizatio
 BERT_UNUSED_SLOTS = 99
 MIN_VOCAB_SIZE = 200
 _COUNT_BATCH_LINES = 1000
-
-
-def expand_corpus_paths(specs: Sequence[str]) -> list[str]:
-    """Files named by files, glob patterns or directories (all files below, recursively).
-
-    Sorted within each spec, specs in the order given, duplicates dropped. Raises UserError for a
-    spec that matches nothing.
-    """
-    paths: list[str] = []
-    for spec in specs:
-        if fileio.isdir(spec):
-            found = sorted(
-                os.path.join(directory, name)
-                for directory, subdirectories, files in fileio.walk(spec)
-                for name in files
-                if not name.startswith(".")
-            )
-        elif fileio.isfile(spec):
-            found = [spec]
-        else:
-            found = sorted(path for path in fileio.glob(spec, recursive=True) if fileio.isfile(path))
-        if not found:
-            raise UserError(f"--corpus {spec}: no such file, directory or matching glob; pass text files (one paragraph per line)")
-        paths.extend(path for path in found if path not in paths)
-    return paths
-
-
-def iter_corpus_lines(paths: Sequence[str], max_lines: Optional[int] = None) -> Iterator[str]:
-    """Non-blank text lines of the files in order; WikiExtractor `<doc ...>`/`</doc>` lines dropped."""
-    emitted = 0
-    for path in paths:
-        try:
-            with fileio.open(path, "r") as handle:
-                for line_number, line in enumerate(handle, start=1):
-                    line = line.strip()
-                    if not line or line.startswith("<doc ") or line == "</doc>":
-                        continue
-                    if max_lines is not None and emitted >= max_lines:
-                        return
-                    emitted += 1
-                    yield line
-        except UnicodeDecodeError as error:
-            raise UserError(f"{path}: not UTF-8 text near line {line_number + 1} ({error.reason}); convert the corpus to UTF-8") from None
-        except OSError as error:
-            raise UserError(f"{path}: cannot read ({error.strerror})") from None
 
 
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -109,7 +70,8 @@ def count_words(texts: Iterable[str], do_lower_case: bool, progress: Optional[Pr
         words, word_counts = unique_words(tf.constant(batch))
         counts.update(dict(zip(words.numpy().tolist(), word_counts.numpy().tolist())))
         if progress is not None:
-            progress.update(lines=len(batch), bytes=sum(len(text.encode("utf-8")) for text in batch))
+            # Bytes are the reader's to report: only it knows the size on disk of compressed files.
+            progress.update(lines=len(batch))
     return collections.Counter({word.decode("utf-8"): count for word, count in counts.items()})
 
 
@@ -240,70 +202,118 @@ def write_vocab(tokens: Sequence[str], path: str, overwrite: bool = False) -> No
     bad = next((t for t in tokens if not t or t != t.strip() or "\n" in t), None)
     if bad is not None:
         raise ValueError(f"token {bad!r} cannot be stored one per line")
-    directory = os.path.dirname(fileio.abspath(path))
-    fileio.makedirs(directory)
-    temporary = path + ".tmp"
-    with fileio.open(temporary, "w") as handle:
-        handle.write("".join(token + "\n" for token in tokens))
-    fileio.rename(temporary, path, overwrite=True)
+    fileio.makedirs(os.path.dirname(fileio.abspath(path)))
+    fileio.write_text_atomic(path, "".join(token + "\n" for token in tokens))
 
 
-def main(argv: list[str]) -> None:
-    from absl import flags
+@dataclasses.dataclass
+class VocabOptions:
+    """What build_vocab makes; the fields mirror the command-line flags.
 
-    options = flags.FLAGS
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; pass the corpus with --corpus")
-    if options.vocab_size is None or options.output_file is None or not options.corpus:
-        raise UserError("--corpus, --vocab_size and --output_file are required")
-    build_vocab(options.corpus, options.vocab_size, options.output_file,
-                do_lower_case=options.do_lower_case, max_lines=options.max_lines,
-                overwrite=options.overwrite)
+    corpus_dir, input_format, blanks_separate_docs and json_text_field name and read the corpus
+    exactly as for build_pretraining_data (electra_tf.corpus).
+    """
+
+    corpus_dir: str
+    vocab_size: int
+    output_file: str
+    do_lower_case: bool = True
+    max_lines: Optional[int] = None
+    overwrite: bool = False
+    input_format: str = "auto"
+    blanks_separate_docs: bool = True
+    json_text_field: str = "text"
 
 
-def build_vocab(corpus: Sequence[str], vocab_size: int, output_file: str, *,
-                do_lower_case: bool = True, max_lines: Optional[int] = None,
-                overwrite: bool = False) -> None:
-    """What ``python -m electra_tf.build_vocab`` does, with its flags as arguments."""
-    options = argparse.Namespace(corpus=list(corpus), vocab_size=vocab_size,
-                                 output_file=output_file, do_lower_case=do_lower_case,
-                                 max_lines=max_lines, overwrite=overwrite)
+def build_vocab(options: VocabOptions, *, progress_interval_seconds: float = 5.0) -> dict:
+    """What ``python -m electra_tf.build_vocab`` does: learns a vocabulary and writes it.
+
+    Args:
+      options: the corpus, the vocabulary's size and casing, and where to write it.
+      progress_interval_seconds: how often the progress line (MB read, lines, ETA) is printed.
+
+    Returns:
+      {"tokens": the vocabulary (vocab_size strings), "files": input files read, "lines": lines
+      learned from, "replaced_bytes": invalid UTF-8 sequences replaced with U+FFFD}.
+
+    Raises UserError for bad options, an unreadable corpus or an existing output_file.
+    """
+    if options.vocab_size is None or not options.output_file or not options.corpus_dir:
+        raise UserError("--corpus_dir, --vocab_size and --output_file are required")
     if fileio.exists(options.output_file) and not options.overwrite:
         raise UserError(f"{options.output_file}: already exists; choose another --output_file or pass --overwrite")
     if options.max_lines is not None and options.max_lines <= 0:
         raise UserError(f"--max_lines={options.max_lines} must be positive")
-    paths = expand_corpus_paths(options.corpus)
+    if options.input_format not in corpus.INPUT_FORMATS:
+        raise UserError(f"--input_format={options.input_format} is not one of {', '.join(corpus.INPUT_FORMATS)}")
+    paths = corpus.list_corpus_files(options.corpus_dir)
     total_bytes = sum(fileio.getsize(path) for path in paths)
     started = time.monotonic()
-    progress = ProgressReporter(name="build_vocab", total=None if options.max_lines else total_bytes)
-    counted = {"lines": 0}
+    progress = ProgressReporter(name="build_vocab", total=None if options.max_lines else total_bytes,
+                                interval_seconds=progress_interval_seconds)
+    stats = corpus.ReadStats()
 
-    def lines():
-        for line in iter_corpus_lines(paths, options.max_lines):
-            counted["lines"] += 1
-            yield line
+    def lines() -> Iterator[str]:
+        bytes_reported = 0
+        for block in corpus.read_text_blocks(
+            paths, stats, max_lines=options.max_lines, input_format=options.input_format,
+            blanks_separate_docs=options.blanks_separate_docs, json_text_field=options.json_text_field,
+        ):
+            progress.update(bytes=stats.bytes_read - bytes_reported)
+            bytes_reported = stats.bytes_read
+            yield from block
 
     tokens = learn_vocab(lines(), options.vocab_size, options.do_lower_case, progress)
     progress.finish()
     write_vocab(tokens, options.output_file, overwrite=options.overwrite)
     learned = sum(1 for t in tokens if t not in SPECIAL_TOKENS and not t.startswith("[unused"))
     fillers = len(tokens) - len(SPECIAL_TOKENS) - learned
+    replaced = f", {stats.replaced_bytes:,} invalid UTF-8 sequences replaced" if stats.replaced_bytes else ""
     print(
         f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at BERT's ids 0 and 100-103, "
         f"{learned:,} characters and learned pieces, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
-        f"read {counted['lines']:,} lines from {len(paths)} files in {time.monotonic() - started:.1f} s"
+        f"read {stats.lines:,} lines from {len(paths)} files{replaced} in {time.monotonic() - started:.1f} s"
+    )
+    return {"tokens": tokens, "files": len(paths), "lines": stats.lines, "replaced_bytes": stats.replaced_bytes}
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the command line's flags on flag_values (only when run as a program: the demo has its own)."""
+    corpus.define_flags(flag_values)
+    flags.DEFINE_multi_string("corpus", None, "Older spelling of --corpus_dir that may be repeated; its values "
+                              "are added to --corpus_dir's.", flag_values=flag_values)
+    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.", flag_values=flag_values)
+    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).", flag_values=flag_values)
+    flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("max_lines", None, "Read at most this many lines (bounds the time).", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output_file.", flag_values=flag_values)
+
+
+def options_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> VocabOptions:
+    """The VocabOptions that parsed flags (from define_flags) ask for."""
+    corpus_dir = ",".join(spec for spec in [flag_values.corpus_dir, *(flag_values.corpus or [])] if spec)
+    return VocabOptions(
+        corpus_dir=corpus_dir,
+        vocab_size=flag_values.vocab_size,
+        output_file=flag_values.output_file,
+        do_lower_case=flag_values.do_lower_case,
+        max_lines=flag_values.max_lines,
+        overwrite=flag_values.overwrite,
+        input_format=flag_values.input_format,
+        blanks_separate_docs=flag_values.blanks_separate_docs,
+        json_text_field=flag_values.json_text_field,
     )
 
 
-if __name__ == "__main__":
-    from absl import flags
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; pass the corpus with --corpus_dir")
+    build_vocab(options_from_flags(flags.FLAGS))
 
+
+if __name__ == "__main__":
     from electra_tf import cli
 
-    flags.DEFINE_multi_string("corpus", None, "Text files, globs or directories (repeat or comma-free list).")
-    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.")
-    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).")
-    flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.")
-    flags.DEFINE_integer("max_lines", None, "Read at most this many lines (bounds the time).")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing --output_file.")
+    define_flags()
     cli.run(main)

@@ -16,6 +16,9 @@ replaced with U+FFFD and counted. Text is read in bounded chunks, so memory does
 length of a line: a line longer than MAX_LINE_CHARS characters is cut into pieces of at most that
 many characters, at the last white space inside the limit (or exactly at the limit when there is
 none), and each piece is treated as a line of its own. JSON Lines are parsed a whole line at a time.
+
+Every tool that reads a corpus (build_pretraining_data, build_vocab) defines its corpus flags with
+define_flags and reads through this module, so they accept the same arguments and see the same text.
 """
 
 from __future__ import annotations
@@ -28,10 +31,15 @@ import json
 import os
 import re
 import zlib
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Optional, Sequence
+
+from absl import flags
 
 from electra_tf import fileio
 from electra_tf.errors import UserError
+
+# The corpus flags defined by define_flags belong to the CLI that calls it (its --help lists them).
+flags.disclaim_key_flags()
 
 INPUT_FORMATS = ("auto", "text", "wikiextractor", "jsonl")
 # Long enough that no real paragraph is cut (Wikipedia's longest is about 6,000 characters), short
@@ -52,6 +60,26 @@ class ReadStats:
     documents: int = 0
     replaced_bytes: int = 0  # invalid UTF-8 sequences replaced with U+FFFD
     line_cuts: int = 0  # cuts made in lines longer than MAX_LINE_CHARS
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the flags that name a corpus and how to read it, the same for every tool that reads one.
+
+    --corpus_dir (directories, files or globs, comma-separated: see list_corpus_files),
+    --input_format, --blanks_separate_docs and --json_text_field (see read_line_blocks); their
+    values go unchanged into the options fields of the same names.
+
+    Args:
+      flag_values: the FlagValues to define them on (absl's global FLAGS by default).
+    """
+    flags.DEFINE_string("corpus_dir", None, "Input text: a directory (read recursively), files or globs, "
+                        "comma-separated; .gz and .bz2 files are decompressed.", flag_values=flag_values)
+    flags.DEFINE_bool("blanks_separate_docs", True, "Whether a blank line ends a document in plain text; "
+                      "false: each file is one document (as for OpenWebText).", flag_values=flag_values)
+    flags.DEFINE_enum("input_format", "auto", list(INPUT_FORMATS),
+                      "Input format; auto picks per file from its name and first bytes.", flag_values=flag_values)
+    flags.DEFINE_string("json_text_field", "text", "For JSON Lines input: the field holding each document's text.",
+                        flag_values=flag_values)
 
 
 def list_corpus_files(spec: str) -> list[str]:
@@ -338,6 +366,50 @@ def read_line_blocks(
         stats.documents += document_ends
         stats.lines += len(block) - document_ends
         yield block
+
+
+def read_text_blocks(
+    paths: Sequence[str],
+    stats: ReadStats,
+    *,
+    max_lines: Optional[int] = None,
+    input_format: str = "auto",
+    blanks_separate_docs: bool = True,
+    json_text_field: str = "text",
+) -> Iterator[list[str]]:
+    """The non-empty lines of several files in order, in blocks, without the document ends.
+
+    For consumers that need the text but not its documents (learning a vocabulary). The files are
+    read exactly as read_line_blocks reads them, so every tool sees the same text in a corpus.
+
+    Args:
+      paths: files to read, in this order (as from list_corpus_files).
+      stats: updated while reading; `lines` counts only the lines handed on.
+      max_lines: stop after this many lines (None: read everything).
+      input_format, blanks_separate_docs, json_text_field: as for read_line_blocks.
+
+    Returns:
+      An iterator of non-empty lists of stripped non-empty strings.
+    """
+    remaining = max_lines
+    for path in paths:
+        blocks = read_line_blocks(path, stats, input_format=input_format,
+                                  blanks_separate_docs=blanks_separate_docs, json_text_field=json_text_field)
+        try:
+            for block in blocks:
+                lines = [line for line in block if line]
+                if remaining is not None:
+                    if len(lines) >= remaining:
+                        # read_line_blocks counted the whole block; count only what is used.
+                        stats.lines -= len(lines) - remaining
+                        lines = lines[:remaining]
+                    remaining -= len(lines)
+                if lines:
+                    yield lines
+                if remaining == 0:
+                    return
+        finally:
+            blocks.close()  # closes the file now, not whenever the generator is collected
 
 
 def read_lines(path: str, **kwargs) -> Iterator[str]:

@@ -26,6 +26,8 @@ import sysconfig
 import warnings
 from typing import Iterator, Optional
 
+from absl import flags
+
 from electra_tf import fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
@@ -250,25 +252,34 @@ def write_default_corpus(output_dir: str, max_bytes: Optional[int] = None, overw
     return stats
 
 
-def main(argv: list[str]) -> None:
-    from absl import flags
-
-    del argv
-    options = flags.FLAGS
-    stats = write_default_corpus(options.output_dir, max_bytes=options.max_bytes, overwrite=options.overwrite)
-    print(
-        f"wrote {stats['files']} files to {options.output_dir}: {stats['documents']:,} documents, "
+def summary_line(stats: dict, output_dir: str) -> str:
+    """One line describing what write_default_corpus wrote (its returned stats) to output_dir."""
+    return (
+        f"wrote {stats['files']} files to {output_dir}: {stats['documents']:,} documents, "
         f"{stats['lines']:,} paragraphs, {stats['words']:,} words, {stats['bytes'] / 1e6:.2f} MB"
     )
 
 
-if __name__ == "__main__":
-    from absl import flags
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the command line's flags on flag_values (only when run as a program: the demo has its own)."""
+    flags.DEFINE_string("output_dir", None, "Directory to write python_docs_NNN.txt into (new or empty).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("max_bytes", None, "Stop before the corpus exceeds this many bytes.", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Replace python_docs_*.txt shards in a non-empty output_dir.",
+                      flag_values=flag_values)
+    flags.mark_flag_as_required("output_dir", flag_values=flag_values)
 
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every option is a --flag")
+    options = flags.FLAGS
+    stats = write_default_corpus(options.output_dir, max_bytes=options.max_bytes, overwrite=options.overwrite)
+    print(summary_line(stats, options.output_dir))
+
+
+if __name__ == "__main__":
     from electra_tf import cli
 
-    flags.DEFINE_string("output_dir", None, "Directory to write python_docs_NNN.txt into (new or empty).")
-    flags.DEFINE_integer("max_bytes", None, "Stop before the corpus exceeds this many bytes.")
-    flags.DEFINE_bool("overwrite", False, "Replace python_docs_*.txt shards in a non-empty output_dir.")
-    flags.mark_flag_as_required("output_dir")
+    define_flags()
     cli.run(main)

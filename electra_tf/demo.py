@@ -80,10 +80,9 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
     if os.path.exists(vocab_file) and not overwrite:
         print(f"reusing {vocab_file} (from an earlier run)")
         return tokenization.load_vocab(vocab_file)
-    paths = build_vocab.expand_corpus_paths([corpus_dir])
-    tokens = build_vocab.learn_vocab(build_vocab.iter_corpus_lines(paths), vocab_size, do_lower_case=True)
-    build_vocab.write_vocab(tokens, vocab_file, overwrite=overwrite)
-    return tokens
+    options = build_vocab.VocabOptions(corpus_dir=corpus_dir, vocab_size=vocab_size, output_file=vocab_file,
+                                       overwrite=overwrite)
+    return build_vocab.build_vocab(options)["tokens"]
 
 
 def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool,

@@ -178,3 +178,18 @@ def test_cut_without_white_space_is_exact():
     line = "x" * (corpus.MAX_LINE_CHARS * 2 + 5)
     pieces = corpus._cut_overlong(line, stats)
     assert [len(piece) for piece in pieces] == [corpus.MAX_LINE_CHARS, corpus.MAX_LINE_CHARS, 5]
+
+
+def test_read_text_blocks_drops_document_ends_and_stops_at_max_lines(tmp_path):
+    (tmp_path / "a.txt").write_text('<doc id="1" url="u" title="T">\nT\n\nFirst para.\n</doc>\n', encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Second file.\n\nThird.\nFourth.\n", encoding="utf-8")
+    paths = corpus.list_corpus_files(str(tmp_path))
+    stats = corpus.ReadStats()
+    assert list(corpus.read_text_blocks(paths, stats)) == [["First para."], ["Second file.", "Third.", "Fourth."]]
+    assert (stats.lines, stats.documents) == (4, 3)
+    stats = corpus.ReadStats()
+    blocks = list(corpus.read_text_blocks(paths, stats, max_lines=2))
+    assert blocks == [["First para."], ["Second file."]] and stats.lines == 2
+    assert list(corpus.read_text_blocks(paths, corpus.ReadStats(), max_lines=1)) == [["First para."]]
+    with pytest.raises(UserError, match="--input_format=csv is not one of"):
+        list(corpus.read_text_blocks(paths, corpus.ReadStats(), input_format="csv"))

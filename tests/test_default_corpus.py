@@ -1,11 +1,15 @@
 """The corpus built from Python's own documentation: size, layout, determinism, refusals."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from electra_tf.default_corpus import paragraphs_from_text, write_default_corpus
 from electra_tf.errors import UserError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def read_all(paths):
@@ -69,3 +73,20 @@ def test_paragraph_extraction_joins_prose_and_drops_code():
         "First line of a paragraph wrapped onto a second line.",
         "Last words are here.",
     ]
+
+
+def test_cli_writes_and_summarises_and_refuses_stray_arguments(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "electra_tf.default_corpus", *args], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    written = run(f"--output_dir={tmp_path}/corpus", "--max_bytes=5000")
+    assert written.returncode == 0, written.stderr[-2000:]
+    files = sorted(os.listdir(tmp_path / "corpus"))
+    size = os.path.getsize(tmp_path / "corpus" / files[0])
+    assert files == ["python_docs_000.txt"] and 0 < size <= 5000
+    assert written.stdout.startswith(f"wrote 1 files to {tmp_path}/corpus: ")
+    assert written.stdout.rstrip().endswith(f"words, {size / 1e6:.2f} MB")
+    stray = run(f"--output_dir={tmp_path}/other", "extra")
+    assert stray.returncode == 2 and not (tmp_path / "other").exists()
+    assert stray.stderr.strip() == "default_corpus.py: error: unexpected arguments extra; every option is a --flag"

@@ -62,7 +62,8 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
                   handle)
 
     # build_vocab: a remote corpus directory in, a remote vocab.txt out.
-    build_vocab.build_vocab([f"{ROOT}/corpus"], 400, f"{ROOT}/learned/vocab.txt", max_lines=200)
+    build_vocab.build_vocab(build_vocab.VocabOptions(corpus_dir=f"{ROOT}/corpus", vocab_size=400,
+                                                     output_file=f"{ROOT}/learned/vocab.txt", max_lines=200))
     learned = fileio.read_text(f"{ROOT}/learned/vocab.txt").splitlines()
     assert len(learned) == 400 and learned[100] == "[UNK]"
 
