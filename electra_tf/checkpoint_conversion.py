@@ -873,10 +873,11 @@ def _hf_task_head(weights: ElectraWeights) -> Optional[tuple[str, dict, dict]]:
                   "finetuning_task": head["task"]}
         return "ElectraForSequenceClassification", tensors, values
     if head["span_head"] != INDEPENDENT_SPAN_HEAD:
-        raise UserError(f"{weights.source}: the {head['span_head']!r} SQuAD head (head.json) has "
-                        "no exact form in Hugging Face's ElectraForQuestionAnswering, whose start "
-                        "and end logits are independent; convert --to official or electra_tf "
-                        "(the encoder only), or fine-tune with the independent head")
+        raise UserError(f"{weights.source}: the {head['span_head']!r} SQuAD head (head.json's "
+                        "span_head) has no exact form in Hugging Face's "
+                        "ElectraForQuestionAnswering, whose start and end logits are independent; "
+                        "fine-tune with --squad_head=independent for it, or convert --to official "
+                        "or electra_tf (the encoder only)")
     if head.get("answerable"):
         raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
                         "Face's ElectraForQuestionAnswering (start/end logits only); convert "
@@ -1093,17 +1094,14 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     return ElectraWeights(config, arrays, parts, {}, source=directory)
 
 
-# head.json keys naming the SQuAD head's layout; absent means the two independent start/end
-# logits that electra_tf wrote before the reference's conditioned head existed.
-_SPAN_HEAD_KEYS = ("squad_head", "span_head")
+# head.json's "span_head" names the SQuAD head's layout ("joint": the reference's end logits
+# conditioned on the start); absent means the two independent start/end logits that electra_tf
+# wrote before the joint head existed.
 INDEPENDENT_SPAN_HEAD = "independent"
 
 
 def _span_head_kind(head: Mapping) -> str:
-    for key in _SPAN_HEAD_KEYS:
-        if head.get(key) is not None:
-            return str(head[key])
-    return INDEPENDENT_SPAN_HEAD
+    return str(head.get("span_head") or INDEPENDENT_SPAN_HEAD)
 
 
 def _read_finetuned(directory: str) -> ElectraWeights:
