@@ -211,8 +211,9 @@ class ElectraWeights:
     parts: frozenset
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     source: str = ""
-    # A fine-tuned model's task head: {"head": head.json's kind, "kernel", "bias"} (Keras
-    # layout), or None. Only a span head has an exact Hugging Face form (see write_huggingface).
+    # A fine-tuned model's task head, or None: head.json's facts ("head", "task", "num_labels",
+    # "label_names", "target_scale", ...) plus its output dense "kernel" [H, outputs] and "bias"
+    # (None for a span layout other than the independent one). See _hf_task_head.
     task_head: Optional[dict] = None
 
     def summary(self) -> str:
@@ -798,38 +799,121 @@ def huggingface_config(config: ElectraConfig, model: str, architecture: str) -> 
             "position_embedding_type": "absolute", "tie_word_embeddings": True}
 
 
-def _hf_task_head(weights: ElectraWeights) -> dict:
-    """The fine-tuned head as Hugging Face tensors, {} for none; a head with no exact Hugging
-    Face form is refused rather than approximated."""
+def sequence_classification_head(kernel: np.ndarray, bias: np.ndarray, hidden_size: int,
+                                 scale: float = 1.0) -> dict[str, np.ndarray]:
+    """electra_tf's sentence head as ElectraForSequenceClassification's ``classifier`` tensors.
+
+    Ours is one dense on [CLS]: y = scale * (h @ kernel + bias). Hugging Face's is
+    out_proj(gelu(dense(h))), and GELU is odd-symmetric up to the identity:
+    gelu(p) - gelu(-p) = p Phi(p) + p (1 - Phi(p)) = p for every p. So ``dense`` computes p =
+    h @ kernel + bias in its first L rows and -p in the next L (the other H - 2L rows are zero),
+    and ``out_proj`` takes scale * (first - second). The function is the same for every input,
+    with no bound on h; in float32 the difference of the two GELUs adds about one rounding of
+    |p|, the error the logits carry anyway (the README gives the measured figures).
+
+    Args:
+      kernel: [H, L] float32, the Keras dense kernel (L = num_labels, 1 for regression).
+      bias: [L] float32.
+      hidden_size: H; needs 2 L <= H.
+      scale: multiplies the output (a regressor's target_scale, so Hugging Face's logits are in
+        the labels' units, as electra_tf's "predictions" are).
+
+    Returns:
+      {"classifier.dense.weight" [H, H], "classifier.dense.bias" [H],
+       "classifier.out_proj.weight" [L, H], "classifier.out_proj.bias" [L]}, Linear layout
+      [out, in].
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    bias = np.asarray(bias, dtype=np.float32)
+    outputs = kernel.shape[1]
+    if kernel.shape != (hidden_size, outputs) or bias.shape != (outputs,) or (
+            2 * outputs > hidden_size):
+        raise ValueError(f"a head of kernel {kernel.shape} and bias {bias.shape} does not fit "
+                         f"hidden size {hidden_size} (needs 2 x outputs <= hidden)")
+    dense_weight = np.zeros((hidden_size, hidden_size), np.float32)
+    dense_bias = np.zeros((hidden_size,), np.float32)
+    dense_weight[:outputs] = kernel.T
+    dense_weight[outputs:2 * outputs] = -kernel.T
+    dense_bias[:outputs] = bias
+    dense_bias[outputs:2 * outputs] = -bias
+    out_weight = np.zeros((outputs, hidden_size), np.float32)
+    rows = np.arange(outputs)
+    out_weight[rows, rows] = scale
+    out_weight[rows, outputs + rows] = -scale
+    return {"classifier.dense.weight": dense_weight, "classifier.dense.bias": dense_bias,
+            "classifier.out_proj.weight": out_weight,
+            "classifier.out_proj.bias": np.zeros((outputs,), np.float32)}
+
+
+def _hf_task_head(weights: ElectraWeights) -> Optional[tuple[str, dict, dict]]:
+    """The fine-tuned head as (architecture, Hugging Face tensors, config.json additions), None
+    for none. A head with no exact Hugging Face form is refused rather than approximated."""
     head = weights.task_head
     if head is None:
-        return {}
+        return None
+    config = weights.config
     if head["head"] in ("classification", "regression"):
-        raise UserError(
-            f"{weights.source}: a fine-tuned {head['head']} head cannot become Hugging Face's "
-            "ElectraForSequenceClassification, whose head is dense + GELU + out_proj where "
-            "electra_tf's is one dense layer on [CLS]; convert the pretrained model instead, or "
-            "--to official / electra_tf")
+        regression = head["head"] == "regression"
+        if 2 * head["kernel"].shape[1] > config.hidden_size:
+            raise UserError(f"{weights.source}: {head['kernel'].shape[1]} labels need a hidden size "
+                            f"of at least twice that for ElectraForSequenceClassification's exact "
+                            f"form, and this model's is {config.hidden_size}; convert --to "
+                            "official or electra_tf")
+        tensors = sequence_classification_head(
+            head["kernel"], head["bias"], config.hidden_size,
+            scale=head["target_scale"] if regression else 1.0)
+        outputs = head["kernel"].shape[1]
+        names = ["score"] if regression else list(head["label_names"] or [])
+        if len(names) != outputs:
+            names = [f"LABEL_{index}" for index in range(outputs)]
+        values = {"num_labels": outputs,
+                  "id2label": {str(index): str(name) for index, name in enumerate(names)},
+                  "label2id": {str(name): index for index, name in enumerate(names)},
+                  "problem_type": "regression" if regression else "single_label_classification",
+                  "finetuning_task": head["task"]}
+        return "ElectraForSequenceClassification", tensors, values
+    if head["span_head"] != INDEPENDENT_SPAN_HEAD:
+        raise UserError(f"{weights.source}: the {head['span_head']!r} SQuAD head (head.json's "
+                        "span_head) has no exact form in Hugging Face's "
+                        "ElectraForQuestionAnswering, whose start and end logits are independent; "
+                        "fine-tune with --squad_head=independent for it, or convert --to official "
+                        "or electra_tf (the encoder only)")
     if head.get("answerable"):
         raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
                         "Face's ElectraForQuestionAnswering (start/end logits only); convert "
                         "--to official or electra_tf")
     # qa_outputs is Linear(hidden, 2) on every token, start then end: our start_end dense.
-    return {"qa_outputs.weight": np.ascontiguousarray(head["kernel"].T),
-            "qa_outputs.bias": np.asarray(head["bias"])}
+    tensors = {"qa_outputs.weight": np.ascontiguousarray(head["kernel"].T),
+               "qa_outputs.bias": np.asarray(head["bias"])}
+    return "ElectraForQuestionAnswering", tensors, {"num_labels": 2,
+                                                    "finetuning_task": head["task"]}
+
+
+HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+
+def huggingface_tokenizer_config(weights: ElectraWeights) -> dict:
+    """tokenizer_config.json for the vocab.txt copied beside the weights: without it
+    transformers lower-cases (its default) even for a cased model."""
+    head = weights.task_head or {}
+    do_lower_case = head.get("do_lower_case", weights.config.do_lower_case)
+    max_length = head.get("max_seq_length") or weights.config.max_position_embeddings
+    return {"tokenizer_class": "ElectraTokenizer", "do_lower_case": bool(do_lower_case),
+            "model_max_length": int(max_length)}
 
 
 def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
                       overwrite: bool = False) -> list[str]:
-    """Writes output_dir/discriminator (ElectraForPreTraining, or ElectraModel without the
-    head) and output_dir/generator (ElectraForMaskedLM), each config.json + model.safetensors
-    with Linear weights [out, in]. Returns the directories written."""
+    """Writes output_dir/discriminator (ElectraForPreTraining, ElectraModel without the head, or
+    for a fine-tuned model ElectraForSequenceClassification / ElectraForQuestionAnswering) and
+    output_dir/generator (ElectraForMaskedLM), each config.json + model.safetensors (Linear
+    weights [out, in]) + tokenizer_config.json. Returns the directories written."""
     output = fileio.fspath(output_dir).rstrip("/")
     table = variable_table(weights.config)
-    task_tensors = _hf_task_head(weights)
+    task = _hf_task_head(weights)
     plans = []
-    if task_tensors:
-        plans.append(("discriminator", "ElectraForQuestionAnswering"))
+    if task is not None:
+        plans.append(("discriminator", task[0]))
     elif "discriminator" in weights.parts:
         architecture = ("ElectraForPreTraining" if "discriminator_head" in weights.parts
                         else "ElectraModel")
@@ -837,7 +921,7 @@ def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
     if "generator" in weights.parts:
         plans.append(("generator", "ElectraForMaskedLM"))
     targets = [fileio.join(output, model, name) for model, _ in plans
-               for name in (HF_CONFIG_FILE, SAFETENSORS_FILE)]
+               for name in (HF_CONFIG_FILE, SAFETENSORS_FILE, HF_TOKENIZER_CONFIG_FILE)]
     _refuse_existing(targets, overwrite)
 
     def write(directory: str) -> None:
@@ -848,13 +932,14 @@ def write_huggingface(weights: ElectraWeights, output_dir: str | os.PathLike,
                     if hf_model == model and variable.keras in weights.arrays:
                         array = weights.arrays[variable.keras]
                         tensors[hf_name] = array.T if variable.is_kernel else array
-            if model == "discriminator" and task_tensors:
-                tensors.update(task_tensors)
+            values = huggingface_config(weights.config, model, architecture)
+            if model == "discriminator" and task is not None:
+                tensors.update(task[1])
+                values.update(task[2])
             fileio.makedirs(fileio.join(directory, model))
             write_safetensors(tensors, fileio.join(directory, model, SAFETENSORS_FILE))
-            values = huggingface_config(weights.config, model, architecture)
-            if architecture == "ElectraForQuestionAnswering":
-                values["num_labels"] = 2
+            fileio.write_json_atomic(fileio.join(directory, model, HF_TOKENIZER_CONFIG_FILE),
+                                     huggingface_tokenizer_config(weights))
             fileio.write_json_atomic(fileio.join(directory, model, HF_CONFIG_FILE), values)
 
     # transformers finds a model by its config.json: it arrives after the weights.
@@ -1009,6 +1094,16 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     return ElectraWeights(config, arrays, parts, {}, source=directory)
 
 
+# head.json's "span_head" names the SQuAD head's layout ("joint": the reference's end logits
+# conditioned on the start); absent means the two independent start/end logits that electra_tf
+# wrote before the joint head existed.
+INDEPENDENT_SPAN_HEAD = "independent"
+
+
+def _span_head_kind(head: Mapping) -> str:
+    return str(head.get("span_head") or INDEPENDENT_SPAN_HEAD)
+
+
 def _read_finetuned(directory: str) -> ElectraWeights:
     """A trial's finetuned/: its encoder as the discriminator's, its head in ``task_head``."""
     from electra_tf import finetuning
@@ -1025,12 +1120,22 @@ def _read_finetuned(directory: str) -> ElectraWeights:
     arrays = {variable.path: np.asarray(variable.numpy(), dtype=np.float32)
               for variable in pretrainer.backbone.weights}
     parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
-    dense = finetuned.output_dense
-    task_head = {"head": head["head"], "answerable": bool(head.get("answerable")),
-                 "kernel": np.asarray(dense.kernel.numpy(), dtype=np.float32),
-                 "bias": np.asarray(dense.bias.numpy(), dtype=np.float32)}
+    span_head = _span_head_kind(head) if head["head"] == "span" else None
+    task_head = {"head": head["head"], "task": head.get("task", head["head"]),
+                 "answerable": bool(head.get("answerable")), "span_head": span_head,
+                 "num_labels": int(head.get("num_labels", 1)),
+                 "label_names": head.get("label_names"),
+                 "target_scale": float(head.get("target_scale", 1.0)),
+                 "max_seq_length": head.get("max_seq_length"),
+                 "do_lower_case": bool(head.get("do_lower_case", config.do_lower_case)),
+                 "kernel": None, "bias": None}
+    # Another span layout may have no single start/end dense: only the independent one is read.
+    if span_head in (None, INDEPENDENT_SPAN_HEAD):
+        dense = finetuned.output_dense
+        task_head.update(kernel=np.asarray(dense.kernel.numpy(), dtype=np.float32),
+                         bias=np.asarray(dense.bias.numpy(), dtype=np.float32))
     count = len(finetuned.weights) - len(finetuned.backbone.weights)
-    skipped = {f"{head['task']} head variables (only a span head goes to Hugging Face)": count}
+    skipped = {f"{head['task']} head variables (only --to huggingface keeps a head)": count}
     return ElectraWeights(config, arrays, parts, skipped,
                           source=directory, task_head=task_head)
 

@@ -7,7 +7,9 @@
                      --hparams) describing its sizes, unless it was written by --to official.
 --from huggingface   a Hugging Face ELECTRA model directory (config.json + model.safetensors or
                      pytorch_model.bin); --generator_model_dir adds the matching generator.
---from electra_tf    a save_pretrained directory (run_pretraining's pretrained/).
+--from electra_tf    a save_pretrained directory (run_pretraining's pretrained/) or a trial's
+                     finetuned/ (--to huggingface: ElectraForSequenceClassification for a
+                     classifier or regressor, ElectraForQuestionAnswering for SQuAD 1.1).
 --to electra_tf (default), huggingface or official, written into --output_dir.
 """
 
@@ -32,7 +34,8 @@ flags.DEFINE_string("checkpoint", None,
                     ".index file, or the directory holding it.")
 flags.DEFINE_string("model_dir", None,
                     "--from huggingface: the model directory (ElectraForPreTraining, ElectraModel "
-                    "or ElectraForMaskedLM); --from electra_tf: a save_pretrained directory.")
+                    "or ElectraForMaskedLM); --from electra_tf: a save_pretrained directory or "
+                    "a fine-tuning trial's finetuned/.")
 flags.DEFINE_string("generator_model_dir", None,
                     "--from huggingface: the matching generator (ElectraForMaskedLM) directory.")
 flags.DEFINE_string("config", None,

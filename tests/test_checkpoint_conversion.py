@@ -3,6 +3,7 @@ transformers, round trips, a checkpoint in the reference's own layout, and bad i
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -573,14 +574,148 @@ def test_fine_tuned_span_head_converts_to_electra_for_question_answering(tmp_pat
         assert mine[real].std() > 0.01
 
 
-def test_fine_tuned_classifier_is_refused_for_huggingface(tmp_path):
-    _finetuned_dir(tmp_path / "finetuned", "rte", seed=4)
-    weights = conversion.read_electra_tf(tmp_path / "finetuned")
+# Real text for the sentence heads: a model of BERT's vocabulary size, and GLUE dev pairs.
+REAL_TEXT_SIZES = dict(vocab_size=30522, max_position_embeddings=128, max_seq_length=128)
+
+
+def _real_finetuned_dir(directory: pathlib.Path, task_name: str, vocab_file, seed: int):
+    """finetuned/ as run_finetuning writes it (vocab.txt included), random weights at roughly a
+    trained model's scale (LayerNorm gains near 1), so the [CLS] states and logits spread."""
+    from electra_tf import finetuning, finetuning_tasks
+
+    keras.utils.set_random_seed(seed)
+    config = make_config(**REAL_TEXT_SIZES)
+    task = finetuning_tasks.get_task(task_name)
+    model = finetuning.build_model(config, task, None)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        centre = 1.0 if variable.path.endswith("gamma") else 0.0
+        variable.assign(rng.normal(centre, 0.3, variable.shape).astype(np.float32))
+    finetuning._save_finetuned(model, config, task, str(directory), config.max_seq_length,
+                               vocab_file=str(vocab_file))
+    return task, model
+
+
+def _glue_dev_pairs(shared_data, task, count: int):
+    from electra_tf import finetuning_tasks
+
+    examples, _ = finetuning_tasks.read_glue_split(str(shared_data / "glue"), task, "dev")
+    return examples[:count]
+
+
+def _to_huggingface(finetuned: pathlib.Path, output: pathlib.Path) -> pathlib.Path:
+    """What convert_checkpoint --from=electra_tf --to=huggingface does (library calls)."""
+    weights = conversion.read_electra_tf(finetuned)
+    (directory,) = conversion.write_huggingface(weights, output)
+    assert conversion.copy_vocabulary(finetuned, [directory]) == [f"{directory}/vocab.txt"]
+    return pathlib.Path(directory)
+
+
+def _huggingface_inputs(directory: pathlib.Path, examples, ours: dict) -> dict:
+    """Hugging Face's tokenizer of the converted folder on the same text; its ids must be ours."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    encoded = tokenizer([e.text_a for e in examples], [e.text_b for e in examples],
+                        padding="max_length", truncation="longest_first",
+                        max_length=ours["input_ids"].shape[1], return_tensors="pt")
+    assert np.array_equal(encoded["input_ids"].numpy(), ours["input_ids"])
+    assert np.array_equal(encoded["token_type_ids"].numpy(), ours["segment_ids"])
+    assert np.array_equal(encoded["attention_mask"].numpy(), ours["input_mask"])
+    return dict(encoded)
+
+
+def test_sequence_classification_head_is_exact_in_float64():
+    """The head mapping is exact arithmetic, not an approximation: in float64 Hugging Face's
+    out_proj(gelu(dense(h))) equals h @ kernel + bias to rounding, for |h| far beyond any
+    hidden state."""
+    torch = pytest.importorskip("torch", reason="the test extra installs torch (CPU)")
+    rng = np.random.default_rng(0)
+    kernel, bias = rng.normal(0, 1, (32, 3)), rng.normal(0, 1, 3)
+    tensors = conversion.sequence_classification_head(kernel, bias, 32, scale=2.5)
+    h = rng.normal(0, 30, (64, 32))
+    t = {name: torch.tensor(value, dtype=torch.float64) for name, value in tensors.items()}
+    inner = torch.nn.functional.gelu(torch.tensor(h) @ t["classifier.dense.weight"].T
+                                     + t["classifier.dense.bias"])
+    theirs = (inner @ t["classifier.out_proj.weight"].T + t["classifier.out_proj.bias"]).numpy()
+    expected = 2.5 * (h @ kernel.astype(np.float32) + bias.astype(np.float32))
+    assert np.abs(theirs - expected).max() < 1e-9 * np.abs(expected).max()
+    assert not tensors["classifier.dense.weight"][6:].any()  # only 2 x labels rows are used
+
+
+def test_fine_tuned_classifier_converts_to_electra_for_sequence_classification(
+        tmp_path, shared_data, bert_vocab_file):
+    """MRPC (sentence pairs, 2 labels): Hugging Face's logits on real dev pairs, tokenized by
+    Hugging Face's own tokenizer from the converted folder, equal electra_tf's."""
+    _import_torch_and_transformers()
+    from electra_tf import finetuning, tokenization
+
+    task, model = _real_finetuned_dir(tmp_path / "finetuned", "mrpc", bert_vocab_file, seed=5)
+    directory = _to_huggingface(tmp_path / "finetuned", tmp_path / "hf")
+    assert sorted(os.listdir(directory)) == ["config.json", "model.safetensors",
+                                             "tokenizer_config.json", "vocab.txt"]
+    hf, info = transformers.ElectraForSequenceClassification.from_pretrained(
+        directory, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert hf.config.problem_type == "single_label_classification"
+    assert hf.config.id2label == {0: "0", 1: "1"} and hf.config.label2id == {"0": 0, "1": 1}
+    examples = _glue_dev_pairs(shared_data, task, 16)
+    ours_inputs = finetuning.encode_glue(examples, tokenization.Tokenizer(bert_vocab_file), 128)
+    inputs = _huggingface_inputs(directory, examples, ours_inputs)
+    with torch.no_grad():
+        theirs = hf.eval()(**inputs).logits.numpy()
+    ours = keras.ops.convert_to_numpy(model(ours_inputs, training=False)["logits"])
+    assert theirs.shape == ours.shape == (16, 2)
+    assert np.abs(theirs - ours).max() < 1e-5
+    assert ours.std(0).min() > 0.1  # not vacuous: the logits vary across the pairs
+
+
+def test_fine_tuned_regressor_converts_with_its_target_scale(tmp_path, shared_data,
+                                                             bert_vocab_file):
+    """STS-B: Hugging Face's single logit is electra_tf's prediction, in the labels' units (the
+    target_scale 5 of head.json folded into out_proj), not the unscaled dense output."""
+    _import_torch_and_transformers()
+    from electra_tf import finetuning, tokenization
+
+    task, model = _real_finetuned_dir(tmp_path / "finetuned", "sts-b", bert_vocab_file, seed=6)
+    directory = _to_huggingface(tmp_path / "finetuned", tmp_path / "hf")
+    hf = transformers.ElectraForSequenceClassification.from_pretrained(directory).eval()
+    assert hf.config.problem_type == "regression" and hf.config.num_labels == 1
+    examples = _glue_dev_pairs(shared_data, task, 16)
+    ours_inputs = finetuning.encode_glue(examples, tokenization.Tokenizer(bert_vocab_file), 128)
+    inputs = _huggingface_inputs(directory, examples, ours_inputs)
+    with torch.no_grad():
+        output = hf(**inputs, labels=torch.tensor([e.label for e in examples]))
+    theirs = output.logits.numpy()[:, 0]
+    ours = keras.ops.convert_to_numpy(model(ours_inputs, training=False)["predictions"])
+    assert model.target_scale == 5.0
+    assert np.abs(theirs - ours).max() < 1e-5 * max(1.0, np.abs(ours).max())
+    assert ours.std() > 0.5
+    # Hugging Face's regression loss is then the squared error on the raw 0-5 scores.
+    labels = np.array([e.label for e in examples], np.float32)
+    assert abs(output.loss.item() - np.mean((ours - labels) ** 2)) < 1e-4 * output.loss.item()
+
+
+def _set_span_head(directory: pathlib.Path, kind: str) -> None:
+    head_file = directory / "head.json"
+    head_file.write_text(json.dumps(dict(json.loads(head_file.read_text()), span_head=kind)))
+
+
+def test_unsupported_heads_are_refused_for_huggingface(tmp_path):
+    _finetuned_dir(tmp_path / "squad2", "squad-v2.0", seed=4)
+    weights = conversion.read_electra_tf(tmp_path / "squad2")
     message = _one_line_error(conversion.write_huggingface, weights, tmp_path / "hf")
-    assert "ElectraForSequenceClassification" in message and "one dense layer" in message
+    # The answerable head, or (where SQuAD defaults to the joint head) the joint span head.
+    assert "ElectraForQuestionAnswering" in message
+    assert "answerable head" in message or "'joint' SQuAD head" in message
     assert not (tmp_path / "hf").exists()
-    # Its encoder still converts to the reference's format (the head is reported, not kept).
+    # A SQuAD head whose end logits depend on the start (head.json names its kind).
+    _finetuned_dir(tmp_path / "joint", "squad-v1.1", seed=4)
+    _set_span_head(tmp_path / "joint", "joint")
+    weights = conversion.read_electra_tf(tmp_path / "joint")
+    message = _one_line_error(conversion.write_huggingface, weights, tmp_path / "hf")
+    assert "'joint' SQuAD head" in message and "--squad_head=independent" in message
+    assert not (tmp_path / "hf").exists()
+    # Their encoders still convert to the reference's format (the head is reported, not kept).
     prefix = conversion.write_official(weights, tmp_path / "official")
     back = conversion.read_official(prefix, weights.config)
     assert set(back.arrays) == set(weights.arrays)
-    assert "rte head variables (only a span head goes to Hugging Face)" in weights.summary()
+    assert "squad-v1.1 head variables (only --to huggingface keeps a head)" in weights.summary()

@@ -4,9 +4,10 @@
 
 ram:// lives in one process, so the chain runs in one child process: convert_checkpoint's flags
 clash with run_pretraining's (both define --config) in the test process.
-electra_tf -> huggingface -> official -> electra_tf, and electra_tf -> official, through the
-CLI's main(); the weights come back bit for bit, each output has its vocab.txt, nothing is left
-under a temporary name and no "ram:" folder appears in the working directory.
+electra_tf -> huggingface -> official -> electra_tf, electra_tf -> official, and a fine-tuned
+classifier -> huggingface, through the CLI's main(); the weights come back bit for bit, each
+output has its vocab.txt, nothing is left under a temporary name and no "ram:" folder appears in
+the working directory.
 """
 
 import json
@@ -49,6 +50,21 @@ convert("--from=huggingface", f"--model_dir={ROOT}/hf/discriminator",
 convert("--from=official", f"--checkpoint={ROOT}/official", f"--output_dir={ROOT}/back")
 convert("--from=electra_tf", f"--model_dir={ROOT}/pretrained", "--to=official",
         f"--output_dir={ROOT}/official_direct")
+# A fine-tuned classifier (finetuned/ with its vocab.txt) on ram:// to Hugging Face.
+from electra_tf import finetuning, finetuning_tasks
+
+task = finetuning_tasks.get_task("rte")
+classifier = finetuning.build_model(config, task, None)
+finetuning._save_finetuned(classifier, config, task, f"{ROOT}/finetuned", 12,
+                           vocab_file=f"{ROOT}/pretrained/vocab.txt")
+convert("--from=electra_tf", f"--model_dir={ROOT}/finetuned", "--to=huggingface",
+        f"--output_dir={ROOT}/hf_finetuned")
+hf_config = fileio.read_json(f"{ROOT}/hf_finetuned/discriminator/config.json")
+head = conversion.read_safetensors(f"{ROOT}/hf_finetuned/discriminator/model.safetensors")
+kernel = np.asarray(classifier.output_dense.kernel.numpy())
+finetuned_head = {"architectures": hf_config["architectures"],
+                  "id2label": hf_config["id2label"],
+                  "kernel_rows": bool(np.array_equal(head["classifier.dense.weight"][:2], kernel.T))}
 back = conversion.read_electra_tf(f"{ROOT}/back").arrays
 direct = conversion.read_official(f"{ROOT}/official_direct", config).arrays
 mismatched = sorted(path for path in original
@@ -56,7 +72,7 @@ mismatched = sorted(path for path in original
                             and np.array_equal(direct.get(path), original[path])))
 json.dump({"files": fileio.files_below(ROOT), "mismatched": mismatched,
            "compared": len(original), "vocab": fileio.read_text(f"{ROOT}/back/vocab.txt"),
-           "cwd": sorted(os.listdir("."))}, sys.stdout)
+           "cwd": sorted(os.listdir(".")), "finetuned_head": finetuned_head}, sys.stdout)
 '''
 
 
@@ -76,8 +92,14 @@ def test_convert_checkpoint_reads_and_writes_ram_paths(tmp_path):
                 "back/discriminator.weights.h5", "back/generator.weights.h5",
                 "official_direct/model.ckpt.index", "official_direct/checkpoint"}
     assert expected <= files, sorted(expected - files)
-    for output in ("hf/discriminator", "hf/generator", "official", "back", "official_direct"):
+    for output in ("hf/discriminator", "hf/generator", "official", "back", "official_direct",
+                   "hf_finetuned/discriminator"):
         assert f"{output}/vocab.txt" in files
+    assert {"hf_finetuned/discriminator/tokenizer_config.json",
+            "hf_finetuned/discriminator/model.safetensors"} <= files
+    assert report["finetuned_head"] == {
+        "architectures": ["ElectraForSequenceClassification"],
+        "id2label": {"0": "entailment", "1": "not_entailment"}, "kernel_rows": True}
     assert report["vocab"] == "[PAD]\n[UNK]\nram\n"
     assert not any(".writing-" in name for name in files)
     assert report["cwd"] == [] and not (REPO / "ram:").exists()
