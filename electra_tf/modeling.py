@@ -143,9 +143,10 @@ class ElectraDropout(keras.layers.Dropout):
         return ops.where(keep, scaled, ops.zeros_like(inputs))
 
 
-def _dropout(rate: float) -> ElectraDropout:
+def _dropout(rate: float, config: ElectraConfig) -> keras.layers.Dropout:
     # float32 masks: drawing bfloat16 uniforms is 3x slower on CPU (see ElectraDense).
-    return ElectraDropout(rate, dtype="float32")
+    layer = ElectraDropout if config.paired_dropout_draws else keras.layers.Dropout
+    return layer(rate, dtype="float32")
 
 
 class BuiltFromElectraConfig:
@@ -175,7 +176,7 @@ class ElectraEmbeddings(BuiltFromElectraConfig, keras.layers.Layer):
         self.config = config
         self.embedding_size = embedding_size or config.embedding_size
         self.layer_norm = _layer_norm(config, "LayerNorm")
-        self.dropout = _dropout(config.hidden_dropout_prob)
+        self.dropout = _dropout(config.hidden_dropout_prob, config)
         self.build(None)
 
     def build(self, input_shape=None):
@@ -231,8 +232,8 @@ class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
         self.intermediate = _dense(intermediate_size, config, "intermediate", activation=gelu_erf)
         self.output_dense = _dense(hidden_size, config, "output")
         self.output_layer_norm = _layer_norm(config, "output_LayerNorm")
-        self.attention_dropout = _dropout(config.attention_probs_dropout_prob)
-        self.hidden_dropout = _dropout(config.hidden_dropout_prob)
+        self.attention_dropout = _dropout(config.attention_probs_dropout_prob, config)
+        self.hidden_dropout = _dropout(config.hidden_dropout_prob, config)
         self.build(None)
 
     def build(self, input_shape=None):

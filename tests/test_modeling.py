@@ -285,6 +285,13 @@ def test_dropout_draws_half_the_random_numbers_with_the_configured_rate_and_scal
     # The same variables as keras.layers.Dropout, so checkpoints written before are unchanged.
     keras_dropout = keras.layers.Dropout(0.1, seed=7)
     assert [v.name for v in layer.variables] == [v.name for v in keras_dropout.variables]
+    # "paired_dropout_draws": false gives Keras's dropout back everywhere in the backbone.
+    for paired in (True, False):
+        backbone = ElectraBackbone(load_config("electra_tiny", {"vocab_size": 500, "paired_dropout_draws": paired}))
+        ids = np.arange(5, 21, dtype=np.int32).reshape(1, 16)
+        backbone({"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)})
+        kinds = {type(sub) for sub in backbone._flatten_layers() if isinstance(sub, keras.layers.Dropout)}
+        assert kinds == ({ElectraDropout} if paired else {keras.layers.Dropout})
 
 
 def test_generator_logits_only_at_the_requested_positions():
