@@ -16,7 +16,7 @@ stopped; --overwrite starts again):
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import time
 
@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from electra_tf import cli  # noqa: E402
-from electra_tf.errors import UserError
+from electra_tf import cli, fileio  # noqa: E402
+from electra_tf.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("output_dir", "demo_output", "Where every stage writes its output.")
 flags.DEFINE_integer("vocab_size", 8000, "Size of the WordPiece vocabulary learned from the corpus.")
@@ -36,6 +36,18 @@ flags.DEFINE_integer("pretrain_steps", 600, "Training steps of the tiny model (0
 flags.DEFINE_bool("overwrite", False, "Redo every stage, replacing the demo's earlier output.")
 
 FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass
+class DemoOptions:
+    """What the demo does; the fields mirror the command-line flags."""
+
+    output_dir: str = "demo_output"
+    vocab_size: int = 8000
+    max_seq_length: int = 128
+    num_processes: int = 2
+    pretrain_steps: int = 600
+    overwrite: bool = False
 
 DEMO_SENTENCE = (
     "Return a new sorted list from the items in the iterable, and raise a TypeError "
@@ -62,22 +74,22 @@ def build_corpus(directory: str, overwrite: bool) -> dict:
     from electra_tf import default_corpus
 
     stats_file = os.path.join(os.path.dirname(directory), "corpus_stats.json")
-    if os.path.exists(stats_file) and not overwrite:
-        with open(stats_file, encoding="utf-8") as handle:
-            print(f"reusing {directory} (from an earlier run)")
-            return json.load(handle)
-    if os.path.isdir(directory) and os.listdir(directory) and not overwrite:
-        raise UserError(f"{directory}: holds an unfinished corpus from an interrupted demo; pass --overwrite to rebuild it")
+    if fileio.exists(stats_file) and not overwrite:
+        print(f"reusing {directory} (from an earlier run)")
+        return fileio.read_json(stats_file)
+    if fileio.isdir(directory) and fileio.listdir(directory) and not overwrite:
+        raise UserError(
+            f"{directory}: holds an unfinished corpus from an interrupted demo; pass --overwrite to rebuild it"
+        )
     stats = default_corpus.write_default_corpus(directory, overwrite=overwrite)
-    with open(stats_file, "w", encoding="utf-8") as handle:
-        json.dump(stats, handle, indent=1)
+    fileio.write_json_atomic(stats_file, stats, indent=1)
     return stats
 
 
 def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrite: bool) -> list[str]:
     from electra_tf import build_vocab, tokenization
 
-    if os.path.exists(vocab_file) and not overwrite:
+    if fileio.exists(vocab_file) and not overwrite:
         print(f"reusing {vocab_file} (from an earlier run)")
         return tokenization.load_vocab(vocab_file)
     options = build_vocab.VocabOptions(corpus_dir=corpus_dir, vocab_size=vocab_size, output_file=vocab_file,
@@ -85,13 +97,13 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
     return build_vocab.build_vocab(options)["tokens"]
 
 
-def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool,
-               num_shards: int = 8, num_processes: int | None = None) -> dict:
+def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool, *, max_seq_length: int,
+               num_processes: int, num_shards: int = 8) -> dict:
     """Reference-format TFRecords from ``corpus`` (files, comma-separated) in ``data_dir``."""
     from electra_tf import pretraining_data, pretraining_manifest
 
     manifest_file = os.path.join(data_dir, pretraining_manifest.MANIFEST_FILE)
-    if os.path.exists(manifest_file) and not overwrite:
+    if fileio.exists(manifest_file) and not overwrite:
         print(f"reusing {data_dir} (from an earlier run)")
         manifest = pretraining_manifest.read_manifest(data_dir)
         print(pretraining_manifest.summary_line(manifest, data_dir))
@@ -100,8 +112,8 @@ def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool,
         corpus_dir=corpus,
         vocab_file=vocab_file,
         output_dir=data_dir,
-        max_seq_length=FLAGS.max_seq_length,
-        num_processes=num_processes or FLAGS.num_processes,
+        max_seq_length=max_seq_length,
+        num_processes=num_processes,
         num_shards=num_shards,
         overwrite=overwrite,
     )
@@ -124,7 +136,8 @@ def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
     special = ", ".join(f"{token}={tokenizer.token_to_id[token]}" for token in tokenization.SPECIAL_TOKENS)
     fillers = sum(token.startswith("[unused") for token in tokens)
     continuations = sum(token.startswith("##") for token in tokens)
-    print(f"{vocab_file}: {len(tokens):,} tokens ({special}; {continuations:,} ## continuations, {fillers:,} unused)")
+    print(f"{vocab_file}: {len(tokens):,} tokens ({special}; {continuations:,} ## continuations, "
+          f"{fillers:,} unused)")
     pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(DEMO_SENTENCE))
     print(f"tokenized: {' '.join(pieces)}")
 
@@ -142,7 +155,8 @@ def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
     ids = example["input_ids"][0, :length].numpy().tolist()
     segments = example["segment_ids"][0, :length].numpy().tolist()
     text = " ".join(tokenizer.convert_ids_to_tokens(ids))
-    print(f"first example ({length} tokens, {segments.count(1)} in segment B): {text[:400]}{' ...' if len(text) > 400 else ''}")
+    shown = text[:400] + (" ..." if len(text) > 400 else "")
+    print(f"first example ({length} tokens, {segments.count(1)} in segment B): {shown}")
 
 
 def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
@@ -221,15 +235,15 @@ def show_replaced_token_detection(pretrained_dir: str, vocab_file: str) -> None:
         bar = "#" * int(round(probability * 30))
         print(f"{token:>16}  {probability:6.3f} {bar}{'   <- swapped in' if is_swapped else ''}")
     if swapped and kept:
-        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, original words {np.mean(kept):.3f}")
+        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, "
+              f"original words {np.mean(kept):.3f}")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
+def run_demo(options: DemoOptions) -> None:
+    """Runs every stage into options.output_dir, reusing finished stages unless options.overwrite."""
     started = time.monotonic()
-    output_dir = FLAGS.output_dir
-    os.makedirs(output_dir, exist_ok=True)
+    output_dir = options.output_dir
+    fileio.makedirs(output_dir)
     corpus_dir = os.path.join(output_dir, "corpus")
     vocab_file = os.path.join(output_dir, "vocab.txt")
     data_dir = os.path.join(output_dir, "pretrain_data")
@@ -237,34 +251,49 @@ def main(argv: list[str]) -> None:
     model_dir = os.path.join(output_dir, "model")
 
     _heading("1. Corpus: English text that ships with Python")
-    stats = build_corpus(corpus_dir, FLAGS.overwrite)
+    stats = build_corpus(corpus_dir, options.overwrite)
     print(
         f"{corpus_dir}: {stats['files']} files, {stats['documents']:,} documents, {stats['lines']:,} paragraphs, "
         f"{stats['words']:,} words, {stats['bytes'] / 1e6:.1f} MB"
     )
 
     _heading("2. WordPiece vocabulary learned from it")
-    tokens = learn_vocabulary(corpus_dir, vocab_file, FLAGS.vocab_size, FLAGS.overwrite)
+    tokens = learn_vocabulary(corpus_dir, vocab_file, options.vocab_size, options.overwrite)
     describe_vocabulary(vocab_file, tokens)
 
     _heading("3. Pretraining data (reference TFRecord format)")
     training_files, held_out_file = split_corpus(stats)
-    manifest = build_data(training_files, vocab_file, data_dir, FLAGS.overwrite)
+    manifest = build_data(training_files, vocab_file, data_dir, options.overwrite,
+                          max_seq_length=options.max_seq_length, num_processes=options.num_processes)
     describe_data(manifest, data_dir, vocab_file)
-    build_data(held_out_file, vocab_file, held_out_dir, FLAGS.overwrite, num_shards=1,
-               num_processes=1)
+    build_data(held_out_file, vocab_file, held_out_dir, options.overwrite,
+               max_seq_length=options.max_seq_length, num_processes=1, num_shards=1)
 
-    if FLAGS.pretrain_steps > 0:
-        _heading(f"4. Pretraining the tiny ELECTRA preset for {FLAGS.pretrain_steps} steps")
-        if FLAGS.overwrite and os.path.isdir(model_dir) and os.listdir(model_dir):
-            raise UserError(f"{model_dir}: holds an earlier model; --overwrite does not delete models, remove it yourself")
-        pretrained_dir = pretrain(data_dir, model_dir, FLAGS.pretrain_steps)
+    if options.pretrain_steps > 0:
+        _heading(f"4. Pretraining the tiny ELECTRA preset for {options.pretrain_steps} steps")
+        if options.overwrite and fileio.isdir(model_dir) and fileio.listdir(model_dir):
+            raise UserError(
+                f"{model_dir}: holds an earlier model; --overwrite does not delete models, remove it yourself"
+            )
+        pretrained_dir = pretrain(data_dir, model_dir, options.pretrain_steps)
 
-        _heading("5. Replaced-token detection on held-out text and on a sentence with swapped "
-                 "words")
+        _heading("5. Replaced-token detection on held-out text and on a sentence with swapped words")
         show_held_out_scores(pretrained_dir, held_out_dir)
         show_replaced_token_detection(pretrained_dir, vocab_file)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; everything is in {output_dir}/")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
+    run_demo(DemoOptions(
+        output_dir=FLAGS.output_dir,
+        vocab_size=FLAGS.vocab_size,
+        max_seq_length=FLAGS.max_seq_length,
+        num_processes=FLAGS.num_processes,
+        pretrain_steps=FLAGS.pretrain_steps,
+        overwrite=FLAGS.overwrite,
+    ))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ outputs cut to the example's token_count. Only TensorFlow and tensorflow-text ar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -138,33 +139,52 @@ def predict_lines(model: ExportedModel, lines: Iterable[str], source: str,
     return written
 
 
-def main(argv) -> None:
-    from absl import flags
+@dataclasses.dataclass
+class PredictOptions:
+    """What predict runs; the fields mirror the command-line flags."""
 
-    del argv
-    values = flags.FLAGS
-    if not values.export_dir:
-        raise UserError("--export_dir is required: the folder written by "
-                        "python -m electra_tf.export")
-    if values.batch_size < 1:
-        raise UserError(f"--batch_size must be at least 1, got {values.batch_size}")
-    model = ExportedModel(values.export_dir, values.signature)
+    export_dir: str
+    signature: str = DEFAULT_SIGNATURE
+    input: str = "-"
+    batch_size: int = 32
+
+
+def run_predict(options: PredictOptions, out=None) -> int:
+    """Answers every line of options.input (a file, or - for stdin) with one JSON line on ``out``.
+
+    Returns the number of examples. Raises UserError for missing or bad options and input.
+    """
+    if not options.export_dir:
+        raise UserError("--export_dir is required: the folder written by python -m electra_tf.export")
+    if options.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {options.batch_size}")
+    model = ExportedModel(options.export_dir, options.signature)
     progress = ProgressReporter("predict", total_key="examples")
-    source = "<stdin>" if values.input in (None, "-") else values.input
+    source = "<stdin>" if options.input in (None, "-") else options.input
     if source != "<stdin>" and not fileio.isfile(source):
         raise UserError(f"--input {source}: file not found")
     try:
         if source == "<stdin>":
-            count = predict_lines(model, sys.stdin, source, values.batch_size, progress=progress)
+            count = predict_lines(model, sys.stdin, source, options.batch_size, out=out, progress=progress)
         else:
             with fileio.open(source, "r") as handle:
-                count = predict_lines(model, handle, source, values.batch_size,
-                                      progress=progress)
+                count = predict_lines(model, handle, source, options.batch_size, out=out, progress=progress)
     except UnicodeDecodeError as error:
         raise UserError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start} of a "
                         "read block); save the input as UTF-8") from None
     if count >= 1000:
         progress.finish()
+    return count
+
+
+def main(argv) -> None:
+    from absl import flags
+
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
+    values = flags.FLAGS
+    run_predict(PredictOptions(export_dir=values.export_dir, signature=values.signature, input=values.input,
+                               batch_size=values.batch_size))
 
 
 def define_flags() -> None:
