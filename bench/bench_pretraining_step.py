@@ -13,6 +13,7 @@ softmax, LayerNorm, dropout and the optimizer are not counted (work, but not mod
 
     .venv/bin/python bench/bench_pretraining_step.py                  # Small, batch 32, seq 128
     .venv/bin/python bench/bench_pretraining_step.py --policies float32 --repeats 3
+    .venv/bin/python bench/bench_pretraining_step.py --hparams '{"paired_dropout_draws": false}'
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from matmul_peak import matmul_peak  # noqa: E402 (bench/, the script's folder)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "electra_small", "Preset name or JSON config file.")
+flags.DEFINE_string("hparams", None, "JSON object overriding config keys, as run_pretraining's "
+                    "(e.g. '{\"paired_dropout_draws\": false}' for an A/B of one change).")
 flags.DEFINE_integer("batch_size", 32, "Sequences per step.")
 flags.DEFINE_integer("seq_length", 128, "Tokens per sequence.")
 flags.DEFINE_integer("steps", 8, "Timed steps per measurement.")
@@ -152,13 +155,16 @@ def time_huggingface_steps(config, batch: int, seq: int) -> list[float]:
 
 def main(argv):
     del argv
+    import json
+
     from electra_tf.config import load_config
     from electra_tf.flops import training_step_flops
 
-    config = load_config(FLAGS.config, {"max_seq_length": FLAGS.seq_length})
+    overrides = json.loads(FLAGS.hparams) if FLAGS.hparams else {}
+    config = load_config(FLAGS.config, {**overrides, "max_seq_length": FLAGS.seq_length})
     batch, seq = FLAGS.batch_size, FLAGS.seq_length
     flops = training_step_flops(config, batch, seq)
-    print(f"config {FLAGS.config}: H={config.hidden_size} L={config.num_hidden_layers} "
+    print(f"config {FLAGS.config} {overrides or ''}: H={config.hidden_size} L={config.num_hidden_layers} "
           f"E={config.embedding_size} V={config.vocab_size} generator H={config.generator_hidden}"
           f", batch {batch} x seq {seq}, {FLAGS.steps} timed steps x {FLAGS.repeats} repeats")
     print("model GFLOP per step: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops.items()))

@@ -37,6 +37,9 @@ flags.DEFINE_bool("overwrite", False, "Redo every stage, replacing the demo's ea
 
 FLAGS = flags.FLAGS
 
+# Each stage imports what it needs inside its function: TensorFlow takes seconds to import, and
+# `--help` and the first stage (the corpus) do not need it.
+
 
 @dataclasses.dataclass
 class DemoOptions:
