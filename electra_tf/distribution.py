@@ -256,13 +256,11 @@ def configure_worker_heartbeat(timeout_seconds: float) -> None:
     )
 
 
-def _peer_tasks(strategy: tf.distribute.Strategy) -> list[tuple[str, int, str]]:
-    """(job, index, address) of every chief/worker task but this one."""
-    spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    me = task_identity(strategy)
+def _peer_tasks(cluster: dict, me: tuple) -> list[tuple[str, int, str]]:
+    """(job, index, address) of every chief/worker task of `cluster` but `me`."""
     peers = []
     for job in ("chief", "worker"):
-        addresses = spec.get(job, [])
+        addresses = cluster.get(job, [])
         if isinstance(addresses, dict):  # a sparse cluster spec: {index: address}
             items = sorted((int(index), address) for index, address in addresses.items())
         else:
@@ -280,30 +278,30 @@ def _accepts_connections(address: str, timeout_seconds: float) -> bool:
         return False
 
 
-def lost_tasks(error: Exception, strategy: tf.distribute.Strategy,
-               probe_timeout_seconds: float = 2.0) -> list[str]:
-    """The peers a collective error says this worker lost, as "/job:worker/task:1" names.
+def find_lost_tasks(error_text: str, cluster: dict, me: tuple[str, int],
+                    probe_timeout_seconds: float = 2.0) -> list[str]:
+    """The peers a collective's error says this worker lost, as "/job:worker/task:1" names.
 
     TF names them when its heartbeat check found them; when the connection itself broke it
     names none, and then the peers whose address no longer accepts connections are the lost
-    ones. If every peer still answers (a frozen process keeps its port open), every peer is
-    a suspect and all are returned.
+    ones. If every peer still answers (a frozen process keeps its port open), every peer is a
+    suspect and all are returned.
 
     Args:
-      error: the tf.errors.OpError a collective raised.
-      strategy: the multi-worker strategy it ran under.
+      error_text: the message of the tf.errors.OpError the collective raised.
+      cluster: the cluster spec as a dict ({"worker": ["host:port", ...], ...}).
+      me: this task's (job, index).
       probe_timeout_seconds: how long to try each peer's address.
 
     Returns:
-      Task names, never empty on a cluster of several workers.
+      Task names; empty only when the cluster has no other chief or worker task.
     """
-    peers = _peer_tasks(strategy)
+    peers = _peer_tasks(cluster, me)
     known = {(job, index) for job, index, _ in peers}
-    text = str(getattr(error, "message", None) or error)
-    if _UNHEALTHY_MARKER in text:  # TF lists the unhealthy tasks after this word
-        text = text[text.index(_UNHEALTHY_MARKER):]
+    if _UNHEALTHY_MARKER in error_text:  # TF lists the unhealthy tasks after this word
+        error_text = error_text[error_text.index(_UNHEALTHY_MARKER):]
     named = []
-    for job, index in _TASK_PATTERN.findall(text):
+    for job, index in _TASK_PATTERN.findall(error_text):
         if (job, int(index)) in known and (job, int(index)) not in named:
             named.append((job, int(index)))
     if not named:
@@ -312,6 +310,13 @@ def lost_tasks(error: Exception, strategy: tf.distribute.Strategy,
     if not named:
         named = [(job, index) for job, index, _ in peers]
     return [f"/job:{job}/task:{index}" for job, index in named]
+
+
+def lost_tasks(error: Exception, strategy: tf.distribute.Strategy) -> list[str]:
+    """`find_lost_tasks` for a collective error raised under the multi-worker `strategy`."""
+    text = str(getattr(error, "message", None) or error)
+    return find_lost_tasks(text, strategy.cluster_resolver.cluster_spec().as_dict(),
+                           task_identity(strategy))
 
 
 # --------------------------------------------------------------------------------------------

@@ -209,7 +209,10 @@ def lost_worker_error(error: Exception, strategy: tf.distribute.Strategy, model_
         timeout = f"{worker_timeout_seconds:g} s" if worker_timeout_seconds else "TF's default time"
         reason = f"no heartbeat for {timeout}, --worker_timeout_seconds"
     else:
-        detail = text.rsplit("aborted by:", 1)[-1].split("[Op:", 1)[0].strip()
+        detail = text.rsplit("aborted by:", 1)[-1]
+        for tail in ("[Op:", "Additional GRPC error information"):  # TF's context, not the cause
+            detail = detail.split(tail, 1)[0]
+        detail = detail.strip()
         reason = f"{type(error).__name__}: {detail[:120]}"
     step = checkpointing.latest_checkpoint_step(model_dir)
     resume = (f"resume from the last checkpoint (step {step})" if step

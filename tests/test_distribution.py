@@ -302,6 +302,87 @@ def test_two_workers_train_together_and_leave_one_checkpoint(uninterrupted_two_w
     assert list(worker_tmp.iterdir()) == []
 
 
+HEARTBEAT_ERROR = (
+    "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:1/device:CPU:0}} "
+    "Collective ops is aborted by: Error reported from /job:worker/task:0: The following tasks are "
+    "unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:2\nThe tasks have crashed. "
+    "[Op:CollectiveReduceV2] name: "
+)
+
+
+def test_lost_tasks_are_read_from_the_heartbeat_error_or_found_by_probing_their_ports():
+    """TF names the task only when its heartbeat check found it; a broken connection ("Connection
+    reset by peer") names none, and then the peer whose port is closed is the lost one."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    try:
+        closed_port, = _free_ports(1)
+        cluster = {"worker": [f"127.0.0.1:{listening.getsockname()[1]}", "127.0.0.1:1",
+                              f"127.0.0.1:{closed_port}"]}
+        me = ("worker", 1)
+        # The task in "Error reported from" is the reporter, not the lost one.
+        assert distribution.find_lost_tasks(HEARTBEAT_ERROR, cluster, me) == ["/job:worker/task:2"]
+        reset = "Collective ops is aborted by: recvmsg:Connection reset by peer [Op:CollectiveReduceV2]"
+        assert distribution.find_lost_tasks(reset, cluster, me) == ["/job:worker/task:2"]
+        alive = {"chief": [f"127.0.0.1:{listening.getsockname()[1]}"], "worker": ["127.0.0.1:1"]}
+        # Every peer still accepts connections (a frozen process does): all are suspects.
+        assert distribution.find_lost_tasks("Deadline Exceeded", alive, ("worker", 0)) == ["/job:chief/task:0"]
+    finally:
+        listening.close()
+
+
+def test_a_lost_worker_is_one_line_with_the_step_to_resume_from(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    from electra_tf import errors, pretraining
+
+    monkeypatch.setattr(distribution, "task_identity", lambda strategy: ("worker", 1))
+    monkeypatch.setattr(distribution, "lost_tasks", lambda error, strategy: ["/job:worker/task:0"])
+    reset = tf.errors.UnavailableError(
+        None, None, "{{function_node x}} Collective ops is aborted by: recvmsg:Connection reset by peer "
+        "Additional GRPC error information from remote target /job:worker/replica:0/task:0 while "
+        "calling /tensorflow.WorkerService/RecvBuf: :{created_time:...} [Op:CollectiveReduceV2] name: ")
+    error = pretraining.lost_worker_error(reset, None, str(tmp_path), 60.0)
+    assert isinstance(error, errors.WorkerLostError) and error.exit_code == 3
+    assert str(error) == (
+        "worker 1: lost contact with /job:worker/task:0 (UnavailableError: recvmsg:Connection reset "
+        "by peer); rerun every worker to start again (no checkpoint was written yet)")
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "ckpt-3.index").write_bytes(b"")
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    heartbeat = tf.errors.UnavailableError(None, None, HEARTBEAT_ERROR)
+    assert str(pretraining.lost_worker_error(heartbeat, None, str(tmp_path), 2.5)) == (
+        "worker 1: lost contact with /job:worker/task:0 (no heartbeat for 2.5 s, "
+        "--worker_timeout_seconds); rerun every worker to resume from the last checkpoint (step 3)")
+
+
+def test_worker_timeout_flag_and_the_tensorflow_hook_it_uses(monkeypatch):
+    """The flag's default is the library's; and the private TF call that sets the heartbeat
+    timeout (see distribution.configure_worker_heartbeat) still takes it. When this fails, a TF
+    upgrade moved it: find where MultiWorkerMirroredStrategy configures the coordination service."""
+    from tensorflow.python.distribute import collective_all_reduce_strategy, multi_worker_util
+    from tensorflow.python.eager import context
+
+    from electra_tf import pretraining, run_pretraining
+
+    assert run_pretraining.FLAGS["worker_timeout_seconds"].default == pretraining.DEFAULT_WORKER_TIMEOUT_SECONDS
+    parameters = inspect.signature(context.Context.configure_coordination_service).parameters
+    assert {"service_type", "service_leader", "coordinated_jobs", "heartbeat_timeout_in_ms"} <= set(parameters)
+    assert callable(multi_worker_util.coordination_leader)
+    # The strategy configures the service only when nobody did, so ours is the one it runs with.
+    source = inspect.getsource(collective_all_reduce_strategy.CollectiveAllReduceExtended)
+    assert "if context.context().coordination_service is None:" in source
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    for bad in (0, -5.0):
+        with pytest.raises(UserError, match=f"--worker_timeout_seconds={bad} must be a positive"):
+            distribution.configure_worker_heartbeat(bad)
+
+
 def _checkpoint_values(path) -> dict:
     import tensorflow as tf
 
