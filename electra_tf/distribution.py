@@ -207,8 +207,8 @@ def resolve_jit_compile(strategy: tf.distribute.Strategy, requested: bool) -> bo
 # /job:worker/replica:0/task:1"); when the lost task is the service's leader (worker 0), the
 # survivor's collective fails on the broken connection instead (UnavailableError "Connection
 # reset by peer", or DeadlineExceededError when the leader is frozen). Nothing waits forever,
-# but the timeout can only be set through the coordination service's config, which TF exposes
-# publicly only for ParameterServerStrategy. configure_worker_heartbeat sets it the way
+# but the timeout can only be set through the coordination service's config, which has no
+# public API (ParameterServerStrategy sets it internally). configure_worker_heartbeat sets it the way
 # MultiWorkerMirroredStrategy itself would (same leader and jobs), adding the timeout; the
 # strategy then finds the service configured and keeps it. tests/test_distribution.py fails
 # when TF renames what this uses.
