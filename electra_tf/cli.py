@@ -56,7 +56,8 @@ def define_runtime_flags(
 
 
 def run(main: Callable[[list[str]], object]) -> None:
-    """Runs an absl main; a UserError becomes one line on stderr and exit status 2."""
+    """Runs an absl main; a UserError becomes one line on stderr and its exit_code (2, or 3 for
+    errors.WorkerLostError)."""
 
     def guarded_main(argv: list[str]) -> object:
         try:
@@ -65,6 +66,6 @@ def run(main: Callable[[list[str]], object]) -> None:
             program = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "electra_tf"
             sys.stderr.write(f"{program}: error: {error}\n")
             sys.stderr.flush()
-            sys.exit(2)
+            sys.exit(getattr(error, "exit_code", 2))
 
     app.run(guarded_main)

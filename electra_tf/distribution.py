@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import socket
 from typing import Optional
 
 import keras
@@ -47,8 +49,23 @@ def split_cpu_devices(count: int) -> None:
         ) from None
 
 
-def create_strategy(name: str, *, tpu: Optional[str] = None) -> tf.distribute.Strategy:
-    """Builds the strategy `name` (one of STRATEGY_NAMES)."""
+def create_strategy(name: str, *, tpu: Optional[str] = None,
+                    worker_timeout_seconds: Optional[float] = None) -> tf.distribute.Strategy:
+    """Builds the strategy `name` (one of STRATEGY_NAMES).
+
+    Args:
+      name: a --strategy value.
+      tpu: --tpu, for name "tpu".
+      worker_timeout_seconds: for name "multi_worker", how long a worker may go silent before
+        the others give up on it (see `configure_worker_heartbeat`); None keeps TensorFlow's
+        default (about 10 s).
+
+    Returns:
+      The strategy; under multi-worker Keras's fit is patched for it (see below).
+
+    Raises:
+      UserError: an unknown name, a bad TF_CONFIG or a non-positive timeout.
+    """
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -59,6 +76,8 @@ def create_strategy(name: str, *, tpu: Optional[str] = None) -> tf.distribute.St
         return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":
         _check_tf_config()
+        if worker_timeout_seconds is not None:
+            configure_worker_heartbeat(worker_timeout_seconds)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         if is_multi_worker(strategy):
             patch_keras_fit_for_multi_worker()
@@ -176,6 +195,128 @@ def resolve_jit_compile(strategy: tf.distribute.Strategy, requested: bool) -> bo
             "multi-replica strategy; drop --jit_compile or use --strategy=one_device"
         )
     return bool(requested)
+
+
+# --------------------------------------------------------------------------------------------
+# A dead worker under MultiWorkerMirroredStrategy.
+#
+# Measured with TF 2.21 and two workers on 127.0.0.1 (one killed with SIGKILL or frozen with
+# SIGSTOP right after a checkpoint): the survivor's next collective is aborted by TF's
+# coordination service once the lost task has sent no heartbeat for heartbeat_timeout_in_ms
+# (UnavailableError "The following tasks are unhealthy (stopped sending heartbeats):
+# /job:worker/replica:0/task:1"); when the lost task is the service's leader (worker 0), the
+# survivor's collective fails on the broken connection instead (UnavailableError "Connection
+# reset by peer", or DeadlineExceededError when the leader is frozen). Nothing waits forever,
+# but the timeout can only be set through the coordination service's config, which has no
+# public API (ParameterServerStrategy sets it internally). configure_worker_heartbeat sets it the way
+# MultiWorkerMirroredStrategy itself would (same leader and jobs), adding the timeout; the
+# strategy then finds the service configured and keeps it. tests/test_distribution.py fails
+# when TF renames what this uses.
+#
+# CommunicationOptions(timeout_seconds=...) was not used: it times every collective, so a
+# worker still tracing its first step or the chief writing a large checkpoint would count as
+# lost, while the heartbeat (a C++ thread) only stops when the process dies or freezes.
+# --------------------------------------------------------------------------------------------
+
+# Where a task name appears in TF's error text: "/job:worker/replica:0/task:1" or
+# "/job:worker/task:1".
+_TASK_PATTERN = re.compile(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)")
+_UNHEALTHY_MARKER = "unhealthy"
+
+
+def configure_worker_heartbeat(timeout_seconds: float) -> None:
+    """Makes every worker give up on a peer that sent no heartbeat for `timeout_seconds`.
+
+    Must run before the strategy is created (it configures the runtime TF starts then).
+
+    Args:
+      timeout_seconds: > 0, --worker_timeout_seconds.
+
+    Raises:
+      UserError: the timeout is not positive, or TF_CONFIG names no chief or worker job.
+    """
+    if not timeout_seconds or timeout_seconds <= 0:
+        raise UserError(f"--worker_timeout_seconds={timeout_seconds} must be a positive number of seconds")
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    if not jobs:
+        raise UserError('TF_CONFIG\'s "cluster" has neither a "chief" nor a "worker" job; '
+                        '--strategy=multi_worker trains on those')
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        heartbeat_timeout_in_ms=max(1, int(round(timeout_seconds * 1000))),
+    )
+
+
+def _peer_tasks(cluster: dict, me: tuple) -> list[tuple[str, int, str]]:
+    """(job, index, address) of every chief/worker task of `cluster` but `me`."""
+    peers = []
+    for job in ("chief", "worker"):
+        addresses = cluster.get(job, [])
+        if isinstance(addresses, dict):  # a sparse cluster spec: {index: address}
+            items = sorted((int(index), address) for index, address in addresses.items())
+        else:
+            items = list(enumerate(addresses))
+        peers.extend((job, index, address) for index, address in items if (job, index) != me)
+    return peers
+
+
+def _accepts_connections(address: str, timeout_seconds: float) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def find_lost_tasks(error_text: str, cluster: dict, me: tuple[str, int],
+                    probe_timeout_seconds: float = 2.0) -> list[str]:
+    """The peers a collective's error says this worker lost, as "/job:worker/task:1" names.
+
+    TF names them when its heartbeat check found them; when the connection itself broke it
+    names none, and then the peers whose address no longer accepts connections are the lost
+    ones. If every peer still answers (a frozen process keeps its port open), every peer is a
+    suspect and all are returned.
+
+    Args:
+      error_text: the message of the tf.errors.OpError the collective raised.
+      cluster: the cluster spec as a dict ({"worker": ["host:port", ...], ...}).
+      me: this task's (job, index).
+      probe_timeout_seconds: how long to try each peer's address.
+
+    Returns:
+      Task names; empty only when the cluster has no other chief or worker task.
+    """
+    peers = _peer_tasks(cluster, me)
+    known = {(job, index) for job, index, _ in peers}
+    if _UNHEALTHY_MARKER in error_text:  # TF lists the unhealthy tasks after this word
+        error_text = error_text[error_text.index(_UNHEALTHY_MARKER):]
+    named = []
+    for job, index in _TASK_PATTERN.findall(error_text):
+        if (job, int(index)) in known and (job, int(index)) not in named:
+            named.append((job, int(index)))
+    if not named:
+        named = [(job, index) for job, index, address in peers
+                 if not _accepts_connections(address, probe_timeout_seconds)]
+    if not named:
+        named = [(job, index) for job, index, _ in peers]
+    return [f"/job:{job}/task:{index}" for job, index in named]
+
+
+def lost_tasks(error: Exception, strategy: tf.distribute.Strategy) -> list[str]:
+    """`find_lost_tasks` for a collective error raised under the multi-worker `strategy`."""
+    text = str(getattr(error, "message", None) or error)
+    return find_lost_tasks(text, strategy.cluster_resolver.cluster_spec().as_dict(),
+                           task_identity(strategy))
 
 
 # --------------------------------------------------------------------------------------------

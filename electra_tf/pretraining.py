@@ -30,12 +30,16 @@ import tensorflow as tf
 
 from electra_tf import checkpointing, distribution, fileio, run_lock, training_callbacks
 from electra_tf import config as config_lib
-from electra_tf.errors import UserError
+from electra_tf.errors import UserError, WorkerLostError
 from electra_tf.progress import log
 
 PRETRAINED_SUBDIR = "pretrained"
 EVAL_RESULTS_FILENAME = "eval_results.json"
 MODES = ("train", "eval", "continuous_eval")
+# --worker_timeout_seconds: a false alarm restarts every worker and loses the steps since the
+# last checkpoint, while a late one only idles the survivors, so this is well above TF's own
+# 10 s and above a network hiccup between machines.
+DEFAULT_WORKER_TIMEOUT_SECONDS = 60.0
 # Under TPUStrategy a host round trip per step costs more than a small model's step, so several
 # steps run per call; Model Garden's steps_per_loop default is of this order.
 TPU_STEPS_PER_EXECUTION = 100
@@ -77,6 +81,9 @@ class PretrainingOptions:
     checkpoint_step: Optional[int] = None  # --mode=eval: this checkpoint instead of the newest
     eval_poll_seconds: float = 30.0
     eval_timeout_seconds: float = 3600.0
+    # --strategy=multi_worker: the other workers stop, naming the lost task, once a worker has
+    # sent no heartbeat for this long; rerunning every worker resumes from the last checkpoint.
+    worker_timeout_seconds: float = DEFAULT_WORKER_TIMEOUT_SECONDS
 
 
 @dataclasses.dataclass
@@ -135,6 +142,7 @@ def train(
     pretrained_extra_files: Optional[dict] = None,
     continue_training: bool = False,
     steps_per_execution: Optional[int] = None,
+    worker_timeout_seconds: Optional[float] = None,
 ) -> PretrainingResult:
     """Trains `config`'s ElectraPretrainer under `strategy` up to config.num_train_steps.
 
@@ -155,6 +163,11 @@ def train(
     With `continue_training`, a model_dir recorded with a smaller (or larger) num_train_steps
     resumes with the schedule of config.num_train_steps; a finished run's pretrained/ is moved
     aside to pretrained.step_<N>/ first, so the new final model can take its place.
+
+    Under multi-worker, a collective aborted because a peer died or froze (TF's heartbeat
+    check, or the broken connection) becomes a WorkerLostError naming the lost task and the
+    checkpoint step every worker resumes from when rerun; `worker_timeout_seconds` (what the
+    strategy was configured with, see distribution.configure_worker_heartbeat) is only quoted.
     """
     chief = distribution.is_chief(strategy)
     lock = run_lock.RunLock(model_dir) if chief else None
@@ -165,9 +178,47 @@ def train(
                       eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
                       save_pretrained_model, init_checkpoint, stop_at_step,
                       dict(pretrained_extra_files or {}), continue_training, steps_per_execution)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if not distribution.is_multi_worker(strategy):
+            raise
+        raise lost_worker_error(error, strategy, model_dir, worker_timeout_seconds) from None
     finally:
         if lock is not None:
             lock.release()
+
+
+def lost_worker_error(error: Exception, strategy: tf.distribute.Strategy, model_dir: str,
+                      worker_timeout_seconds: Optional[float]) -> WorkerLostError:
+    """The one-line error of a worker whose collective failed because a peer was lost.
+
+    Args:
+      error: the UnavailableError / DeadlineExceededError the collective raised.
+      strategy: the multi-worker strategy.
+      model_dir: where the checkpoint a rerun resumes from is.
+      worker_timeout_seconds: the heartbeat timeout in force (None: TF's default).
+
+    Returns:
+      A WorkerLostError such as "worker 0: lost contact with /job:worker/task:1 (no heartbeat
+      for 60 s, --worker_timeout_seconds); rerun every worker to resume from the last
+      checkpoint (step 3)".
+    """
+    task_type, task_id = distribution.task_identity(strategy)
+    lost = ", ".join(distribution.lost_tasks(error, strategy))
+    text = " ".join(str(getattr(error, "message", None) or error).split())
+    if "heartbeat" in text:
+        timeout = f"{worker_timeout_seconds:g} s" if worker_timeout_seconds else "TF's default time"
+        reason = f"no heartbeat for {timeout}, --worker_timeout_seconds"
+    else:
+        detail = text.rsplit("aborted by:", 1)[-1]
+        for tail in ("[Op:", "Additional GRPC error information"):  # TF's context, not the cause
+            detail = detail.split(tail, 1)[0]
+        detail = detail.strip()
+        reason = f"{type(error).__name__}: {detail[:120]}"
+    step = checkpointing.latest_checkpoint_step(model_dir)
+    resume = (f"resume from the last checkpoint (step {step})" if step
+              else "start again (no checkpoint was written yet)")
+    return WorkerLostError(f"{task_type} {task_id}: lost contact with {lost} ({reason}); "
+                           f"rerun every worker to {resume}")
 
 
 def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
@@ -614,7 +665,8 @@ def evaluate_checkpoints(options: PretrainingOptions, *,
     _check_positive("eval_steps", eval_steps)
     distribution.set_mixed_precision(options.mixed_precision)
     if strategy is None:
-        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu,
+                                                worker_timeout_seconds=_worker_timeout(options))
     eval_input = evaluation_input_fn(
         eval_files, config, global_batch_size=_eval_batch_size(config, strategy), steps=eval_steps)
     evaluator = CheckpointEvaluator(config, strategy, model_dir, eval_input, seed=config.seed,
@@ -708,8 +760,10 @@ def run_pretraining(
         _check_positive("eval_steps", eval_steps)
     distribution.set_mixed_precision(options.mixed_precision)  # validate before the (slow) strategy start
 
+    strategy_was_made = strategy is None
     if strategy is None:
-        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu,
+                                                worker_timeout_seconds=_worker_timeout(options))
     distribution.per_replica_batch_size(resolved.train_batch_size, strategy)
     start_step = checkpointing.latest_checkpoint_step(options.model_dir)
     train_input = pretraining_input_fn(
@@ -739,8 +793,14 @@ def run_pretraining(
         pretrained_extra_files=_vocabulary_to_copy(manifest),
         continue_training=options.continue_training,
         steps_per_execution=options.steps_per_execution,
+        worker_timeout_seconds=_worker_timeout(options) if strategy_was_made else None,
     )
     return result
+
+
+def _worker_timeout(options: PretrainingOptions) -> Optional[float]:
+    """The heartbeat timeout to configure: only --strategy=multi_worker has peers to lose."""
+    return options.worker_timeout_seconds if options.strategy == "multi_worker" else None
 
 
 def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:

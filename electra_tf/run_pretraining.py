@@ -42,6 +42,10 @@ flags.DEFINE_bool("continue_training", False,
 flags.DEFINE_integer("steps_per_execution", None,
                      "Train steps per compiled call (Keras's steps_per_execution); checkpoint and "
                      "log intervals must be multiples. Default: up to 100 under --strategy=tpu, else 1.")
+flags.DEFINE_float("worker_timeout_seconds", 60.0,
+                   "--strategy=multi_worker: once a worker has sent no heartbeat for this long, the "
+                   "others stop with one line naming it (exit status 3); rerun every worker to resume "
+                   "from the last checkpoint.")
 flags.DEFINE_integer("checkpoint_step", None, "--mode=eval: score this checkpoint instead of the newest.")
 flags.DEFINE_float("eval_poll_seconds", 30.0, "--mode=continuous_eval: look for a new checkpoint this often.")
 flags.DEFINE_float("eval_timeout_seconds", 3600.0,
@@ -84,6 +88,7 @@ def main(argv: list[str]) -> None:
         checkpoint_step=FLAGS.checkpoint_step,
         eval_poll_seconds=FLAGS.eval_poll_seconds,
         eval_timeout_seconds=FLAGS.eval_timeout_seconds,
+        worker_timeout_seconds=FLAGS.worker_timeout_seconds,
     )
     pretraining.run_pretraining(
         options,

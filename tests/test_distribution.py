@@ -5,9 +5,11 @@ import inspect
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -222,33 +224,58 @@ def _free_ports(count):
             handle.close()
 
 
-def test_two_workers_train_together_and_leave_one_checkpoint(tmp_path, mechanics_data):
-    model_dir = tmp_path / "model"
-    worker_tmp = tmp_path / "worker_tmp"
-    worker_tmp.mkdir()
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    hparams = dict(MECHANICS_HPARAMS, num_train_steps=6, save_checkpoints_steps=3,
-                   train_batch_size=8)
+def _start_workers(script, cluster, args_of, env_of=lambda index: {}):
+    """One process per worker of `cluster`, output (stdout and stderr) collected as text."""
     workers = []
-    for index in range(2):
+    for index in range(len(cluster["worker"])):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         workers.append(subprocess.Popen(
-            [sys.executable, str(TESTS_DIR / "multi_worker_worker.py"),
-             str(mechanics_data["train_dir"]), str(model_dir), json.dumps(hparams)],
+            [sys.executable, str(TESTS_DIR / script), *args_of(index)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=_worker_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp)),
+            env=_worker_env(TF_CONFIG=tf_config, **env_of(index)),
         ))
+    return workers
+
+
+def _finish(workers, timeout=300):
     outputs = []
     try:
         for worker in workers:
-            outputs.append(worker.communicate(timeout=300)[0])
+            outputs.append(worker.communicate(timeout=timeout)[0])
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-4000:]
+    return outputs
+
+
+TWO_WORKER_HPARAMS = dict(MECHANICS_HPARAMS, num_train_steps=6, save_checkpoints_steps=3,
+                          train_batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_two_workers(tmp_path_factory, mechanics_data):
+    """Two workers on 127.0.0.1 training TWO_WORKER_HPARAMS to the end without trouble."""
+    root = tmp_path_factory.mktemp("two_workers")
+    model_dir = root / "model"
+    worker_tmp = root / "worker_tmp"
+    worker_tmp.mkdir()
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = _start_workers(
+        "multi_worker_worker.py", cluster,
+        lambda index: [str(mechanics_data["train_dir"]), str(model_dir), json.dumps(TWO_WORKER_HPARAMS)],
+        lambda index: {"TMPDIR": str(worker_tmp)})
+    outputs = _finish(workers)
+    return {"model_dir": model_dir, "worker_tmp": worker_tmp, "outputs": outputs,
+            "returncodes": [worker.returncode for worker in workers]}
+
+
+def test_two_workers_train_together_and_leave_one_checkpoint(uninterrupted_two_workers):
+    model_dir = uninterrupted_two_workers["model_dir"]
+    worker_tmp = uninterrupted_two_workers["worker_tmp"]
+    outputs = uninterrupted_two_workers["outputs"]
+    for returncode, output in zip(uninterrupted_two_workers["returncodes"], outputs):
+        assert returncode == 0, output[-4000:]
     chief, other = (_result_line(output) for output in outputs)
     print("chief:", json.dumps(chief))
     print("worker 1:", json.dumps(other))
@@ -273,3 +300,151 @@ def test_two_workers_train_together_and_leave_one_checkpoint(tmp_path, mechanics
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "config.json", "pretrained", "train"]
     # The non-chief's scratch checkpoints were removed, and nothing else was left behind.
     assert list(worker_tmp.iterdir()) == []
+
+
+HEARTBEAT_ERROR = (
+    "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:1/device:CPU:0}} "
+    "Collective ops is aborted by: Error reported from /job:worker/task:0: The following tasks are "
+    "unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:2\nThe tasks have crashed. "
+    "[Op:CollectiveReduceV2] name: "
+)
+
+
+def test_lost_tasks_are_read_from_the_heartbeat_error_or_found_by_probing_their_ports():
+    """TF names the task only when its heartbeat check found it; a broken connection ("Connection
+    reset by peer") names none, and then the peer whose port is closed is the lost one."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    try:
+        closed_port, = _free_ports(1)
+        cluster = {"worker": [f"127.0.0.1:{listening.getsockname()[1]}", "127.0.0.1:1",
+                              f"127.0.0.1:{closed_port}"]}
+        me = ("worker", 1)
+        # The task in "Error reported from" is the reporter, not the lost one.
+        assert distribution.find_lost_tasks(HEARTBEAT_ERROR, cluster, me) == ["/job:worker/task:2"]
+        reset = "Collective ops is aborted by: recvmsg:Connection reset by peer [Op:CollectiveReduceV2]"
+        assert distribution.find_lost_tasks(reset, cluster, me) == ["/job:worker/task:2"]
+        alive = {"chief": [f"127.0.0.1:{listening.getsockname()[1]}"], "worker": ["127.0.0.1:1"]}
+        # Every peer still accepts connections (a frozen process does): all are suspects.
+        assert distribution.find_lost_tasks("Deadline Exceeded", alive, ("worker", 0)) == ["/job:chief/task:0"]
+    finally:
+        listening.close()
+
+
+def test_a_lost_worker_is_one_line_with_the_step_to_resume_from(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    from electra_tf import errors, pretraining
+
+    monkeypatch.setattr(distribution, "task_identity", lambda strategy: ("worker", 1))
+    monkeypatch.setattr(distribution, "lost_tasks", lambda error, strategy: ["/job:worker/task:0"])
+    reset = tf.errors.UnavailableError(
+        None, None, "{{function_node x}} Collective ops is aborted by: recvmsg:Connection reset by peer "
+        "Additional GRPC error information from remote target /job:worker/replica:0/task:0 while "
+        "calling /tensorflow.WorkerService/RecvBuf: :{created_time:...} [Op:CollectiveReduceV2] name: ")
+    error = pretraining.lost_worker_error(reset, None, str(tmp_path), 60.0)
+    assert isinstance(error, errors.WorkerLostError) and error.exit_code == 3
+    assert str(error) == (
+        "worker 1: lost contact with /job:worker/task:0 (UnavailableError: recvmsg:Connection reset "
+        "by peer); rerun every worker to start again (no checkpoint was written yet)")
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "ckpt-3.index").write_bytes(b"")
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    heartbeat = tf.errors.UnavailableError(None, None, HEARTBEAT_ERROR)
+    assert str(pretraining.lost_worker_error(heartbeat, None, str(tmp_path), 2.5)) == (
+        "worker 1: lost contact with /job:worker/task:0 (no heartbeat for 2.5 s, "
+        "--worker_timeout_seconds); rerun every worker to resume from the last checkpoint (step 3)")
+
+
+def test_worker_timeout_flag_and_the_tensorflow_hook_it_uses(monkeypatch):
+    """The flag's default is the library's; and the private TF call that sets the heartbeat
+    timeout (see distribution.configure_worker_heartbeat) still takes it. When this fails, a TF
+    upgrade moved it: find where MultiWorkerMirroredStrategy configures the coordination service."""
+    from tensorflow.python.distribute import collective_all_reduce_strategy, multi_worker_util
+    from tensorflow.python.eager import context
+
+    from electra_tf import pretraining, run_pretraining
+
+    assert run_pretraining.FLAGS["worker_timeout_seconds"].default == pretraining.DEFAULT_WORKER_TIMEOUT_SECONDS
+    parameters = inspect.signature(context.Context.configure_coordination_service).parameters
+    assert {"service_type", "service_leader", "coordinated_jobs", "heartbeat_timeout_in_ms"} <= set(parameters)
+    assert callable(multi_worker_util.coordination_leader)
+    # The strategy configures the service only when nobody did, so ours is the one it runs with.
+    source = inspect.getsource(collective_all_reduce_strategy.CollectiveAllReduceExtended)
+    assert "if context.context().coordination_service is None:" in source
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    for bad in (0, -5.0):
+        with pytest.raises(UserError, match=f"--worker_timeout_seconds={bad} must be a positive"):
+            distribution.configure_worker_heartbeat(bad)
+
+
+def _checkpoint_values(path) -> dict:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(path))
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(path))
+            if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+
+
+def test_a_dead_worker_stops_the_other_in_bounded_time_and_a_rerun_resumes(
+        tmp_path, mechanics_data, uninterrupted_two_workers):
+    """Worker 1 is SIGKILLed right after checkpoint 3 (as a lost machine); worker 0, waiting on
+    it in step 4's all-reduce, must exit within --worker_timeout_seconds plus its own shutdown,
+    with one line naming the lost task and the step to resume from, and exit status 3. Rerunning
+    both workers resumes at step 3 and finishes at --num_train_steps; checkpoint 3 is the
+    uninterrupted run's, variable for variable."""
+    import numpy as np
+
+    timeout = 3
+    model_dir = tmp_path / "model"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    flags = ["--strategy=multi_worker", "--config=electra_tiny", f"--hparams={json.dumps(TWO_WORKER_HPARAMS)}",
+             f"--pretrain_data={mechanics_data['train_dir']}", f"--model_dir={model_dir}",
+             "--log_every_steps=1", f"--worker_timeout_seconds={timeout}"]
+    workers = _start_workers("multi_worker_cli.py", cluster, lambda index: flags,
+                             lambda index: {"ELECTRA_TF_TEST_DIE_AFTER_STEP": "3"} if index == 1 else {})
+    try:
+        dead_output = workers[1].communicate(timeout=300)[0]
+        died_at = time.monotonic()
+        survivor_output = workers[0].communicate(timeout=timeout + 60)[0]
+        survivor_seconds = time.monotonic() - died_at
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    print(f"worker 0 exited {survivor_seconds:.1f} s after worker 1 died")
+    assert workers[1].returncode == -signal.SIGKILL, dead_output[-4000:]
+    # The strategy runs with the flag's heartbeat timeout, not TensorFlow's default.
+    assert f"DYING after checkpoint 3 (heartbeat_timeout_in_ms={timeout * 1000})" in dead_output
+    assert workers[0].returncode == 3, survivor_output[-4000:]
+    errors = [line for line in survivor_output.splitlines() if line.startswith("run_pretraining: error:")]
+    assert errors == [
+        f"run_pretraining: error: worker 0: lost contact with /job:worker/task:1 (no heartbeat for "
+        f"{timeout} s, --worker_timeout_seconds); rerun every worker to resume from the last "
+        "checkpoint (step 3)"
+    ], survivor_output[-4000:]
+    # Detection takes at most the timeout; the rest is the process's own shutdown (measured
+    # 1-2 s on an idle machine), so the bound is loose.
+    assert survivor_seconds < timeout + 20
+
+    rerun = _start_workers("multi_worker_cli.py", cluster, lambda index: flags)
+    outputs = _finish(rerun)
+    for worker, output in zip(rerun, outputs):
+        assert worker.returncode == 0, output[-4000:]
+    assert "Resumed from checkpoint at step 3" in outputs[0]
+    checkpoints = model_dir / "checkpoints"
+    final = _checkpoint_values(checkpoints / "ckpt-6")
+    assert final["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"] == 6
+    assert (model_dir / "pretrained" / "config.json").is_file()
+    assert not (model_dir / ".run_lock.json").exists()
+
+    resumed_from = _checkpoint_values(checkpoints / "ckpt-3")
+    reference = _checkpoint_values(uninterrupted_two_workers["model_dir"] / "checkpoints" / "ckpt-3")
+    assert sorted(resumed_from) == sorted(reference) and len(reference) > 20
+    differing = [name for name in reference if not np.array_equal(resumed_from[name], reference[name])]
+    assert differing == []
