@@ -810,6 +810,11 @@ def _hf_task_head(weights: ElectraWeights) -> dict:
             "ElectraForSequenceClassification, whose head is dense + GELU + out_proj where "
             "electra_tf's is one dense layer on [CLS]; convert the pretrained model instead, or "
             "--to official / electra_tf")
+    if head.get("span_head") == "joint":
+        raise UserError(f"{weights.source}: the joint SQuAD head (end logits conditioned on the "
+                        "start) has no place in Hugging Face's ElectraForQuestionAnswering "
+                        "(independent start/end logits); fine-tune with --squad_head=independent "
+                        "for it, or convert --to official or electra_tf")
     if head.get("answerable"):
         raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
                         "Face's ElectraForQuestionAnswering (start/end logits only); convert "
@@ -1025,10 +1030,12 @@ def _read_finetuned(directory: str) -> ElectraWeights:
     arrays = {variable.path: np.asarray(variable.numpy(), dtype=np.float32)
               for variable in pretrainer.backbone.weights}
     parts = _present_parts(config, arrays, directory, lambda variable: variable.keras)
-    dense = finetuned.output_dense
     task_head = {"head": head["head"], "answerable": bool(head.get("answerable")),
-                 "kernel": np.asarray(dense.kernel.numpy(), dtype=np.float32),
-                 "bias": np.asarray(dense.bias.numpy(), dtype=np.float32)}
+                 "span_head": finetuned.span_head if head["head"] == "span" else None}
+    if not finetuned.joint:
+        dense = finetuned.output_dense
+        task_head.update(kernel=np.asarray(dense.kernel.numpy(), dtype=np.float32),
+                         bias=np.asarray(dense.bias.numpy(), dtype=np.float32))
     count = len(finetuned.weights) - len(finetuned.backbone.weights)
     skipped = {f"{head['task']} head variables (only a span head goes to Hugging Face)": count}
     return ElectraWeights(config, arrays, parts, skipped,
