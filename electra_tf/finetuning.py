@@ -118,6 +118,9 @@ class FinetuningOptions:
     # "joint": the reference's SQuAD head (end conditioned on the start, beam of n_best_size
     # starts); "independent": separate start and end logits (this project's earlier head).
     squad_head: str = "joint"
+    # SQuAD 2.0: None tunes the no-answer threshold on dev (the official script's best F1); a
+    # number fixes it (the reference writes its predictions with -2.75).
+    squad_null_threshold: Optional[float] = None
     strategy: str = "one_device"
     tpu: Optional[str] = None
     mixed_precision: str = "none"
@@ -643,7 +646,8 @@ def _evaluate_squad(task, model, data, options, trial_dir) -> dict:
     gold = squad.gold_answers(examples)
     if task.version == "2.0":
         thresholds = finetuning_metrics.best_null_threshold(gold, predictions, null_scores)
-        threshold = thresholds["best_f1_threshold"]
+        threshold = (thresholds["best_f1_threshold"] if options.squad_null_threshold is None
+                     else float(options.squad_null_threshold))
         final = finetuning_metrics.apply_null_threshold(predictions, null_scores, threshold)
         scores = finetuning_metrics.squad_scores(gold, final)
         scores.update(thresholds, null_threshold=threshold)
@@ -800,6 +804,7 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     }
     if task.is_squad:
         hyper["squad_head"] = options.squad_head
+        hyper["squad_null_threshold"] = options.squad_null_threshold
     task_dir = os.path.join(options.output_dir, task.name)
     log(f"[{task.name}] reading data")
     if task.is_squad:

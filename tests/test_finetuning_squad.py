@@ -447,3 +447,44 @@ def test_head_json_records_the_span_head_and_old_folders_load_as_independent(tmp
     (directory / "head.json").write_text(json.dumps(head))
     _, loaded = finetuning.load_finetuned(str(directory))
     assert loaded.span_head == "independent" and "end_logits" in loaded(features)
+
+
+class _FixedOutputs:
+    """Stands in for a fine-tuned model in _evaluate_squad: predict returns given beams."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def predict(self, features, batch_size, verbose):
+        return self.outputs
+
+
+def test_squad_null_threshold_fixes_the_no_answer_threshold(tmp_path):
+    """--squad_null_threshold=-2.75 (the reference's) answers a question whose no-answer score
+    (minus its largest answerable logit) is at most -2.75 and no other; by default the threshold
+    is the best-F1 one."""
+    from electra_tf import finetuning, finetuning_tasks
+
+    task = finetuning_tasks.parse_task_list("squad-v2.0")[0]
+    examples = [squad.SquadExample("a", "?", "abcde", [("bc", 1)]),
+                squad.SquadExample("b", "?", "abcde", [("bc", 1)])]
+    windows = [_feature(16, 6, 5, example_index=0), _feature(16, 6, 5, example_index=1)]
+    pieces = [squad.ContextPieces([0] * 5, list(range(5)), list(range(1, 6)))] * 2
+    beam = {"start_top_index": np.array([[7, 0]] * 2), "start_top_log_probs":
+            np.array([[-0.1, -3.0]] * 2, np.float32),
+            "end_top_index": np.array([[[8, 0], [8, 0]]] * 2),
+            "end_top_log_probs": np.array([[[-0.2, -2.0], [-0.2, -2.0]]] * 2, np.float32),
+            "answerable_logits": np.array([3.0, 2.0], np.float32)}
+    data = finetuning.TaskData({}, {}, {"dev": ({}, None, examples, (windows, pieces))}, {}, {})
+    for fixed, expected in ((-2.75, {"a": "bc", "b": ""}), (None, {"a": "bc", "b": "bc"})):
+        options = finetuning.FinetuningOptions(tasks="squad-v2.0", output_dir=str(tmp_path),
+                                               squad_null_threshold=fixed)
+        trial_dir = tmp_path / str(fixed)
+        trial_dir.mkdir()
+        metrics = finetuning._evaluate_squad(task, _FixedOutputs(beam), data, options,
+                                             str(trial_dir))
+        assert json.loads((trial_dir / "dev_predictions.json").read_text()) == expected
+        assert json.loads((trial_dir / "dev_null_scores.json").read_text()) == {"a": -3.0,
+                                                                                "b": -2.0}
+        assert metrics["null_threshold"] == (-2.75 if fixed else metrics["best_f1_threshold"])
+        assert metrics["exact_match"] == (50.0 if fixed else 100.0)
