@@ -223,16 +223,17 @@ def test_joint_head_masks_everything_but_the_context_and_cls():
     raw = np.asarray(model.start_dense(model.backbone(features, training=False)))[..., 0]
     start = np.asarray(outputs["start_logits"])
     np.testing.assert_allclose(start - raw, np.where(mask > 0, 0.0, -1000.0), atol=1e-3)
-    # Every beam entry with a non-negligible probability is an allowed position.
-    for name, index in (("start_top_log_probs", "start_top_index"),
-                        ("end_top_log_probs", "end_top_index")):
-        log_probs, positions = np.asarray(outputs[name]), np.asarray(outputs[index])
-        allowed = np.take_along_axis(
-            mask.reshape(mask.shape[0], *([1] * (positions.ndim - 2)), -1).repeat(
-                positions.shape[1] if positions.ndim == 3 else 1, axis=1)
-            if positions.ndim == 3 else mask, positions, axis=-1)
-        assert np.all(log_probs[allowed == 0] < -500), name
-        assert np.all(log_probs[allowed == 1] > -100), name
+    # Beam entries at masked positions carry the -1000 (only where fewer positions are allowed
+    # than the beam holds), the allowed ones a real log-probability.
+    start_allowed = np.take_along_axis(mask, np.asarray(outputs["start_top_index"]), axis=1)
+    end_allowed = np.take_along_axis(np.broadcast_to(mask[:, None, :], (3, 16, 16)),
+                                     np.asarray(outputs["end_top_index"]), axis=2)
+    for allowed, log_probs in ((start_allowed, outputs["start_top_log_probs"]),
+                               (end_allowed, outputs["end_top_log_probs"])):
+        log_probs = np.asarray(log_probs)
+        assert np.all(log_probs[allowed == 0] < -500) and np.all(log_probs[allowed == 1] > -100)
+        # The beam ranks every allowed position above every masked one.
+        assert np.all(np.diff(allowed, axis=-1) <= 0)
 
 
 def test_joint_end_logits_depend_on_the_start_and_the_beam_is_the_reference_s():
