@@ -600,3 +600,13 @@ def test_in_graph_squad_windows_and_decoding_equal_the_python_ones(shared_data, 
         assert float(got["no_answer_score"][index]) == pytest.approx(null_scores[example.qid],
                                                                      abs=1e-4)
     assert not got["has_answer"][-2] and got["has_answer"][-1]
+    # A batch of windows shorter than the beam (12 tokens < 20): the joint head's beam shrinks
+    # to the window in the graph and still picks the decoder's span and score.
+    short = [squad.SquadExample("short", "Who won?", "Ada won it, then Bo.", [])]
+    features, pieces, _ = squad.featurize(short, tokenizer, settings, is_training=False)
+    outputs = model.predict(squad.feature_arrays(features)[0], verbose=0)
+    predictions, nbest, _ = squad.decode_predictions(short, features, pieces, outputs, settings)
+    got = module.serve(tf.constant(["Who won?"]), tf.constant(["Ada won it, then Bo."]))
+    assert int(features[0].input_mask.sum()) < settings.n_best_size
+    assert got["answer_text"][0].numpy().decode("utf-8") == predictions["short"] != ""
+    assert float(got["score"][0]) == pytest.approx(nbest["short"][0]["score"], abs=1e-5)
