@@ -24,10 +24,11 @@ and outputs (README and tests use it); ``signature_table_markdown()`` renders it
 SQuAD: the question (cut to max_query_length WordPieces) and the context are windowed exactly like
 electra_tf.squad.featurize (windows every doc_stride tokens, the "max context" rule), every window
 of the batch runs through the network at once, and the best span over all windows of a question is
-chosen as electra_tf.squad.decode_predictions does (top n_best starts x ends, at most
-max_answer_length tokens). Offsets are in characters (Unicode code points) of the context, end
-exclusive, so ``context[answer_start:answer_end] == answer_text`` in Python. SQuAD 2.0 models
-answer "" when the no-answer score exceeds the threshold tuned on dev during fine-tuning.
+chosen as electra_tf.squad.decode_predictions does (the joint head's beam of starts and ends per
+start, or the independent head's top n_best starts x ends; at most max_answer_length tokens).
+Offsets are in characters (Unicode code points) of the context, end exclusive, so
+``context[answer_start:answer_end] == answer_text`` in Python. SQuAD 2.0 models answer "" when
+the no-answer score exceeds the threshold tuned on dev during fine-tuning.
 """
 
 from __future__ import annotations
@@ -486,22 +487,21 @@ class SquadServingModule(TextServingModule):
         features, piece_index, max_context, window_example, batch, (starts, ends) = \
             self.windows(question, context)
         outputs = self.model(features, training=False)
-        start_logits = tf.cast(outputs["start_logits"], tf.float32)
-        end_logits = tf.cast(outputs["end_logits"], tf.float32)
-        num_windows = tf.shape(start_logits, out_type=tf.int64)[0]
-        k = tf.minimum(self.n_best_size, tf.shape(start_logits)[1])
-        start_values, start_positions = tf.math.top_k(start_logits, k)
-        end_values, end_positions = tf.math.top_k(end_logits, k)
+        start_positions, start_values, end_positions, end_values = self._beam(outputs)
+        num_windows = tf.shape(start_positions, out_type=tf.int64)[0]
+        k_end = tf.shape(end_positions)[2]
         start_pieces = tf.gather(piece_index, start_positions, batch_dims=1)
-        end_pieces = tf.gather(piece_index, end_positions, batch_dims=1)
+        end_pieces = tf.reshape(
+            tf.gather(piece_index, tf.reshape(end_positions, [num_windows, -1]), batch_dims=1),
+            tf.shape(end_positions))
         start_ok = tf.logical_and(start_pieces >= 0,
                                   tf.gather(max_context, start_positions, batch_dims=1))
         starts_k = start_positions[:, :, tf.newaxis]
-        ends_k = end_positions[:, tf.newaxis, :]
-        valid = (start_ok[:, :, tf.newaxis] & (end_pieces >= 0)[:, tf.newaxis, :]
-                 & (ends_k >= starts_k) & (ends_k - starts_k + 1 <= self.max_answer_length))
-        # decode_predictions adds the float32 logits and compares the sums.
-        span_scores = tf.where(valid, start_values[:, :, tf.newaxis] + end_values[:, tf.newaxis, :],
+        valid = (start_ok[:, :, tf.newaxis] & (end_pieces >= 0)
+                 & (end_positions >= starts_k)
+                 & (end_positions - starts_k + 1 <= self.max_answer_length))
+        # decode_predictions adds the float32 scores and compares the sums.
+        span_scores = tf.where(valid, start_values[:, :, tf.newaxis] + end_values,
                                -float("inf"))
         span_scores = tf.reshape(span_scores, [num_windows, -1])
         # Python walks windows in order and each window's starts and ends by rank, and a stable
@@ -518,12 +518,13 @@ class SquadServingModule(TextServingModule):
                                  tf.gather(found, window_example))
         best_window = tf.math.unsorted_segment_min(
             tf.where(is_best, tf.range(num_windows), num_windows), window_example, batch)
-        best_window = tf.minimum(best_window, num_windows - 1)
+        best_window = tf.cast(tf.minimum(best_window, num_windows - 1), tf.int32)
         choice = tf.gather(window_choice, best_window)
-        start_position = tf.gather_nd(start_positions, tf.stack(
-            [tf.cast(best_window, tf.int32), choice // k], 1))
-        end_position = tf.gather_nd(end_positions, tf.stack(
-            [tf.cast(best_window, tf.int32), choice % k], 1))
+        start_rank, end_rank = choice // k_end, choice % k_end
+        start_position = tf.gather_nd(start_positions, tf.stack([best_window, start_rank], 1))
+        end_position = tf.gather_nd(end_positions, tf.stack([best_window, start_rank, end_rank],
+                                                            1))
+        best_window = tf.cast(best_window, tf.int64)
         first_piece = tf.gather_nd(piece_index, tf.stack(
             [best_window, tf.cast(start_position, tf.int64)], 1))
         last_piece = tf.gather_nd(piece_index, tf.stack(
@@ -531,13 +532,8 @@ class SquadServingModule(TextServingModule):
         char_start = self._piece_value(starts, first_piece, found)
         char_end = self._piece_value(ends, last_piece, found)
 
-        null_scores = tf.math.unsorted_segment_min(
-            tf.cast(start_logits[:, 0] + end_logits[:, 0], tf.float64), window_example, batch)
-        best64 = tf.cast(best_score, tf.float64)
-        no_answer_score = tf.where(found, null_scores - best64, 0.0)
-        if "answerable_logits" in outputs:
-            answerable = tf.cast(tf.gather(outputs["answerable_logits"], best_window), tf.float64)
-            no_answer_score = tf.where(found, no_answer_score - answerable, no_answer_score)
+        no_answer_score = self._no_answer_score(outputs, found, best_score, best_window,
+                                                window_example, batch)
         has_answer = found
         if self.null_threshold is not None:
             has_answer = tf.logical_and(found, no_answer_score <= self.null_threshold)
@@ -550,6 +546,46 @@ class SquadServingModule(TextServingModule):
                 "score": best_score,
                 "has_answer": has_answer,
                 "no_answer_score": tf.cast(no_answer_score, tf.float32)}
+
+    def _beam(self, outputs):
+        """The candidate spans of every window, as squad.span_beams gives them: start positions
+        int32 [W, k], their scores float32 [W, k], end positions int32 [W, k, k'] and scores
+        [W, k, k'] (the joint head's beam, or the independent head's top starts x top ends)."""
+        if "start_top_index" in outputs:
+            return (tf.cast(outputs["start_top_index"], tf.int32),
+                    tf.cast(outputs["start_top_log_probs"], tf.float32),
+                    tf.cast(outputs["end_top_index"], tf.int32),
+                    tf.cast(outputs["end_top_log_probs"], tf.float32))
+        start_logits = tf.cast(outputs["start_logits"], tf.float32)
+        end_logits = tf.cast(outputs["end_logits"], tf.float32)
+        k = tf.minimum(self.n_best_size, tf.shape(start_logits)[1])
+        start_values, start_positions = tf.math.top_k(start_logits, k)
+        end_values, end_positions = tf.math.top_k(end_logits, k)
+        shape = tf.stack([tf.shape(start_logits)[0], k, k])
+        return (start_positions, start_values,
+                tf.broadcast_to(end_positions[:, tf.newaxis, :], shape),
+                tf.broadcast_to(end_values[:, tf.newaxis, :], shape))
+
+    @staticmethod
+    def _no_answer_score(outputs, found, best_score, best_window, window_example, batch):
+        """float64 [B], as squad.decode_predictions: the joint head's minus the largest
+        answerable logit of the question's windows (0 without one); the independent head's
+        best [CLS]-[CLS] score minus the best span score, minus that window's answerable logit."""
+        if "start_top_index" in outputs:
+            if "answerable_logits" not in outputs:
+                return tf.zeros([batch], tf.float64)
+            return -tf.math.unsorted_segment_max(
+                tf.cast(outputs["answerable_logits"], tf.float64), window_example, batch)
+        start_logits = tf.cast(outputs["start_logits"], tf.float32)
+        end_logits = tf.cast(outputs["end_logits"], tf.float32)
+        null_scores = tf.math.unsorted_segment_min(
+            tf.cast(start_logits[:, 0] + end_logits[:, 0], tf.float64), window_example, batch)
+        best64 = tf.cast(best_score, tf.float64)
+        no_answer_score = tf.where(found, null_scores - best64, 0.0)
+        if "answerable_logits" in outputs:
+            answerable = tf.cast(tf.gather(outputs["answerable_logits"], best_window), tf.float64)
+            no_answer_score = tf.where(found, no_answer_score - answerable, no_answer_score)
+        return no_answer_score
 
     @staticmethod
     def _piece_value(values: tf.RaggedTensor, piece: tf.Tensor, found: tf.Tensor) -> tf.Tensor:

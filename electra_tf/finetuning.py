@@ -14,6 +14,8 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    + task_specific head), config.json (ElectraConfig),
                                    vocab.txt (a copy of the vocabulary it was trained with) and
                                    head.json ({"task", "head", "num_labels", "answerable",
+                                   for SQuAD "span_head" ("joint" or "independent", absent =
+                                   independent) and "beam_size",
                                    "label_names", "max_seq_length", "vocab_file" ("vocab.txt",
                                    relative to finetuned/), "vocab_source" (where it was copied
                                    from), "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
@@ -113,6 +115,12 @@ class FinetuningOptions:
     max_train_examples: Optional[int] = None
     max_eval_examples: Optional[int] = None
     squad_holdout_articles: int = 0  # >0: train on dev minus the last N articles, eval on them
+    # "joint": the reference's SQuAD head (end conditioned on the start, beam of n_best_size
+    # starts); "independent": separate start and end logits (this project's earlier head).
+    squad_head: str = "joint"
+    # SQuAD 2.0: None tunes the no-answer threshold on dev (the official script's best F1); a
+    # number fixes it (the reference writes its predictions with -2.75).
+    squad_null_threshold: Optional[float] = None
     strategy: str = "one_device"
     tpu: Optional[str] = None
     mixed_precision: str = "none"
@@ -157,8 +165,18 @@ def resolve_model_config(options: FinetuningOptions):
     return config_lib.load_config(options.config, hparams or None), None, None
 
 
-def build_model(config, task, weights_path: Optional[str]):
-    """FinetuningModel for ``task``, its backbone restored from ``weights_path`` if given."""
+def build_model(config, task, weights_path: Optional[str], *, squad_head: str = "joint",
+                beam_size: int = 20):
+    """FinetuningModel for ``task``, its backbone restored from ``weights_path`` if given.
+
+    Args:
+      config: the ElectraConfig; task: a finetuning_tasks task; weights_path: backbone weights
+        or None for random ones.
+      squad_head: SQuAD's span head, "joint" (the reference's) or "independent".
+      beam_size: the joint head's starts (and ends per start) kept at prediction time.
+    Returns:
+      A built FinetuningModel.
+    """
     from electra_tf import finetuning_models, modeling
 
     backbone = modeling.ElectraBackbone(config)
@@ -172,11 +190,16 @@ def build_model(config, task, weights_path: Optional[str]):
         head, num_labels, answerable = "classification", task.num_labels, False
     return finetuning_models.FinetuningModel(
         backbone, head, num_labels=num_labels, answerable=answerable,
-        target_scale=getattr(task, "target_scale", 1.0), dropout_rate=config.hidden_dropout_prob)
+        target_scale=getattr(task, "target_scale", 1.0), dropout_rate=config.hidden_dropout_prob,
+        span_head=squad_head, beam_size=beam_size)
 
 
 def load_finetuned(directory: str):
-    """(head_info dict, FinetuningModel) from a trial's finetuned/ directory."""
+    """(head_info dict, FinetuningModel) from a trial's finetuned/ directory.
+
+    A span head.json without "span_head" (written before the joint head existed) holds the
+    independent head's weights and loads as that.
+    """
     from electra_tf import config as config_lib
     from electra_tf import finetuning_models, modeling
 
@@ -185,7 +208,8 @@ def load_finetuned(directory: str):
     config = config_lib.ElectraConfig.from_json_file(os.path.join(directory, "config.json"))
     model = finetuning_models.FinetuningModel(
         modeling.ElectraBackbone(config), head["head"], num_labels=head["num_labels"],
-        answerable=head["answerable"], target_scale=head.get("target_scale", 1.0))
+        answerable=head["answerable"], target_scale=head.get("target_scale", 1.0),
+        span_head=head.get("span_head", "independent"), beam_size=head.get("beam_size", 20))
     model.load_weights(os.path.join(directory, MODEL_WEIGHTS_FILE))
     return head, model
 
@@ -213,7 +237,8 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
     fileio.makedirs(directory)
     # Keras writes a compiled model's optimizer slots too (3x the size); an uncompiled copy keeps
     # the file to the weights that prediction and export need.
-    clean = build_model(config, task, None)
+    clean = build_model(config, task, None, squad_head=model.span_head,
+                        beam_size=model.beam_size)
     clean.set_weights(model.get_weights())
     clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
     config.to_json_file(os.path.join(directory, "config.json"))
@@ -232,6 +257,8 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
         head.update(vocab_file=VOCAB_FILE, vocab_source=fileio.abspath(vocab_file),
                     vocab_sha256=tokenization.vocab_sha256(vocab_file),
                     do_lower_case=config.do_lower_case)
+    if model.head == "span":
+        head.update(span_head=model.span_head, beam_size=model.beam_size)
     if squad_decoding is not None:
         head["squad"] = squad_decoding
     with fileio.open(os.path.join(directory, HEAD_FILE), "w") as handle:
@@ -530,7 +557,8 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
     epochs = int(math.ceil(total_steps / steps_per_epoch))
     use_xla = distribution.resolve_jit_compile(strategy, options.jit_compile)
     with strategy.scope():
-        model = build_model(config, task, weights_path)
+        model = build_model(config, task, weights_path, squad_head=options.squad_head,
+                            beam_size=options.n_best_size)
         optimizer = layerwise_optimizer.create_finetuning_optimizer(
             model.backbone, learning_rate=hyper["learning_rate"],
             layerwise_decay=hyper["layerwise_decay"], num_train_steps=total_steps,
@@ -613,13 +641,13 @@ def _evaluate_squad(task, model, data, options, trial_dir) -> dict:
     features, _, examples, (windows, pieces) = data.eval_sets["dev"]
     outputs = _predict(model, features, options.eval_batch_size)
     settings = _squad_settings(options)
-    predictions, nbest, null_scores = squad.decode_predictions(
-        examples, windows, pieces, outputs["start_logits"], outputs["end_logits"], settings,
-        outputs.get("answerable_logits"))
+    predictions, nbest, null_scores = squad.decode_predictions(examples, windows, pieces,
+                                                               outputs, settings)
     gold = squad.gold_answers(examples)
     if task.version == "2.0":
         thresholds = finetuning_metrics.best_null_threshold(gold, predictions, null_scores)
-        threshold = thresholds["best_f1_threshold"]
+        threshold = (thresholds["best_f1_threshold"] if options.squad_null_threshold is None
+                     else float(options.squad_null_threshold))
         final = finetuning_metrics.apply_null_threshold(predictions, null_scores, threshold)
         scores = finetuning_metrics.squad_scores(gold, final)
         scores.update(thresholds, null_threshold=threshold)
@@ -659,6 +687,9 @@ def _check_options(options: FinetuningOptions) -> None:
         raise UserError("--output_dir is required")
     if not 0.0 <= options.warmup_proportion <= 1.0:
         raise UserError(f"--warmup_proportion must be in [0, 1], got {options.warmup_proportion}")
+    if options.squad_head not in ("joint", "independent"):
+        raise UserError(f"--squad_head must be joint (the reference's) or independent, got "
+                        f"{options.squad_head!r}")
 
 
 def _check_data_files(tasks, options) -> None:
@@ -771,6 +802,9 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         "dropout": config.hidden_dropout_prob,
         "recipe_size": size,
     }
+    if task.is_squad:
+        hyper["squad_head"] = options.squad_head
+        hyper["squad_null_threshold"] = options.squad_null_threshold
     task_dir = os.path.join(options.output_dir, task.name)
     log(f"[{task.name}] reading data")
     if task.is_squad:

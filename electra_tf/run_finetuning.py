@@ -61,6 +61,14 @@ flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of t
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
                      "file minus its last N articles and evaluate on those N.")
+flags.DEFINE_enum("squad_head", "joint", ["joint", "independent"], "SQuAD span head. joint: the "
+                  "reference's (end logits conditioned on the start, a beam of --n_best_size "
+                  "starts; 2.0 answerability from [CLS] and the start-weighted hidden states, "
+                  "loss weight 0.5); independent: separate start/end logits, answerability on "
+                  "[CLS] with weight 1.")
+flags.DEFINE_float("squad_null_threshold", None, "SQuAD 2.0: answer \"\" when the no-answer score "
+                   "exceeds this (the reference: -2.75); default: the threshold with the best dev "
+                   "F1, as the official script's best_f1.")
 # --strategy, --tpu, --num_cpu_devices, --mixed_precision, --jit_compile:
 cli.define_runtime_flags()
 flags.DEFINE_bool("trim_padding", True, "Cut each batch to its longest sequence (same results, "
@@ -91,7 +99,9 @@ def main(argv: list[str]) -> None:
         max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
         swap_sentence_order=FLAGS.swap_sentence_order,
         max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
-        squad_holdout_articles=FLAGS.squad_holdout_articles, strategy=FLAGS.strategy,
+        squad_holdout_articles=FLAGS.squad_holdout_articles, squad_head=FLAGS.squad_head,
+        squad_null_threshold=FLAGS.squad_null_threshold,
+        strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,
         save_weights=FLAGS.save_weights)

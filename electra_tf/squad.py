@@ -363,21 +363,74 @@ def feature_arrays(features: Sequence[SquadFeature]) -> tuple[dict, dict]:
 
 
 def _top_indices(logits: np.ndarray, count: int) -> np.ndarray:
-    return np.argsort(-logits, kind="stable")[:count]
+    return np.argsort(-logits, kind="stable", axis=-1)[..., :count]
+
+
+def is_joint_output(outputs: Mapping) -> bool:
+    """Whether ``outputs`` come from the joint span head (a beam) rather than the independent
+    one (start_logits and end_logits)."""
+    return "start_top_index" in outputs
+
+
+def span_beams(outputs: Mapping, n_best_size: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every window's candidate spans as one beam, whichever head made ``outputs``.
+
+    Args:
+      outputs: the model's outputs over [n] windows: the joint head's start_top_index,
+        start_top_log_probs [n, k] and end_top_index, end_top_log_probs [n, k, k], or the
+        independent head's start_logits, end_logits [n, seq].
+      n_best_size: the independent head's candidates per side (the joint head's beam is the
+        model's own).
+    Returns:
+      start_index [n, k], start_score [n, k], end_index [n, k, k'], end_score [n, k, k']: the
+      span (start_index[w, i], end_index[w, i, j]) scores start_score[w, i] + end_score[w, i, j]
+      (float32). For the independent head every start shares the same top ends.
+    """
+    if is_joint_output(outputs):
+        return (np.asarray(outputs["start_top_index"]),
+                np.asarray(outputs["start_top_log_probs"], np.float32),
+                np.asarray(outputs["end_top_index"]),
+                np.asarray(outputs["end_top_log_probs"], np.float32))
+    starts = np.asarray(outputs["start_logits"], np.float32)
+    ends = np.asarray(outputs["end_logits"], np.float32)
+    start_index = _top_indices(starts, n_best_size)
+    end_index = _top_indices(ends, n_best_size)
+    start_score = np.take_along_axis(starts, start_index, axis=1)
+    end_score = np.take_along_axis(ends, end_index, axis=1)
+    shape = (len(starts), start_index.shape[1], end_index.shape[1])
+    return (start_index, start_score, np.broadcast_to(end_index[:, None, :], shape),
+            np.broadcast_to(end_score[:, None, :], shape))
 
 
 def decode_predictions(examples: Sequence[SquadExample], features: Sequence[SquadFeature],
-                       pieces: Sequence[ContextPieces], start_logits: np.ndarray,
-                       end_logits: np.ndarray, settings: SquadSettings,
-                       answerable_logits: Optional[np.ndarray] = None
+                       pieces: Sequence[ContextPieces], outputs: Mapping,
+                       settings: SquadSettings
                        ) -> tuple[dict[str, str], dict[str, list], dict[str, float]]:
     """Best answer text per question id, its n-best list, and its no-answer score.
 
-    start_logits/end_logits: [num_features, seq]; answerable_logits: [num_features] (2.0).
-    The no-answer score (higher = more likely unanswerable) is the best [CLS]-[CLS] span score
-    minus the best real span score, minus the answerable logit of the best span's window when
-    the model has an answerability head; the threshold on it is tuned on dev.
+    Args:
+      examples, features, pieces: as ``featurize`` returns them (features are the windows the
+        outputs were computed on, in the same order).
+      outputs: the model's outputs over the windows (see ``span_beams``), with
+        answerable_logits [num_features] for SQuAD 2.0.
+      settings: n_best_size and max_answer_length are used.
+    Returns:
+      (predictions, nbest, null_scores) keyed by question id. A span is valid when its start and
+      end are context tokens, the start has its maximum context in that window, end >= start
+      and it has at most max_answer_length tokens; its score is start + end score (the joint
+      head's log-probabilities, as the reference's beam). The no-answer score (higher = more
+      likely unanswerable; the threshold on it is tuned on dev): joint head, as the reference's
+      answerable classifier, minus the largest answerable logit over the question's windows
+      (0 without the classifier); independent head, the best [CLS]-[CLS] span score minus the
+      best real span score, minus the answerable logit of the best span's window.
     """
+    joint = is_joint_output(outputs)
+    start_index, start_score, end_index, end_score = span_beams(outputs, settings.n_best_size)
+    answerable_logits = outputs.get("answerable_logits")
+    if not joint:
+        null_spans = (np.asarray(outputs["start_logits"], np.float32)[:, 0]
+                      + np.asarray(outputs["end_logits"], np.float32)[:, 0])
     by_example = collections.defaultdict(list)
     for feature_index, feature in enumerate(features):
         by_example[feature.example_index].append(feature_index)
@@ -388,19 +441,25 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
         null_score = math.inf
         for feature_index in by_example.get(example_index, []):
             feature = features[feature_index]
-            starts, ends = start_logits[feature_index], end_logits[feature_index]
-            null_score = min(null_score, float(starts[0] + ends[0]))
-            for s in _top_indices(starts, settings.n_best_size):
-                if feature.piece_index[s] < 0 or not feature.max_context[s]:
+            width = len(feature.piece_index)
+            if joint:
+                if answerable_logits is not None:
+                    null_score = min(null_score, -float(answerable_logits[feature_index]))
+            else:
+                null_score = min(null_score, float(null_spans[feature_index]))
+            for i, s in enumerate(start_index[feature_index]):
+                if s >= width or feature.piece_index[s] < 0 or not feature.max_context[s]:
                     continue
-                for e in _top_indices(ends, settings.n_best_size):
-                    if feature.piece_index[e] < 0 or e < s:
+                for j, e in enumerate(end_index[feature_index, i]):
+                    if e >= width or feature.piece_index[e] < 0 or e < s:
                         continue
                     if e - s + 1 > settings.max_answer_length:
                         continue
                     first, last = feature.piece_index[s], feature.piece_index[e]
-                    candidates.append((float(starts[s] + ends[e]), feature_index,
+                    score = start_score[feature_index, i] + end_score[feature_index, i, j]
+                    candidates.append((float(score), feature_index,
                                        context_pieces_.starts[first], context_pieces_.ends[last]))
+        # Stable: equal scores keep window, start-rank, end-rank order (the export's argmax).
         candidates.sort(key=lambda item: -item[0])
         seen, entries = set(), []
         for score, feature_index, start_char, end_char in candidates:
@@ -422,9 +481,12 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
         predictions[example.qid] = best["text"] if best else ""
         if math.isinf(null_score):
             null_score = 0.0
-        score = null_score - (best["score"] if best else null_score)
-        if answerable_logits is not None and best is not None:
-            score -= float(answerable_logits[best["feature"]])
+        if joint:
+            score = null_score
+        else:
+            score = null_score - (best["score"] if best else null_score)
+            if answerable_logits is not None and best is not None:
+                score -= float(answerable_logits[best["feature"]])
         null_scores[example.qid] = float(score)
         nbest[example.qid] = [{k: v for k, v in entry.items() if k != "feature"}
                               for entry in entries]

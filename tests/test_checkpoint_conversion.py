@@ -537,14 +537,15 @@ def test_cli_reports_one_line_errors(tmp_path):
     assert "none.ckpt" in errors[0]
 
 
-def _finetuned_dir(directory: pathlib.Path, task_name: str, seed: int) -> tuple:
+def _finetuned_dir(directory: pathlib.Path, task_name: str, seed: int,
+                   squad_head: str = "joint") -> tuple:
     """A fine-tuned model as run_finetuning writes it (finetuned/), with random weights."""
     from electra_tf import finetuning, finetuning_tasks
 
     keras.utils.set_random_seed(seed)
     config = make_config()
     task = finetuning_tasks.parse_task_list(task_name)[0]
-    model = finetuning.build_model(config, task, None)
+    model = finetuning.build_model(config, task, None, squad_head=squad_head)
     # Random biases too, so a dropped or swapped bias shows.
     for variable in model.weights:
         variable.assign(np.random.default_rng(seed).normal(
@@ -554,8 +555,13 @@ def _finetuned_dir(directory: pathlib.Path, task_name: str, seed: int) -> tuple:
 
 
 def test_fine_tuned_span_head_converts_to_electra_for_question_answering(tmp_path):
+    """The independent span head is Hugging Face's; the joint (reference) head is refused."""
+    _finetuned_dir(tmp_path / "joint", "squad-v1.1", seed=3)
+    message = _one_line_error(conversion.write_huggingface,
+                              conversion.read_electra_tf(tmp_path / "joint"), tmp_path / "hf")
+    assert "--squad_head=independent" in message and not (tmp_path / "hf").exists()
     _import_torch_and_transformers()
-    model = _finetuned_dir(tmp_path / "finetuned", "squad-v1.1", seed=3)
+    model = _finetuned_dir(tmp_path / "finetuned", "squad-v1.1", seed=3, squad_head="independent")
     weights = conversion.read_electra_tf(tmp_path / "finetuned")
     assert weights.task_head["head"] == "span"
     (directory,) = conversion.write_huggingface(weights, tmp_path / "hf")

@@ -1,6 +1,9 @@
-"""SQuAD reading, WordPiece character offsets, windowing and decoding on the real dev file."""
+"""SQuAD reading, WordPiece character offsets, windowing and decoding on the real dev file; the
+joint (reference) span head: masking, end logits conditioned on the start, its beam against a
+brute-force search, the 0.5-weighted answerability loss, and head.json recording the head."""
 
 import json
+import math
 import pathlib
 
 import numpy as np
@@ -103,7 +106,8 @@ def test_oracle_logits_decode_to_the_gold_answers(dev_examples, tokenizer):
             start_logits[row, feature.start_position] = 8.0
             end_logits[row, feature.end_position] = 8.0
     predictions, nbest, null_scores = squad.decode_predictions(
-        examples, features, pieces, start_logits, end_logits, settings)
+        examples, features, pieces, {"start_logits": start_logits, "end_logits": end_logits},
+        settings)
     assert set(predictions) == {e.qid for e in examples}
     scores = finetuning_metrics.squad_scores(squad.gold_answers(examples), predictions)
     assert scores["exact_match"] >= 99.0
@@ -165,3 +169,323 @@ def test_bad_squad_files(tmp_path):
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(UserError, match="not a SQuAD file"):
         squad.read_squad(str(tmp_path / "list.json"), is_training=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The joint span head
+
+
+def _tiny_span_model(span_head="joint", answerable=True, seed=0):
+    import keras
+
+    from electra_tf import config as config_lib
+    from electra_tf import finetuning_models, modeling
+
+    keras.utils.set_random_seed(seed)
+    # No dropout, so training=True outputs are deterministic and comparable with NumPy.
+    config = config_lib.load_config("electra_tiny", {
+        "num_hidden_layers": 1, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+    return config, finetuning_models.FinetuningModel(
+        modeling.ElectraBackbone(config), "span", answerable=answerable, span_head=span_head,
+        dropout_rate=0.0)
+
+
+def _window_batch(seq=16, context_from=6, lengths=(16, 12, 14)):
+    """[CLS] question [SEP] context [SEP] windows: segment 1 from ``context_from``, padding after
+    each row's length."""
+    rng = np.random.default_rng(1)
+    batch = len(lengths)
+    features = {"input_ids": rng.integers(1000, 5000, (batch, seq)).astype(np.int32),
+                "input_mask": np.zeros((batch, seq), np.int32),
+                "segment_ids": np.zeros((batch, seq), np.int32)}
+    for row, length in enumerate(lengths):
+        features["input_ids"][row, 0] = 101
+        features["input_ids"][row, context_from - 1] = features["input_ids"][row, length - 1] = 102
+        features["input_ids"][row, length:] = 0
+        features["input_mask"][row, :length] = 1
+        features["segment_ids"][row, context_from:length] = 1
+    return features
+
+
+def test_joint_head_masks_everything_but_the_context_and_cls():
+    from electra_tf import finetuning_models
+
+    _, model = _tiny_span_model()
+    features = _window_batch()
+    mask = np.asarray(finetuning_models.answer_mask(features))
+    # [CLS], the context and its closing [SEP] (segment 1, as the reference's answer_mask).
+    expected = np.zeros_like(mask)
+    expected[:, 0] = 1
+    expected[features["segment_ids"] == 1] = 1
+    np.testing.assert_array_equal(mask, expected)
+    assert mask[1, 11] == 1 and mask[1, 12] == 0 and mask[0, 5] == 0
+    outputs = model(features, training=False)
+    raw = np.asarray(model.start_dense(model.backbone(features, training=False)))[..., 0]
+    start = np.asarray(outputs["start_logits"])
+    np.testing.assert_allclose(start - raw, np.where(mask > 0, 0.0, -1000.0), atol=1e-3)
+    # Beam entries at masked positions carry the -1000 (only where fewer positions are allowed
+    # than the beam holds), the allowed ones a real log-probability.
+    start_allowed = np.take_along_axis(mask, np.asarray(outputs["start_top_index"]), axis=1)
+    end_allowed = np.take_along_axis(np.broadcast_to(mask[:, None, :], (3, 16, 16)),
+                                     np.asarray(outputs["end_top_index"]), axis=2)
+    for allowed, log_probs in ((start_allowed, outputs["start_top_log_probs"]),
+                               (end_allowed, outputs["end_top_log_probs"])):
+        log_probs = np.asarray(log_probs)
+        assert np.all(log_probs[allowed == 0] < -500) and np.all(log_probs[allowed == 1] > -100)
+        # The beam ranks every allowed position above every masked one.
+        assert np.all(np.diff(allowed, axis=-1) <= 0)
+
+
+def test_joint_end_logits_depend_on_the_start_and_the_beam_is_the_reference_s():
+    import keras
+
+    _, model = _tiny_span_model(answerable=False)
+    features = _window_batch()
+    sequence = model.backbone(features, training=False)
+    from electra_tf import finetuning_models
+
+    mask = finetuning_models.answer_mask(features)
+    at = lambda positions: keras.ops.take_along_axis(  # noqa: E731
+        sequence, np.array(positions, np.int32)[:, :, None], axis=1)
+    first = np.asarray(model.end_logits_given_start(sequence, at([[7]] * 3), mask))[:, 0]
+    second = np.asarray(model.end_logits_given_start(sequence, at([[9]] * 3), mask))[:, 0]
+    allowed = np.asarray(mask) > 0
+    assert np.abs(first - second)[allowed].min() > 1e-4
+    # Training conditions the end on the gold start: only the end loss moves with it.
+    outputs = model(features, training=True)
+    labels = {"end_position": np.array([8, 8, 8]), "is_impossible": np.zeros(3, np.int32)}
+    loss_7 = np.asarray(model.task_loss(dict(labels, start_position=np.array([7, 7, 7])), outputs))
+    loss_9 = np.asarray(model.task_loss(dict(labels, start_position=np.array([9, 9, 9])), outputs))
+    start_ce = lambda position: -np.asarray(keras.ops.log_softmax(  # noqa: E731
+        outputs["start_logits"]))[:, position]
+    end_ce = lambda logits: -np.asarray(keras.ops.log_softmax(logits))[:, 8]  # noqa: E731
+    np.testing.assert_allclose(loss_7, (start_ce(7) + end_ce(first)) / 2, rtol=1e-5)
+    np.testing.assert_allclose(loss_9, (start_ce(9) + end_ce(second)) / 2, rtol=1e-5)
+    # The beam: the top starts by log-probability and, for each, its own top ends.
+    beam = model(features, training=False)
+    start_lp = np.asarray(keras.ops.log_softmax(beam["start_logits"]))
+    np.testing.assert_allclose(np.sort(start_lp, axis=1)[:, ::-1], beam["start_top_log_probs"],
+                               atol=1e-5)
+    chosen = np.asarray(beam["start_top_index"])
+    ends = np.asarray(keras.ops.log_softmax(
+        model.end_logits_given_start(sequence, at(chosen), mask)))
+    np.testing.assert_allclose(np.sort(ends, axis=2)[:, :, ::-1], beam["end_top_log_probs"],
+                               atol=1e-5)
+    np.testing.assert_array_equal(np.take_along_axis(ends, np.asarray(beam["end_top_index"]), 2),
+                                  beam["end_top_log_probs"])
+
+
+def _feature(seq, context_from, context_length, max_context=None, example_index=0):
+    piece_index = np.full(seq, -1, np.int32)
+    piece_index[context_from:context_from + context_length] = np.arange(context_length)
+    flags = np.zeros(seq, bool)
+    flags[context_from:context_from + context_length] = (
+        True if max_context is None else max_context)
+    zeros = np.zeros(seq, np.int32)
+    return squad.SquadFeature(example_index, 0, zeros, zeros, zeros, piece_index, flags)
+
+
+def _brute_force(feature, start_lp, end_lp, max_answer_length):
+    """The best valid (start, end) over every pair and its score (start + end log-prob)."""
+    best = (-math.inf, None)
+    for s in range(len(start_lp)):
+        if feature.piece_index[s] < 0 or not feature.max_context[s]:
+            continue
+        for e in range(s, min(len(start_lp), s + max_answer_length)):
+            if feature.piece_index[e] >= 0:
+                score = float(np.float32(start_lp[s]) + np.float32(end_lp[s, e]))
+                if score > best[0]:
+                    best = (score, (s, e))
+    return best
+
+
+def _log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def test_joint_beam_decoding_matches_a_brute_force_search_on_random_logits():
+    """Random start and end-given-start log-probabilities over 40 tokens, beam 20: whenever the
+    brute-force best span's start is in the top 20 starts and its end in that start's top 20
+    ends, decode_predictions returns exactly it with the same score; otherwise it returns a span
+    no better. With the beam as wide as the window it always finds it."""
+    rng = np.random.default_rng(0)
+    settings = squad.SquadSettings(max_seq_length=40, n_best_size=20, max_answer_length=6)
+    seq, context_from, context_length = 40, 9, 29
+    in_beam = 0
+    for trial in range(30):
+        beam = 40 if trial % 3 == 0 else 20
+        max_context = rng.random(context_length) < 0.8
+        feature = _feature(seq, context_from, context_length, max_context)
+        # Distinct characters per piece: a span's text identifies it.
+        context = "".join(chr(0x4E00 + i) for i in range(context_length))
+        pieces = squad.ContextPieces(list(range(context_length)), list(range(context_length)),
+                                     list(range(1, context_length + 1)))
+        start_lp = _log_softmax(rng.normal(0, 2, seq)).astype(np.float32)
+        end_lp = _log_softmax(rng.normal(0, 2, (seq, seq))).astype(np.float32)
+        top_starts = np.argsort(-start_lp, kind="stable")[:beam]
+        top_ends = np.argsort(-end_lp[top_starts], axis=1, kind="stable")[:, :beam]
+        outputs = {"start_top_index": top_starts[None], "start_top_log_probs":
+                   start_lp[top_starts][None],
+                   "end_top_index": top_ends[None],
+                   "end_top_log_probs": np.take_along_axis(end_lp[top_starts], top_ends, 1)[None]}
+        example = squad.SquadExample("q", "?", context, [])
+        predictions, nbest, _ = squad.decode_predictions([example], [feature], [pieces], outputs,
+                                                         settings)
+        score, (s, e) = _brute_force(feature, start_lp, end_lp, settings.max_answer_length)
+        got = nbest["q"][0]
+        if s in top_starts and e in top_ends[list(top_starts).index(s)]:
+            in_beam += 1
+            assert predictions["q"] == context[s - context_from:e - context_from + 1]
+            assert got["score"] == pytest.approx(score, abs=1e-6)
+        else:
+            assert beam < seq and got["score"] <= score + 1e-6
+    assert in_beam >= 20, in_beam
+
+
+def test_joint_model_and_decoder_find_the_brute_force_best_span():
+    """The tiny model's own beam (20 >= the 16-token window, so complete) decodes to the span
+    that a search over every start, with the end logits recomputed for that start, finds."""
+    import keras
+
+    from electra_tf import finetuning_models
+
+    _, model = _tiny_span_model(answerable=False)
+    features = _window_batch()
+    outputs = {k: np.asarray(v) for k, v in model(features, training=False).items()}
+    sequence = model.backbone(features, training=False)
+    mask = finetuning_models.answer_mask(features)
+    every_start = np.broadcast_to(np.arange(16, dtype=np.int32), (3, 16))
+    end_lp = np.asarray(keras.ops.log_softmax(model.end_logits_given_start(
+        sequence, keras.ops.take_along_axis(sequence, every_start[:, :, None], axis=1), mask)))
+    start_lp = np.asarray(keras.ops.log_softmax(outputs["start_logits"]))
+    settings = squad.SquadSettings(max_seq_length=16, max_answer_length=5)
+    for row, length in enumerate((16, 12, 14)):
+        feature = _feature(16, 6, length - 7, example_index=0)
+        context = "".join(chr(0x4E00 + i) for i in range(length - 7))
+        pieces = squad.ContextPieces([0] * len(context), list(range(len(context))),
+                                     list(range(1, len(context) + 1)))
+        one = {k: v[row:row + 1] for k, v in outputs.items()}
+        _, nbest, null_scores = squad.decode_predictions(
+            [squad.SquadExample("q", "?", context, [])], [feature], [pieces], one, settings)
+        score, (s, e) = _brute_force(feature, start_lp[row], end_lp[row], 5)
+        assert nbest["q"][0]["text"] == context[s - 6:e - 6 + 1]
+        assert nbest["q"][0]["score"] == pytest.approx(score, abs=1e-5)
+        assert null_scores["q"] == 0.0  # no answerability head: SQuAD 1.1
+
+
+def _gelu(x):
+    return x * 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def test_joint_answerability_loss_is_the_reference_s_at_weight_half():
+    """SQuAD 2.0 loss = (start CE + end CE | gold start) / 2 + 0.5 * sigmoid CE of the
+    answerability classifier on [CLS; start-probability-weighted hidden], recomputed in NumPy;
+    the decoder's no-answer score is minus the largest answerable logit over the windows."""
+    _, model = _tiny_span_model()
+    features = _window_batch()
+    labels = {"start_position": np.array([0, 7, 9]), "end_position": np.array([0, 10, 9]),
+              "is_impossible": np.array([1, 0, 0])}
+    outputs = model(features, training=True)
+    loss = np.asarray(model.task_loss(labels, outputs))
+    sequence = np.asarray(outputs["sequence_output"], np.float64)
+    start_logits = np.asarray(outputs["start_logits"], np.float64)
+    start_p = np.exp(_log_softmax(start_logits))
+    representation = np.concatenate([sequence[:, 0], np.einsum("bt,bth->bh", start_p, sequence)],
+                                    axis=-1)
+    weights = {v.path: np.asarray(v, np.float64) for v in model.weights}
+    hidden = _gelu(representation @ weights["task_specific/answerable_hidden/kernel"]
+                   + weights["task_specific/answerable_hidden/bias"])
+    # The reference's logit is that of "unanswerable"; is_impossible is its label.
+    unanswerable = (hidden @ weights["task_specific/answerable/kernel"]
+                    + weights["task_specific/answerable/bias"])[:, 0]
+    np.testing.assert_allclose(-np.asarray(outputs["answerable_logits"]), unanswerable,
+                               rtol=1e-4, atol=1e-5)
+    z, y = unanswerable, labels["is_impossible"]
+    answerable_loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    rows = np.arange(3)
+    gold_start = np.asarray(outputs["sequence_output"])[rows, labels["start_position"]][:, None]
+    end = np.asarray(model.end_logits_given_start(outputs["sequence_output"], gold_start,
+                                                  outputs["answer_mask"]), np.float64)[:, 0]
+    span = (-_log_softmax(start_logits)[rows, labels["start_position"]]
+            - _log_softmax(end)[rows, labels["end_position"]]) / 2
+    np.testing.assert_allclose(loss, span + 0.5 * answerable_loss, rtol=1e-4)
+    assert model.answerable_weight == 0.5
+    # Decoding: two windows of one question; the no-answer score is -max(answerable).
+    beam = {k: np.asarray(v) for k, v in model(features, training=False).items()}
+    windows = [_feature(16, 6, 5, example_index=0), _feature(16, 6, 5, example_index=0),
+               _feature(16, 6, 5, example_index=1)]
+    examples = [squad.SquadExample("a", "?", "abcde", []), squad.SquadExample("b", "?", "abcde",
+                                                                              [])]
+    pieces = [squad.ContextPieces([0] * 5, list(range(5)), list(range(1, 6)))] * 2
+    _, _, null_scores = squad.decode_predictions(examples, windows, pieces, beam,
+                                                 squad.SquadSettings(max_seq_length=16))
+    assert null_scores["a"] == pytest.approx(-float(beam["answerable_logits"][:2].max()))
+    assert null_scores["b"] == pytest.approx(-float(beam["answerable_logits"][2]))
+
+
+def test_head_json_records_the_span_head_and_old_folders_load_as_independent(tmp_path):
+    from electra_tf import finetuning, finetuning_tasks
+
+    task = finetuning_tasks.parse_task_list("squad-v2.0")[0]
+    features = _window_batch()
+    for span_head in ("joint", "independent"):
+        config, model = _tiny_span_model(span_head)
+        directory = tmp_path / span_head
+        finetuning._save_finetuned(model, config, task, str(directory), 16)
+        head = json.loads((directory / "head.json").read_text())
+        assert (head["span_head"], head["beam_size"]) == (span_head, 20)
+        _, loaded = finetuning.load_finetuned(str(directory))
+        assert loaded.span_head == span_head
+        ours, theirs = model(features, training=False), loaded(features, training=False)
+        assert set(ours) == set(theirs)
+        for name in ours:
+            np.testing.assert_allclose(np.asarray(ours[name]), np.asarray(theirs[name]),
+                                       atol=1e-5)
+    # A folder written before the joint head existed has no "span_head": its weights are the
+    # independent head's.
+    del head["span_head"], head["beam_size"]
+    (directory / "head.json").write_text(json.dumps(head))
+    _, loaded = finetuning.load_finetuned(str(directory))
+    assert loaded.span_head == "independent" and "end_logits" in loaded(features)
+
+
+class _FixedOutputs:
+    """Stands in for a fine-tuned model in _evaluate_squad: predict returns given beams."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def predict(self, features, batch_size, verbose):
+        return self.outputs
+
+
+def test_squad_null_threshold_fixes_the_no_answer_threshold(tmp_path):
+    """--squad_null_threshold=-2.75 (the reference's) answers a question whose no-answer score
+    (minus its largest answerable logit) is at most -2.75 and no other; by default the threshold
+    is the best-F1 one."""
+    from electra_tf import finetuning, finetuning_tasks
+
+    task = finetuning_tasks.parse_task_list("squad-v2.0")[0]
+    examples = [squad.SquadExample("a", "?", "abcde", [("bc", 1)]),
+                squad.SquadExample("b", "?", "abcde", [("bc", 1)])]
+    windows = [_feature(16, 6, 5, example_index=0), _feature(16, 6, 5, example_index=1)]
+    pieces = [squad.ContextPieces([0] * 5, list(range(5)), list(range(1, 6)))] * 2
+    beam = {"start_top_index": np.array([[7, 0]] * 2), "start_top_log_probs":
+            np.array([[-0.1, -3.0]] * 2, np.float32),
+            "end_top_index": np.array([[[8, 0], [8, 0]]] * 2),
+            "end_top_log_probs": np.array([[[-0.2, -2.0], [-0.2, -2.0]]] * 2, np.float32),
+            "answerable_logits": np.array([3.0, 2.0], np.float32)}
+    data = finetuning.TaskData({}, {}, {"dev": ({}, None, examples, (windows, pieces))}, {}, {})
+    for fixed, expected in ((-2.75, {"a": "bc", "b": ""}), (None, {"a": "bc", "b": "bc"})):
+        options = finetuning.FinetuningOptions(tasks="squad-v2.0", output_dir=str(tmp_path),
+                                               squad_null_threshold=fixed)
+        trial_dir = tmp_path / str(fixed)
+        trial_dir.mkdir()
+        metrics = finetuning._evaluate_squad(task, _FixedOutputs(beam), data, options,
+                                             str(trial_dir))
+        assert json.loads((trial_dir / "dev_predictions.json").read_text()) == expected
+        assert json.loads((trial_dir / "dev_null_scores.json").read_text()) == {"a": -3.0,
+                                                                                "b": -2.0}
+        assert metrics["null_threshold"] == (-2.75 if fixed else metrics["best_f1_threshold"])
+        assert metrics["exact_match"] == (50.0 if fixed else 100.0)

@@ -120,7 +120,8 @@ def _assert_glorot_uniform(kernel, name):
 
 def test_layers_the_reference_builds_without_an_initializer_start_glorot_uniform():
     """TF1's tf.layers.dense default: discriminator_predictions/dense_1, embeddings_project of
-    both networks and the fine-tuning heads (classification, regression, span, answerable)."""
+    both networks and the fine-tuning heads (classification, regression, both span heads with
+    their answerability layers)."""
     from electra_tf.finetuning_models import FinetuningModel
 
     config = load_config("electra_small", {"num_hidden_layers": 1})  # E 128, H 256, generator 64
@@ -130,12 +131,15 @@ def test_layers_the_reference_builds_without_an_initializer_start_glorot_uniform
               "generator/embeddings_project/kernel"]
     for path in glorot:
         _assert_glorot_uniform(kernels[path], path)
-    for head, labels in (("classification", 3), ("regression", 1), ("span", 2)):
+    for head, labels, span_head, count in (("classification", 3, "joint", 1),
+                                           ("regression", 1, "joint", 1),
+                                           ("span", 2, "independent", 2),
+                                           ("span", 2, "joint", 5)):
         model = FinetuningModel(ElectraBackbone(config), head, num_labels=labels,
-                                answerable=head == "span")
+                                answerable=head == "span", span_head=span_head)
         heads = [v for v in model.trainable_variables
                  if v.path.startswith("task_specific/") and v.path.endswith("kernel")]
-        assert len(heads) == (2 if head == "span" else 1)
+        assert len(heads) == count
         for variable in heads:
             _assert_glorot_uniform(np.asarray(variable), variable.path)
     # Everything else that the reference gives create_initializer stays truncated-normal 0.02.
