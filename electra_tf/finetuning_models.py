@@ -6,12 +6,15 @@
   span            dense(2) on every token: start_logits, end_logits [batch, seq] (SQuAD); with
                   ``answerable=True`` (SQuAD 2.0) also dropout + dense(1) on [CLS]:
                   answerable_logits [batch], trained with sigmoid cross-entropy
+  tagging         dense(num_labels) on every token, no dropout (as the reference's tagging head):
+                  logits [batch, seq, num_labels]; cross-entropy on the positions with
+                  tag_weights 1 (each word's first sub-word), summed per example
 
 The head's variables live under ``task_specific/`` (the reference's scope), so the layer-wise
 optimizer gives them the full learning rate. Their kernels start glorot-uniform, as the
 reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss`` returns the task
 loss summed over the global batch, as the reference sums it; labels are a dict: {"label"} (class id or float score) or {"start_position",
-"end_position", "is_impossible"} for spans.
+"end_position", "is_impossible"} for spans, {"tag_ids", "tag_weights"} [batch, seq] for tagging.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from keras import ops
 
 from electra_tf.modeling import glorot_uniform
 
-HEAD_KINDS = ("classification", "regression", "span")
+HEAD_KINDS = ("classification", "regression", "span", "tagging")
 
 
 class FinetuningModel(keras.Model):
@@ -52,6 +55,9 @@ class FinetuningModel(keras.Model):
             elif head == "regression":
                 self.output_dense = keras.layers.Dense(
                     1, kernel_initializer=glorot_uniform(), name="regressor")
+            elif head == "tagging":
+                self.output_dense = keras.layers.Dense(
+                    self.num_labels, kernel_initializer=glorot_uniform(), name="tagger")
             else:
                 self.output_dense = keras.layers.Dense(
                     2, kernel_initializer=glorot_uniform(), name="start_end")
@@ -59,10 +65,14 @@ class FinetuningModel(keras.Model):
                     self.answerable_dense = keras.layers.Dense(
                         1, kernel_initializer=glorot_uniform(), name="answerable")
                     self.answerable_dense.build((None, hidden))
-            self.output_dense.build((None, None, hidden) if head == "span" else (None, hidden))
+            self.output_dense.build((None, None, hidden) if head in ("span", "tagging")
+                                    else (None, hidden))
         self.built = True
 
     def call(self, features, training=None):
+        if self.head == "tagging":
+            logits = self.output_dense(self.backbone(features, training=training))
+            return {"logits": ops.cast(logits, "float32")}
         if self.head != "span":
             # Sentence-level heads read [CLS] only; the backbone skips the rest of its last layer.
             cls = self.backbone(features, training=training, cls_only=True)[:, 0]
@@ -94,6 +104,10 @@ class FinetuningModel(keras.Model):
             # The reference's (normalised prediction - label / scale)^2.
             return ops.square((outputs["predictions"] - ops.cast(labels["label"], "float32"))
                               / self.target_scale)
+        if self.head == "tagging":
+            per_token = keras.losses.sparse_categorical_crossentropy(
+                ops.cast(labels["tag_ids"], "int32"), outputs["logits"], from_logits=True)
+            return ops.sum(per_token * ops.cast(labels["tag_weights"], "float32"), axis=-1)
         start = keras.losses.sparse_categorical_crossentropy(
             ops.cast(labels["start_position"], "int32"), outputs["start_logits"], from_logits=True)
         end = keras.losses.sparse_categorical_crossentropy(

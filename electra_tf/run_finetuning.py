@@ -16,9 +16,9 @@ from electra_tf.errors import UserError
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("task", None, "Task or comma-separated tasks: cola, sst-2, mrpc, sts-b, qqp, "
-                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0.")
+                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0, ner, chunk.")
 flags.DEFINE_string("data_dir", None, "GLUE folders (CoLA/, SST-2/, ... with train/dev/test.tsv) "
-                    "and/or the SQuAD JSON files.")
+                    "and/or the SQuAD JSON files, and/or NER/ and CHUNK/ with CoNLL train/dev/test.txt.")
 flags.DEFINE_bool("use_tfds", False, "Read the data from TensorFlow Datasets (glue/*, squad) "
                   "instead of --data_dir (needs a network connection the first time).")
 flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps its datasets (default: ~/tensorflow_datasets).")
@@ -57,6 +57,11 @@ flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidates kept per question.")
 flags.DEFINE_bool("swap_sentence_order", None, "MRPC/STS-B: add every training pair again with "
                   "the sentences swapped (default: on for MRPC and STS-B, as the reference; "
                   "--noswap_sentence_order turns it off).")
+flags.DEFINE_integer("tag_column", -1, "ner/chunk: 0-based column of the tag in the CoNLL files "
+                     "(-1: the last column; column 0 is the token).")
+flags.DEFINE_enum("tagging_scheme", "file", ["file", "bioes"], "ner/chunk: train on the files' "
+                  "own tags (file) or on their BIOES re-encoding (bioes, the reference's); "
+                  "bioes predictions are written back as IOB2.")
 flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
@@ -91,7 +96,8 @@ def main(argv: list[str]) -> None:
         max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
         swap_sentence_order=FLAGS.swap_sentence_order,
         max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
-        squad_holdout_articles=FLAGS.squad_holdout_articles, strategy=FLAGS.strategy,
+        squad_holdout_articles=FLAGS.squad_holdout_articles, tag_column=FLAGS.tag_column,
+        tagging_scheme=FLAGS.tagging_scheme, strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,
         save_weights=FLAGS.save_weights)
