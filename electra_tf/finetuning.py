@@ -98,7 +98,7 @@ class FinetuningOptions:
     weight_decay_rate: float = 0.0
     train_batch_size: int = 32
     eval_batch_size: int = 64
-    max_seq_length: Optional[int] = None  # None: 128 for GLUE, 512 for SQuAD
+    max_seq_length: Optional[int] = None  # None: 128 GLUE/ner, 256 chunk, 512 SQuAD
     doc_stride: int = 128
     max_query_length: int = 64
     max_answer_length: int = 30
@@ -801,7 +801,7 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         hyper.update(dataclasses.asdict(settings))
         data = prepare_squad(task, options, tokenizer, settings)
     elif token_classification.is_tagging(task):
-        max_seq = options.max_seq_length or 128
+        max_seq = options.max_seq_length or task.max_seq_length
         hyper.update(max_seq_length=max_seq, tag_column=options.tag_column,
                      tagging_scheme=options.tagging_scheme)
         # The tag set comes from the training file, so the task is returned with it.

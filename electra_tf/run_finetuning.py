@@ -49,7 +49,8 @@ flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear 
 flags.DEFINE_float("weight_decay_rate", 0.0, "Decoupled weight decay (paper: 0; reference code: 0.01).")
 flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Prediction batch size.")
-flags.DEFINE_integer("max_seq_length", None, "Sequence length (default 128 GLUE, 512 SQuAD).")
+flags.DEFINE_integer("max_seq_length", None, "Sequence length (default 128 GLUE and ner, "
+                     "256 chunk, 512 SQuAD).")
 flags.DEFINE_integer("doc_stride", 128, "SQuAD: tokens between window starts.")
 flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
 flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in tokens.")

@@ -51,6 +51,7 @@ class TaggingTask:
     directory: str
     headline_metric: str = "f1"
     num_epochs: int = 3
+    max_seq_length: int = 128
     tag_names: tuple[str, ...] = ()
     tag_column: int = -1
     scheme: str = "file"
@@ -72,9 +73,10 @@ class TaggingTask:
         return len(self.tag_names)
 
 
-# The reference's chunk task scores entity-level F1 as NER does (its EntityLevelF1Scorer).
+# The reference's chunk task scores entity-level F1 as NER does (its EntityLevelF1Scorer) and
+# packs 256 tokens (configure_finetuning.py).
 TAGGING_TASKS = {task.name: task for task in (TaggingTask("ner", "NER"),
-                                              TaggingTask("chunk", "CHUNK"))}
+                                              TaggingTask("chunk", "CHUNK", max_seq_length=256))}
 
 
 def is_tagging(task) -> bool:

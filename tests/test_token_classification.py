@@ -166,7 +166,7 @@ def finetuned(tmp_path_factory, bert_vocab_file):
     options = finetuning.FinetuningOptions(
         tasks="ner", output_dir=str(out), data_dir=str(CONLL), config="electra_tiny",
         hparams=ONE_LAYER, vocab_file=str(bert_vocab_file), log_every_steps=1000,
-        max_seq_length=MAX_SEQ, num_train_steps=60, train_batch_size=16, learning_rate=3e-3)
+        max_seq_length=MAX_SEQ, num_train_steps=30, train_batch_size=16, learning_rate=3e-3)
     summary = finetuning.run_finetuning(options)
     return out, summary
 
@@ -177,7 +177,7 @@ def _conll_rows(path):
 
 def test_tiny_ner_fine_tune_learns_names_and_places(finetuned):
     """Names and cities (B-PER/I-PER/B-LOC) among filler words: a random-init one-layer model
-    learns them from word identity in 60 steps. Measured: see the README; "all O" scores 0."""
+    learns them from word identity in 30 steps. Measured: see the README; "all O" scores 0."""
     out, summary = finetuned
     results = json.loads((out / "ner" / "results.json").read_text())
     metrics = results["trials"][0]["metrics"]
