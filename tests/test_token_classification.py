@@ -1,6 +1,7 @@
 """Token classification: CoNLL reading, first-sub-word alignment, conlleval span metrics, a tiny
 NER fine-tune that learns, and its SavedModel answering through the TF1 loader."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -262,3 +263,33 @@ def test_tagger_export_answers_like_python_prediction_through_the_tf1_loader(fin
     _, _, positions, truncated = tc.align(sentences, tokenizer, MAX_SEQ)
     assert truncated == 1 and positions[2][-1] == -1 and tags[2][-1] == "O"
     assert "B-PER" in tags[2][:5]
+
+
+def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_vocab_file):
+    """--task=chunk on the fixture's chunk column (2), trained on BIOES tags as the reference;
+    the files and metrics are IOB2. Data_dir may be the folder holding the .txt files."""
+    options = finetuning.FinetuningOptions(
+        tasks="chunk", output_dir=str(tmp_path / "out"), data_dir=str(CONLL / "NER"),
+        config="electra_tiny", hparams=ONE_LAYER, vocab_file=str(bert_vocab_file),
+        log_every_steps=1000, max_seq_length=MAX_SEQ, num_train_steps=2, train_batch_size=8,
+        tag_column=2, tagging_scheme="bioes", write_test_predictions=False)
+    finetuning.run_finetuning(options)
+    results = json.loads((tmp_path / "out" / "chunk" / "results.json").read_text())
+    assert results["data"]["tag_names"] == ["B-NP", "E-NP", "O", "S-NP"]
+    assert results["hyperparameters"]["tagging_scheme"] == "bioes"
+    head = json.loads((tmp_path / "out" / "chunk" / "trial_1" / "finetuned" / "head.json")
+                      .read_text())
+    assert head["label_names"] == results["data"]["tag_names"]
+    assert head["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2}
+    rows = [row for row in _conll_rows(tmp_path / "out" / "chunk" / "trial_1" /
+                                       "dev_predictions.txt") if row]
+    assert {row[1] for row in rows} == {"B-NP", "I-NP", "O"}
+    assert {row[2] for row in rows} <= {"B-NP", "I-NP", "O"}
+    assert not (tmp_path / "out" / "chunk" / "test_predictions.txt").exists()
+    # A missing dev file is refused before any training, naming the file.
+    (tmp_path / "only_train").mkdir()
+    (tmp_path / "only_train" / "train.txt").write_text("Rome B-LOC\n")
+    with pytest.raises(UserError, match=r"only_train/NER/dev\.txt: file not found"):
+        finetuning.run_finetuning(dataclasses.replace(
+            options, tasks="ner", data_dir=str(tmp_path / "only_train"),
+            output_dir=str(tmp_path / "out2")))
