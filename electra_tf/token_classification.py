@@ -154,11 +154,13 @@ def read_conll(path: str, tag_column: int = -1, require_tags: bool = True
         if not words:
             first_line = number
         if len(fields) < needed:
+            if require_tags and tag_column < 0:
+                raise UserError(f"{path}:{number}: no tag after the token {fields[0]!r}; CoNLL "
+                                "lines are 'token ... tag', white-space separated, the tag last "
+                                "(or in --tag_column)")
             if require_tags:
-                raise UserError(f"{path}:{number}: {len(fields)} column(s) but the tag is in "
-                                f"column {tag_column if tag_column >= 0 else 'last'} (0-based) "
-                                "after the token; CoNLL lines are 'token ... tag' separated by "
-                                "white space (set --tag_column if the tag is elsewhere)")
+                raise UserError(f"{path}:{number}: {len(fields)} column(s), so no tag in column "
+                                f"{tag_column} (--tag_column, 0-based); fix the line or the flag")
             words.append(fields[0])
             tags.append(None)
             continue

@@ -47,9 +47,11 @@ def test_reader_skips_docstart_and_blank_runs_and_reads_the_last_column(tmp_path
 
 def test_reader_errors_are_one_line_naming_file_and_line(tmp_path):
     path = _write(tmp_path, "EU B-ORG\nrejects\n")
-    with pytest.raises(UserError, match=r"train\.txt:2: 1 column\(s\) but the tag") as error:
+    with pytest.raises(UserError, match=r"train\.txt:2: no tag after the token 'rejects'") as error:
         tc.read_conll(path)
     assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match=r"train\.txt:1: 2 column\(s\), so no tag in column 3"):
+        tc.read_conll(path, tag_column=3)
     with pytest.raises(UserError, match=r"train\.txt:1: tag 'NNP' is not O or B-/I-/E-/S-"):
         tc.read_conll(_write(tmp_path, "EU NNP\n"))
     with pytest.raises(UserError, match=r"nothing\.txt: file not found"):
