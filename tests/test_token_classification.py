@@ -295,3 +295,13 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
         finetuning.run_finetuning(dataclasses.replace(
             options, tasks="ner", data_dir=str(tmp_path / "only_train"),
             output_dir=str(tmp_path / "out2")))
+
+
+def test_predict_cuts_tagger_rows_to_their_word_count():
+    from electra_tf import predict
+
+    rows = list(predict.rows_of({"words": np.array([[b"Rome", b"is"], [b"", b""]]),
+                                 "tags": np.array([[b"B-LOC", b"O"], [b"", b""]]),
+                                 "word_count": np.array([2, 0])}))
+    assert rows == [{"words": ["Rome", "is"], "tags": ["B-LOC", "O"], "word_count": 2},
+                    {"words": [], "tags": [], "word_count": 0}]
