@@ -80,6 +80,7 @@ TAGGING_TASKS = {task.name: task for task in (TaggingTask("ner", "NER"),
 
 
 def is_tagging(task) -> bool:
+    """True for a TaggingTask (other task classes need not define ``is_tagging``)."""
     return bool(getattr(task, "is_tagging", False))
 
 
@@ -364,6 +365,7 @@ def predict_tags(model, tokenizer, sentences: Sequence[Sentence], max_seq_length
 
 
 def check_data_files(task: TaggingTask, data_dir: str) -> None:
+    """Raises UserError naming the first missing train/dev file, before any training."""
     for split in ("train",) + task.dev_splits:
         path = split_file(data_dir, task, split)
         if not fileio.isfile(path):
@@ -379,10 +381,16 @@ def _log_truncation(task, split: str, truncated: int, total: int, max_seq_length
 
 
 def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
-    """(the task with its tag set, finetuning.TaskData) for fine-tuning.
+    """Reads, tags and aligns every split for fine-tuning.
 
-    eval_sets["dev"] and test_sets["test"] carry (features, sentences, positions) for
-    ``evaluate``.
+    Args:
+      task: a registry TaggingTask (no tag set yet).
+      options: finetuning.FinetuningOptions (data_dir, tag_column, tagging_scheme, limits).
+      tokenizer: the Tokenizer; max_seq_length: the packed length.
+    Returns:
+      (the task with tag_column, scheme and tag_names set, finetuning.TaskData): training
+      arrays [n, max_seq_length] from ``align``; eval_sets["dev"] = (features, None,
+      sentences, positions) and test_sets["test"] = (features, (sentences, positions)).
     """
     from electra_tf import finetuning
 
@@ -451,8 +459,16 @@ TEST_PREDICTIONS_FILE = "test_predictions.txt"
 
 
 def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
-    """Dev metrics (``span_metrics`` + score = f1), dev_predictions.txt ("token gold predicted",
-    conlleval's input) and test_predictions.txt ("token<TAB>tag") in input order."""
+    """Predicts dev and test and writes their files into ``trial_dir``.
+
+    Args:
+      task: the task from ``prepare_data``; model: the fine-tuned FinetuningModel; data: its
+      TaskData; options: FinetuningOptions (eval_batch_size).
+    Returns:
+      The dev metrics of ``span_metrics`` plus score (= f1). Writes dev_predictions.txt
+      ("token gold predicted", conlleval's input) and test_predictions.txt ("token<TAB>tag"),
+      a blank line after each sentence, in input order.
+    """
     metrics = {}
     for split, (features, _, sentences, positions) in data.eval_sets.items():
         logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size,
@@ -481,6 +497,7 @@ def head_info(task: TaggingTask) -> dict:
 
 
 def copy_median_outputs(task_dir: str, median_trial_dir: str) -> None:
+    """<task>/test_predictions.txt: the median trial's, when it wrote one."""
     source = os.path.join(median_trial_dir, TEST_PREDICTIONS_FILE)
     if fileio.isfile(source):
         fileio.copy(source, os.path.join(task_dir, TEST_PREDICTIONS_FILE), overwrite=True)
