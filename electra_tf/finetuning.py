@@ -10,6 +10,10 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    question id -> answer) with dev_nbest.json / dev_null_scores.json
   <task>/trial_<k>/<Leaderboard>.tsv      GLUE test predictions ("index\\tprediction", GLUE's
                                    label strings) when the test split is available
+  <task>/trial_<k>/{dev,test}_predictions.txt  ner/chunk: "token gold predicted" per dev word
+                                   and "token\ttag" per test word, a blank line between
+                                   sentences (electra_tf/token_classification.py); the median
+                                   trial's test file is copied to <task>/test_predictions.txt
   <task>/trial_<k>/finetuned/      the fine-tuned model: model.weights.h5 (FinetuningModel: backbone
                                    + task_specific head), config.json (ElectraConfig),
                                    vocab.txt (a copy of the vocabulary it was trained with) and
@@ -17,7 +21,8 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    "label_names", "max_seq_length", "vocab_file" ("vocab.txt",
                                    relative to finetuned/), "vocab_source" (where it was copied
                                    from), "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
-                                   decoding settings and the tuned 2.0 "null_threshold"}); see
+                                   decoding settings and the tuned 2.0 "null_threshold", for
+                                   tagging "tagging": scheme and default tag}); see
                                    ``load_finetuned``
   glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
   summary.json                     the headline score per task and the GLUE average of the
