@@ -580,9 +580,10 @@ class TaggerServingModule(TextServingModule):
     kind = "tagger"
 
     def __init__(self, model, tokenizer, max_seq_length, tag_names, scheme: str = "file",
-                 default_tag: str = "O"):
+                 default_tag: str = "O", segment_id: int = 0):
         super().__init__(model, tokenizer, max_seq_length)
         self.tag_names = list(tag_names)
+        self.segment_id = int(segment_id)
         self.scheme = scheme
         self.default_tag = default_tag
         self.serve = tf.function(self._serve, input_signature=[_string_spec("text")])
@@ -608,7 +609,7 @@ class TaggerServingModule(TextServingModule):
         ids = tf.concat([cls, ids, sep], axis=1)
         features = {"input_ids": tf.cast(ids.to_tensor(default_value=0), tf.int32),
                     "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32)}
-        features["segment_ids"] = tf.zeros_like(features["input_ids"])
+        features["segment_ids"] = features["input_mask"] * self.segment_id
         logits = tf.cast(self.model(features, training=False)["logits"], tf.float32)
         # Position 0 ([CLS]) stands in for words without a first piece; their tag is replaced.
         positions = words.with_flat_values(tf.where(kept, offset + 1, 0)).to_tensor(0)
@@ -802,7 +803,8 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
     if source.kind == "tagger":
         tagging = head.get("tagging") or {}
         return TaggerServingModule(model, tokenizer, source.max_seq_length, head["label_names"],
-                                   tagging.get("scheme", "file"), tagging.get("default_tag", "O"))
+                                   tagging.get("scheme", "file"), tagging.get("default_tag", "O"),
+                                   tagging.get("segment_id", 0))
     task = finetuning_tasks.GLUE_TASKS.get(head["task"])
     is_pair = task is not None and len(task.text_columns) == 2
     if source.kind == "regressor":

@@ -130,6 +130,8 @@ class FinetuningOptions:
     # the file's tags) or "bioes" (re-encode them as BIOES, as the reference does).
     tag_column: int = -1
     tagging_scheme: str = "file"
+    # The token type of every tagged sentence: 0 as single-text GLUE inputs, 1 the reference's.
+    tagging_segment_id: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,7 +810,8 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     elif token_classification.is_tagging(task):
         max_seq = options.max_seq_length or task.max_seq_length
         hyper.update(max_seq_length=max_seq, tag_column=options.tag_column,
-                     tagging_scheme=options.tagging_scheme)
+                     tagging_scheme=options.tagging_scheme,
+                     tagging_segment_id=options.tagging_segment_id)
         # The tag set comes from the training file, so the task is returned with it.
         task, data = token_classification.prepare_data(task, options, tokenizer, max_seq)
     else:

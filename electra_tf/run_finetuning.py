@@ -63,6 +63,8 @@ flags.DEFINE_integer("tag_column", -1, "ner/chunk: 0-based column of the tag in 
 flags.DEFINE_enum("tagging_scheme", "file", ["file", "bioes"], "ner/chunk: train on the files' "
                   "own tags (file) or on their BIOES re-encoding (bioes, the reference's); "
                   "bioes predictions are written back as IOB2.")
+flags.DEFINE_integer("tagging_segment_id", 0, "ner/chunk: the token type (segment id) of every "
+                     "token: 0 as single-text GLUE inputs, 1 as the reference's tagging tasks.")
 flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
@@ -98,7 +100,8 @@ def main(argv: list[str]) -> None:
         swap_sentence_order=FLAGS.swap_sentence_order,
         max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
         squad_holdout_articles=FLAGS.squad_holdout_articles, tag_column=FLAGS.tag_column,
-        tagging_scheme=FLAGS.tagging_scheme, strategy=FLAGS.strategy,
+        tagging_scheme=FLAGS.tagging_scheme, tagging_segment_id=FLAGS.tagging_segment_id,
+        strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,
         save_weights=FLAGS.save_weights)

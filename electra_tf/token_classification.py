@@ -55,6 +55,7 @@ class TaggingTask:
     tag_names: tuple[str, ...] = ()
     tag_column: int = -1
     scheme: str = "file"
+    segment_id: int = 0
     dev_splits: tuple[str, ...] = ("dev",)
     test_splits: tuple[str, ...] = ("test",)
     submission_files: tuple[str, ...] = ()
@@ -282,7 +283,7 @@ def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
 
 
 def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
-          tag_to_id: Optional[dict] = None):
+          tag_to_id: Optional[dict] = None, segment_id: int = 0):
     """[CLS] pieces of every word [SEP], and where each word's first piece is.
 
     Args:
@@ -290,6 +291,7 @@ def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
       tokenizer: electra_tf.tokenization.Tokenizer.
       max_seq_length: the packed length; at most max_seq_length - 2 pieces are kept.
       tag_to_id: tag -> class id, for training labels; None for prediction.
+      segment_id: the token type of every real position (the reference's tagging uses 1).
     Returns:
       (features {"input_ids", "input_mask", "segment_ids"}: int32 [n, max_seq_length],
        labels {"tag_ids": int32, "tag_weights": float32 [n, max_seq_length]} or None,
@@ -331,7 +333,7 @@ def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
         input_mask[row, :len(ids)] = 1
         positions.append(word_positions)
     features = {"input_ids": input_ids, "input_mask": input_mask,
-                "segment_ids": np.zeros_like(input_ids)}
+                "segment_ids": input_mask * np.int32(segment_id)}
     labels = {"tag_ids": tag_ids, "tag_weights": tag_weights} if tag_to_id is not None else None
     return features, labels, positions, truncated
 
@@ -352,10 +354,11 @@ def decode(logits: np.ndarray, positions: Sequence[Sequence[int]], tag_names: Se
 
 
 def predict_tags(model, tokenizer, sentences: Sequence[Sentence], max_seq_length: int,
-                 tag_names: Sequence[str], scheme: str = "file", batch_size: int = 64
-                 ) -> list[list[str]]:
+                 tag_names: Sequence[str], scheme: str = "file", batch_size: int = 64,
+                 segment_id: int = 0) -> list[list[str]]:
     """Python prediction: a FinetuningModel with the tagging head -> one tag per word."""
-    features, _, positions, _ = align(sentences, tokenizer, max_seq_length)
+    features, _, positions, _ = align(sentences, tokenizer, max_seq_length,
+                                      segment_id=segment_id)
     logits = np.asarray(model.predict(features, batch_size=batch_size, verbose=0)["logits"])
     return decode(logits, positions, tag_names, scheme)
 
@@ -399,8 +402,11 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
     if options.tagging_scheme not in SCHEMES:
         raise UserError(f"--tagging_scheme={options.tagging_scheme}: use one of "
                         f"{', '.join(SCHEMES)}")
+    if options.tagging_segment_id not in (0, 1):
+        raise UserError(f"--tagging_segment_id={options.tagging_segment_id}: use 0 or 1")
     task = dataclasses.replace(task, tag_column=options.tag_column,
-                               scheme=options.tagging_scheme)
+                               scheme=options.tagging_scheme,
+                               segment_id=options.tagging_segment_id)
     info = {"splits": {}}
     train, stats = read_conll(split_file(options.data_dir, task, "train"), task.tag_column)
     if options.max_train_examples:
@@ -412,7 +418,8 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
     tag_names = tuple(sorted({tag for sentence in train for tag in sentence.tags}))
     task = dataclasses.replace(task, tag_names=tag_names)
     tag_to_id = {tag: index for index, tag in enumerate(tag_names)}
-    features, labels, _, truncated = align(train, tokenizer, max_seq_length, tag_to_id)
+    features, labels, _, truncated = align(train, tokenizer, max_seq_length, tag_to_id,
+                                           task.segment_id)
     _log_truncation(task, "train", truncated, len(train), max_seq_length)
     info["splits"]["train"] = dict(stats, used=len(train), truncated=truncated)
     info["tag_names"] = list(tag_names)
@@ -421,7 +428,8 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
         sentences, stats = read_conll(split_file(options.data_dir, task, split), task.tag_column)
         sentences = sentences[:options.max_eval_examples] if options.max_eval_examples \
             else sentences
-        dev_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length)
+        dev_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
+                                                      segment_id=task.segment_id)
         _log_truncation(task, split, truncated, len(sentences), max_seq_length)
         unseen = sorted({kind for s in sentences for kind, _, _ in extract_spans(s.tags)}
                         - {_split_tag(tag)[1] for tag in tag_names})
@@ -438,7 +446,8 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
                 log(f"[{task.name}] no {path}; skipping test predictions")
                 continue
             sentences, stats = read_conll(path, task.tag_column, require_tags=False)
-            test_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length)
+            test_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
+                                                           segment_id=task.segment_id)
             _log_truncation(task, split, truncated, len(sentences), max_seq_length)
             info["splits"][split] = dict(stats, used=len(sentences), truncated=truncated)
             test_sets[split] = (test_features, (sentences, positions))
@@ -493,7 +502,7 @@ def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
 def head_info(task: TaggingTask) -> dict:
     """What head.json records for export: {"tagging": {...}}."""
     return {"tagging": {"scheme": task.scheme, "default_tag": DEFAULT_TAG,
-                        "tag_column": task.tag_column}}
+                        "tag_column": task.tag_column, "segment_id": task.segment_id}}
 
 
 def copy_median_outputs(task_dir: str, median_trial_dir: str) -> None:

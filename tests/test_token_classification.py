@@ -138,6 +138,9 @@ def test_first_sub_word_alignment_and_truncation(bert_vocab_file):
     assert np.flatnonzero(weights).tolist() == [first[0], first[1], first[2], first[4]]
     assert labels["tag_ids"][0, [first[0], first[2], first[4]]].tolist() == [1, 0, 2]
     assert truncated == 0
+    assert features["segment_ids"].sum() == 0
+    reference, _, _, _ = tc.align([sentence], tokenizer, 32, tag_to_id, segment_id=1)
+    assert (reference["segment_ids"] == reference["input_mask"]).all()
     # Room for [CLS] + 4 pieces + [SEP]: "U.S." is cut after its first piece, "today" dropped.
     short = 2 + len(pieces[0]) + len(pieces[1]) + 1
     features, labels, positions, truncated = tc.align([sentence], tokenizer, short, tag_to_id)
@@ -296,7 +299,7 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
         tasks="chunk", output_dir=str(tmp_path / "out"), data_dir=str(CONLL / "NER"),
         config="electra_tiny", hparams=ONE_LAYER, vocab_file=str(bert_vocab_file),
         log_every_steps=1000, max_seq_length=MAX_SEQ, num_train_steps=2, train_batch_size=8,
-        tag_column=2, tagging_scheme="bioes", write_test_predictions=False)
+        tag_column=2, tagging_scheme="bioes", tagging_segment_id=1, write_test_predictions=False)
     finetuning.run_finetuning(options)
     results = json.loads((tmp_path / "out" / "chunk" / "results.json").read_text())
     assert results["data"]["tag_names"] == ["B-NP", "E-NP", "O", "S-NP"]
@@ -304,7 +307,8 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
     head = json.loads((tmp_path / "out" / "chunk" / "trial_1" / "finetuned" / "head.json")
                       .read_text())
     assert head["label_names"] == results["data"]["tag_names"]
-    assert head["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2}
+    assert head["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2,
+                               "segment_id": 1}
     rows = [row for row in _conll_rows(tmp_path / "out" / "chunk" / "trial_1" /
                                        "dev_predictions.txt") if row]
     assert {row[1] for row in rows} == {"B-NP", "I-NP", "O"}
