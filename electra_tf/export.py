@@ -6,6 +6,7 @@
   fine-tuned classifier    (a trial's finetuned/, head "classification")   kind "classifier"
   fine-tuned STS-B model   (head "regression")                             kind "regressor"
   fine-tuned SQuAD model   (head "span", 1.1 or 2.0)                       kind "squad"
+  fine-tuned NER / chunker (head "tagging")                                kind "tagger"
   pretrained discriminator (run_pretraining's model_dir or pretrained/)     kind "discriminator"
   pretrained encoder       (the same folders, or a model without discriminator) kind "encoder"
 
@@ -46,7 +47,7 @@ from electra_tf import fileio, squad, tokenization
 from electra_tf.errors import UserError
 from electra_tf.progress import log
 
-KINDS = ("classifier", "regressor", "squad", "discriminator", "encoder")
+KINDS = ("classifier", "regressor", "squad", "tagger", "discriminator", "encoder")
 DEFAULT_SIGNATURE = "serving_default"
 
 _STRINGS = "string"
@@ -70,6 +71,11 @@ _DISCRIMINATOR_OUTPUTS = {
     "tokens": (_STRINGS, "[B, T]"),
     "replaced_probability": ("float32", "[B, T]"),
     "token_count": ("int64", "[B]"),
+}
+_TAGGER_OUTPUTS = {
+    "words": (_STRINGS, "[B, W]"),
+    "tags": (_STRINGS, "[B, W]"),
+    "word_count": ("int64", "[B]"),
 }
 _ENCODER_OUTPUTS = {
     "cls_vector": ("float32", "[B, H]"),
@@ -98,6 +104,9 @@ SIGNATURES = {
         DEFAULT_SIGNATURE: {"inputs": _text_inputs("question", "context"),
                             "outputs": _SQUAD_OUTPUTS},
     },
+    "tagger": {
+        DEFAULT_SIGNATURE: {"inputs": _text_inputs("text"), "outputs": _TAGGER_OUTPUTS},
+    },
     "discriminator": {
         DEFAULT_SIGNATURE: {"inputs": _text_inputs("text"), "outputs": _DISCRIMINATOR_OUTPUTS},
     },
@@ -118,8 +127,8 @@ def signature_table_markdown() -> str:
     lines.append("")
     lines.append("Classifiers and regressors also have `serving_default`: their `pair` signature "
                  "for pair tasks (MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI), `single` for CoLA and "
-                 "SST-2. B: batch, T: tokens of the longest row in the batch, H: hidden size, "
-                 "L: number of labels.")
+                 "SST-2. B: batch, T: tokens of the longest row in the batch, W: words of the "
+                 "longest row, H: hidden size, L: number of labels.")
     return "\n".join(lines)
 
 
@@ -599,6 +608,61 @@ class SquadServingModule(TextServingModule):
         return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
 
 
+class TaggerServingModule(TextServingModule):
+    """NER / chunking: text -> words (white space, then BERT's punctuation and CJK splitting,
+    control characters dropped, case kept) and one tag per word, predicted at the word's first
+    WordPiece as electra_tf.token_classification.align/decode do."""
+
+    kind = "tagger"
+
+    def __init__(self, model, tokenizer, max_seq_length, tag_names, scheme: str = "file",
+                 default_tag: str = "O", segment_id: int = 0):
+        super().__init__(model, tokenizer, max_seq_length)
+        self.tag_names = list(tag_names)
+        self.segment_id = int(segment_id)
+        self.scheme = scheme
+        self.default_tag = default_tag
+        self.serve = tf.function(self._serve, input_signature=[_string_spec("text")])
+
+    def _serve(self, text):
+        # Dropped before splitting, as BERT's cleaning drops them ("a\x00b" is one word), and
+        # because regex_split stops reading a string at a NUL.
+        text = tf.strings.regex_replace(text, tokenization._DROPPED_CLASS, "")
+        words = tf_text.regex_split(text, _CONTEXT_WORD_BREAK,
+                                    keep_delim_regex_pattern=_CONTEXT_KEPT_BREAK)
+        pieces = self.tokenizer.tokenize(words.flat_values)  # [all words, (pieces)]
+        counts = pieces.row_lengths()
+        batch = tf.shape(text, out_type=tf.int64)[0]
+        per_sentence = tf.math.unsorted_segment_sum(counts, words.value_rowids(), batch)
+        sentence_start = tf.cumsum(per_sentence, exclusive=True)
+        offset = tf.cumsum(counts, exclusive=True) - tf.gather(sentence_start,
+                                                               words.value_rowids())
+        budget = self.max_seq_length - 2
+        kept = tf.logical_and(counts > 0, offset < budget)
+        ids = tf.RaggedTensor.from_row_lengths(pieces.flat_values, per_sentence)[:, :budget]
+        cls = self._row_of(text, self.tokenizer.cls_id)
+        sep = self._row_of(text, self.tokenizer.sep_id)
+        ids = tf.concat([cls, ids, sep], axis=1)
+        features = {"input_ids": tf.cast(ids.to_tensor(default_value=0), tf.int32),
+                    "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32)}
+        features["segment_ids"] = features["input_mask"] * self.segment_id
+        logits = tf.cast(self.model(features, training=False)["logits"], tf.float32)
+        # Position 0 ([CLS]) stands in for words without a first piece; their tag is replaced.
+        positions = words.with_flat_values(tf.where(kept, offset + 1, 0)).to_tensor(0)
+        best = tf.argmax(tf.gather(logits, positions, batch_dims=1), axis=-1)
+        tags = tf.gather(tf.constant(self.tag_names), best)
+        if self.scheme == "bioes":
+            tags = tf.strings.regex_replace(tf.strings.regex_replace(tags, "^S-", "B-"),
+                                            "^E-", "I-")
+        tags = tf.where(words.with_flat_values(kept).to_tensor(False), tags, self.default_tag)
+        real = tf.sequence_mask(words.row_lengths(), tf.shape(positions, out_type=tf.int64)[1])
+        return {"words": words.to_tensor(""), "tags": tf.where(real, tags, ""),
+                "word_count": words.row_lengths()}
+
+    def signatures(self):
+        return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
+
+
 # ---------------------------------------------------------------------------------------------
 # What to export
 
@@ -615,7 +679,8 @@ class ExportSource:
     head: Optional[dict] = None  # fine-tuned models: head.json
 
 
-_HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "span": "squad"}
+_HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "span": "squad",
+                 "tagging": "tagger"}
 
 
 def _finetuned_dir(path: str) -> Optional[str]:
@@ -771,6 +836,11 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
         recorded["max_seq_length"] = source.max_seq_length
         settings = squad.SquadSettings(**{k: v for k, v in recorded.items() if k in known})
         return SquadServingModule(model, tokenizer, settings, null_threshold)
+    if source.kind == "tagger":
+        tagging = head.get("tagging") or {}
+        return TaggerServingModule(model, tokenizer, source.max_seq_length, head["label_names"],
+                                   tagging.get("scheme", "file"), tagging.get("default_tag", "O"),
+                                   tagging.get("segment_id", 0))
     task = finetuning_tasks.GLUE_TASKS.get(head["task"])
     is_pair = task is not None and len(task.text_columns) == 2
     if source.kind == "regressor":
@@ -966,7 +1036,7 @@ def define_flags() -> None:
                          "existing version, 1 for a new folder).")
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --version.")
     flags.DEFINE_enum("kind", None, ["discriminator", "encoder", "classifier", "regressor",
-                                     "squad"],
+                                     "squad", "tagger"],
                       "Pretrained models: discriminator or encoder. Fine-tuned models: read "
                       "from head.json (giving it only checks it).")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary. Fine-tuned models record "

@@ -10,6 +10,10 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    question id -> answer) with dev_nbest.json / dev_null_scores.json
   <task>/trial_<k>/<Leaderboard>.tsv      GLUE test predictions ("index\\tprediction", GLUE's
                                    label strings) when the test split is available
+  <task>/trial_<k>/{dev,test}_predictions.txt  ner/chunk: "token gold predicted" per dev word
+                                   and "token\ttag" per test word, a blank line between
+                                   sentences (electra_tf/token_classification.py); the median
+                                   trial's test file is copied to <task>/test_predictions.txt
   <task>/trial_<k>/finetuned/      the fine-tuned model: model.weights.h5 (FinetuningModel: backbone
                                    + task_specific head), config.json (ElectraConfig),
                                    vocab.txt (a copy of the vocabulary it was trained with) and
@@ -19,7 +23,8 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    "label_names", "max_seq_length", "vocab_file" ("vocab.txt",
                                    relative to finetuned/), "vocab_source" (where it was copied
                                    from), "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
-                                   decoding settings and the tuned 2.0 "null_threshold"}); see
+                                   decoding settings and the tuned 2.0 "null_threshold", for
+                                   tagging "tagging": scheme and default tag}); see
                                    ``load_finetuned``
   glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
   summary.json                     the headline score per task and the GLUE average of the
@@ -100,7 +105,7 @@ class FinetuningOptions:
     weight_decay_rate: float = 0.0
     train_batch_size: int = 32
     eval_batch_size: int = 64
-    max_seq_length: Optional[int] = None  # None: 128 for GLUE, 512 for SQuAD
+    max_seq_length: Optional[int] = None  # None: 128 GLUE/ner, 256 chunk, 512 SQuAD
     doc_stride: int = 128
     max_query_length: int = 64
     max_answer_length: int = 30
@@ -129,6 +134,12 @@ class FinetuningOptions:
     log_every_steps: int = 50
     save_weights: bool = True
     write_test_predictions: bool = True
+    # Token classification (ner, chunk): the CoNLL tag column (-1: last) and "file" (train on
+    # the file's tags) or "bioes" (re-encode them as BIOES, as the reference does).
+    tag_column: int = -1
+    tagging_scheme: str = "file"
+    # The token type of every tagged sentence: 0 as single-text GLUE inputs, 1 the reference's.
+    tagging_segment_id: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,12 +188,14 @@ def build_model(config, task, weights_path: Optional[str], *, squad_head: str = 
     Returns:
       A built FinetuningModel.
     """
-    from electra_tf import finetuning_models, modeling
+    from electra_tf import finetuning_models, modeling, token_classification
 
     backbone = modeling.ElectraBackbone(config)
     if weights_path:
         backbone.load_weights(weights_path)
-    if task.is_squad:
+    if token_classification.is_tagging(task):
+        head, num_labels, answerable = "tagging", task.num_labels, False
+    elif task.is_squad:
         head, num_labels, answerable = "span", 2, task.answerable_head
     elif task.is_regression:
         head, num_labels, answerable = "regression", 1, False
@@ -215,15 +228,15 @@ def load_finetuned(directory: str):
 
 
 def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
-                    vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None
-                    ) -> None:
+                    vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None,
+                    extra_head: Optional[dict] = None) -> None:
     """Writes finetuned/ under a temporary name and moves it into place with head.json (what
     export looks for) last, so a kill never leaves a finetuned/ that looks complete."""
 
     final, directory = directory, fileio.temporary_name(directory)
     try:
         _write_finetuned(model, config, task, directory, max_seq_length, vocab_file=vocab_file,
-                         squad_decoding=squad_decoding)
+                         squad_decoding=squad_decoding, extra_head=extra_head)
         fileio.move_tree(directory, final, commit_files=[HEAD_FILE])
     finally:
         if fileio.exists(directory):
@@ -231,7 +244,7 @@ def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
 
 
 def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_file,
-                     squad_decoding) -> None:
+                     squad_decoding, extra_head=None) -> None:
     from electra_tf import tokenization
 
     fileio.makedirs(directory)
@@ -261,6 +274,7 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
         head.update(span_head=model.span_head, beam_size=model.beam_size)
     if squad_decoding is not None:
         head["squad"] = squad_decoding
+    head.update(extra_head or {})
     with fileio.open(os.path.join(directory, HEAD_FILE), "w") as handle:
         json.dump(head, handle, indent=2)
 
@@ -306,6 +320,9 @@ def _trim_to_longest(features, labels, multiple: int = 32):
     longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
     length = tf.minimum(tf.shape(features["input_ids"])[1],
                         (longest + multiple - 1) // multiple * multiple)
+    # Per-token labels (tagging) are cut with the features they belong to.
+    labels = {name: value[:, :length] if value.shape.rank == 2 else value
+              for name, value in labels.items()}
     return {name: value[:, :length] for name, value in features.items()}, labels
 
 
@@ -543,7 +560,7 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
               *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int,
               vocab_file: Optional[str] = None) -> dict:
     """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
-    from electra_tf import distribution, layerwise_optimizer
+    from electra_tf import distribution, layerwise_optimizer, token_classification
 
     seed = options.seed + trial
     keras.utils.set_random_seed(seed)
@@ -588,7 +605,9 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
                                                  2),
               "final_train_loss": progress.last_loss, "metrics": {}}
     fileio.makedirs(trial_dir)
-    if task.is_squad:
+    if token_classification.is_tagging(task):
+        result["metrics"] = token_classification.evaluate(task, model, data, options, trial_dir)
+    elif task.is_squad:
         result["metrics"] = _evaluate_squad(task, model, data, options, trial_dir)
     else:
         per_split = {}
@@ -617,8 +636,11 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
             squad_decoding = dataclasses.asdict(_squad_settings(options))
             # SQuAD 2.0: the no-answer threshold tuned on this trial's dev predictions.
             squad_decoding["null_threshold"] = result["metrics"].get("null_threshold")
+        extra_head = (token_classification.head_info(task)
+                      if token_classification.is_tagging(task) else None)
         _save_finetuned(model, config, task, os.path.join(trial_dir, FINETUNED_DIR),
-                        tokenizer_max_seq, vocab_file=vocab_file, squad_decoding=squad_decoding)
+                        tokenizer_max_seq, vocab_file=vocab_file, squad_decoding=squad_decoding,
+                        extra_head=extra_head)
     return result
 
 
@@ -697,7 +719,12 @@ def _check_data_files(tasks, options) -> None:
     if not options.data_dir:
         raise UserError("--data_dir is required (GLUE folders / SQuAD JSON files), or pass "
                         "--use_tfds")
+    from electra_tf import token_classification
+
     for task in tasks:
+        if token_classification.is_tagging(task):
+            token_classification.check_data_files(task, options.data_dir)
+            continue
         if task.is_squad:
             squad_file(options.data_dir, task.dev_file, task.version)
             if not options.squad_holdout_articles:
@@ -788,6 +815,8 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
 
 
 def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_file, size):
+    from electra_tf import token_classification
+
     recipe = RECIPES[size]
     hyper = {
         "learning_rate": options.learning_rate or recipe["learning_rate"],
@@ -812,6 +841,13 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         max_seq = settings.max_seq_length
         hyper.update(dataclasses.asdict(settings))
         data = prepare_squad(task, options, tokenizer, settings)
+    elif token_classification.is_tagging(task):
+        max_seq = options.max_seq_length or task.max_seq_length
+        hyper.update(max_seq_length=max_seq, tag_column=options.tag_column,
+                     tagging_scheme=options.tagging_scheme,
+                     tagging_segment_id=options.tagging_segment_id)
+        # The tag set comes from the training file, so the task is returned with it.
+        task, data = token_classification.prepare_data(task, options, tokenizer, max_seq)
     else:
         max_seq = options.max_seq_length or 128
         hyper["max_seq_length"] = max_seq
@@ -859,7 +895,10 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     fileio.makedirs(task_dir)
     with fileio.open(os.path.join(task_dir, RESULTS_FILENAME), "w") as handle:
         json.dump(results, handle, indent=2, sort_keys=True)
-    if not task.is_squad:
+    if token_classification.is_tagging(task):
+        token_classification.copy_median_outputs(
+            task_dir, os.path.join(task_dir, f"trial_{middle['trial'] + 1}"))
+    elif not task.is_squad:
         submission_dir = os.path.join(options.output_dir, SUBMISSION_DIR)
         for name in task.submission_files:
             source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)

@@ -21,12 +21,15 @@
                   folders and as an option (--squad_head=independent).
                   Both forms output answerable_logits [batch] (positive = answerable), trained
                   with sigmoid cross-entropy against 1 - is_impossible.
+  tagging         dense(num_labels) on every token, no dropout (as the reference's tagging head):
+                  logits [batch, seq, num_labels]; cross-entropy on the positions with
+                  tag_weights 1 (each word's first sub-word), summed per example
 
 The head's variables live under ``task_specific/`` (the reference's scope), so the layer-wise
 optimizer gives them the full learning rate. Their kernels start glorot-uniform, as the
 reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss`` returns the task
 loss summed over the global batch, as the reference sums it; labels are a dict: {"label"} (class id or float score) or {"start_position",
-"end_position", "is_impossible"} for spans.
+"end_position", "is_impossible"} for spans, {"tag_ids", "tag_weights"} [batch, seq] for tagging.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from keras import ops
 
 from electra_tf.modeling import gelu_erf, glorot_uniform
 
-HEAD_KINDS = ("classification", "regression", "span")
+HEAD_KINDS = ("classification", "regression", "span", "tagging")
 SPAN_HEADS = ("joint", "independent")
 # The reference's width of the end-given-start and answerability hidden layers.
 JOINT_HIDDEN = 512
@@ -100,6 +103,8 @@ class FinetuningModel(keras.Model):
                 self.output_dense = dense(self.num_labels, "classifier", hidden)
             elif head == "regression":
                 self.output_dense = dense(1, "regressor", hidden)
+            elif head == "tagging":
+                self.output_dense = dense(self.num_labels, "tagger", hidden)
             elif self.joint:
                 self.start_dense = dense(1, "start_logits", hidden)
                 self.end_hidden = dense(JOINT_HIDDEN, "end_hidden", 2 * hidden, gelu_erf)
@@ -115,6 +120,9 @@ class FinetuningModel(keras.Model):
         self.built = True
 
     def call(self, features, training=None):
+        if self.head == "tagging":
+            logits = self.output_dense(self.backbone(features, training=training))
+            return {"logits": ops.cast(logits, "float32")}
         if self.head != "span":
             # Sentence-level heads read [CLS] only; the backbone skips the rest of its last layer.
             cls = self.backbone(features, training=training, cls_only=True)[:, 0]
@@ -213,6 +221,10 @@ class FinetuningModel(keras.Model):
             # The reference's (normalised prediction - label / scale)^2.
             return ops.square((outputs["predictions"] - ops.cast(labels["label"], "float32"))
                               / self.target_scale)
+        if self.head == "tagging":
+            per_token = keras.losses.sparse_categorical_crossentropy(
+                ops.cast(labels["tag_ids"], "int32"), outputs["logits"], from_logits=True)
+            return ops.sum(per_token * ops.cast(labels["tag_weights"], "float32"), axis=-1)
         start_positions = ops.cast(labels["start_position"], "int32")
         if self.joint:
             if "sequence_output" not in outputs:

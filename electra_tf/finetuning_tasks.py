@@ -20,6 +20,7 @@ from typing import Iterable, Optional, Sequence
 from electra_tf import fileio
 from electra_tf import finetuning_metrics as metrics
 from electra_tf.errors import UserError
+from electra_tf.token_classification import TAGGING_TASKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +158,7 @@ SQUAD_TASKS: dict[str, SquadTask] = {
                             tfds_name="squad/v2.0"),
 }
 
-TASK_NAMES = tuple(GLUE_TASKS) + tuple(SQUAD_TASKS)
+TASK_NAMES = tuple(GLUE_TASKS) + tuple(SQUAD_TASKS) + tuple(TAGGING_TASKS)
 _ALIASES = {"sst2": "sst-2", "stsb": "sts-b", "squad": "squad-v1.1", "squad1.1": "squad-v1.1",
             "squad2.0": "squad-v2.0", "squad-v1": "squad-v1.1", "squad-v2": "squad-v2.0"}
 
@@ -169,6 +170,8 @@ def get_task(name: str):
         return GLUE_TASKS[key]
     if key in SQUAD_TASKS:
         return SQUAD_TASKS[key]
+    if key in TAGGING_TASKS:
+        return TAGGING_TASKS[key]
     raise UserError(f"--task: unknown task '{name}'; use one of {', '.join(TASK_NAMES)}")
 
 

@@ -7,7 +7,7 @@
 Each input line is one example; a signature with two inputs takes them tab-separated, in the
 order text_a/text, then text_b (GLUE pairs, encoder pairs), or question then context (SQuAD).
 Each output line is a JSON object of the signature's outputs for that example, with token-level
-outputs cut to the example's token_count. Only TensorFlow and tensorflow-text are needed
+outputs cut to the example's token_count (word_count for taggers). Only TensorFlow and tensorflow-text are needed
 (the SavedModel is loaded with tf.saved_model.load; neither Keras nor the model code is used).
 """
 
@@ -88,15 +88,18 @@ def _json_value(value):
 
 
 def rows_of(outputs: dict) -> Iterator[dict]:
-    """One JSON-ready dict per example; token-level outputs cut to its token_count."""
+    """One JSON-ready dict per example; token-level outputs cut to its token_count (taggers:
+    word_count)."""
     names = sorted(outputs)
     count = len(next(iter(outputs.values()))) if outputs else 0
     for index in range(count):
         row = {}
-        tokens = int(outputs["token_count"][index]) if "token_count" in outputs else None
+        # Taggers count words, the other token-level kinds WordPieces.
+        count_name = next((n for n in ("token_count", "word_count") if n in outputs), None)
+        tokens = int(outputs[count_name][index]) if count_name else None
         for name in names:
             value = outputs[name][index]
-            if tokens is not None and name != "token_count" and np.ndim(value) >= 1 \
+            if tokens is not None and name != count_name and np.ndim(value) >= 1 \
                     and name != "cls_vector":
                 value = value[:tokens]
             row[name] = _json_value(value)

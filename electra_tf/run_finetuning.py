@@ -16,9 +16,9 @@ from electra_tf.errors import UserError
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("task", None, "Task or comma-separated tasks: cola, sst-2, mrpc, sts-b, qqp, "
-                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0.")
+                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0, ner, chunk.")
 flags.DEFINE_string("data_dir", None, "GLUE folders (CoLA/, SST-2/, ... with train/dev/test.tsv) "
-                    "and/or the SQuAD JSON files.")
+                    "and/or the SQuAD JSON files, and/or NER/ and CHUNK/ with CoNLL train/dev/test.txt.")
 flags.DEFINE_bool("use_tfds", False, "Read the data from TensorFlow Datasets (glue/*, squad) "
                   "instead of --data_dir (needs a network connection the first time).")
 flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps its datasets (default: ~/tensorflow_datasets).")
@@ -49,7 +49,8 @@ flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear 
 flags.DEFINE_float("weight_decay_rate", 0.0, "Decoupled weight decay (paper: 0; reference code: 0.01).")
 flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Prediction batch size.")
-flags.DEFINE_integer("max_seq_length", None, "Sequence length (default 128 GLUE, 512 SQuAD).")
+flags.DEFINE_integer("max_seq_length", None, "Sequence length (default 128 GLUE and ner, "
+                     "256 chunk, 512 SQuAD).")
 flags.DEFINE_integer("doc_stride", 128, "SQuAD: tokens between window starts.")
 flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
 flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in tokens.")
@@ -57,6 +58,13 @@ flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidates kept per question.")
 flags.DEFINE_bool("swap_sentence_order", None, "MRPC/STS-B: add every training pair again with "
                   "the sentences swapped (default: on for MRPC and STS-B, as the reference; "
                   "--noswap_sentence_order turns it off).")
+flags.DEFINE_integer("tag_column", -1, "ner/chunk: 0-based column of the tag in the CoNLL files "
+                     "(-1: the last column; column 0 is the token).")
+flags.DEFINE_enum("tagging_scheme", "file", ["file", "bioes"], "ner/chunk: train on the files' "
+                  "own tags (file) or on their BIOES re-encoding (bioes, the reference's); "
+                  "bioes predictions are written back as IOB2.")
+flags.DEFINE_integer("tagging_segment_id", 0, "ner/chunk: the token type (segment id) of every "
+                     "token: 0 as single-text GLUE inputs, 1 as the reference's tagging tasks.")
 flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
@@ -101,6 +109,8 @@ def main(argv: list[str]) -> None:
         max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
         squad_holdout_articles=FLAGS.squad_holdout_articles, squad_head=FLAGS.squad_head,
         squad_null_threshold=FLAGS.squad_null_threshold,
+        tag_column=FLAGS.tag_column, tagging_scheme=FLAGS.tagging_scheme,
+        tagging_segment_id=FLAGS.tagging_segment_id,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,

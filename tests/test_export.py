@@ -290,7 +290,8 @@ def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs)
     cases = [case for case in fresh_outputs
              if case not in ("tf1_loader", "modules", "libraries")]
     assert sorted(tf1) == sorted(cases)
-    assert {case.split("_")[0] for case in cases} == set(export.KINDS)
+    # The tagger's export runs through the TF1 loader in tests/test_token_classification.py.
+    assert {case.split("_")[0] for case in cases} == set(export.KINDS) - {"tagger"}
     for case in cases:
         assert sorted(tf1[case]) == sorted(fresh_outputs[case]), case
         for name, value in fresh_outputs[case].items():
