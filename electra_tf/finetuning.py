@@ -309,21 +309,34 @@ def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bo
                   trim_padding: bool, skip_batches: int = 0):
     """A per-replica tf.data input function for strategy.distribute_datasets_from_function.
 
-    Training repeats and reshuffles every pass with ``seed``, so the batch sequence is fixed by
-    the seed; ``skip_batches`` starts it at that batch (a resumed trial's step).
+    Training reads the examples in an endless sequence of passes, pass p in the order
+    stateless_shuffle(seed, p): the batch at every step is a function of the seed alone (not of
+    tf.data's shuffle state, which depends on what ran before in the process), and
+    ``skip_batches`` starts the sequence at a resumed trial's step.
     """
     count = len(next(iter(features.values())))
 
     def input_fn(context: tf.distribute.InputContext):
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-        if context.num_input_pipelines > 1:
-            dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
         per_replica = context.get_per_replica_batch_size(batch_size)
-        if training:
-            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-        dataset = dataset.batch(per_replica, drop_remainder=training)
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)
+        if not training:
+            dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+            if context.num_input_pipelines > 1:
+                dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+            dataset = dataset.batch(per_replica, drop_remainder=False)
+        else:
+            tensors = tf.nest.map_structure(tf.convert_to_tensor, (features, labels))
+            order = tf.data.Dataset.range(2 ** 62).map(
+                lambda index: tf.random.experimental.stateless_shuffle(
+                    tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                    index])))
+            order = order.unbatch()
+            if context.num_input_pipelines > 1:
+                order = order.shard(context.num_input_pipelines, context.input_pipeline_id)
+            order = order.batch(per_replica, drop_remainder=True)
+            if skip_batches:
+                order = order.skip(skip_batches)
+            dataset = order.map(
+                lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
         if trim_padding:
             dataset = dataset.map(_trim_to_longest, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
