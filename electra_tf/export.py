@@ -842,7 +842,8 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
                                    tagging.get("scheme", "file"), tagging.get("default_tag", "O"),
                                    tagging.get("segment_id", 0))
     task = finetuning_tasks.GLUE_TASKS.get(head["task"])
-    is_pair = task is not None and len(task.text_columns) == 2
+    # head.json records it since custom tasks (--task=custom) exist; older ones name a GLUE task.
+    is_pair = head["pair"] if "pair" in head else task is not None and task.is_pair
     if source.kind == "regressor":
         return RegressorServingModule(model, tokenizer, source.max_seq_length, is_pair)
     label_names = head.get("label_names") or [str(i) for i in range(head["num_labels"])]

@@ -41,7 +41,7 @@ import math
 import os
 import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
@@ -140,6 +140,28 @@ class FinetuningOptions:
     tagging_scheme: str = "file"
     # The token type of every tagged sentence: 0 as single-text GLUE inputs, 1 the reference's.
     tagging_segment_id: int = 0
+    # --task=custom: the user's CSV/TSV files (see finetuning_tasks.make_custom_task).
+    task_name: str = "custom"
+    task_type: str = "classification"
+    train_file: Optional[str] = None
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    text_column: str = "text"
+    text_b_column: Optional[str] = None
+    label_column: str = "label"
+    labels: Optional[str] = None  # comma-separated; None: the training file's, sorted
+    delimiter: Optional[str] = None  # None: from the file extension
+    id_column: Optional[str] = None
+    # Long runs: a trial saves a checkpoint every save_checkpoints_steps and at its end; a rerun
+    # of the same command resumes it. Dev metrics go to TensorBoard at the end of each epoch or
+    # every eval_every_steps (> 0).
+    save_checkpoints_steps: int = 1000
+    keep_checkpoints: bool = False
+    eval_every_steps: int = 0
+    # False: score the fine-tuned model in finetuned_dir (default: this output_dir's) on dev and
+    # write test predictions, without training.
+    do_train: bool = True
+    finetuned_dir: Optional[str] = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,6 +278,7 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
     clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
     config.to_json_file(os.path.join(directory, "config.json"))
     head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
+            "pair": bool(getattr(task, "is_pair", False)),
             "answerable": model.answerable, "target_scale": model.target_scale,
             "max_seq_length": max_seq_length,
             "label_names": None if task.is_squad or task.is_regression
@@ -327,18 +350,37 @@ def _trim_to_longest(features, labels, multiple: int = 32):
 
 
 def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bool, seed: int,
-                  trim_padding: bool):
-    """A per-replica tf.data input function for strategy.distribute_datasets_from_function."""
+                  trim_padding: bool, skip_batches: int = 0):
+    """A per-replica tf.data input function for strategy.distribute_datasets_from_function.
+
+    Training reads the examples in an endless sequence of passes, pass p in the order
+    stateless_shuffle(seed, p): the batch at every step is a function of the seed alone (not of
+    tf.data's shuffle state, which depends on what ran before in the process), and
+    ``skip_batches`` starts the sequence at a resumed trial's step.
+    """
     count = len(next(iter(features.values())))
 
     def input_fn(context: tf.distribute.InputContext):
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-        if context.num_input_pipelines > 1:
-            dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
         per_replica = context.get_per_replica_batch_size(batch_size)
-        if training:
-            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-        dataset = dataset.batch(per_replica, drop_remainder=training)
+        if not training:
+            dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+            if context.num_input_pipelines > 1:
+                dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+            dataset = dataset.batch(per_replica, drop_remainder=False)
+        else:
+            tensors = tf.nest.map_structure(tf.convert_to_tensor, (features, labels))
+            order = tf.data.Dataset.range(2 ** 62).map(
+                lambda index: tf.random.experimental.stateless_shuffle(
+                    tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                    index])))
+            order = order.unbatch()
+            if context.num_input_pipelines > 1:
+                order = order.shard(context.num_input_pipelines, context.input_pipeline_id)
+            order = order.batch(per_replica, drop_remainder=True)
+            if skip_batches:
+                order = order.skip(skip_batches)
+            dataset = order.map(
+                lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
         if trim_padding:
             dataset = dataset.map(_trim_to_longest, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -347,29 +389,92 @@ def make_input_fn(features: dict, labels: dict, *, batch_size: int, training: bo
 
 
 class FinetuningProgress(keras.callbacks.Callback):
-    """Prints steps, examples/s, ETA and loss every ``every_steps`` steps, and stops fit after
-    exactly ``total_steps`` (the last epoch may be partial)."""
+    """Every ``every_steps`` steps (and at the last): a progress line (step, examples/s, ETA,
+    loss, learning rate) and TensorBoard scalars ``loss`` (the mean over the steps since the
+    previous line), ``learning_rate`` and ``examples_per_second``; stops fit after exactly
+    ``total_steps`` optimizer steps.
 
-    def __init__(self, name: str, total_steps: int, batch_size: int, every_steps: int):
+    ``start_step`` is where a resumed trial starts: rates and the ETA count this run's steps.
+    """
+
+    def __init__(self, name: str, total_steps: int, batch_size: int, every_steps: int,
+                 start_step: int = 0, writer: Optional[tf.summary.SummaryWriter] = None):
         super().__init__()
-        self.reporter = ProgressReporter(name, total=total_steps, total_key="steps",
-                                         interval_seconds=0.0, stream=sys.stdout)
+        self.reporter = ProgressReporter(name, total=total_steps - start_step,
+                                         total_key="steps", interval_seconds=0.0,
+                                         stream=sys.stdout)
         self.batch_size = batch_size
         self.every_steps = max(1, every_steps)
         self.total_steps = total_steps
-        self.steps = 0
-        self.last_loss = float("nan")
+        self.start_step = start_step
+        self.writer = writer
+        self.steps = start_step  # the global step
+        self.last_loss = float("nan")  # mean over the last reported window
+        self._epoch_sum = 0.0
+        self._window = [0.0, 0]
+        self._window_started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_sum = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
+        from electra_tf import training_callbacks
+
         self.steps += 1
         if logs and "loss" in logs:
-            self.last_loss = float(logs["loss"])
-        self.reporter.counts["steps"] = self.steps
-        self.reporter.counts["examples"] = self.steps * self.batch_size
+            # Keras reports the running mean since the epoch began; the step's own loss is the
+            # difference of the running sums.
+            running = float(logs["loss"]) * (batch + 1)
+            self._window[0] += running - self._epoch_sum
+            self._window[1] += 1
+            self._epoch_sum = running
+        done = self.steps - self.start_step
+        self.reporter.counts["steps"] = done
+        self.reporter.counts["examples"] = done * self.batch_size
         if self.steps % self.every_steps == 0 or self.steps == self.total_steps:
-            log(self.reporter.line() + f" | loss {self.last_loss:.4f}")
+            now = time.monotonic()
+            if self._window[1]:
+                self.last_loss = self._window[0] / self._window[1]
+            rate = self._window[1] * self.batch_size / max(now - self._window_started, 1e-9)
+            learning_rate = training_callbacks.current_learning_rate(self.model.optimizer)
+            log(f"{self.reporter.line(now)} | step {self.steps}/{self.total_steps} | loss "
+                f"{self.last_loss:.4f} | lr {learning_rate:.3g}")
+            if self.writer is not None:
+                training_callbacks.write_scalars(self.writer, self.steps, {
+                    "loss": self.last_loss, "learning_rate": learning_rate,
+                    "examples_per_second": rate})
+            self._window = [0.0, 0]
+            self._window_started = now
         if self.steps >= self.total_steps:
             self.model.stop_training = True
+
+
+class PeriodicEvaluation(keras.callbacks.Callback):
+    """Scores dev every ``every_steps`` global steps before the last one (the caller scores
+    the last), prints the metrics and writes them as TensorBoard scalars."""
+
+    def __init__(self, counter, every_steps: int, total_steps: int, evaluate, writer,
+                 name: str):
+        super().__init__()
+        self.counter = counter
+        self.every_steps = every_steps
+        self.total_steps = total_steps
+        self.evaluate = evaluate
+        self.writer = writer
+        self.name = name
+
+    def on_train_batch_end(self, batch, logs=None):
+        from electra_tf import training_callbacks
+
+        step = self.counter.step
+        if step >= self.total_steps or step % self.every_steps:
+            return
+        metrics = self.evaluate()
+        log(f"[{self.name}] dev at step {step}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
+        if self.writer is not None:
+            training_callbacks.write_scalars(self.writer, step, {
+                k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,8 +511,7 @@ def swap_sentence_order(task, options) -> bool:
     return options.swap_sentence_order
 
 
-def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
-    info = {"splits": {}}
+def _prepare_train(task, options, tokenizer, max_seq_length, info):
     train, stats = finetuning_tasks.read_split(task, "train", data_dir=options.data_dir,
                                                use_tfds=options.use_tfds,
                                                tfds_data_dir=options.tfds_data_dir)
@@ -418,7 +522,17 @@ def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
     if swap_sentence_order(task, options):
         train = finetuning_tasks.swap_sentence_order(train)
     info["splits"]["train"] = dict(stats, used=len(train))
-    train_features, train_labels = _glue_arrays(task, train, tokenizer, max_seq_length)
+    return _glue_arrays(task, train, tokenizer, max_seq_length)
+
+
+def prepare_glue(task, options, tokenizer, max_seq_length: int, with_train: bool = True
+                 ) -> TaskData:
+    """Encoded train (unless ``with_train`` is False), dev and test splits of a sentence task."""
+    info = {"splits": {}}
+    train_features = train_labels = None
+    if with_train:
+        train_features, train_labels = _prepare_train(task, options, tokenizer, max_seq_length,
+                                                      info)
     eval_sets = {}
     for split in task.dev_splits:
         examples, stats = finetuning_tasks.read_split(
@@ -431,8 +545,12 @@ def prepare_glue(task, options, tokenizer, max_seq_length: int) -> TaskData:
     test_sets = {}
     if options.write_test_predictions:
         for split in task.test_splits:
-            if options.use_tfds or fileio.isfile(
-                    finetuning_tasks.task_file(options.data_dir, task, split)):
+            if isinstance(task, finetuning_tasks.CustomTask):
+                available = task.file(split) is not None
+            else:
+                available = options.use_tfds or fileio.isfile(
+                    finetuning_tasks.task_file(options.data_dir, task, split))
+            if available:
                 examples, stats = finetuning_tasks.read_split(
                     task, split, data_dir=options.data_dir, use_tfds=options.use_tfds,
                     tfds_data_dir=options.tfds_data_dir)
@@ -556,11 +674,67 @@ def _glue_predictions(task, outputs):
     return np.argmax(outputs["logits"], axis=-1)
 
 
+TRIAL_RECORD_FILE = "trial.json"  # what a trial was started with, checked on resume
+TRIAL_RESULT_FILE = "trial_result.json"  # written last: the trial is finished
+LOGS_DIR = "logs"  # TensorBoard: logs/train (loss, learning_rate, examples_per_second), logs/dev
+
+
+def _trial_record(task, data, options, hyper, seed, total_steps) -> dict:
+    record = {"task": task.name, "seed": seed, "train_steps": total_steps, "hyperparameters": hyper,
+              "data": data.info, "mixed_precision": options.mixed_precision,
+              "trim_padding": options.trim_padding}
+    return json.loads(json.dumps(record))  # tuples as lists, as read back
+
+
+def _check_trial_record(trial_dir: str, record: dict) -> bool:
+    """Writes trial.json for a new trial; for an existing one, refuses other settings. Returns
+    whether the trial was started before."""
+    path = os.path.join(trial_dir, TRIAL_RECORD_FILE)
+    if not fileio.isfile(path):
+        fileio.write_json_atomic(path, record, sort_keys=True)
+        return False
+    saved = fileio.read_json(path)
+
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from flat(item, f"{prefix}{key}.")
+        else:
+            yield prefix.rstrip("."), value
+
+    old, new = dict(flat(saved)), dict(flat(record))
+    changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    if changed:
+        details = ", ".join(f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in changed[:3])
+        raise UserError(f"{path}: this trial was started with other settings ({details}); rerun "
+                        "the same command to resume it, or pass --overwrite to start again")
+    return True
+
+
+def _build_for_restore(model, optimizer, features) -> None:
+    """Creates the model's and optimizer's variables without a training step, so a checkpoint
+    can be restored outside fit."""
+    model({name: value[:1] for name, value in features.items()}, training=False)
+    optimizer.build(model.trainable_variables)
+
+
 def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_path, strategy,
               *, trial: int, hyper: dict, trial_dir: str, tokenizer_max_seq: int,
               vocab_file: Optional[str] = None) -> dict:
-    """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}."""
-    from electra_tf import distribution, layerwise_optimizer, token_classification
+    """Fine-tunes one seed and evaluates it; returns {"seed", "metrics", "steps", ...}.
+
+    Checkpoints (model, optimizer, step, dropout RNG state) go to <trial_dir>/checkpoints every
+    ``options.save_checkpoints_steps`` and at the end; a trial_dir that has them is resumed from
+    the newest (the input skips the batches already trained on), so the result equals an
+    uninterrupted run's. TensorBoard scalars go to <trial_dir>/logs.
+    """
+    from electra_tf import (
+        checkpointing,
+        distribution,
+        layerwise_optimizer,
+        token_classification,
+        training_callbacks,
+    )
 
     seed = options.seed + trial
     keras.utils.set_random_seed(seed)
@@ -570,8 +744,14 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
         total_steps = options.num_train_steps
     else:
         total_steps = max(1, int(math.ceil(num_train * hyper["num_train_epochs"] / batch)))
-    steps_per_epoch = min(total_steps, max(1, int(math.ceil(num_train / batch))))
-    epochs = int(math.ceil(total_steps / steps_per_epoch))
+    epoch_steps = max(1, num_train // batch)  # drop_remainder: whole batches per pass
+    fileio.makedirs(trial_dir)
+    started_before = _check_trial_record(
+        trial_dir, _trial_record(task, data, options, hyper, seed, total_steps))
+    start_step = checkpointing.latest_checkpoint_step(trial_dir) if started_before else 0
+    if start_step > total_steps:
+        raise UserError(f"{trial_dir}: checkpoint at step {start_step} is past this trial's "
+                        f"{total_steps} steps; pass --overwrite to start again")
     use_xla = distribution.resolve_jit_compile(strategy, options.jit_compile)
     with strategy.scope():
         model = build_model(config, task, weights_path, squad_head=options.squad_head,
@@ -586,50 +766,66 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=use_xla)
     distribution.per_replica_batch_size(batch, strategy)
-    train_dataset = strategy.distribute_datasets_from_function(make_input_fn(
-        data.train_features, data.train_labels, batch_size=batch, training=True, seed=seed,
-        trim_padding=options.trim_padding))
-    progress = FinetuningProgress(f"{task.name} trial {trial + 1}", total_steps, batch,
-                                  options.log_every_steps)
+    chief = distribution.is_chief(strategy)
+
+    def make_checkpoint(built_model):
+        return checkpointing.TrainingCheckpoint(trial_dir, built_model, built_model.optimizer,
+                                                max_to_keep=2, is_chief=chief)
+
+    logs_dir = os.path.join(trial_dir, LOGS_DIR)
+    train_writer = tf.summary.create_file_writer(os.path.join(logs_dir, "train"))
+    dev_writer = tf.summary.create_file_writer(os.path.join(logs_dir, "dev"))
+    name = f"{task.name} trial {trial + 1}"
     started = time.monotonic()
-    # One fit call, so the (repeated, reshuffled) input iterator carries on across epochs.
-    model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              callbacks=[progress], verbose=0, shuffle=False)
-    if progress.steps != total_steps:
-        raise RuntimeError(f"trained {progress.steps} steps, expected {total_steps}")
+    progress = FinetuningProgress(name, total_steps, batch, options.log_every_steps, start_step,
+                                  train_writer)
+    if start_step == total_steps:
+        log(f"[{name}] restoring the finished training from its step-{start_step} checkpoint")
+        with strategy.scope():
+            _build_for_restore(model, optimizer, data.train_features)
+            make_checkpoint(model).restore_latest()
+    else:
+        if start_step:
+            log(f"[{name}] resuming from the checkpoint at step {start_step} of {total_steps}")
+        train_dataset = strategy.distribute_datasets_from_function(make_input_fn(
+            data.train_features, data.train_labels, batch_size=batch, training=True, seed=seed,
+            trim_padding=options.trim_padding, skip_batches=start_step))
+        counter = training_callbacks.StepCounter(total_steps)
+        checkpointer = training_callbacks.RestoreAndCheckpoint(
+            make_checkpoint, counter, expected_start_step=start_step,
+            log=lambda message: log(f"[{name}] {message}"))
+        callbacks = [counter, checkpointer, progress]
+        if not task.is_squad and not token_classification.is_tagging(task):
+            every = options.eval_every_steps or epoch_steps
+            callbacks.append(PeriodicEvaluation(
+                counter, every, total_steps,
+                lambda: _score_sentence_task(task, model, data, options)[0], dev_writer, name))
+        # A Keras epoch is one checkpoint interval (RestoreAndCheckpoint saves at its end);
+        # StepCounter stops at exactly total_steps.
+        interval = max(1, min(options.save_checkpoints_steps, total_steps))
+        initial_epoch = start_step // interval
+        epochs = initial_epoch + int(math.ceil((total_steps - start_step) / interval))
+        model.fit(train_dataset, epochs=epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=interval, callbacks=callbacks, verbose=0, shuffle=False)
+        checkpointer.save_now()
+        if counter.step != total_steps:
+            raise RuntimeError(f"trained to step {counter.step}, expected {total_steps}")
     train_seconds = time.monotonic() - started
+    trained = total_steps - start_step
 
     result = {"trial": trial, "seed": seed, "train_steps": total_steps,
+              "resumed_from_step": start_step,
               "train_seconds": round(train_seconds, 2),
-              "train_examples_per_second": round(total_steps * batch / max(train_seconds, 1e-9),
-                                                 2),
+              "train_examples_per_second": round(trained * batch / max(train_seconds, 1e-9), 2),
               "final_train_loss": progress.last_loss, "metrics": {}}
-    fileio.makedirs(trial_dir)
     if token_classification.is_tagging(task):
         result["metrics"] = token_classification.evaluate(task, model, data, options, trial_dir)
     elif task.is_squad:
         result["metrics"] = _evaluate_squad(task, model, data, options, trial_dir)
     else:
-        per_split = {}
-        for split, (features, labels, examples, _) in data.eval_sets.items():
-            predictions = _glue_predictions(task, _predict(model, features,
-                                                           options.eval_batch_size))
-            per_split[split] = task.compute_metrics(labels["label"], predictions)
-            _write_tsv(os.path.join(trial_dir, f"{split}_predictions.tsv"),
-                       ("guid", "label", "prediction"),
-                       ((example.guid, finetuning_tasks.submission_label(task, example.label),
-                         finetuning_tasks.submission_label(task, prediction))
-                        for example, prediction in zip(examples, predictions)))
-        result["metrics"] = _combine_split_metrics(per_split)
-        for split, submission in zip(task.test_splits, task.submission_files):
-            if split not in data.test_sets:
-                continue
-            features, examples = data.test_sets[split]
-            predictions = _glue_predictions(task, _predict(model, features,
-                                                           options.eval_batch_size))
-            _write_tsv(os.path.join(trial_dir, submission), ("index", "prediction"),
-                       ((example.guid, finetuning_tasks.submission_label(task, prediction))
-                        for example, prediction in zip(examples, predictions)))
+        result["metrics"] = _evaluate_sentence_task(task, model, data, options, trial_dir)
+    training_callbacks.write_scalars(dev_writer, total_steps, {
+        k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))})
     if options.save_weights:
         squad_decoding = None
         if task.is_squad:
@@ -638,10 +834,50 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
             squad_decoding["null_threshold"] = result["metrics"].get("null_threshold")
         extra_head = (token_classification.head_info(task)
                       if token_classification.is_tagging(task) else None)
-        _save_finetuned(model, config, task, os.path.join(trial_dir, FINETUNED_DIR),
-                        tokenizer_max_seq, vocab_file=vocab_file, squad_decoding=squad_decoding,
-                        extra_head=extra_head)
+        final = os.path.join(trial_dir, FINETUNED_DIR)
+        if fileio.exists(final):  # from a run killed after saving it; the same weights
+            fileio.rmtree(final)
+        _save_finetuned(model, config, task, final, tokenizer_max_seq, vocab_file=vocab_file,
+                        squad_decoding=squad_decoding, extra_head=extra_head)
+    fileio.write_json_atomic(os.path.join(trial_dir, TRIAL_RESULT_FILE), result, sort_keys=True)
+    checkpoints = os.path.join(trial_dir, checkpointing.CHECKPOINT_SUBDIR)
+    if not options.keep_checkpoints and fileio.exists(checkpoints):
+        # finetuned/ holds the weights; the optimizer slots would triple the trial's size.
+        fileio.rmtree(checkpoints)
     return result
+
+
+def _score_sentence_task(task, model, data, options) -> tuple[dict, dict]:
+    """(metrics, {split: predictions}) of ``model`` on the dev splits."""
+    per_split, predictions = {}, {}
+    for split, (features, labels, _, _) in data.eval_sets.items():
+        predictions[split] = _glue_predictions(task, _predict(model, features,
+                                                              options.eval_batch_size))
+        per_split[split] = task.compute_metrics(labels["label"], predictions[split])
+    return _combine_split_metrics(per_split), predictions
+
+
+def _evaluate_sentence_task(task, model, data, options, out_dir) -> dict:
+    """Scores dev, writes <split>_predictions.tsv and the test predictions into ``out_dir``;
+    returns the metrics."""
+    metrics, predictions = _score_sentence_task(task, model, data, options)
+    fileio.makedirs(out_dir)
+    for split, (_, _, examples, _) in data.eval_sets.items():
+        _write_tsv(os.path.join(out_dir, f"{split}_predictions.tsv"),
+                   ("guid", "label", "prediction"),
+                   ((example.guid, finetuning_tasks.submission_label(task, example.label),
+                     finetuning_tasks.submission_label(task, prediction))
+                    for example, prediction in zip(examples, predictions[split])))
+    for split, submission in zip(task.test_splits, task.submission_files):
+        if split not in data.test_sets:
+            continue
+        features, examples = data.test_sets[split]
+        test_predictions = _glue_predictions(task, _predict(model, features,
+                                                            options.eval_batch_size))
+        _write_tsv(os.path.join(out_dir, submission), ("index", "prediction"),
+                   ((example.guid, finetuning_tasks.submission_label(task, prediction))
+                    for example, prediction in zip(examples, test_predictions)))
+    return metrics
 
 
 def _combine_split_metrics(per_split: dict) -> dict:
@@ -712,10 +948,51 @@ def _check_options(options: FinetuningOptions) -> None:
     if options.squad_head not in ("joint", "independent"):
         raise UserError(f"--squad_head must be joint (the reference's) or independent, got "
                         f"{options.squad_head!r}")
+    if options.save_checkpoints_steps < 1:
+        raise UserError("--save_checkpoints_steps must be at least 1, got "
+                        f"{options.save_checkpoints_steps}")
+    if options.eval_every_steps < 0:
+        raise UserError(f"--eval_every_steps must be 0 (every epoch) or more, got "
+                        f"{options.eval_every_steps}")
+    if options.finetuned_dir and options.do_train:
+        raise UserError("--finetuned_dir is for --do_train=false (scoring a fine-tuned model); "
+                        "to fine-tune further, start from --init_checkpoint")
+
+
+def resolve_tasks(options: FinetuningOptions, labels: Optional[Sequence[str]] = None) -> list:
+    """The tasks of ``options.tasks``; ``custom`` becomes the CustomTask of the custom flags
+    (``labels``, when given, stand in for --labels: a fine-tuned model's label set)."""
+    names = [part.strip() for part in (options.tasks or "").split(",") if part.strip()]
+    custom = [name for name in names if name.lower() == "custom"]
+    if len(custom) > 1:
+        raise UserError("--task: 'custom' may appear once (one set of --train_file/--dev_file)")
+    tasks = []
+    for name in names:
+        if name.lower() != "custom":
+            tasks.extend(finetuning_tasks.parse_task_list(name))
+            continue
+        given = [label for label in (options.labels or "").split(",") if label.strip()]
+        if labels is not None and given and [g.strip() for g in given] != list(labels):
+            raise UserError(f"--labels={options.labels} differs from the fine-tuned model's "
+                            f"labels {','.join(labels)}; drop --labels")
+        tasks.append(finetuning_tasks.make_custom_task(
+            name=options.task_name, task_type=options.task_type,
+            data_dir=options.data_dir, train_file=options.train_file,
+            dev_file=options.dev_file, test_file=options.test_file,
+            text_column=options.text_column, text_b_column=options.text_b_column,
+            label_column=options.label_column,
+            labels=given or (list(labels) if labels else None),
+            delimiter=options.delimiter, id_column=options.id_column,
+            need_train=options.do_train))
+    if not tasks:
+        finetuning_tasks.parse_task_list("")  # raises the "--task is required" error
+    return tasks
 
 
 def _check_data_files(tasks, options) -> None:
     """Fails before any training when a task's training or dev file is missing."""
+    if all(isinstance(task, finetuning_tasks.CustomTask) for task in tasks):
+        return
     if not options.data_dir:
         raise UserError("--data_dir is required (GLUE folders / SQuAD JSON files), or pass "
                         "--use_tfds")
@@ -725,6 +1002,8 @@ def _check_data_files(tasks, options) -> None:
         if token_classification.is_tagging(task):
             token_classification.check_data_files(task, options.data_dir)
             continue
+        if isinstance(task, finetuning_tasks.CustomTask):
+            continue  # make_custom_task found its files
         if task.is_squad:
             squad_file(options.data_dir, task.dev_file, task.version)
             if not options.squad_holdout_articles:
@@ -762,7 +1041,9 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     from electra_tf import distribution, tokenization
 
     _check_options(options)
-    tasks = finetuning_tasks.parse_task_list(options.tasks)
+    if not options.do_train:
+        return score_finetuned(options, strategy)
+    tasks = resolve_tasks(options)
     config, weights_path, checkpoint_dir = resolve_model_config(options)
     vocab_file = _resolve_vocab(options, checkpoint_dir)
     if not options.use_tfds:
@@ -864,11 +1145,20 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     trials = []
     for trial in range(options.num_trials):
         trial_dir = os.path.join(task_dir, f"trial_{trial + 1}")
-        if fileio.isdir(trial_dir):
-            fileio.rmtree(trial_dir)  # only reached with --overwrite or without results.json
-        result = run_trial(task, data, options, config, weights_path, strategy, trial=trial,
-                           hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq,
-                           vocab_file=vocab_file)
+        finished = os.path.join(trial_dir, TRIAL_RESULT_FILE)
+        if options.overwrite and fileio.isdir(trial_dir):
+            fileio.rmtree(trial_dir)
+        if fileio.isfile(finished):
+            # A rerun after a kill: this trial completed (its files are in place).
+            _check_trial_record(trial_dir, _trial_record(
+                task, data, options, hyper, options.seed + trial,
+                fileio.read_json(finished)["train_steps"]))
+            result = fileio.read_json(finished)
+            log(f"[{task.name}] trial {trial + 1} finished before; reusing {finished}")
+        else:
+            result = run_trial(task, data, options, config, weights_path, strategy, trial=trial,
+                               hyper=hyper, trial_dir=trial_dir, tokenizer_max_seq=max_seq,
+                               vocab_file=vocab_file)
         metric_text = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()
                                 if isinstance(v, float) and "threshold" not in k)
         log(f"[{task.name}] trial {trial + 1}/{options.num_trials} (seed {result['seed']}): "
@@ -898,6 +1188,11 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     if token_classification.is_tagging(task):
         token_classification.copy_median_outputs(
             task_dir, os.path.join(task_dir, f"trial_{middle['trial'] + 1}"))
+    elif isinstance(task, finetuning_tasks.CustomTask):
+        for name in task.submission_files:
+            source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)
+            if fileio.isfile(source):
+                fileio.copy(source, os.path.join(task_dir, name), overwrite=True)
     elif not task.is_squad:
         submission_dir = os.path.join(options.output_dir, SUBMISSION_DIR)
         for name in task.submission_files:
@@ -915,3 +1210,100 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     return {"median_score": medians["score"], "median": medians,
             "headline_metric": task.headline_metric, "num_trials": len(trials),
             "pretrained": weights_path is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# --do_train=false
+
+SCORED_DIR = "scored"  # <output_dir>/<task>/scored: a fine-tuned model's dev and test outputs
+
+
+def _find_finetuned(options, task_name: str) -> str:
+    """--finetuned_dir (a finetuned/ folder, a trial or a task folder), else the median trial's
+    finetuned/ of <output_dir>/<task_name>."""
+    candidates = [options.finetuned_dir] if options.finetuned_dir else [
+        os.path.join(options.output_dir, task_name)]
+    directory = candidates[0]
+    results = os.path.join(directory, RESULTS_FILENAME)
+    if fileio.isfile(results):
+        directory = os.path.join(directory, f"trial_{fileio.read_json(results)['median_trial']}")
+    elif fileio.isdir(os.path.join(directory, "trial_1")):
+        directory = os.path.join(directory, "trial_1")
+    if fileio.isfile(os.path.join(directory, FINETUNED_DIR, HEAD_FILE)):
+        directory = os.path.join(directory, FINETUNED_DIR)
+    if not fileio.isfile(os.path.join(directory, HEAD_FILE)):
+        flag = (f"--finetuned_dir={options.finetuned_dir}" if options.finetuned_dir
+                else f"--output_dir={options.output_dir}")
+        raise UserError(f"{flag}: no fine-tuned model ({HEAD_FILE}) in {directory}; point "
+                        "--finetuned_dir at a trial's finetuned/ folder")
+    return directory
+
+
+def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
+    """--do_train=false: scores a fine-tuned model on dev and writes test predictions.
+
+    For each task, writes <output_dir>/<task>/scored/: results.json (the metrics, the model
+    folder, the data), <split>_predictions.tsv and the test predictions file, as a trial does.
+    Returns {"tasks": {name: metrics}}.
+    """
+    from electra_tf import distribution, tokenization
+
+    names = [part.strip() for part in (options.tasks or "").split(",") if part.strip()]
+    if len(names) != 1:
+        raise UserError("--do_train=false scores one --task at a time (the one --finetuned_dir "
+                        "was fine-tuned on)")
+    task_name = (options.task_name if names[0].lower() == "custom"
+                 else finetuning_tasks.get_task(names[0]).name)
+    directory = _find_finetuned(options, task_name)
+    head = fileio.read_json(os.path.join(directory, HEAD_FILE))
+    task = resolve_tasks(options, labels=head.get("label_names"))[0]
+    from electra_tf import token_classification
+
+    if task.is_squad or token_classification.is_tagging(task):
+        raise UserError("--do_train=false scores sentence tasks (GLUE, custom); for SQuAD, NER and "
+                        "chunking use the exported model or fine-tune again")
+    if head["task"] != task.name:
+        raise UserError(f"{directory}/{HEAD_FILE}: this model was fine-tuned on {head['task']}, "
+                        f"not {task.name}; pass --task={head['task']} (with --task_name for "
+                        "custom tasks)")
+    out_dir = os.path.join(options.output_dir, task.name, SCORED_DIR)
+    if fileio.exists(out_dir) and not options.overwrite:
+        raise UserError(f"{out_dir} already exists; pass --overwrite to replace it")
+    if not head.get("vocab_file"):
+        raise UserError(f"{directory}/{HEAD_FILE}: no vocab_file recorded; re-run fine-tuning")
+    if not isinstance(task, finetuning_tasks.CustomTask) and not options.use_tfds:
+        _check_dev_files(task, options)
+    distribution.set_mixed_precision(options.mixed_precision)
+    tokenizer = tokenization.Tokenizer(os.path.join(directory, head["vocab_file"]),
+                                       do_lower_case=head["do_lower_case"])
+    data = prepare_glue(task, options, tokenizer, head["max_seq_length"], with_train=False)
+    if strategy is None:
+        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    with strategy.scope():
+        _, model = load_finetuned(directory)
+    log(f"[{task.name}] scoring {directory} (no training)")
+    writing = fileio.temporary_name(out_dir)
+    try:
+        metrics = _evaluate_sentence_task(task, model, data, options, writing)
+        fileio.write_json_atomic(os.path.join(writing, RESULTS_FILENAME), {
+            "task": task.name, "finetuned_dir": fileio.abspath(directory), "metrics": metrics,
+            "headline_metric": task.headline_metric, "data": data.info}, sort_keys=True)
+        if fileio.exists(out_dir):
+            fileio.rmtree(out_dir)  # --overwrite
+        fileio.move_tree(writing, out_dir, commit_files=[RESULTS_FILENAME])
+    finally:
+        if fileio.exists(writing):
+            fileio.rmtree(writing)
+    log(f"[{task.name}] " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+        + f"; written to {out_dir}")
+    return {"tasks": {task.name: metrics}}
+
+
+def _check_dev_files(task, options) -> None:
+    if not options.data_dir:
+        raise UserError("--data_dir is required (the GLUE folders), or pass --use_tfds")
+    for split in task.dev_splits:
+        path = finetuning_tasks.task_file(options.data_dir, task, split)
+        if not fileio.isfile(path):
+            raise UserError(f"{path}: file not found; --data_dir must hold the GLUE folders "
+                            f"({task.directory}/{split}.tsv for --task={task.name})")

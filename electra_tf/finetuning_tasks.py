@@ -13,8 +13,11 @@ windowing live in electra_tf/squad.py.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import os
+import re
 from typing import Iterable, Optional, Sequence
 
 from electra_tf import fileio
@@ -59,6 +62,12 @@ class GlueTask:
     target_scale: float = 1.0
     # Train on both sentence orders by default (the reference's double_unordered).
     symmetric_pairs: bool = False
+    # Regression: the range that leaderboard predictions are clipped to (STS-B's 0-5).
+    score_range: Optional[tuple[float, float]] = None
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.text_columns) == 2
 
     @property
     def is_regression(self) -> bool:
@@ -130,7 +139,7 @@ GLUE_TASKS: dict[str, GlueTask] = {
         GlueTask("sts-b", "STS-B", (7, 8), -1, (7, 8), None, "spearman", num_epochs=10,
                  submission_files=("STS-B.tsv",), tfds_name="glue/stsb",
                  tfds_text_keys=("sentence1", "sentence2"), target_scale=5.0,
-                 symmetric_pairs=True),
+                 symmetric_pairs=True, score_range=(0.0, 5.0)),
         GlueTask("qqp", "QQP", (3, 4), 5, (1, 2), _BINARY, "accuracy",
                  submission_files=("QQP.tsv",), tfds_name="glue/qqp",
                  tfds_text_keys=("question1", "question2"), skip_short_rows=True),
@@ -229,6 +238,19 @@ def read_glue_split(data_dir: str, task: GlueTask, split: str) -> tuple[list[Exa
     elif task.expected_columns:
         expected = task.expected_columns
     text_columns = task.test_text_columns if is_test else task.text_columns
+    needed = [*text_columns, task.test_id_column] if is_test else [
+        *text_columns, task.label_column]
+    if expected is not None and any(column >= expected for column in needed):
+        # A re-saved file (e.g. comma-separated from a spreadsheet) would otherwise fail as an
+        # IndexError deep in the loop.
+        sample = lines[0] if header_line else next(line for line in lines if line.strip())
+        if "\t" in sample:
+            found = f"it has {expected}"
+        else:
+            found = "it has no tabs" + (" (it looks comma-separated)" if "," in sample else "")
+        raise UserError(f"{path}:1: the official {task.directory} {split}.tsv has at least "
+                        f"{max(needed) + 1} tab-separated columns but {found}; use the GLUE "
+                        "file as downloaded, or --task=custom for your own CSV/TSV")
     examples: list[Example] = []
     skipped = 0
     for number, line in enumerate(lines[header_line:], start=header_line + 1):
@@ -322,6 +344,8 @@ def examples_from_tfds_records(task: GlueTask, split: str, records: Iterable[dic
 
 def read_split(task: GlueTask, split: str, *, data_dir: Optional[str], use_tfds: bool,
                tfds_data_dir: Optional[str] = None) -> tuple[list[Example], dict]:
+    if isinstance(task, CustomTask):
+        return read_custom_split(task, split)
     if use_tfds:
         return read_tfds_split(task, split, tfds_data_dir)
     if not data_dir:
@@ -340,5 +364,302 @@ def swap_sentence_order(examples: Sequence[Example]) -> list[Example]:
 def submission_label(task: GlueTask, prediction) -> str:
     """A prediction as GLUE's leaderboard expects it: the label string, or the score."""
     if task.is_regression:
-        return f"{min(max(float(prediction), 0.0), 5.0):.3f}"
+        value = float(prediction)
+        if task.score_range is not None:
+            value = min(max(value, task.score_range[0]), task.score_range[1])
+        return f"{value:.3f}" if task.score_range is not None else f"{value:.6g}"
     return task.label_names[int(prediction)]
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own CSV/TSV files (--task=custom)
+
+TASK_TYPES = ("classification", "regression")
+_DELIMITERS = {"tab": "\t", "\\t": "\t", "\t": "\t", "comma": ",", ",": ",",
+               "semicolon": ";", ";": ";", "pipe": "|", "|": "|"}
+_EXTENSION_DELIMITERS = {".tsv": "\t", ".csv": ","}
+CUSTOM_SPLIT_FLAGS = {"train": "--train_file", "dev": "--dev_file", "test": "--test_file"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomTask:
+    """A sentence (pair) classification or regression task read from the user's CSV/TSV files.
+
+    It offers what the fine-tuning loop and export read from a ``GlueTask`` (name, labels,
+    metrics, splits), and names its columns by the files' header row.
+    """
+
+    name: str
+    task_type: str  # "classification" or "regression"
+    files: tuple[tuple[str, str], ...]  # (split, path) for the splits that have a file
+    text_column: str
+    text_b_column: Optional[str]
+    label_column: str
+    label_names: Optional[tuple[str, ...]]  # None: regression
+    delimiter: Optional[str] = None  # None: from each file's extension
+    id_column: Optional[str] = None  # test predictions' index; None: the row number from 0
+    num_epochs: int = 3
+    dev_splits: tuple[str, ...] = ("dev",)
+    test_splits: tuple[str, ...] = ("test",)
+    target_scale: float = 1.0
+    symmetric_pairs: bool = False
+    score_range: Optional[tuple[float, float]] = None
+    tfds_name: str = ""
+
+    @property
+    def directory(self) -> str:
+        return self.name
+
+    @property
+    def submission_files(self) -> tuple[str, ...]:
+        return ("test_predictions.tsv",)
+
+    @property
+    def headline_metric(self) -> str:
+        if self.is_regression:
+            return "spearman"
+        return "accuracy"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task_type == "regression"
+
+    @property
+    def is_pair(self) -> bool:
+        return self.text_b_column is not None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.label_names)
+
+    @property
+    def is_squad(self) -> bool:
+        return False
+
+    def file(self, split: str) -> Optional[str]:
+        return dict(self.files).get(split)
+
+    def compute_metrics(self, labels: Sequence, predictions: Sequence) -> dict[str, float]:
+        """Accuracy (and binary F1 of label index 1 for two labels) or Pearson and Spearman, in
+        percent, plus ``score``: their mean."""
+        if self.is_regression:
+            result = {"pearson": metrics.pearson(labels, predictions),
+                      "spearman": metrics.spearman(labels, predictions)}
+        else:
+            result = {"accuracy": metrics.accuracy(labels, predictions)}
+            if self.num_labels == 2:
+                result["f1"] = metrics.binary_f1(labels, predictions)
+        result = {key: 100.0 * value for key, value in result.items()}
+        result["score"] = sum(result.values()) / len(result)
+        return result
+
+
+def parse_delimiter(text: Optional[str]) -> Optional[str]:
+    """--delimiter as a character: tab, comma, semicolon, pipe (or the character); None: infer."""
+    if not text:
+        return None
+    if text in _DELIMITERS:
+        return _DELIMITERS[text]
+    if text.lower() in _DELIMITERS:
+        return _DELIMITERS[text.lower()]
+    if len(text) == 1:
+        return text
+    raise UserError(f"--delimiter={text!r}: use tab, comma, semicolon, pipe or a single character")
+
+
+def file_delimiter(path: str, delimiter: Optional[str]) -> str:
+    if delimiter:
+        return delimiter
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _EXTENSION_DELIMITERS:
+        raise UserError(f"{path}: cannot tell the delimiter from the extension {extension!r}; "
+                        "name the file .tsv or .csv, or pass --delimiter=tab|comma")
+    return _EXTENSION_DELIMITERS[extension]
+
+
+def custom_split_file(data_dir: Optional[str], split: str, given: Optional[str]) -> Optional[str]:
+    """The file of ``split``: the --<split>_file flag, else <data_dir>/<split>.tsv or .csv."""
+    if given:
+        if not fileio.isfile(given):
+            raise UserError(f"{CUSTOM_SPLIT_FLAGS[split]}={given}: file not found")
+        return given
+    if not data_dir:
+        return None
+    found = [os.path.join(data_dir, f"{split}{extension}") for extension in (".tsv", ".csv")
+             if fileio.isfile(os.path.join(data_dir, f"{split}{extension}"))]
+    if len(found) > 1:
+        raise UserError(f"--data_dir {data_dir} has both {found[0]} and {found[1]}; pass "
+                        f"{CUSTOM_SPLIT_FLAGS[split]} to choose one")
+    return found[0] if found else None
+
+
+def _csv_rows(path: str, delimiter: str):
+    """(line number where the row starts, fields) for every non-blank row, the header first."""
+    if not fileio.isfile(path):
+        raise UserError(f"{path}: file not found")
+    try:
+        text = fileio.read_text(path).removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save "
+                        "it as UTF-8") from None
+    if not text.strip():
+        raise UserError(f"{path}: file is empty; expected a header row naming the columns, then "
+                        "one example per row")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise UserError(f"{path}:{start}: not valid {_delimiter_name(delimiter)}-separated "
+                            f"text ({error}); close the quote or escape it by doubling it") from None
+        if any(field.strip() for field in row):
+            yield start, row
+        start = reader.line_num + 1
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delimiter,
+                                                                          repr(delimiter))
+
+
+def _column_index(path: str, header: list[str], name: str, flag: str) -> int:
+    names = [column.strip() for column in header]
+    if name in names:
+        return names.index(name)
+    if re.fullmatch(r"\d+", name) and int(name) < len(names):
+        return int(name)  # a 0-based column number also works
+    raise UserError(f"{path}:1: no column {name!r} in the header ({', '.join(names)}); pass "
+                    f"{flag}=<one of them>")
+
+
+def _read_custom_rows(task: CustomTask, path: str, *, with_labels: bool):
+    """Yields (where, text_a, text_b, raw label or None, id or None) for each row of ``path``."""
+    delimiter = file_delimiter(path, task.delimiter)
+    rows = _csv_rows(path, delimiter)
+    try:
+        _, header = next(rows)
+    except StopIteration:  # only blank lines
+        raise UserError(f"{path}: file is empty; expected a header row naming the columns"
+                        ) from None
+    columns = [_column_index(path, header, task.text_column, "--text_column")]
+    if task.text_b_column:
+        columns.append(_column_index(path, header, task.text_b_column, "--text_b_column"))
+    label = _column_index(path, header, task.label_column, "--label_column") if with_labels \
+        else None
+    ident = (_column_index(path, header, task.id_column, "--id_column")
+             if task.id_column and not with_labels else None)
+    count = 0
+    for number, row in rows:
+        where = f"{path}:{number}"
+        if len(row) != len(header):
+            hint = (" (a field with the delimiter in it must be in double quotes)"
+                    if len(row) > len(header) else "")
+            raise UserError(f"{where}: expected {len(header)} {_delimiter_name(delimiter)}-"
+                            f"separated fields as in the header, found {len(row)}{hint}; fix "
+                            "the row or pass --delimiter")
+        count += 1
+        yield (where, row[columns[0]], row[columns[1]] if len(columns) > 1 else None,
+               row[label].strip() if label is not None else None,
+               row[ident].strip() if ident is not None else None)
+    if not count:
+        raise UserError(f"{path}: no examples after the header row")
+
+
+def infer_labels(task: CustomTask, path: str) -> tuple[str, ...]:
+    """The sorted distinct labels of the training file ``path``."""
+    labels = sorted({raw for _, _, _, raw, _ in _read_custom_rows(task, path, with_labels=True)})
+    if len(labels) < 2:
+        raise UserError(f"{path}: the {task.label_column!r} column has only "
+                        f"{len(labels)} distinct label(s) {labels}; classification needs at "
+                        "least two (or pass --task_type=regression for numeric targets)")
+    return tuple(labels)
+
+
+def read_custom_split(task: CustomTask, split: str) -> tuple[list[Example], dict]:
+    """Examples of one split of a custom task; test splits have label None and guid = the
+    --id_column value or the row's index from 0. Returns (examples, {"file", "examples"})."""
+    path = task.file(split)
+    if path is None:
+        raise UserError(f"--task=custom: no {split} file; pass {CUSTOM_SPLIT_FLAGS[split]} or "
+                        f"put {split}.tsv/.csv into --data_dir")
+    is_test = split.startswith("test")
+    examples = []
+    for index, (where, text_a, text_b, raw, ident) in enumerate(
+            _read_custom_rows(task, path, with_labels=not is_test)):
+        label = None
+        if not is_test:
+            if task.is_regression:
+                try:
+                    label = float(raw)
+                except ValueError:
+                    label = float("nan")
+                if label != label or label in (float("inf"), float("-inf")):
+                    raise UserError(f"{where}: --task_type=regression needs a number in column "
+                                    f"{task.label_column!r}, found {raw!r}; fix the row or use "
+                                    "--task_type=classification")
+            else:
+                if raw not in task.label_names:
+                    raise UserError(f"{where}: label {raw!r} is not one of the labels "
+                                    f"{','.join(task.label_names)}; fix the row or add it to "
+                                    "--labels")
+                label = task.label_names.index(raw)
+        guid = (ident if ident is not None else str(index)) if is_test else (
+            f"{split}-{where.rsplit(':', 1)[1]}")
+        examples.append(Example(guid, text_a, text_b, label, where))
+    return examples, {"file": path, "examples": len(examples), "skipped_rows": 0}
+
+
+def make_custom_task(*, name: str = "custom", task_type: str = "classification",
+                     data_dir: Optional[str] = None, train_file: Optional[str] = None,
+                     dev_file: Optional[str] = None, test_file: Optional[str] = None,
+                     text_column: str = "text", text_b_column: Optional[str] = None,
+                     label_column: str = "label", labels: Optional[Sequence[str]] = None,
+                     delimiter: Optional[str] = None, id_column: Optional[str] = None,
+                     need_train: bool = True) -> CustomTask:
+    """The CustomTask of the --task=custom flags: files resolved, labels given or inferred.
+
+    Args:
+      name: --task_name, the task's folder under --output_dir and its name in head.json.
+      task_type: "classification" or "regression".
+      data_dir: a folder with train/dev/test .tsv or .csv (the --*_file flags win).
+      labels: the label set in class-index order; None: the training file's, sorted.
+      delimiter: --delimiter as given (tab, comma, ...); None: from each file's extension.
+      need_train: False for --do_train=false (labels must then be given).
+    Returns:
+      the CustomTask; every problem is a one-line UserError.
+    """
+    if task_type not in TASK_TYPES:
+        raise UserError(f"--task_type={task_type!r}: use classification or regression")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise UserError(f"--task_name={name!r}: use letters, digits, '.', '_' and '-' (it names "
+                        "the output folder)")
+    if name.lower() in TASK_NAMES or name.lower() in _ALIASES:
+        raise UserError(f"--task_name={name!r} is a built-in task; choose another name")
+    files = {split: custom_split_file(data_dir, split, given)
+             for split, given in (("train", train_file), ("dev", dev_file), ("test", test_file))}
+    for split in ("train", "dev") if need_train else ("dev",):
+        if files[split] is None:
+            raise UserError(f"--task=custom needs a {split} file: pass {CUSTOM_SPLIT_FLAGS[split]}"
+                            f" or a --data_dir with {split}.tsv or {split}.csv")
+    task = CustomTask(name=name, task_type=task_type,
+                      files=tuple((k, v) for k, v in files.items() if v is not None),
+                      text_column=text_column, text_b_column=text_b_column or None,
+                      label_column=label_column, label_names=None,
+                      delimiter=parse_delimiter(delimiter), id_column=id_column or None)
+    if task_type == "regression":
+        if labels:
+            raise UserError("--labels applies to --task_type=classification, not regression")
+        return task
+    if labels:
+        names = tuple(label.strip() for label in labels if label.strip())
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise UserError(f"--labels={','.join(labels)}: give two or more distinct labels")
+    elif files["train"] is not None:
+        names = infer_labels(task, files["train"])
+    else:
+        raise UserError("--labels is required without a training file (the label set, in the "
+                        "model's class order)")
+    return dataclasses.replace(task, label_names=names)

@@ -1,4 +1,4 @@
-"""Fine-tune ELECTRA on GLUE / SQuAD:
+"""Fine-tune ELECTRA on GLUE / SQuAD / your own CSV or TSV (--task=custom):
 
   python -m electra_tf.run_finetuning --task=sst-2,mrpc --data_dir=glue \\
       --init_checkpoint=model_dir/pretrained --vocab_file=vocab.txt --output_dir=out
@@ -16,7 +16,8 @@ from electra_tf.errors import UserError
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("task", None, "Task or comma-separated tasks: cola, sst-2, mrpc, sts-b, qqp, "
-                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0, ner, chunk.")
+                    "mnli, qnli, rte, wnli, squad-v1.1, squad-v2.0, ner, chunk, custom (your CSV/TSV "
+                    "files: --train_file, --text_column, ...).")
 flags.DEFINE_string("data_dir", None, "GLUE folders (CoLA/, SST-2/, ... with train/dev/test.tsv) "
                     "and/or the SQuAD JSON files, and/or NER/ and CHUNK/ with CoNLL train/dev/test.txt.")
 flags.DEFINE_bool("use_tfds", False, "Read the data from TensorFlow Datasets (glue/*, squad) "
@@ -83,6 +84,40 @@ flags.DEFINE_bool("trim_padding", True, "Cut each batch to its longest sequence 
                   "faster on short texts).")
 flags.DEFINE_integer("log_every_steps", 50, "Print progress this often.")
 flags.DEFINE_bool("save_weights", True, "Write each trial's fine-tuned weights.")
+flags.DEFINE_bool("write_test_predictions", True, "Predict the test split when its file exists.")
+# --task=custom: your own CSV/TSV files.
+flags.DEFINE_string("task_name", "custom", "--task=custom: the task's name (its folder under "
+                    "--output_dir and in head.json).")
+flags.DEFINE_enum("task_type", "classification", ["classification", "regression"],
+                  "--task=custom: classification (accuracy, +F1 for 2 labels) or regression "
+                  "(Pearson/Spearman).")
+flags.DEFINE_string("train_file", None, "--task=custom: training file, .tsv or .csv with a header "
+                    "row (default: train.tsv/.csv in --data_dir).")
+flags.DEFINE_string("dev_file", None, "--task=custom: dev file (default: dev.tsv/.csv in "
+                    "--data_dir).")
+flags.DEFINE_string("test_file", None, "--task=custom: optional unlabelled test file (default: "
+                    "test.tsv/.csv in --data_dir); predictions go to test_predictions.tsv.")
+flags.DEFINE_string("text_column", "text", "--task=custom: header name of the text column.")
+flags.DEFINE_string("text_b_column", None, "--task=custom: header name of the second text "
+                    "(sentence-pair tasks).")
+flags.DEFINE_string("label_column", "label", "--task=custom: header name of the label / target.")
+flags.DEFINE_string("labels", None, "--task=custom: the labels, comma-separated, in class order "
+                    "(default: the training file's, sorted).")
+flags.DEFINE_string("delimiter", None, "--task=custom: tab, comma, semicolon, pipe or one "
+                    "character (default: from the extension, .tsv tab, .csv comma).")
+flags.DEFINE_string("id_column", None, "--task=custom: test column written as the predictions' "
+                    "index (default: the row number from 0).")
+# Long runs.
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint each trial this often (and at "
+                     "its end); rerunning the same command resumes from the newest.")
+flags.DEFINE_bool("keep_checkpoints", False, "Keep a finished trial's checkpoints (by default "
+                  "deleted once finetuned/ is written).")
+flags.DEFINE_integer("eval_every_steps", 0, "Score dev (TensorBoard <trial>/logs/dev) this often; "
+                     "0: at the end of every epoch.")
+flags.DEFINE_bool("do_train", True, "--nodo_train: score the fine-tuned model in --finetuned_dir "
+                  "on dev and predict test, without training.")
+flags.DEFINE_string("finetuned_dir", None, "--nodo_train: a trial's finetuned/ folder, a trial or "
+                    "a task folder (default: --output_dir's own, its median trial).")
 
 
 def main(argv: list[str]) -> None:
@@ -114,7 +149,14 @@ def main(argv: list[str]) -> None:
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,
-        save_weights=FLAGS.save_weights)
+        save_weights=FLAGS.save_weights, write_test_predictions=FLAGS.write_test_predictions,
+        task_name=FLAGS.task_name, task_type=FLAGS.task_type, train_file=FLAGS.train_file,
+        dev_file=FLAGS.dev_file, test_file=FLAGS.test_file, text_column=FLAGS.text_column,
+        text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column, labels=FLAGS.labels,
+        delimiter=FLAGS.delimiter, id_column=FLAGS.id_column,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoints=FLAGS.keep_checkpoints, eval_every_steps=FLAGS.eval_every_steps,
+        do_train=FLAGS.do_train, finetuned_dir=FLAGS.finetuned_dir)
     finetuning.run_finetuning(options)
 
 
