@@ -30,7 +30,9 @@ SHARED_DATA = os.environ.get("ELECTRA_TF_SHARED_DATA", os.path.join(os.path.dirn
 from absl import app, flags  # noqa: E402
 
 flags.DEFINE_string("corpus_dir", os.path.join(SHARED_DATA, "pretrain", "wikipedia_en"), "Corpus to build from.")
-flags.DEFINE_string("vocab_file", os.path.join(SHARED_DATA, "vocab", "bert-base-uncased", "vocab.txt"), "BERT vocabulary.")
+flags.DEFINE_string(
+    "vocab_file", os.path.join(SHARED_DATA, "vocab", "bert-base-uncased", "vocab.txt"), "BERT vocabulary."
+)
 flags.DEFINE_integer("num_processes", 2, "build_pretraining_data --num_processes.")
 flags.DEFINE_integer("repeats", 3, "Measurements of each rate.")
 flags.DEFINE_bool("cli_run", True, "Also time one fresh `python -m electra_tf.build_pretraining_data` process.")
@@ -54,7 +56,11 @@ def main(argv):
 
     from electra_tf import pretraining_data, pretraining_manifest
 
-    files = [path for path in sorted(glob.glob(os.path.join(FLAGS.corpus_dir, "**", "*"), recursive=True)) if os.path.isfile(path)]
+    files = [
+        path
+        for path in sorted(glob.glob(os.path.join(FLAGS.corpus_dir, "**", "*"), recursive=True))
+        if os.path.isfile(path)
+    ]
     corpus_bytes = sum(os.path.getsize(path) for path in files)
     megabytes = corpus_bytes / 1e6
     print(f"corpus: {FLAGS.corpus_dir}: {len(files)} files, {megabytes:.1f} MB; vocab {FLAGS.vocab_file}")
@@ -93,7 +99,8 @@ def main(argv):
         seconds = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_started
         tokenizer_rates.append(megabytes / seconds)
-        print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: {seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
+        print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: "
+              f"{seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
               f"  (CPU {cpu:.2f}s; ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
     print(f"    {pretraining_manifest.summary_line(manifest, '<tmp>')}")
 
@@ -101,12 +108,14 @@ def main(argv):
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_cli_") as output_dir:
             command = [
                 sys.executable, "-m", "electra_tf.build_pretraining_data", f"--corpus_dir={FLAGS.corpus_dir}",
-                f"--vocab_file={FLAGS.vocab_file}", f"--output_dir={output_dir}", f"--num_processes={FLAGS.num_processes}",
+                f"--vocab_file={FLAGS.vocab_file}", f"--output_dir={output_dir}",
+                f"--num_processes={FLAGS.num_processes}",
             ]
             started = time.perf_counter()
             subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             seconds = time.perf_counter() - started
-        print(f"(a') fresh process `python -m electra_tf.build_pretraining_data` (TF import included): {seconds:.2f}s = {megabytes / seconds:.1f} MB/s")
+        print(f"(a') fresh process `python -m electra_tf.build_pretraining_data` (TF import included): "
+              f"{seconds:.2f}s = {megabytes / seconds:.1f} MB/s")
 
     build = statistics.median(build_rates)
     tokenize = statistics.median(tokenizer_rates)

@@ -116,7 +116,9 @@ def main() -> None:
         "electra_tf Tokenizer, tf.function, 1 thread": best_rates(ours_one_thread, total_bytes, args.repeats),
         "electra_tf Tokenizer, tf.function, 2 threads": best_rates(ours_two_threads, total_bytes, args.repeats),
         "FastBertTokenizer built-in lower-casing (not exact)": best_rates(fast_bert_builtin, total_bytes, args.repeats),
-        "tokenizers BertWordPieceTokenizer.encode_batch": best_rates(tokenizers_encode_batch, total_bytes, args.repeats),
+        "tokenizers BertWordPieceTokenizer.encode_batch": best_rates(
+            tokenizers_encode_batch, total_bytes, args.repeats
+        ),
     }
     wall_baseline, cpu_baseline = rates["tokenizers BertWordPieceTokenizer.encode_batch"]
     print(f"{'':55s} {'wall MB/s':>9s} {'vs tok.':>7s}   {'MB/CPU-s':>8s} {'vs tok.':>7s}")

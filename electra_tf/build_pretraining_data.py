@@ -21,16 +21,25 @@ from electra_tf import cli, corpus
 
 corpus.define_flags()  # --corpus_dir, --input_format, ...: the same as build_vocab's
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (one token per line).")
-flags.DEFINE_string("output_dir", None, "Where the TFRecord shards and manifest.json go (must be empty unless --overwrite).")
+flags.DEFINE_string(
+    "output_dir", None, "Where the TFRecord shards and manifest.json go (must be empty unless --overwrite)."
+)
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP]s included.")
-flags.DEFINE_integer("num_processes", 1, "Packing processes; each has its own random stream and shards, so the output depends on this number.")
+flags.DEFINE_integer(
+    "num_processes", 1,
+    "Packing processes; each has its own random stream and shards, so the output depends on this number.",
+)
 flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (for uncased vocabularies).")
 flags.DEFINE_integer("seed", 1314, "Random seed for example construction.")
 flags.DEFINE_integer("num_shards", 100, "TFRecord files to write (per worker).")
-flags.DEFINE_bool("overwrite", False, "Replace earlier pretraining data in --output_dir (only our shards and manifests are removed).")
+flags.DEFINE_bool(
+    "overwrite", False, "Replace earlier pretraining data in --output_dir (only our shards and manifests are removed)."
+)
 flags.DEFINE_integer("worker_index", 0, "This machine's index when splitting the corpus across --num_workers machines.")
 flags.DEFINE_integer("num_workers", 1, "Machines sharing the corpus; worker i takes input files i, i+n, i+2n, ...")
-flags.DEFINE_bool("combine_manifests", False, "Only combine the workers' manifest parts in --output_dir into manifest.json.")
+flags.DEFINE_bool(
+    "combine_manifests", False, "Only combine the workers' manifest parts in --output_dir into manifest.json."
+)
 
 FLAGS = flags.FLAGS
 

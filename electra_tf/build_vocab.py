@@ -54,7 +54,9 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def count_words(texts: Iterable[str], do_lower_case: bool, progress: Optional[ProgressReporter] = None) -> collections.Counter:
+def count_words(
+    texts: Iterable[str], do_lower_case: bool, progress: Optional[ProgressReporter] = None
+) -> collections.Counter:
     """Counts BERT words (as the Tokenizer splits them) over texts; keys are str."""
     import tensorflow as tf
 
@@ -75,7 +77,9 @@ def count_words(texts: Iterable[str], do_lower_case: bool, progress: Optional[Pr
     return collections.Counter({word.decode("utf-8"): count for word, count in counts.items()})
 
 
-def learn_vocab(texts: Iterable[str], vocab_size: int, do_lower_case: bool = True, progress: Optional[ProgressReporter] = None) -> list[str]:
+def learn_vocab(
+    texts: Iterable[str], vocab_size: int, do_lower_case: bool = True, progress: Optional[ProgressReporter] = None
+) -> list[str]:
     """A WordPiece vocabulary of exactly vocab_size tokens learned from texts (see module doc)."""
     if vocab_size < MIN_VOCAB_SIZE:
         raise UserError(f"--vocab_size={vocab_size} is too small; use at least {MIN_VOCAB_SIZE}")
@@ -90,7 +94,10 @@ def learn_vocab(texts: Iterable[str], vocab_size: int, do_lower_case: bool = Tru
     tokens = _learn_with_threshold_search(word_counts, budget, max_unique_chars, progress)
     tokens = _trim_to_size(tokens, budget)
     if len(tokens) > budget:  # cannot happen while max_unique_chars <= (budget - 5) / 2
-        raise UserError(f"--vocab_size={vocab_size} cannot hold the corpus alphabet ({len(tokens) + BERT_UNUSED_SLOTS} tokens needed)")
+        raise UserError(
+            f"--vocab_size={vocab_size} cannot hold the corpus alphabet "
+            f"({len(tokens) + BERT_UNUSED_SLOTS} tokens needed)"
+        )
     return bert_layout(tokens[len(SPECIAL_TOKENS):], vocab_size)
 
 
@@ -270,8 +277,10 @@ def build_vocab(options: VocabOptions, *, progress_interval_seconds: float = 5.0
     fillers = len(tokens) - len(SPECIAL_TOKENS) - learned
     replaced = f", {stats.replaced_bytes:,} invalid UTF-8 sequences replaced" if stats.replaced_bytes else ""
     print(
-        f"wrote {options.output_file}: {len(tokens):,} tokens ({len(SPECIAL_TOKENS)} special at BERT's ids 0 and 100-103, "
-        f"{learned:,} characters and learned pieces, {fillers:,} [unusedN] fillers), {'uncased' if options.do_lower_case else 'cased'}; "
+        f"wrote {options.output_file}: {len(tokens):,} tokens "
+        f"({len(SPECIAL_TOKENS)} special at BERT's ids 0 and 100-103, "
+        f"{learned:,} characters and learned pieces, {fillers:,} [unusedN] fillers), "
+        f"{'uncased' if options.do_lower_case else 'cased'}; "
         f"read {stats.lines:,} lines from {len(paths)} files{replaced} in {time.monotonic() - started:.1f} s"
     )
     return {"tokens": tokens, "files": len(paths), "lines": stats.lines, "replaced_bytes": stats.replaced_bytes}
@@ -282,8 +291,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     corpus.define_flags(flag_values)
     flags.DEFINE_multi_string("corpus", None, "Older spelling of --corpus_dir that may be repeated; its values "
                               "are added to --corpus_dir's.", flag_values=flag_values)
-    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.", flag_values=flag_values)
-    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).", flag_values=flag_values)
+    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).",
+                        flag_values=flag_values)
     flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.",
                       flag_values=flag_values)
     flags.DEFINE_integer("max_lines", None, "Read at most this many lines (bounds the time).", flag_values=flag_values)

@@ -162,7 +162,9 @@ def _stdlib_sources(root: str) -> Iterator[tuple[str, str]]:
     """(relative path, absolute path) of the standard library's .py files, sorted."""
     found = []
     for directory, subdirectories, files in os.walk(root):  # the installed stdlib, not a user path
-        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES and not d.startswith("test_"))
+        subdirectories[:] = sorted(
+            d for d in subdirectories if d not in SKIPPED_DIRECTORIES and not d.startswith("test_")
+        )
         for name in files:
             if name.endswith(".py") and not name.startswith("test_"):
                 path = os.path.join(directory, name)
@@ -214,7 +216,10 @@ def write_default_corpus(output_dir: str, max_bytes: Optional[int] = None, overw
         raise UserError(f"{output_dir}: exists and is not a directory; choose a new directory for the corpus")
     existing = sorted(fileio.listdir(output_dir)) if fileio.isdir(output_dir) else []
     if existing and not overwrite:
-        raise UserError(f"{output_dir}: directory is not empty ({len(existing)} entries); choose a new directory or pass --overwrite")
+        raise UserError(
+            f"{output_dir}: directory is not empty ({len(existing)} entries); "
+            "choose a new directory or pass --overwrite"
+        )
     fileio.makedirs(output_dir)
     for name in existing:
         if name.startswith(SHARD_PREFIX) and name.endswith(".txt"):

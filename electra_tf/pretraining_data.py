@@ -68,11 +68,15 @@ class BuildOptions:
 
 def _validate_options(options: BuildOptions) -> None:
     checks = [
-        (options.max_seq_length >= MIN_RANDOM_TARGET_LENGTH, f"--max_seq_length={options.max_seq_length} must be at least {MIN_RANDOM_TARGET_LENGTH}"),
+        (options.max_seq_length >= MIN_RANDOM_TARGET_LENGTH,
+         f"--max_seq_length={options.max_seq_length} must be at least {MIN_RANDOM_TARGET_LENGTH}"),
         (options.num_processes >= 1, f"--num_processes={options.num_processes} must be at least 1"),
         (options.num_workers >= 1, f"--num_workers={options.num_workers} must be at least 1"),
-        (0 <= options.worker_index < options.num_workers, f"--worker_index={options.worker_index} must be in [0, --num_workers={options.num_workers})"),
-        (options.num_shards >= options.num_processes, f"--num_shards={options.num_shards} must be at least --num_processes={options.num_processes} (each process writes its own shards)"),
+        (0 <= options.worker_index < options.num_workers,
+         f"--worker_index={options.worker_index} must be in [0, --num_workers={options.num_workers})"),
+        (options.num_shards >= options.num_processes,
+         f"--num_shards={options.num_shards} must be at least --num_processes={options.num_processes} "
+         "(each process writes its own shards)"),
         (bool(options.output_dir), "--output_dir is required"),
         (bool(options.vocab_file), "--vocab_file is required"),
         (bool(options.corpus_dir), "--corpus_dir is required"),
@@ -360,7 +364,8 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
                     writers.append(tf.io.TFRecordWriter(os.path.join(options.output_dir, name)))
                 except (tf.errors.OpError, OSError) as error:
                     raise UserError(
-                        f"{os.path.join(options.output_dir, name)}: cannot create shard ({getattr(error, 'message', error)}); "
+                        f"{os.path.join(options.output_dir, name)}: cannot create shard "
+                        f"({getattr(error, 'message', error)}); "
                         "check --output_dir, or pass a smaller --num_shards if too many files are open"
                     ) from None
             config = {
@@ -457,7 +462,9 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
         "build_seconds": round(elapsed, 3),
     }
     fileio.write_json_atomic(
-        os.path.join(options.output_dir, manifest_file_name(options.worker_index, options.num_workers)), manifest, indent=1
+        os.path.join(options.output_dir, manifest_file_name(options.worker_index, options.num_workers)),
+        manifest,
+        indent=1,
     )
     stream = progress_stream if progress_stream is not None else sys.stderr
     progress.finish()

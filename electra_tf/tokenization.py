@@ -14,9 +14,10 @@ a plain sigma) and apply compatibility (NFKC-style) mappings, which the referenc
 module does steps 1 and 3 itself with ops that behave like Python (`tf.strings.lower` is ICU's full
 lower-case mapping, final sigma included; `normalize_utf8(NFD)`; RE2 `\\p{Mn}`), and hands the
 normalised text to FastWordpieceTokenizer, whose end-to-end mode does steps 2, 4 and 5 with BERT's
-own white space, punctuation and CJK definitions (checked code point by code point in the tests). Its word limit counts bytes, not characters, so it is given a
-limit of 4 bytes x 100 characters and words over 100 characters are replaced beforehand by a
-character that is not in the vocabulary (so they become one [UNK], as in the reference).
+own white space, punctuation and CJK definitions (checked code point by code point in the tests).
+Its word limit counts bytes, not characters, so it is given a limit of 4 bytes x 100 characters
+and words over 100 characters are replaced beforehand by a character that is not in the
+vocabulary (so they become one [UNK], as in the reference).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def load_vocab(vocab_file: str) -> list[str]:
     try:
         lines = fileio.read_text(name).split("\n")
     except UnicodeDecodeError as error:
-        raise UserError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start}); a vocabulary is UTF-8, one token per line") from None
+        raise UserError(
+            f"{name}: not UTF-8 text ({error.reason} at byte {error.start}); a vocabulary is UTF-8, one token per line"
+        ) from None
     except fileio.errors() as error:
         raise UserError(f"{name}: cannot read vocabulary file ({_reason(error)})") from None
     # BERT's reader strips each line; a final newline leaves one empty string at the end.
@@ -88,17 +91,27 @@ def load_vocab(vocab_file: str) -> list[str]:
     while tokens and not tokens[-1]:
         tokens.pop()
     if not tokens:
-        raise UserError(f"{name}: vocabulary file is empty; it needs one token per line, including {' '.join(SPECIAL_TOKENS)}")
+        raise UserError(
+            f"{name}: vocabulary file is empty; it needs one token per line, including {' '.join(SPECIAL_TOKENS)}"
+        )
     first_line_of: dict[str, int] = {}
     for line_number, token in enumerate(tokens, start=1):
         if not token:
-            raise UserError(f"{name}:{line_number}: blank line in vocabulary; every line must hold one token (its id is the line number - 1)")
+            raise UserError(
+                f"{name}:{line_number}: blank line in vocabulary; "
+                "every line must hold one token (its id is the line number - 1)"
+            )
         if any(char.isspace() for char in token):
             # BERT never produces a word with white space in it, and FastWordpieceTokenizer
             # mis-tokenizes neighbouring words when such a token is in its vocabulary.
-            raise UserError(f"{name}:{line_number}: token {token!r} contains white space; a WordPiece token is one word")
+            raise UserError(
+                f"{name}:{line_number}: token {token!r} contains white space; a WordPiece token is one word"
+            )
         if token in first_line_of:
-            raise UserError(f"{name}:{line_number}: duplicate token {token!r} (first on line {first_line_of[token]}); each token must appear once")
+            raise UserError(
+                f"{name}:{line_number}: duplicate token {token!r} (first on line {first_line_of[token]}); "
+                "each token must appear once"
+            )
         first_line_of[token] = line_number
     missing = [token for token in SPECIAL_TOKENS if token not in first_line_of]
     if missing:
@@ -184,7 +197,9 @@ class Tokenizer(tf.Module):
             (char for char in _UNKNOWN_WORD_CANDIDATES if char not in self.token_to_id), None
         )
         if self._unknown_word is None:
-            raise UserError(f"{self.vocab_file}: vocabulary contains every character U+E000..U+E0FF; cannot mark over-long words")
+            raise UserError(
+                f"{self.vocab_file}: vocabulary contains every character U+E000..U+E0FF; cannot mark over-long words"
+            )
         self._wordpiece = tf_text.FastWordpieceTokenizer(
             vocab=self.vocab,
             suffix_indicator="##",
@@ -260,7 +275,9 @@ class Tokenizer(tf.Module):
         for token_id in ids:
             token_id = int(token_id)
             if not 0 <= token_id < self.vocab_size:
-                raise ValueError(f"token id {token_id} is outside the vocabulary of {self.vocab_size} ({self.vocab_file})")
+                raise ValueError(
+                    f"token id {token_id} is outside the vocabulary of {self.vocab_size} ({self.vocab_file})"
+                )
             tokens.append(self.vocab[token_id])
         return tokens
 

@@ -28,7 +28,9 @@ def read_records(path):
 
 
 def build(tmp_path, corpus_dir, vocab_file, name="out", **overrides):
-    options = BuildOptions(corpus_dir=str(corpus_dir), vocab_file=str(vocab_file), output_dir=str(tmp_path / name), **overrides)
+    options = BuildOptions(
+        corpus_dir=str(corpus_dir), vocab_file=str(vocab_file), output_dir=str(tmp_path / name), **overrides
+    )
     stream = io.StringIO()
     manifest = pretraining_data.build_pretraining_data(options, progress_stream=stream)
     return manifest, stream.getvalue()
@@ -70,7 +72,9 @@ def expected_records(files, tokenizer, max_seq_length, seed, process_index):
 
 
 def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_corpus, bert_vocab_file, tokenizer):
-    manifest, log = build(tmp_path, wiki_corpus, bert_vocab_file, max_seq_length=64, num_processes=2, num_shards=5, seed=7)
+    manifest, log = build(
+        tmp_path, wiki_corpus, bert_vocab_file, max_seq_length=64, num_processes=2, num_shards=5, seed=7
+    )
     output = tmp_path / "out"
     files = sorted(str(path) for path in wiki_corpus.iterdir())
     names = [pretraining_manifest.shard_file_name(index, 5) for index in range(5)]
@@ -123,7 +127,9 @@ def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_cor
     # The reader API takes the directory.
     files_read, manifest_read = pretraining_dataset.resolve_pretraining_data(str(output))
     assert files_read == [str(output / name) for name in names]
-    pretraining_manifest.check_manifest_compatible(manifest_read, vocab_size=30522, do_lower_case=True, max_seq_length=64, source=str(output))
+    pretraining_manifest.check_manifest_compatible(
+        manifest_read, vocab_size=30522, do_lower_case=True, max_seq_length=64, source=str(output)
+    )
     batch = next(iter(pretraining_dataset.make_pretraining_dataset(files_read, 16, 64, seed=1)))
     assert batch["input_ids"].shape == (16, 64) and batch["input_ids"].dtype == tf.int32
 
@@ -133,10 +139,15 @@ def test_workers_write_parts_that_combine(tmp_path, bert_vocab_file):
     corpus_dir.mkdir()
     for index in range(3):
         (corpus_dir / f"part{index}.txt").write_text(
-            "".join(f"Document {index} sentence {n} about topic {n * index}.\n" + ("\n" if n % 4 == 3 else "") for n in range(40))
+            "".join(
+                f"Document {index} sentence {n} about topic {n * index}.\n" + ("\n" if n % 4 == 3 else "")
+                for n in range(40)
+            )
         )
     manifests = [
-        build(tmp_path, corpus_dir, bert_vocab_file, max_seq_length=32, num_shards=2, worker_index=worker, num_workers=2)[0]
+        build(
+            tmp_path, corpus_dir, bert_vocab_file, max_seq_length=32, num_shards=2, worker_index=worker, num_workers=2
+        )[0]
         for worker in range(2)
     ]
     output = tmp_path / "out"
@@ -226,9 +237,13 @@ def run_cli(*args):
 
 
 def test_cli_errors_are_one_line(tmp_path, bert_vocab_file):
-    missing = run_cli(f"--corpus_dir={tmp_path}/missing.txt", f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path}/out")
+    missing = run_cli(
+        f"--corpus_dir={tmp_path}/missing.txt", f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path}/out"
+    )
     assert missing.returncode == 2
-    assert missing.stderr.strip().endswith(f"error: {tmp_path}/missing.txt: no such file or directory (from --corpus_dir)")
+    assert missing.stderr.strip().endswith(
+        f"error: {tmp_path}/missing.txt: no such file or directory (from --corpus_dir)"
+    )
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().split("\n")) == 1
 
     (tmp_path / "a.txt").write_text("text\n")
@@ -241,8 +256,8 @@ def test_cli_errors_are_one_line(tmp_path, bert_vocab_file):
 
 def test_cli_builds(tmp_path, bert_vocab_file):
     (tmp_path / "a.txt").write_text("The first document has two lines.\nThis is the second.\n\nA second document.\n")
-    result = run_cli(f"--corpus_dir={tmp_path}/a.txt", f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path}/out",
-                     "--max_seq_length=16", "--num_shards=2", "--num_processes=2")
+    result = run_cli(f"--corpus_dir={tmp_path}/a.txt", f"--vocab_file={bert_vocab_file}",
+                     f"--output_dir={tmp_path}/out", "--max_seq_length=16", "--num_shards=2", "--num_processes=2")
     assert result.returncode == 0, result.stderr
     assert "wrote " in result.stderr.strip().split("\n")[-1]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -253,7 +268,10 @@ def test_unreadable_input_is_refused_before_any_work(tmp_path, bert_vocab_file, 
     # Tests may run as root, which can read anything, so the permission check is simulated.
     (tmp_path / "locked.txt").write_text("secret\n")
     real_access = os.access
-    monkeypatch.setattr(pretraining_data.os, "access", lambda path, mode: False if path.endswith("locked.txt") else real_access(path, mode))
+    monkeypatch.setattr(
+        pretraining_data.os, "access",
+        lambda path, mode: False if path.endswith("locked.txt") else real_access(path, mode),
+    )
     with pytest.raises(UserError, match=r"locked.txt: cannot read \(permission denied\)"):
         build(tmp_path, tmp_path / "locked.txt", bert_vocab_file, num_shards=1)
     assert not os.path.exists(tmp_path / "out")

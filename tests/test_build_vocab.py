@@ -48,7 +48,9 @@ def test_layout_special_tokens_first_and_exact_size(learned):
 def test_learned_vocab_tokenizes_held_out_text_with_few_unknowns(learned):
     tokens, path, held_out = learned
     tokenizer = Tokenizer(path)
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id) == (0, 100, 101, 102, 103)
+    assert (
+        tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id
+    ) == (0, 100, 101, 102, 103)
     ids = [i for row in tokenizer.encode(held_out) for i in row]
     words = sum(len(line.split()) for line in held_out)
     assert len(ids) > words  # WordPiece splits rarer words

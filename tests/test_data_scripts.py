@@ -412,7 +412,8 @@ def page(page_id: int, title: str, text: str, namespace: int = 0, redirect: str 
 
 WIKI_ARTICLE = """{{Short description|Fictional town}}
 {{Infobox settlement|name=Exampleville|population={{formatnum:1200}}}}
-'''Exampleville''' is a small [[town]] in [[Examplia|the Republic of Examplia]].<ref>{{cite web|url=http://example.org|title=Ref}}</ref> It has a [[river]]s and a [http://example.org market].
+'''Exampleville''' is a small [[town]] in [[Examplia|the Republic of Examplia]].\
+<ref>{{cite web|url=http://example.org|title=Ref}}</ref> It has a [[river]]s and a [http://example.org market].
 
 == History ==
 The town was founded in 1850 by [[settler]]s.<!-- citation needed -->

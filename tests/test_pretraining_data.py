@@ -194,7 +194,10 @@ def test_hand_encoded_examples_parse_identically_to_tf_train_example():
     ]
     for max_seq_length in (16, 40, 200):
         encoder = ExampleEncoder(max_seq_length, CLS, SEP)
-        fitted = [(first[: max_seq_length - 2], second[: max(0, max_seq_length - len(first) - 3)]) for first, second in examples]
+        fitted = [
+            (first[: max_seq_length - 2], second[: max(0, max_seq_length - len(first) - 3)])
+            for first, second in examples
+        ]
         records = encoder.encode(fitted)
         arrays = layout_examples(fitted, max_seq_length, CLS, SEP)
         for row, record in enumerate(records):
@@ -202,7 +205,8 @@ def test_hand_encoded_examples_parse_identically_to_tf_train_example():
             assert tf.train.Example.FromString(record) == expected
             assert record == expected.SerializeToString(deterministic=True)
             parsed = tf.io.parse_single_example(
-                record, {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in example_encoding.FEATURE_NAMES}
+                record,
+                {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in example_encoding.FEATURE_NAMES},
             )
             for name, array in zip(example_encoding.FEATURE_NAMES, arrays):
                 np.testing.assert_array_equal(parsed[name].numpy(), array[row])
@@ -266,8 +270,12 @@ def test_training_dataset_repeats_shuffles_and_shards_by_input_context(tmp_path)
     assert seen[:40].tolist() != list(range(40))
 
     def pipeline_ids(num_files, pipeline_id):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
-        data = pretraining_dataset.make_pretraining_dataset(files[:num_files], 8, 4, is_training=False, input_context=context)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
+        data = pretraining_dataset.make_pretraining_dataset(
+            files[:num_files], 8, 4, is_training=False, input_context=context
+        )
         batches = list(data.as_numpy_iterator())
         assert all(batch["input_ids"].shape == (4, 4) for batch in batches)  # per-replica batch 8 / 2
         return set(np.concatenate([batch["input_ids"][:, 1] for batch in batches]).tolist())
@@ -314,7 +322,9 @@ def test_resolve_directory_with_manifest_and_errors(tmp_path):
 
 def test_check_manifest_compatible_names_the_field():
     manifest = {"max_seq_length": 128, "do_lower_case": True, "vocab_size": 30522, "vocab_file": "v.txt"}
-    pretraining_manifest.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=True, max_seq_length=128, source="d")
+    pretraining_manifest.check_manifest_compatible(
+        manifest, vocab_size=30522, do_lower_case=True, max_seq_length=128, source="d"
+    )
     with pytest.raises(UserError) as error:
         pretraining_manifest.check_manifest_compatible(
             manifest, vocab_size=30522, do_lower_case=True, max_seq_length=512, source="data/manifest.json"
@@ -323,10 +333,16 @@ def test_check_manifest_compatible_names_the_field():
         "data/manifest.json: built with max_seq_length 128 but the model expects 512; rebuild the data or pass "
         "--hparams '{\"max_seq_length\": 128}'"
     )
-    with pytest.raises(UserError, match="data/manifest.json: built with a vocabulary of 30522 tokens .* vocab_size is 100"):
-        pretraining_manifest.check_manifest_compatible(manifest, vocab_size=100, do_lower_case=True, max_seq_length=128, source="data/manifest.json")
+    with pytest.raises(
+        UserError, match="data/manifest.json: built with a vocabulary of 30522 tokens .* vocab_size is 100"
+    ):
+        pretraining_manifest.check_manifest_compatible(
+            manifest, vocab_size=100, do_lower_case=True, max_seq_length=128, source="data/manifest.json"
+        )
     with pytest.raises(UserError, match="built with do_lower_case true but the model expects false"):
-        pretraining_manifest.check_manifest_compatible(manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m")
+        pretraining_manifest.check_manifest_compatible(
+            manifest, vocab_size=30522, do_lower_case=False, max_seq_length=128, source="m"
+        )
 
 
 def test_check_manifest_compatible_compares_special_token_ids():
@@ -335,9 +351,13 @@ def test_check_manifest_compatible_compares_special_token_ids():
         "special_token_ids": {"pad_token_id": 0, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4},
     }
     shape = dict(vocab_size=8000, do_lower_case=True, max_seq_length=128, source="m")
-    pretraining_manifest.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 4})
+    pretraining_manifest.check_manifest_compatible(
+        manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 4}
+    )
     with pytest.raises(UserError) as error:
-        pretraining_manifest.check_manifest_compatible(manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 103})
+        pretraining_manifest.check_manifest_compatible(
+            manifest, **shape, special_token_ids={"cls_token_id": 2, "mask_token_id": 103}
+        )
     assert str(error.value) == (
         "m: the vocabulary (v.txt) has mask_token_id 4 but the model uses 103; pass --hparams '{\"mask_token_id\": 4}'"
     )

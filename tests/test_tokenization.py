@@ -208,7 +208,10 @@ def test_every_code_point_is_handled_like_bert(tmp_path):
     # Python's Unicode tables than in TensorFlow's ICU (40 capitals from Unicode 14 with TF 2.21).
     normalized = normalize_texts(tf.constant(chars), True).numpy()
     kept = [(c, n.decode("utf-8")) for c, n in zip(chars, normalized) if unicodedata.category(c) not in ("Cc", "Cf")]
-    reference = {c: "".join(x for x in unicodedata.normalize("NFD", c.lower()) if unicodedata.category(x) != "Mn") for c, _ in kept}
+    reference = {
+        c: "".join(x for x in unicodedata.normalize("NFD", c.lower()) if unicodedata.category(x) != "Mn")
+        for c, _ in kept
+    }
     differing = [(hex(ord(c)), unicodedata.name(c, "?")) for c, n in kept if n != reference[c] and c != "\ufffd"]
     print(differing)
     assert len(differing) <= 64 and all(unicodedata.category(chr(int(code, 16))) == "Lu" for code, _ in differing)
