@@ -5,13 +5,18 @@ relates them (and the shapes the config implies). The in-memory form a conversio
 is :class:`ElectraWeights`: the config plus numpy arrays keyed by the Keras variable path of
 ``ElectraPretrainer`` (kernels [in, out]).
 
-    electra_tf (Keras path)              official (TF1 checkpoint)                     Hugging Face
-    electra/embeddings/word_embeddings   electra/embeddings/word_embeddings            electra.embeddings.word_embeddings.weight
+    electra_tf (Keras path)              official (TF1 checkpoint)
+                                         Hugging Face
+    electra/embeddings/word_embeddings   electra/embeddings/word_embeddings
+                                         electra.embeddings.word_embeddings.weight
     electra/layer_{i}/query/kernel       electra/encoder/layer_{i}/attention/self/query/kernel
-                                                                                       electra.encoder.layer.{i}.attention.self.query.weight (transposed)
-    discriminator_predictions/dense_1    discriminator_predictions/dense_1             discriminator_predictions.dense_prediction
-    generator/layer_{i}/...              generator/encoder/layer_{i}/...               (generator model) electra.encoder.layer.{i}...
-    generator_predictions/output_bias    generator_predictions/output_bias             (generator model) generator_lm_head.bias
+                                         electra.encoder.layer.{i}.attention.self.query.weight (transposed)
+    discriminator_predictions/dense_1    discriminator_predictions/dense_1
+                                         discriminator_predictions.dense_prediction
+    generator/layer_{i}/...              generator/encoder/layer_{i}/...
+                                         (generator model) electra.encoder.layer.{i}...
+    generator_predictions/output_bias    generator_predictions/output_bias
+                                         (generator model) generator_lm_head.bias
 
 Variables fall in parts: ``embeddings`` (shared), ``discriminator`` (its projection and
 layers), ``discriminator_head``, ``generator`` (its own embeddings when untied, projection,

@@ -27,9 +27,10 @@
 
 The head's variables live under ``task_specific/`` (the reference's scope), so the layer-wise
 optimizer gives them the full learning rate. Their kernels start glorot-uniform, as the
-reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss`` returns the task
-loss summed over the global batch, as the reference sums it; labels are a dict: {"label"} (class id or float score) or {"start_position",
-"end_position", "is_impossible"} for spans, {"tag_ids", "tag_weights"} [batch, seq] for tagging.
+reference's tf.layers.dense calls without an initializer do. ``FinetuningModel.compute_loss``
+returns the task loss summed over the global batch, as the reference sums it; labels are a dict:
+{"label"} (class id or float score) or {"start_position", "end_position", "is_impossible"} for
+spans, {"tag_ids", "tag_weights"} [batch, seq] for tagging.
 """
 
 from __future__ import annotations
