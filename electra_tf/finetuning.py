@@ -574,7 +574,9 @@ def squad_file(data_dir: str, filename: str, version: str) -> str:
                     "or use --squad_holdout_articles to train on part of the dev file")
 
 
-def prepare_squad(task, options, tokenizer, settings) -> TaskData:
+def prepare_squad(task, options, tokenizer, settings, with_train: bool = True) -> TaskData:
+    """SQuAD windows for training and dev; ``with_train=False`` (scoring a fine-tuned model)
+    reads and windows the dev questions only, and needs no training file."""
     from electra_tf import squad
 
     if options.use_tfds:
@@ -603,24 +605,31 @@ def prepare_squad(task, options, tokenizer, settings) -> TaskData:
                         "articles": options.squad_holdout_articles,
                         "note": "last articles of the dev file"}}}
         else:
-            train_path = squad_file(options.data_dir, task.train_file, task.version)
-            train_examples, train_stats = squad.read_squad(train_path, is_training=True,
-                                                           version=task.version)
+            train_examples, train_stats = [], {}
+            if with_train:
+                train_path = squad_file(options.data_dir, task.train_file, task.version)
+                train_examples, train_stats = squad.read_squad(train_path, is_training=True,
+                                                               version=task.version)
             dev_examples, dev_stats = squad.read_squad(dev_path, is_training=False,
                                                        version=task.version)
             info = {"splits": {"train": train_stats, "dev": dev_stats}}
     if options.max_train_examples:
         train_examples = train_examples[:options.max_train_examples]
     dev_examples = _subset(dev_examples, options.max_eval_examples)
-    train_features, _, train_counts = squad.featurize(train_examples, tokenizer, settings,
-                                                      is_training=True)
-    if not train_features:
-        raise UserError(f"[{task.name}] no training windows could be built")
-    inputs, labels = squad.feature_arrays(train_features)
+    inputs, labels, train_counts = {}, {}, {}
+    if with_train:
+        train_features, _, train_counts = squad.featurize(train_examples, tokenizer, settings,
+                                                          is_training=True)
+        if not train_features:
+            raise UserError(f"[{task.name}] no training windows could be built")
+        inputs, labels = squad.feature_arrays(train_features)
     dev_features, dev_pieces, dev_counts = squad.featurize(dev_examples, tokenizer, settings,
                                                            is_training=False)
     dev_inputs, _ = squad.feature_arrays(dev_features)
-    info["splits"]["train"].update(used_questions=len(train_examples), **train_counts)
+    if with_train:
+        info["splits"]["train"].update(used_questions=len(train_examples), **train_counts)
+    else:
+        info["splits"].pop("train", None)
     info["splits"]["dev"].update(used_questions=len(dev_examples), **dev_counts)
     return TaskData(inputs, labels,
                     {"dev": (dev_inputs, None, dev_examples, (dev_features, dev_pieces))}, {},
@@ -1257,11 +1266,9 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
     directory = _find_finetuned(options, task_name)
     head = fileio.read_json(os.path.join(directory, HEAD_FILE))
     task = resolve_tasks(options, labels=head.get("label_names"))[0]
-    from electra_tf import token_classification
+    from electra_tf import squad, token_classification
 
-    if task.is_squad or token_classification.is_tagging(task):
-        raise UserError("--do_train=false scores sentence tasks (GLUE, custom); for SQuAD, NER and "
-                        "chunking use the exported model or fine-tune again")
+    tagging = token_classification.is_tagging(task)
     if head["task"] != task.name:
         raise UserError(f"{directory}/{HEAD_FILE}: this model was fine-tuned on {head['task']}, "
                         f"not {task.name}; pass --task={head['task']} (with --task_name for "
@@ -1271,12 +1278,30 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
         raise UserError(f"{out_dir} already exists; pass --overwrite to replace it")
     if not head.get("vocab_file"):
         raise UserError(f"{directory}/{HEAD_FILE}: no vocab_file recorded; re-run fine-tuning")
-    if not isinstance(task, finetuning_tasks.CustomTask) and not options.use_tfds:
+    if not (isinstance(task, finetuning_tasks.CustomTask) or task.is_squad or tagging
+            or options.use_tfds):
         _check_dev_files(task, options)
     distribution.set_mixed_precision(options.mixed_precision)
     tokenizer = tokenization.Tokenizer(os.path.join(directory, head["vocab_file"]),
                                        do_lower_case=head["do_lower_case"])
-    data = prepare_glue(task, options, tokenizer, head["max_seq_length"], with_train=False)
+    if tagging:
+        # The tag set and its encoding are the model's, not the flags'.
+        settings = head.get("tagging", {})
+        options = dataclasses.replace(
+            options, tag_column=settings.get("tag_column", options.tag_column),
+            tagging_scheme=settings.get("scheme", options.tagging_scheme),
+            tagging_segment_id=settings.get("segment_id", options.tagging_segment_id))
+        task, data = token_classification.prepare_data(task, options, tokenizer, head["max_seq_length"],
+                                                       tag_names=tuple(head["label_names"]))
+    elif task.is_squad:
+        # Windows and decoding as the model was fine-tuned with (head.json's "squad").
+        recorded = head.get("squad") or {}
+        fields = {field.name for field in dataclasses.fields(squad.SquadSettings)}
+        settings = squad.SquadSettings(**{k: v for k, v in recorded.items() if k in fields})
+        options = dataclasses.replace(options, **dataclasses.asdict(settings))
+        data = prepare_squad(task, options, tokenizer, settings, with_train=False)
+    else:
+        data = prepare_glue(task, options, tokenizer, head["max_seq_length"], with_train=False)
     if strategy is None:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
     with strategy.scope():
@@ -1284,7 +1309,13 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
     log(f"[{task.name}] scoring {directory} (no training)")
     writing = fileio.temporary_name(out_dir)
     try:
-        metrics = _evaluate_sentence_task(task, model, data, options, writing)
+        fileio.makedirs(writing)
+        if tagging:
+            metrics = token_classification.evaluate(task, model, data, options, writing)
+        elif task.is_squad:
+            metrics = _evaluate_squad(task, model, data, options, writing)
+        else:
+            metrics = _evaluate_sentence_task(task, model, data, options, writing)
         fileio.write_json_atomic(os.path.join(writing, RESULTS_FILENAME), {
             "task": task.name, "finetuned_dir": fileio.abspath(directory), "metrics": metrics,
             "headline_metric": task.headline_metric, "data": data.info}, sort_keys=True)

@@ -383,13 +383,15 @@ def _log_truncation(task, split: str, truncated: int, total: int, max_seq_length
             f"--max_seq_length={max_seq_length} WordPieces and {fate}")
 
 
-def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
+def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
+                 tag_names: Optional[tuple] = None):
     """Reads, tags and aligns every split for fine-tuning.
 
     Args:
       task: a registry TaggingTask (no tag set yet).
       options: finetuning.FinetuningOptions (data_dir, tag_column, tagging_scheme, limits).
       tokenizer: the Tokenizer; max_seq_length: the packed length.
+      tag_names: a fine-tuned model's tag set; then no training file is read (scoring only).
     Returns:
       (the task with tag_column, scheme and tag_names set, finetuning.TaskData): training
       arrays [n, max_seq_length] from ``align``; eval_sets["dev"] = (features, None,
@@ -408,6 +410,8 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
                                scheme=options.tagging_scheme,
                                segment_id=options.tagging_segment_id)
     info = {"splits": {}}
+    if tag_names is not None:
+        return _prepare_eval_only(task, options, tokenizer, max_seq_length, tuple(tag_names), info)
     train, stats = read_conll(split_file(options.data_dir, task, "train"), task.tag_column)
     if options.max_train_examples:
         order = np.random.RandomState(options.seed).permutation(len(train))
@@ -423,6 +427,23 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
     _log_truncation(task, "train", truncated, len(train), max_seq_length)
     info["splits"]["train"] = dict(stats, used=len(train), truncated=truncated)
     info["tag_names"] = list(tag_names)
+    eval_sets, test_sets = _eval_and_test_sets(task, options, tokenizer, max_seq_length, info)
+    return task, finetuning.TaskData(features, labels, eval_sets, test_sets, info)
+
+
+def _prepare_eval_only(task, options, tokenizer, max_seq_length, tag_names, info):
+    """prepare_data for scoring a fine-tuned model: its tag set, no training file."""
+    from electra_tf import finetuning
+
+    task = dataclasses.replace(task, tag_names=tag_names)
+    info["tag_names"] = list(tag_names)
+    eval_sets, test_sets = _eval_and_test_sets(task, options, tokenizer, max_seq_length, info)
+    return task, finetuning.TaskData({}, {}, eval_sets, test_sets, info)
+
+
+def _eval_and_test_sets(task, options, tokenizer, max_seq_length, info):
+    """(eval_sets, test_sets) of prepare_data for ``task`` (its tag_names set); fills info."""
+    tag_names = task.tag_names
     eval_sets = {}
     for split in task.dev_splits:
         sentences, stats = read_conll(split_file(options.data_dir, task, split), task.tag_column)
@@ -451,7 +472,7 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int):
             _log_truncation(task, split, truncated, len(sentences), max_seq_length)
             info["splits"][split] = dict(stats, used=len(sentences), truncated=truncated)
             test_sets[split] = (test_features, (sentences, positions))
-    return task, finetuning.TaskData(features, labels, eval_sets, test_sets, info)
+    return eval_sets, test_sets
 
 
 def _write_tagged(path: str, rows_per_sentence) -> None:

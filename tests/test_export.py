@@ -375,6 +375,28 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
     assert (head["span_head"], head["beam_size"]) == ("joint", 20)
 
 
+
+def test_scoring_a_fine_tuned_squad_model_without_training_repeats_its_dev_metrics(
+        exported, shared_data, tmp_path):
+    root, _ = exported
+    trained = json.loads((root / "squad" / "squad-v2.0" / "results.json").read_text())
+    trained = trained["trials"][0]["metrics"]
+    # No training file is needed to score, and the windows are the model's (head.json), not
+    # the flags' defaults (512 / 128 / 64).
+    data = tmp_path / "dev_only"
+    data.mkdir()
+    (data / "dev-v2.0.json").write_text((root / "squad_data" / "dev-v2.0.json").read_text())
+    options = finetuning.FinetuningOptions(
+        tasks="squad-v2.0", output_dir=str(tmp_path / "scored"), data_dir=str(data),
+        do_train=False, finetuned_dir=str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
+        log_every_steps=1000)
+    metrics = finetuning.run_finetuning(options)["tasks"]["squad-v2.0"]
+    for name in ("exact_match", "f1", "null_threshold"):
+        assert metrics[name] == pytest.approx(trained[name], abs=1e-4), name
+    scored = root / "squad" / "squad-v2.0" / "trial_1"
+    assert json.loads((tmp_path / "scored" / "squad-v2.0" / "scored" / "dev_predictions.json")
+                      .read_text()) == json.loads((scored / "dev_predictions.json").read_text())
+
 def test_squad_v11_export_answers_like_fine_tuning(exported, fresh_outputs):
     """SQuAD 1.1's joint head (no answerability classifier, always an answer): the served
     answer of every question is the one fine-tuning's decoder wrote, with its offsets, and the

@@ -218,6 +218,24 @@ def test_tiny_ner_fine_tune_learns_names_and_places(finetuned):
     assert head["tagging"]["scheme"] == "file"
 
 
+
+def test_scoring_the_fine_tuned_tagger_without_training_repeats_its_dev_metrics(finetuned, tmp_path):
+    out, _ = finetuned
+    trained = json.loads((out / "ner" / "results.json").read_text())["trials"][0]["metrics"]
+    # Flags that disagree with the model's encoding are overridden by its head.json.
+    options = finetuning.FinetuningOptions(
+        tasks="ner", output_dir=str(tmp_path / "scored"), data_dir=str(CONLL), do_train=False,
+        finetuned_dir=str(out / "ner"), tagging_scheme="bioes", log_every_steps=1000)
+    summary = finetuning.run_finetuning(options)
+    scored_dir = tmp_path / "scored" / "ner" / "scored"
+    scored = json.loads((scored_dir / "results.json").read_text())
+    assert summary["tasks"]["ner"] == scored["metrics"]
+    for name in ("precision", "recall", "f1"):
+        assert scored["metrics"][name] == pytest.approx(trained[name]), name
+    assert (scored_dir / "dev_predictions.txt").read_text() == (
+        out / "ner" / "trial_1" / "dev_predictions.txt").read_text()
+    assert (scored_dir / "test_predictions.txt").is_file()
+
 LONG = " ".join(["Anna Taylor met officials in Berlin"] * 8)
 TEXTS = ["Peter Smith visited Paris yesterday.", "", LONG,
          "Ünïcode café, 東京 and\tLaura!\x00 ok\x07ay"]
