@@ -408,11 +408,14 @@ def test_mlm_ablations_train_and_save_an_encoder(tmp_path, wiki_batches, tiny_co
     model.compile(optimizer=create_optimizer(config, 1000))
     batch = {key: value[:8] for key, value in wiki_batches.items()}
     first = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
-    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
+    # The copy-mechanism task starts near 2.2 (the input tokens are copied), the other near 10:
+    # a relative bound fits both. Measured over 45 steps: 10.36 -> 5.28 and 2.20 -> 1.13 (at 30
+    # steps the second fell by 0.99-1.05 from run to run, with the float sums' thread order).
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(45), epochs=1, verbose=0)
     last = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
     assert {"main_mlm_loss", "main_mlm_accuracy", "masked_lm_loss"} <= set(history.history)
     assert "disc_auc" not in history.history
-    assert last["main_mlm_loss"] < first["main_mlm_loss"] - 1.0
+    assert last["main_mlm_loss"] < 0.6 * first["main_mlm_loss"]
     directory = save_pretrained(model, tmp_path / "pretrained")
     loaded_config, backbone = load_pretrained_backbone(directory)
     assert loaded_config.discriminator_task == task
