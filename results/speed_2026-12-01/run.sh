@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks in a quiet window: pauses the background part-3 run (SIGSTOP) and resumes it after.
+# Benchmarks in a quiet window; the caller paused the background part-3 run (kill -STOP) first
+# and resumed it (kill -CONT) after.
 set -u
 cd /work/main/bench
 PY=/work/main/.venv/bin/python
