@@ -2,7 +2,7 @@
 
 What users import, from the modules that own it (see the README's "Code map"):
 
-    from electra_tf import Tokenizer, ElectraConfig, load_config
+    from electra_tf import Tokenizer, ElectraConfig, EncoderConfig, load_config
     from electra_tf import ElectraBackbone, ElectraPretrainer
     from electra_tf import save_pretrained, load_pretrained_backbone, load_pretrained_discriminator
 
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Tokenizer": "electra_tf.tokenization",
     "ElectraConfig": "electra_tf.config",
+    "EncoderConfig": "electra_tf.config",
     "load_config": "electra_tf.config",
     "ElectraBackbone": "electra_tf.modeling",
     "load_pretrained_backbone": "electra_tf.modeling",

@@ -1036,7 +1036,7 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
         if len(complete) == len(networks):
             save_pretrained(model, directory, overwrite=True)
         else:
-            weights.config.to_json_file(fileio.join(directory, CONFIG_FILE))
+            weights.config.to_model_json_file(fileio.join(directory, CONFIG_FILE))
             for name, network in complete.items():
                 network.save_weights(fileio.join(directory, name), overwrite=True)
         for name in set(networks) - set(complete):  # an overwrite must not leave stale parts
@@ -1118,7 +1118,8 @@ def _read_finetuned(directory: str) -> ElectraWeights:
         head, finetuned = finetuning.load_finetuned(directory)
     except (KeyError, ValueError) as error:
         raise UserError(f"{directory}: not a readable finetuned/ folder ({error})") from None
-    config = finetuned.backbone.config
+    # The whole config (the generator's sizes too), not only the backbone's encoder.
+    config = ElectraConfig.from_json_file(fileio.join(directory, "config.json"))
     pretrainer = ElectraPretrainer(config)
     # The same ElectraBackbone class and config: its weights line up one to one.
     pretrainer.backbone.set_weights(finetuned.backbone.get_weights())

@@ -1,4 +1,5 @@
-"""One configuration object for ELECTRA pretraining: model sizes, objective options, optimizer.
+"""One configuration object for ELECTRA pretraining (model sizes, objective options, optimizer),
+and the encoder sizes the layers are built from.
 
 Presets live as JSON files in the package's ``configs/`` folder (electra_small, electra_base,
 electra_large, bert_small, electra_mini, electra_tiny), package data that a wheel installs with
@@ -32,6 +33,64 @@ SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_i
 DISCRIMINATOR_TASKS = ("detection", "replace_mlm", "all_tokens_mlm")
 # The config keys holding the vocabulary ids the objective treats specially.
 SPECIAL_TOKEN_ID_KEYS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """One Transformer encoder's sizes and its layers' fixed settings: what the layers are built
+    from (KerasHub's backbones take the same explicit sizes).
+
+    ElectraConfig derives one for the discriminator (:attr:`ElectraConfig.encoder`) and one for
+    the generator (:attr:`ElectraConfig.generator_encoder`); the run's other settings (objective,
+    optimizer, schedule, bookkeeping) never reach the layers.
+
+    Example:
+
+        encoder = EncoderConfig(vocab_size=30522, embedding_size=128, hidden_size=256,
+                                num_hidden_layers=12, num_attention_heads=4,
+                                intermediate_size=1024)
+        backbone = electra_tf.modeling.ElectraBackbone(encoder)
+    """
+
+    vocab_size: int
+    embedding_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    paired_dropout_draws: bool = True
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "encoder config") -> "EncoderConfig":
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise UserError(f"{source}: unknown encoder config key '{unknown[0]}'; valid keys: "
+                            f"{', '.join(sorted(names))}")
+        return cls(**values)
+
+
+# The ElectraConfig keys that fix the shapes of the saved weights: a checkpoint's values win, and
+# fine-tuning refuses --hparams that change them. The other EncoderConfig keys (dropout, ...) may
+# differ between pretraining and fine-tuning.
+SIZE_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "intermediate_size", "max_position_embeddings", "type_vocab_size")
+# The ElectraConfig keys that belong to one run and not to the model it produces (optimizer,
+# schedule, batch sizes, bookkeeping): saved model folders (pretrained/, finetuned/) leave them
+# out, and the run's own model_dir/config.json keeps them for resuming.
+RUN_SETTING_KEYS = ("learning_rate", "lr_decay_power", "weight_decay_rate", "num_warmup_steps",
+                    "num_train_steps", "train_batch_size", "eval_batch_size", "adam_beta1",
+                    "adam_beta2", "adam_epsilon", "clip_norm", "save_checkpoints_steps",
+                    "keep_checkpoint_max", "num_eval_steps", "seed")
 
 
 @dataclasses.dataclass
@@ -176,6 +235,30 @@ class ElectraConfig:
             return self.generator_hidden
         return self.embedding_size
 
+    @property
+    def encoder(self) -> EncoderConfig:
+        """The discriminator's encoder (the masked LM's with electra_objective=false): the
+        network fine-tuning and export start from."""
+        return self._encoder(self.embedding_size, self.hidden_size, self.num_hidden_layers,
+                             self.num_attention_heads, self.intermediate_size)
+
+    @property
+    def generator_encoder(self) -> EncoderConfig:
+        """The generator's encoder (the full-size masked LM with electra_objective=false)."""
+        return self._encoder(self.generator_embedding_size, self.generator_hidden,
+                             self.generator_num_hidden_layers, self.generator_num_attention_heads,
+                             self.generator_intermediate_size)
+
+    def _encoder(self, embedding_size, hidden_size, layers, heads, intermediate) -> EncoderConfig:
+        return EncoderConfig(
+            vocab_size=self.vocab_size, embedding_size=embedding_size, hidden_size=hidden_size,
+            num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=intermediate,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size, hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
+            paired_dropout_draws=self.paired_dropout_draws,
+            initializer_range=self.initializer_range, layer_norm_eps=self.layer_norm_eps)
+
     # ----------------------------------------------------------------------------------------
     def validate(self, source: str = "config") -> None:
         """Raises UserError (one line, naming ``source``) if the sizes or options cannot work."""
@@ -234,7 +317,20 @@ class ElectraConfig:
         return dataclasses.asdict(self)
 
     def to_json_file(self, path: str | os.PathLike) -> None:
+        """The whole config: a run's model_dir/config.json, from which the run resumes."""
         fileio.write_json_atomic(path, self.to_dict(), sort_keys=True)
+
+    def model_dict(self) -> dict[str, Any]:
+        """What a saved model folder records: every key but the run's settings (RUN_SETTING_KEYS).
+
+        Reading such a file back (from_dict) gives those keys their defaults, which nothing that
+        loads a saved model uses.
+        """
+        return {key: value for key, value in self.to_dict().items() if key not in RUN_SETTING_KEYS}
+
+    def to_model_json_file(self, path: str | os.PathLike) -> None:
+        """Writes model_dict() (pretrained/ and finetuned/ folders' config.json)."""
+        fileio.write_json_atomic(path, self.model_dict(), sort_keys=True)
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "ElectraConfig":

@@ -76,12 +76,6 @@ def model_size(config) -> str:
     return "small"
 
 
-# Config keys that shape the weights; a checkpoint fixes them.
-ARCHITECTURE_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
-                     "num_attention_heads", "intermediate_size", "max_position_embeddings",
-                     "type_vocab_size")
-
-
 @dataclasses.dataclass
 class FinetuningOptions:
     tasks: str
@@ -188,7 +182,7 @@ def resolve_model_config(options: FinetuningOptions):
                 raise UserError(f"--init_checkpoint: {path} not found; point to the 'pretrained' "
                                 "directory that run_pretraining writes in its --model_dir")
         config = config_lib.ElectraConfig.from_json_file(config_path)
-        fixed = sorted(set(hparams) & set(ARCHITECTURE_KEYS))
+        fixed = sorted(set(hparams) & set(config_lib.SIZE_KEYS))
         if fixed:
             raise UserError(f"--hparams: {', '.join(fixed)} cannot change with --init_checkpoint "
                             f"(the weights in {directory} have the checkpoint's sizes)")
@@ -276,7 +270,7 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
                         beam_size=model.beam_size)
     clean.set_weights(model.get_weights())
     clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
-    config.to_json_file(os.path.join(directory, "config.json"))
+    config.to_model_json_file(os.path.join(directory, "config.json"))
     head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
             "pair": bool(getattr(task, "is_pair", False)),
             "answerable": model.answerable, "target_scale": model.target_scale,

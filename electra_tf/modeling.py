@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from electra_tf import fileio
-from electra_tf.config import ElectraConfig
+from electra_tf.config import ElectraConfig, EncoderConfig
 from electra_tf.errors import UserError
 
 # Added to attention scores of padding keys before the softmax (float32), as BERT does.
@@ -48,7 +48,7 @@ def gelu_erf(x):
     return keras.activations.gelu(x, approximate=False)
 
 
-def _initializer(config: ElectraConfig) -> keras.initializers.Initializer:
+def _initializer(config: EncoderConfig) -> keras.initializers.Initializer:
     # A fresh instance per variable: one unseeded instance reused would repeat its values.
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
@@ -97,14 +97,14 @@ class ElectraDense(keras.layers.Dense):
         return keras.KerasTensor(shape, dtype="float32")
 
 
-def _dense(units: int, config: ElectraConfig, name: str, activation=None,
+def _dense(units: int, config: EncoderConfig, name: str, activation=None,
            bias_initializer="zeros", kernel_initializer=None) -> ElectraDense:
     return ElectraDense(units, activation=activation,
                         kernel_initializer=kernel_initializer or _initializer(config),
                         bias_initializer=bias_initializer, name=name)
 
 
-def _layer_norm(config: ElectraConfig, name: str) -> keras.layers.LayerNormalization:
+def _layer_norm(config: EncoderConfig, name: str) -> keras.layers.LayerNormalization:
     # float32 under every policy (Keras computes a mixed-policy LayerNorm in float32 anyway, but
     # casts its output back): the activations between layers stay float32, see ElectraDense.
     return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name,
@@ -143,44 +143,64 @@ class ElectraDropout(keras.layers.Dropout):
         return ops.where(keep, scaled, ops.zeros_like(inputs))
 
 
-def _dropout(rate: float, config: ElectraConfig) -> keras.layers.Dropout:
+def _dropout(rate: float, config: EncoderConfig) -> keras.layers.Dropout:
     # float32 masks: drawing bfloat16 uniforms is 3x slower on CPU (see ElectraDense).
     layer = ElectraDropout if config.paired_dropout_draws else keras.layers.Dropout
     return layer(rate, dtype="float32")
 
 
-class BuiltFromElectraConfig:
-    """Mixin for layers and models whose get_config() stores their ElectraConfig as a dict under
-    "config" beside their own arguments: rebuilds them from that."""
+def as_encoder(config: EncoderConfig | ElectraConfig) -> EncoderConfig:
+    """``config`` itself, or an ElectraConfig's discriminator encoder (ElectraConfig.encoder)."""
+    if isinstance(config, ElectraConfig):
+        return config.encoder
+    if not isinstance(config, EncoderConfig):
+        raise TypeError(f"expected an EncoderConfig or ElectraConfig, got {type(config).__name__}")
+    return config
+
+
+def _encoder_only(config: EncoderConfig, model: str) -> EncoderConfig:
+    # An ElectraConfig is refused here: it holds two encoders, and taking the discriminator's for
+    # a generator would silently build a full-size one.
+    if isinstance(config, ElectraConfig):
+        raise TypeError(f"{model} takes an EncoderConfig; build one from an ElectraConfig with "
+                        f"build_{model.lower().replace('electra', '')}(config)")
+    return as_encoder(config)
+
+
+class BuiltFromEncoderConfig:
+    """Mixin for layers and models whose get_config() stores their EncoderConfig as a dict under
+    "encoder" beside their own arguments: rebuilds them from that."""
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+        return cls(EncoderConfig.from_dict(config.pop("encoder")), **config)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraEmbeddings(BuiltFromElectraConfig, keras.layers.Layer):
+class ElectraEmbeddings(BuiltFromEncoderConfig, keras.layers.Layer):
     """Word + position + token-type embeddings -> LayerNorm -> dropout.
 
-    ``embedding_size`` defaults to ``config.embedding_size``; an untied generator passes its own
-    hidden size. Input ids and segment ids [batch, seq] -> embeddings [batch, seq, E].
+    ``config``: an EncoderConfig (or an ElectraConfig: its discriminator's encoder).
+    ``embedding_size`` defaults to its ``embedding_size``. Input ids and segment ids
+    [batch, seq] -> embeddings [batch, seq, E].
     """
 
-    def __init__(self, config: ElectraConfig, embedding_size: int | None = None, **kwargs):
+    def __init__(self, config: EncoderConfig | ElectraConfig, embedding_size: int | None = None,
+                 **kwargs):
         kwargs.setdefault("name", "embeddings")
         # Looked up in float32 under every policy: casting the whole [V, E] table to bfloat16
         # for a gather costs more than it saves, and the output is float32 like ElectraDense's.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.config = config
+        self.encoder = config = as_encoder(config)
         self.embedding_size = embedding_size or config.embedding_size
         self.layer_norm = _layer_norm(config, "LayerNorm")
         self.dropout = _dropout(config.hidden_dropout_prob, config)
         self.build(None)
 
     def build(self, input_shape=None):
-        config, width = self.config, self.embedding_size
+        config, width = self.encoder, self.embedding_size
         self.word_embeddings = self.add_weight(
             shape=(config.vocab_size, width), initializer=_initializer(config),
             name="word_embeddings")
@@ -202,24 +222,26 @@ class ElectraEmbeddings(BuiltFromElectraConfig, keras.layers.Layer):
         return self.dropout(embeddings, training=training)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(),
+        return {**super().get_config(), "encoder": self.encoder.to_dict(),
                 "embedding_size": self.embedding_size}
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
+class TransformerLayer(BuiltFromEncoderConfig, keras.layers.Layer):
     """One BERT (post-LayerNorm) encoder layer: self-attention and a GELU(erf) feed-forward.
 
     hidden [batch, seq, H] float32, attention_bias [batch, 1, 1, seq] (float32, 0 or -10000)
     -> [batch, seq, H] float32. Under a mixed policy only the matmul operands are in the compute
-    dtype (see ElectraDense); softmax, LayerNorm, GELU and dropout run in float32.
+    dtype (see ElectraDense); softmax, LayerNorm, GELU and dropout run in float32. The sizes
+    are explicit; ``config`` (an EncoderConfig) gives the dropout rates, initializer and
+    LayerNorm epsilon.
     """
 
-    def __init__(self, config: ElectraConfig, hidden_size: int, num_attention_heads: int,
+    def __init__(self, config: EncoderConfig, hidden_size: int, num_attention_heads: int,
                  intermediate_size: int, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.config = config
+        self.encoder = config = as_encoder(config)
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
@@ -293,7 +315,7 @@ class TransformerLayer(BuiltFromElectraConfig, keras.layers.Layer):
             attended + self.hidden_dropout(transformed, training=training))
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(),
+        return {**super().get_config(), "encoder": self.encoder.to_dict(),
                 "hidden_size": self.hidden_size,
                 "num_attention_heads": self.num_attention_heads,
                 "intermediate_size": self.intermediate_size}
@@ -306,38 +328,39 @@ def attention_bias_from_mask(input_mask):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
+class ElectraBackbone(BuiltFromEncoderConfig, keras.Model):
     """Embeddings (possibly shared) + E->H projection when E != H + the Transformer encoder.
 
     ``call({"input_ids", "input_mask", "segment_ids"})`` (int [batch, seq]) returns the sequence
-    output [batch, seq, H]; [CLS] is position 0. ``generator=True`` uses the generator's sizes
-    from the config. This is the model fine-tuning and export load (see the module docstring for
-    the weight layout).
+    output [batch, seq, H]; [CLS] is position 0. This is the model fine-tuning and export load
+    (see the module docstring for the weight layout).
+
+    Args:
+      config: the encoder's sizes, an EncoderConfig; an ElectraConfig stands for its
+        discriminator's encoder (``config.encoder``; the generator's is
+        ``config.generator_encoder``).
+      embeddings: embeddings to share (the generator shares the discriminator's); None builds
+        the encoder's own.
+
+    Example:
+
+        config = electra_tf.load_config("electra_small")
+        backbone = ElectraBackbone(config)            # config.encoder's sizes
+        hidden = backbone({"input_ids": ids, "input_mask": mask, "segment_ids": types})
+        # hidden: [batch, seq, 256]
     """
 
-    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
-                 generator: bool = False, **kwargs):
-        kwargs.setdefault("name", "generator" if generator else "electra")
+    def __init__(self, config: EncoderConfig | ElectraConfig,
+                 embeddings: ElectraEmbeddings | None = None, **kwargs):
+        kwargs.setdefault("name", "electra")
         super().__init__(**kwargs)
-        self.config = config
-        self.is_generator = generator
-        if generator:
-            self.hidden_size = config.generator_hidden
-            heads = config.generator_num_attention_heads
-            intermediate = config.generator_intermediate_size
-            layers = config.generator_num_hidden_layers
-        else:
-            self.hidden_size = config.hidden_size
-            heads = config.num_attention_heads
-            intermediate = config.intermediate_size
-            layers = config.num_hidden_layers
+        self.encoder = config = as_encoder(config)
+        self.hidden_size = config.hidden_size
         # Variables are created under the model's name ("electra/layer_0/query/kernel",
         # "generator/...") so their paths mirror the reference checkpoint's scopes.
         with keras.name_scope(self.name):
             if embeddings is None:
-                embeddings = ElectraEmbeddings(
-                    config,
-                    config.generator_embedding_size if generator else config.embedding_size)
+                embeddings = ElectraEmbeddings(config)
             self.embeddings = embeddings
             width = embeddings.embedding_size
             self.embeddings_project = (
@@ -347,9 +370,9 @@ class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
             if self.embeddings_project is not None:
                 self.embeddings_project.build((None, None, width))
             self.encoder_layers = [
-                TransformerLayer(config, self.hidden_size, heads, intermediate,
-                                 name=f"layer_{index}")
-                for index in range(layers)]
+                TransformerLayer(config, self.hidden_size, config.num_attention_heads,
+                                 config.intermediate_size, name=f"layer_{index}")
+                for index in range(config.num_hidden_layers)]
         self.built = True
 
     def call(self, inputs, training=None, cls_only=False):
@@ -370,40 +393,41 @@ class ElectraBackbone(BuiltFromElectraConfig, keras.Model):
         return hidden
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "generator": self.is_generator,
-                "name": self.name}
+        return {"encoder": self.encoder.to_dict(), "name": self.name}
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
+class ElectraDiscriminator(BuiltFromEncoderConfig, keras.Model):
     """Backbone + replaced-token head dense(H, gelu) -> dense(1).
 
     Features dict -> logits [batch, seq] (float32); sigmoid(logit) = P(token was replaced).
 
-    With ``discriminator_task`` "replace_mlm" or "all_tokens_mlm" (the paper's ablations) it
-    also has ``lm_head``, a masked-LM head tied to the word embeddings (``mlm_logits``); for
-    "all_tokens_mlm" the dense(1) head gives the copy logit, and "replace_mlm" has no dense(1)
-    head.
+    With ``task`` "replace_mlm" or "all_tokens_mlm" (the paper's ablations; ElectraConfig's
+    ``discriminator_task``) it also has ``lm_head``, a masked-LM head tied to the word
+    embeddings (``mlm_logits``); for "all_tokens_mlm" the dense(1) head gives the copy logit,
+    and "replace_mlm" has no dense(1) head. ``bias_prior`` p starts the dense(1) bias at
+    log(p / (1 - p)) (ElectraConfig's ``disc_bias_prior``). ``build_discriminator(config)``
+    builds one from an ElectraConfig.
     """
 
-    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
-                 **kwargs):
+    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings | None = None,
+                 task: str = "detection", bias_prior: float = 0.5, **kwargs):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
-        self.config = config
+        self.encoder = config = _encoder_only(config, "ElectraDiscriminator")
+        self.task, self.bias_prior = task, bias_prior
         self.backbone = ElectraBackbone(config, embeddings=embeddings, name="electra")
         self.head_dense = self.head_logit = self.lm_head = None
-        if config.discriminator_task != "replace_mlm":
+        if task != "replace_mlm":
             with keras.name_scope("discriminator_predictions"):
                 self.head_dense = _dense(config.hidden_size, config, "dense",
                                          activation=gelu_erf)
-                prior = config.disc_bias_prior
                 self.head_logit = _dense(1, config, "dense_1", bias_initializer=(
-                    keras.initializers.Constant(math.log(prior / (1.0 - prior)))),
+                    keras.initializers.Constant(math.log(bias_prior / (1.0 - bias_prior)))),
                     kernel_initializer=glorot_uniform())
                 self.head_dense.build((None, None, config.hidden_size))
                 self.head_logit.build((None, None, config.hidden_size))
-        if config.discriminator_task != "detection":
+        if task != "detection":
             self.lm_head = MaskedLMHead(config, self.backbone.embeddings, config.hidden_size,
                                         name="discriminator_lm_predictions")
         self.built = True
@@ -426,7 +450,8 @@ class ElectraDiscriminator(BuiltFromElectraConfig, keras.Model):
         return self.lm_head(hidden)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        return {"encoder": self.encoder.to_dict(), "task": self.task,
+                "bias_prior": self.bias_prior, "name": self.name}
 
 
 class MaskedLMHead(keras.layers.Layer):
@@ -436,12 +461,12 @@ class MaskedLMHead(keras.layers.Layer):
     hidden [batch, P, H_gen] -> logits [batch, P, V] in float32.
     """
 
-    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings, input_size: int,
+    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings, input_size: int,
                  **kwargs):
         kwargs.setdefault("name", "generator_predictions")
         kwargs.setdefault("autocast", False)  # as ElectraDense: matmul operands only
         super().__init__(**kwargs)
-        self.config = config
+        self.encoder = config = as_encoder(config)
         self.embeddings = embeddings
         self.input_size = input_size
         width = embeddings.embedding_size
@@ -453,7 +478,7 @@ class MaskedLMHead(keras.layers.Layer):
         width = self.embeddings.embedding_size
         self.dense.build((None, None, self.input_size))
         self.layer_norm.build((None, None, width))
-        self.output_bias = self.add_weight(shape=(self.config.vocab_size,), initializer="zeros",
+        self.output_bias = self.add_weight(shape=(self.encoder.vocab_size,), initializer="zeros",
                                            name="output_bias")
         self.built = True
 
@@ -467,30 +492,29 @@ class MaskedLMHead(keras.layers.Layer):
         shape = ops.shape(hidden)
         rows = ops.reshape(ops.cast(hidden, dtype), (-1, shape[-1]))
         logits = ops.matmul(rows, ops.transpose(table))
-        logits = ops.reshape(logits, (shape[0], shape[1], self.config.vocab_size))
+        logits = ops.reshape(logits, (shape[0], shape[1], self.encoder.vocab_size))
         return ops.cast(logits, "float32") + self.output_bias
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraGenerator(BuiltFromElectraConfig, keras.Model):
+class ElectraGenerator(BuiltFromEncoderConfig, keras.Model):
     """The generator (a small masked LM): backbone + tied MLM head.
 
     ``call(inputs, masked_positions)``: features dict and positions [batch, P] -> logits
     [batch, P, V] (float32), computed only at those positions. Without positions, logits for
-    every position [batch, seq, V].
+    every position [batch, seq, V]. ``config`` is the generator's EncoderConfig
+    (ElectraConfig.generator_encoder); ``backbone_name`` scopes its variables ("generator", or
+    "electra" for the full-size masked LM of electra_objective=false). ``build_generator(config)``
+    builds one from an ElectraConfig.
     """
 
-    def __init__(self, config: ElectraConfig, embeddings: ElectraEmbeddings | None = None,
-                 **kwargs):
+    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings | None = None,
+                 backbone_name: str = "generator", **kwargs):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
-        self.config = config
-        # Without the ELECTRA objective this is the full-size BERT-style model that is kept.
-        full_size = not config.electra_objective
-        if config.electra_objective and config.untied_generator_embeddings:
-            embeddings = None
-        self.backbone = ElectraBackbone(config, embeddings=embeddings, generator=not full_size,
-                                        name="electra" if full_size else "generator")
+        self.encoder = config = _encoder_only(config, "ElectraGenerator")
+        self.backbone_name = backbone_name
+        self.backbone = ElectraBackbone(config, embeddings=embeddings, name=backbone_name)
         self.lm_head = MaskedLMHead(config, self.backbone.embeddings, self.backbone.hidden_size)
         self.built = True
 
@@ -502,18 +526,29 @@ class ElectraGenerator(BuiltFromElectraConfig, keras.Model):
         return self.lm_head(hidden)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        return {"encoder": self.encoder.to_dict(), "backbone_name": self.backbone_name,
+                "name": self.name}
 
 
 def build_discriminator(config: ElectraConfig,
                         embeddings: ElectraEmbeddings | None = None) -> ElectraDiscriminator:
-    return ElectraDiscriminator(config, embeddings=embeddings)
+    """The discriminator of ``config``: its encoder, discriminator_task and disc_bias_prior."""
+    return ElectraDiscriminator(config.encoder, embeddings=embeddings,
+                                task=config.discriminator_task,
+                                bias_prior=config.disc_bias_prior)
 
 
 def build_generator(config: ElectraConfig,
                     embeddings: ElectraEmbeddings | None = None) -> ElectraGenerator:
-    """The generator; it shares ``embeddings`` unless the config unties them."""
-    return ElectraGenerator(config, embeddings=embeddings)
+    """The generator of ``config``; it shares ``embeddings`` unless the config unties them.
+
+    Without the ELECTRA objective this is the full-size BERT-style model that is kept.
+    """
+    if not config.electra_objective:
+        return ElectraGenerator(config.encoder, embeddings=embeddings, backbone_name="electra")
+    if config.untied_generator_embeddings:
+        embeddings = None
+    return ElectraGenerator(config.generator_encoder, embeddings=embeddings)
 
 
 def variable_paths(model: keras.layers.Layer) -> dict[str, tuple[int, ...]]:
@@ -551,7 +586,7 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
             raise UserError(f"{path} not found; point to a directory written by save_pretrained "
                             "(run_pretraining's export)")
     config = ElectraConfig.from_json_file(config_path)
-    backbone = ElectraBackbone(config)
+    backbone = ElectraBackbone(config.encoder)
     backbone.load_weights(str(weights_path))
     return config, backbone
 
@@ -577,6 +612,6 @@ def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[Electra
         raise UserError(f"{weights_path} not found; it is written by save_pretrained for models "
                         "trained with electra_objective=true")
     config = ElectraConfig.from_json_file(fileio.join(directory, CONFIG_FILE))
-    discriminator = ElectraDiscriminator(config)
+    discriminator = build_discriminator(config)
     discriminator.load_weights(str(weights_path))
     return config, discriminator

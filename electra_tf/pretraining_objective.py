@@ -41,7 +41,6 @@ from electra_tf.modeling import (
     CONFIG_FILE,
     DISCRIMINATOR_WEIGHTS_FILE,
     GENERATOR_WEIGHTS_FILE,
-    BuiltFromElectraConfig,
     ElectraEmbeddings,
     build_discriminator,
     build_generator,
@@ -189,7 +188,7 @@ def _weighted_mean(values, weights):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
+class ElectraPretrainer(keras.Model):
     """Generator + discriminator sharing one embedding layer, trained jointly.
 
     ``call(features)`` returns a dict of float32 tensors and int32 ids:
@@ -400,12 +399,17 @@ class ElectraPretrainer(BuiltFromElectraConfig, keras.Model):
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
 
 def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
                     overwrite: bool = False) -> pathlib.Path:
     """Writes the pretrained networks in the form fine-tuning and export load.
 
-    directory/config.json             the ElectraConfig
+    directory/config.json             the ElectraConfig without the run's settings (model_dict)
     directory/backbone.weights.h5     the encoder to fine-tune (ElectraBackbone: embeddings,
                                       projection, layers) - the discriminator's, or the masked
                                       LM's for electra_objective=false
@@ -435,7 +439,7 @@ def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
         raise UserError(f"{fileio.join(directory, existing[0])} already exists; choose another "
                         "directory or pass overwrite=True")
     fileio.makedirs(directory)
-    model.config.to_json_file(fileio.join(directory, CONFIG_FILE))
+    model.config.to_model_json_file(fileio.join(directory, CONFIG_FILE))
     for name, network in targets.items():
         if network is not None:
             network.save_weights(fileio.join(directory, name), overwrite=True)

@@ -1,5 +1,6 @@
 """The networks: shared/tied weights, sizes, the BERT layer math, masking of padding."""
 
+import dataclasses
 import math
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from electra_tf.config import load_config
+from electra_tf.errors import UserError
 from electra_tf.modeling import (
     ElectraBackbone,
     ElectraDropout,
@@ -330,9 +332,42 @@ def test_backbone_weights_round_trip(tmp_path):
 def test_every_model_class_round_trips_through_keras_serialisation():
     from electra_tf import modeling
 
-    config = load_config("electra_tiny", {"num_hidden_layers": 1})
+    config = load_config("electra_tiny", {"num_hidden_layers": 1, "disc_bias_prior": 0.2})
     for model in (modeling.ElectraEmbeddings(config), modeling.ElectraBackbone(config),
-                  modeling.ElectraDiscriminator(config), modeling.ElectraGenerator(config),
-                  ElectraPretrainer(config)):
+                  modeling.build_discriminator(config), modeling.build_generator(config)):
         rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-        assert type(rebuilt) is type(model) and rebuilt.config == config
+        assert type(rebuilt) is type(model) and rebuilt.get_config() == model.get_config()
+        assert rebuilt.count_params() == model.count_params()
+    assert modeling.build_generator(config).encoder == config.generator_encoder
+    assert modeling.build_discriminator(config).bias_prior == 0.2
+    pretrainer = ElectraPretrainer(config)
+    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(pretrainer))
+    assert type(rebuilt) is ElectraPretrainer and rebuilt.config == config
+
+
+def test_layers_are_built_from_encoder_sizes_and_never_see_the_run_settings():
+    from electra_tf import modeling
+    from electra_tf.config import RUN_SETTING_KEYS, SIZE_KEYS, ElectraConfig, EncoderConfig
+
+    config = load_config("electra_tiny", {"num_hidden_layers": 1, "learning_rate": 0.25})
+    encoder_keys = {field.name for field in dataclasses.fields(EncoderConfig)}
+    config_keys = {field.name for field in dataclasses.fields(ElectraConfig)}
+    # Every named key is a real config key; sizes are encoder keys; run settings are not.
+    assert set(SIZE_KEYS) <= encoder_keys <= config_keys and set(RUN_SETTING_KEYS) <= config_keys
+    assert not encoder_keys & set(RUN_SETTING_KEYS)
+    generator = config.generator_encoder
+    assert (generator.hidden_size, generator.num_attention_heads, generator.intermediate_size) == (
+        config.generator_hidden, config.generator_num_attention_heads,
+        config.generator_intermediate_size)
+    # An explicit EncoderConfig and the ElectraConfig it comes from build the same variables.
+    explicit = EncoderConfig.from_dict(config.encoder.to_dict())
+    assert (modeling.variable_paths(modeling.ElectraBackbone(explicit))
+            == modeling.variable_paths(modeling.ElectraBackbone(config)))
+    assert "learning_rate" not in modeling.ElectraBackbone(config).get_config()["encoder"]
+    # A generator built straight from an ElectraConfig would get the discriminator's sizes.
+    with pytest.raises(TypeError, match="build_generator"):
+        modeling.ElectraGenerator(config)
+    with pytest.raises(UserError, match="unknown encoder config key 'learning_rate'"):
+        EncoderConfig.from_dict({**config.encoder.to_dict(), "learning_rate": 0.25})
+    model_keys = set(config.model_dict())
+    assert model_keys == config_keys - set(RUN_SETTING_KEYS)
