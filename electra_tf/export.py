@@ -43,7 +43,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf import fileio, squad, tokenization
+from electra_tf import fileio, squad, text_packing, tokenization
 from electra_tf.errors import UserError
 from electra_tf.progress import log
 
@@ -132,33 +132,6 @@ def signature_table_markdown() -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Packing text into model inputs, in-graph
-
-
-def _truncate_rows(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-    """Keeps the first lengths[i] values of row i (ragged [B, (n)], lengths int64 [B])."""
-    positions = tf.ragged.range(ragged.row_lengths())
-    keep = positions.flat_values < tf.gather(lengths, positions.value_rowids())
-    return tf.ragged.boolean_mask(ragged, positions.with_flat_values(keep))
-
-
-def pair_lengths(length_a: tf.Tensor, length_b: tf.Tensor, budget: int):
-    """Lengths after fine-tuning's truncation (finetuning.encode_glue): while a + b > budget,
-    drop the last token of the longer text, of b on a tie. Closed form of that loop: the longer
-    text shrinks to the shorter, then they shrink alternately (a keeps the odd token).
-
-    length_a, length_b: int64 [B] -> (int64 [B], int64 [B]).
-    """
-    budget = tf.constant(budget, tf.int64)
-    half_up = (budget + 1) // 2
-    cut_a = tf.minimum(length_a, tf.maximum(budget - length_b, half_up))
-    fits = length_a + length_b <= budget
-    new_a = tf.where(fits, length_a, cut_a)
-    new_b = tf.where(fits, length_b, budget - cut_a)
-    return new_a, new_b
-
-
 def _backing_variables(model) -> list:
     """The tf.Variables that hold ``model``'s Keras variables, each once (shared embeddings)."""
     found, seen = [], set()
@@ -197,37 +170,18 @@ class TextServingModule(tf.Module):
                     tf.constant(token_id, tf.int64)))
 
     def pack(self, texts_a: tf.Tensor, texts_b: Optional[tf.Tensor] = None):
-        """[CLS] a [SEP] (b [SEP]) for string batches [B].
+        """[CLS] a [SEP] (b [SEP]) for string batches [B], by fine-tuning's packer
+        (text_packing.pack).
 
         Returns ({"input_ids", "input_mask", "segment_ids"}: int32 [B, T], ids int64 [B, T]),
         T = the longest packed row (<= max_seq_length), rows padded with 0.
         """
-        ids_a = self.tokenizer.tokenize(texts_a)
-        cls = self._row_of(texts_a, self.tokenizer.cls_id)
-        sep = self._row_of(texts_a, self.tokenizer.sep_id)
-        if texts_b is None:
-            ids_a = ids_a[:, :self.max_seq_length - 2]
-            parts = [cls, ids_a, sep]
-            segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep)]
-        else:
-            ids_b = self.tokenizer.tokenize(texts_b)
-            length_a, length_b = pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(),
-                                              self.max_seq_length - 3)
-            ids_a = _truncate_rows(ids_a, length_a)
-            ids_b = _truncate_rows(ids_b, length_b)
-            parts = [cls, ids_a, sep, ids_b, sep]
-            segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep),
-                        tf.ones_like(ids_b), tf.ones_like(sep)]
-        ids = tf.concat(parts, axis=1)
-        input_ids = ids.to_tensor(default_value=0)
-        features = {
-            "input_ids": tf.cast(input_ids, tf.int32),
-            # From the layout, not ids != [PAD], as fine-tuning does.
-            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32),
-            "segment_ids": tf.cast(tf.concat(segments, axis=1).to_tensor(default_value=0),
-                                   tf.int32),
-        }
-        return features, input_ids
+        features = text_packing.pack(
+            self.tokenizer.tokenize(texts_a),
+            None if texts_b is None else self.tokenizer.tokenize(texts_b),
+            cls_id=self.tokenizer.cls_id, sep_id=self.tokenizer.sep_id,
+            max_seq_length=self.max_seq_length)
+        return features, tf.cast(features["input_ids"], tf.int64)
 
     def signatures(self) -> dict:
         raise NotImplementedError
@@ -474,20 +428,15 @@ class SquadServingModule(TextServingModule):
         question_rows = tf.gather(question_ids, window_example)
         cls = self._row_of(window_rank, self.tokenizer.cls_id)
         sep = self._row_of(window_rank, self.tokenizer.sep_id)
-        ids = tf.concat([cls, question_rows, sep, context_ids, sep], axis=1)
-        segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(question_rows),
-                              tf.zeros_like(sep), tf.ones_like(context_ids),
-                              tf.ones_like(sep)], axis=1)
+        # Each window fits beside its question by construction, so the packer cuts nothing.
+        features = text_packing.pack(question_rows, context_ids, cls_id=self.tokenizer.cls_id,
+                                     sep_id=self.tokenizer.sep_id,
+                                     max_seq_length=self.max_seq_length)
         outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows),
                              -tf.ones_like(sep)], axis=1)
         positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
         no = tf.zeros_like(outside, dtype=tf.bool)
         flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
-        features = {
-            "input_ids": tf.cast(ids.to_tensor(default_value=0), tf.int32),
-            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32),
-            "segment_ids": tf.cast(segments.to_tensor(default_value=0), tf.int32),
-        }
         return (features, positions.to_tensor(default_value=-1),
                 flags.to_tensor(default_value=False), window_example, batch,
                 (starts, ends))
@@ -639,12 +588,10 @@ class TaggerServingModule(TextServingModule):
                                                                words.value_rowids())
         budget = self.max_seq_length - 2
         kept = tf.logical_and(counts > 0, offset < budget)
-        ids = tf.RaggedTensor.from_row_lengths(pieces.flat_values, per_sentence)[:, :budget]
-        cls = self._row_of(text, self.tokenizer.cls_id)
-        sep = self._row_of(text, self.tokenizer.sep_id)
-        ids = tf.concat([cls, ids, sep], axis=1)
-        features = {"input_ids": tf.cast(ids.to_tensor(default_value=0), tf.int32),
-                    "input_mask": tf.cast(tf.ones_like(ids).to_tensor(default_value=0), tf.int32)}
+        ids = tf.RaggedTensor.from_row_lengths(pieces.flat_values, per_sentence)
+        features = text_packing.pack(ids, cls_id=self.tokenizer.cls_id,
+                                     sep_id=self.tokenizer.sep_id,
+                                     max_seq_length=self.max_seq_length)
         features["segment_ids"] = features["input_mask"] * self.segment_id
         logits = tf.cast(self.model(features, training=False)["logits"], tf.float32)
         # Position 0 ([CLS]) stands in for words without a first piece; their tag is replaced.

@@ -301,34 +301,20 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
 
 
 def encode_glue(examples, tokenizer, max_seq_length: int) -> dict[str, np.ndarray]:
-    """[CLS] a [SEP] (b [SEP]) as int32 arrays [n, max_seq_length]; longer text truncated first."""
-    texts_a = [example.text_a for example in examples]
-    ids_a = tokenizer.encode(texts_a)
-    pairs = examples and examples[0].text_b is not None
-    ids_b = tokenizer.encode([example.text_b for example in examples]) if pairs else None
-    count = len(examples)
-    input_ids = np.zeros((count, max_seq_length), np.int32)
-    input_mask = np.zeros((count, max_seq_length), np.int32)
-    segment_ids = np.zeros((count, max_seq_length), np.int32)
-    for row in range(count):
-        a = list(ids_a[row])
-        b = list(ids_b[row]) if pairs else []
-        budget = max_seq_length - (3 if pairs else 2)
-        while len(a) + len(b) > budget:
-            if len(a) > len(b):
-                a.pop()
-            else:
-                b.pop()
-        tokens = [tokenizer.cls_id] + a + [tokenizer.sep_id]
-        segments = [0] * len(tokens)
-        if pairs:
-            tokens += b + [tokenizer.sep_id]
-            segments += [1] * (len(b) + 1)
-        input_ids[row, :len(tokens)] = tokens
-        # From the layout, not from ids != [PAD]: a vocabulary may use id 0 for a real token.
-        input_mask[row, :len(tokens)] = 1
-        segment_ids[row, :len(tokens)] = segments
-    return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+    """[CLS] a [SEP] (b [SEP]) as int32 arrays [n, max_seq_length], packed by text_packing.pack
+    (the exports' packer): a single text keeps its first max_seq_length - 2 pieces, a pair
+    drops the longer text's last piece until it fits."""
+    from electra_tf import text_packing
+
+    if not examples:
+        return {name: np.zeros((0, max_seq_length), np.int32)
+                for name in ("input_ids", "input_mask", "segment_ids")}
+    ids_a = tokenizer.tokenize([example.text_a for example in examples])
+    pairs = examples[0].text_b is not None
+    ids_b = tokenizer.tokenize([example.text_b for example in examples]) if pairs else None
+    features = text_packing.pack(ids_a, ids_b, cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
+                                 max_seq_length=max_seq_length, pad_to_max_length=True)
+    return {name: value.numpy() for name, value in features.items()}
 
 
 def _trim_to_longest(features, labels, multiple: int = 32):

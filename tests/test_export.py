@@ -498,18 +498,6 @@ def test_tf_serving_rest_requests_map_onto_the_signatures(exported, loaded, fres
         serving_requests.request_to_inputs({"inputs": ["x"], "instances": ["x"]}, ["text"])
 
 
-def test_pair_truncation_matches_fine_tuning():
-    """pair_lengths is the closed form of encode_glue's pop-the-longer loop."""
-    for length_a in range(0, 12):
-        for length_b in range(0, 12):
-            a, b = list(range(length_a)), list(range(length_b))
-            while len(a) + len(b) > 7:
-                (a if len(a) > len(b) else b).pop()
-            got = export.pair_lengths(tf.constant([length_a], tf.int64),
-                                      tf.constant([length_b], tf.int64), 7)
-            assert (int(got[0][0]), int(got[1][0])) == (len(a), len(b))
-
-
 def test_versions_are_never_overwritten_without_the_flag(exported, bert_vocab_file, tmp_path):
     root, paths = exported
     base = pathlib.Path(paths["encoder"]).parent
