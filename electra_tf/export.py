@@ -288,13 +288,6 @@ class EncoderServingModule(TextServingModule):
 # ---------------------------------------------------------------------------------------------
 # SQuAD in-graph
 
-# Where BERT's basic tokenizer ends a word (white space, dropped control characters, punctuation,
-# CJK) and which of those are words themselves: the same classes electra_tf.squad.basic_words
-# uses in Python, written as the regular expressions the Tokenizer already uses.
-_CONTEXT_WORD_BREAK = tokenization._WORD_BREAK_CHAR + "|" + tokenization._DROPPED_CLASS
-_CONTEXT_KEPT_BREAK = tokenization._KEPT_WORD_BREAK_CHAR
-
-
 class SquadServingModule(TextServingModule):
     kind = "squad"
 
@@ -308,142 +301,22 @@ class SquadServingModule(TextServingModule):
         if max_seq_length - settings.max_query_length - 3 < 1:
             raise UserError(f"max_seq_length {max_seq_length} leaves no room for the context "
                             f"after a {settings.max_query_length}-token question")
-        self.doc_stride = int(settings.doc_stride)
-        self.max_query_length = int(settings.max_query_length)
+        self.settings = settings
         self.max_answer_length = int(settings.max_answer_length)
         self.n_best_size = int(settings.n_best_size)
         self.null_threshold = null_threshold
         self.serve = tf.function(self._serve, input_signature=[_string_spec("question"),
                                                                _string_spec("context")])
 
-    def context_pieces(self, context: tf.Tensor):
-        """WordPieces of each context and their character spans, as squad.context_pieces.
-
-        context: string [B]. Returns ids, starts, ends: int64 ragged [B, (pieces)]; a piece
-        covers context[start:end] (code points); pieces of a word whose characters cannot be
-        assigned one by one (an [UNK], or normalisation changed its length) span the word.
-        """
-        words, byte_begin, byte_end = tf_text.regex_split_with_offsets(
-            context, _CONTEXT_WORD_BREAK, keep_delim_regex_pattern=_CONTEXT_KEPT_BREAK)
-        # Byte offsets -> code point offsets: count the characters that start before the byte.
-        _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
-        beyond = tf.fill(tf.stack([tf.shape(context, out_type=tf.int64)[0], 1]),
-                         tf.constant(tf.int64.max, tf.int64))
-        char_bytes = tf.concat([char_bytes.to_tensor(default_value=tf.int64.max), beyond], 1)
-
-        def to_chars(byte_offsets: tf.RaggedTensor) -> tf.Tensor:
-            dense = byte_offsets.to_tensor(default_value=0)
-            chars = tf.searchsorted(char_bytes, dense, side="left", out_type=tf.int64)
-            return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths()
-                                               ).flat_values
-
-        word_start, word_end = to_chars(byte_begin), to_chars(byte_end)
-        flat_words = words.flat_values
-        pieces = self.tokenizer.tokenize(flat_words)  # [words, (pieces)]
-        tokens = self.tokenizer.lookup_tokens(pieces.flat_values)
-        piece_word = pieces.value_rowids()
-        first_of_word = tf.ragged.range(pieces.row_lengths()).flat_values == 0
-        continuation = tf.logical_and(tf.logical_not(first_of_word),
-                                      tf.strings.regex_full_match(tokens, "##.*"))
-        lengths = tf.strings.length(tokens, unit="UTF8_CHAR")
-        lengths = tf.cast(tf.where(continuation, lengths - 2, lengths), tf.int64)
-        num_words = tf.shape(flat_words, out_type=tf.int64)[0]
-        word_length = word_end - word_start
-        has_unknown = tf.math.unsorted_segment_max(
-            tf.cast(tf.equal(pieces.flat_values, self.tokenizer.unk_id), tf.int32), piece_word,
-            num_words) > 0
-        normalized_length = tf.cast(tf.strings.length(
-            tokenization.normalize_texts(flat_words, self.tokenizer.do_lower_case),
-            unit="UTF8_CHAR"), tf.int64)
-        exact = tf.logical_and(
-            tf.logical_not(has_unknown),
-            tf.logical_and(tf.math.unsorted_segment_sum(lengths, piece_word, num_words)
-                           == word_length, normalized_length == word_length))
-        running = tf.cumsum(lengths, exclusive=True)
-        within_word = running - tf.gather(running, tf.gather(pieces.row_starts(), piece_word))
-        piece_exact = tf.gather(exact, piece_word)
-        starts = tf.where(piece_exact, tf.gather(word_start, piece_word) + within_word,
-                          tf.gather(word_start, piece_word))
-        ends = tf.where(piece_exact, starts + lengths, tf.gather(word_end, piece_word))
-        pieces_per_context = tf.math.unsorted_segment_sum(
-            pieces.row_lengths(), words.value_rowids(), tf.shape(context, out_type=tf.int64)[0])
-
-        def by_context(values):
-            return tf.RaggedTensor.from_row_lengths(values, pieces_per_context)
-
-        return by_context(pieces.flat_values), by_context(starts), by_context(ends)
-
-    def windows(self, question: tf.Tensor, context: tf.Tensor):
-        """Every window of every question, as squad.featurize builds them.
-
-        Returns (features: int32 [W, T] dict, piece_index int64 [W, T] (-1 outside the context
-        part), max_context bool [W, T], window_example int64 [W], pieces): W windows in question
-        order, each question's in context order.
-        """
-        batch = tf.shape(question, out_type=tf.int64)[0]
-        question_ids = self.tokenizer.tokenize(question)[:, :self.max_query_length]
-        pieces, starts, ends = self.context_pieces(context)
-        num_pieces = pieces.row_lengths()
-        window_length = self.max_seq_length - question_ids.row_lengths() - 3
-        stride = tf.minimum(window_length, self.doc_stride)
-        overflow = num_pieces - window_length
-        num_windows = tf.where(overflow <= 0, tf.ones_like(overflow),
-                               1 + (overflow + stride - 1) // tf.maximum(stride, 1))
-        window_rank = tf.ragged.range(num_windows)
-        window_example = window_rank.value_rowids()
-        window_rank = window_rank.flat_values
-        example_stride = tf.gather(stride, window_example)
-        example_window_length = tf.gather(window_length, window_example)
-        example_pieces = tf.gather(num_pieces, window_example)
-        window_start = window_rank * example_stride
-        window_size = tf.minimum(example_window_length, example_pieces - window_start)
-        piece_index = tf.ragged.range(window_start, window_start + window_size)
-        position_window = piece_index.value_rowids()
-        position_example = tf.gather(window_example, position_window)
-        position_piece = piece_index.flat_values
-        context_ids = piece_index.with_flat_values(tf.gather(
-            pieces.flat_values,
-            tf.gather(pieces.row_starts(), position_example) + position_piece))
-
-        # Max context: among the question's windows holding the piece, the first one with the
-        # highest min(left, right) + 0.01 * window size (float64, as Python computes it).
-        max_windows = tf.reduce_max(tf.concat([num_windows, [1]], 0))
-        other = tf.range(max_windows, dtype=tf.int64)[tf.newaxis, :]
-        other_start = other * tf.gather(example_stride, position_window)[:, tf.newaxis]
-        other_size = tf.minimum(tf.gather(example_window_length, position_window)[:, tf.newaxis],
-                                tf.gather(example_pieces, position_window)[:, tf.newaxis]
-                                - other_start)
-        piece = position_piece[:, tf.newaxis]
-        holds = tf.logical_and(
-            other < tf.gather(num_windows, position_example)[:, tf.newaxis],
-            tf.logical_and(other_start <= piece, piece < other_start + other_size))
-        score = (tf.cast(tf.minimum(piece - other_start, other_start + other_size - 1 - piece),
-                         tf.float64)
-                 + 0.01 * tf.cast(other_size, tf.float64))
-        score = tf.where(holds, score, tf.constant(-float("inf"), tf.float64))
-        best = tf.argmax(score, axis=1, output_type=tf.int64)
-        max_context = piece_index.with_flat_values(
-            tf.equal(best, tf.gather(window_rank, position_window)))
-
-        question_rows = tf.gather(question_ids, window_example)
-        cls = self._row_of(window_rank, self.tokenizer.cls_id)
-        sep = self._row_of(window_rank, self.tokenizer.sep_id)
-        # Each window fits beside its question by construction, so the packer cuts nothing.
-        features = text_packing.pack(question_rows, context_ids, cls_id=self.tokenizer.cls_id,
-                                     sep_id=self.tokenizer.sep_id,
-                                     max_seq_length=self.max_seq_length)
-        outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows),
-                             -tf.ones_like(sep)], axis=1)
-        positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
-        no = tf.zeros_like(outside, dtype=tf.bool)
-        flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
-        return (features, positions.to_tensor(default_value=-1),
-                flags.to_tensor(default_value=False), window_example, batch,
-                (starts, ends))
+    def windows(self, question: tf.Tensor, context: tf.Tensor) -> squad.Windows:
+        """Every window of every question, by fine-tuning's windowing (squad.windows)."""
+        return squad.windows(question, context, self.tokenizer, self.settings)
 
     def _serve(self, question, context):
-        features, piece_index, max_context, window_example, batch, (starts, ends) = \
-            self.windows(question, context)
+        found = self.windows(question, context)
+        features, piece_index, max_context = found.features, found.piece_index, found.max_context
+        window_example, starts, ends = found.window_example, found.starts, found.ends
+        batch = tf.shape(question, out_type=tf.int64)[0]
         outputs = self.model(features, training=False)
         start_positions, start_values, end_positions, end_values = self._beam(outputs)
         num_windows = tf.shape(start_positions, out_type=tf.int64)[0]
@@ -577,8 +450,8 @@ class TaggerServingModule(TextServingModule):
         # Dropped before splitting, as BERT's cleaning drops them ("a\x00b" is one word), and
         # because regex_split stops reading a string at a NUL.
         text = tf.strings.regex_replace(text, tokenization._DROPPED_CLASS, "")
-        words = tf_text.regex_split(text, _CONTEXT_WORD_BREAK,
-                                    keep_delim_regex_pattern=_CONTEXT_KEPT_BREAK)
+        words = tf_text.regex_split(text, squad.CONTEXT_WORD_BREAK,
+                                    keep_delim_regex_pattern=squad.CONTEXT_KEPT_BREAK)
         pieces = self.tokenizer.tokenize(words.flat_values)  # [all words, (pieces)]
         counts = pieces.row_lengths()
         batch = tf.shape(text, out_type=tf.int64)[0]

@@ -21,12 +21,13 @@ import collections
 import dataclasses
 import json
 import math
-import unicodedata
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
 
-from electra_tf import fileio
+from electra_tf import fileio, text_packing, tokenization
 from electra_tf.errors import UserError
 
 
@@ -145,88 +146,194 @@ def read_squad(path: str, *, is_training: bool, version: str = "1.1"
 
 
 # ---------------------------------------------------------------------------------------------
-# Character offsets of WordPieces
+# Character offsets of WordPieces, and windows: one in-graph implementation for fine-tuning and
+# the SQuAD export, so a served model windows and locates answers exactly as it was trained and
+# scored.
+
+# Where BERT's basic tokenizer ends a word (white space, dropped control characters, punctuation,
+# CJK) and which of those are words themselves, written as the regular expressions the Tokenizer
+# already uses. A dropped character inside a word ends it here, where BERT keeps the word whole;
+# they are rare (soft hyphens, zero-width joiners) and the pieces' spans stay exact either way.
+CONTEXT_WORD_BREAK = tokenization._WORD_BREAK_CHAR + "|" + tokenization._DROPPED_CLASS
+CONTEXT_KEPT_BREAK = tokenization._KEPT_WORD_BREAK_CHAR
 
 
-def _is_whitespace(char: str) -> bool:
-    return char in " \t\n\r" or unicodedata.category(char) in ("Zs", "Zl", "Zp")
+@dataclasses.dataclass
+class SquadSettings:
+    max_seq_length: int = 512
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    n_best_size: int = 20
 
 
-def _is_dropped(char: str) -> bool:
-    if char in "\t\n\r":
-        return False
-    return ord(char) == 0 or ord(char) == 0xFFFD or unicodedata.category(char) in ("Cc", "Cf")
+@dataclasses.dataclass
+class Windows:
+    """What ``windows`` returns for B questions cut into W windows of at most T tokens.
+
+    features: {"input_ids", "input_mask", "segment_ids"} int32 [W, T]; piece_index int64 [W, T]
+    (the context piece at each position, -1 outside the window's context part); max_context
+    bool [W, T]; window_example int64 [W] (the question of each window); pieces, starts, ends:
+    int64 ragged [B, (pieces)], each context's WordPiece ids and [start, end) character spans.
+    """
+
+    features: dict
+    piece_index: tf.Tensor
+    max_context: tf.Tensor
+    window_example: tf.Tensor
+    pieces: tf.RaggedTensor
+    starts: tf.RaggedTensor
+    ends: tf.RaggedTensor
 
 
-def _is_punctuation(char: str) -> bool:
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
+def _column(rows: tf.Tensor, token_id: int) -> tf.RaggedTensor:
+    """[len(rows), 1] ragged int64 filled with ``token_id``."""
+    return tf.RaggedTensor.from_tensor(
+        tf.fill(tf.stack([tf.shape(rows, out_type=tf.int64)[0], 1]),
+                tf.constant(token_id, tf.int64)))
 
 
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
-            or 0x2A700 <= code <= 0x2B73F or 0x2B740 <= code <= 0x2B81F
-            or 0x2B820 <= code <= 0x2CEAF or 0xF900 <= code <= 0xFAFF
-            or 0x2F800 <= code <= 0x2FA1F)
+def context_piece_spans(context: tf.Tensor, tokenizer):
+    """WordPieces of each context and their character spans (in-graph; one text: context_pieces).
+
+    context: string [B]. Returns ids, starts, ends: int64 ragged [B, (pieces)]; a piece
+    covers context[start:end] (code points); pieces of a word whose characters cannot be
+    assigned one by one (an [UNK], or normalisation changed its length) span the word.
+    """
+    words, byte_begin, byte_end = tf_text.regex_split_with_offsets(
+        context, CONTEXT_WORD_BREAK, keep_delim_regex_pattern=CONTEXT_KEPT_BREAK)
+    # Byte offsets -> code point offsets: count the characters that start before the byte.
+    _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
+    beyond = tf.fill(tf.stack([tf.shape(context, out_type=tf.int64)[0], 1]),
+                     tf.constant(tf.int64.max, tf.int64))
+    char_bytes = tf.concat([char_bytes.to_tensor(default_value=tf.int64.max), beyond], 1)
+
+    def to_chars(byte_offsets: tf.RaggedTensor) -> tf.Tensor:
+        dense = byte_offsets.to_tensor(default_value=0)
+        chars = tf.searchsorted(char_bytes, dense, side="left", out_type=tf.int64)
+        return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths()
+                                           ).flat_values
+
+    word_start, word_end = to_chars(byte_begin), to_chars(byte_end)
+    flat_words = words.flat_values
+    pieces = tokenizer.tokenize(flat_words)  # [words, (pieces)]
+    tokens = tokenizer.lookup_tokens(pieces.flat_values)
+    piece_word = pieces.value_rowids()
+    first_of_word = tf.ragged.range(pieces.row_lengths()).flat_values == 0
+    continuation = tf.logical_and(tf.logical_not(first_of_word),
+                                  tf.strings.regex_full_match(tokens, "##.*"))
+    lengths = tf.strings.length(tokens, unit="UTF8_CHAR")
+    lengths = tf.cast(tf.where(continuation, lengths - 2, lengths), tf.int64)
+    num_words = tf.shape(flat_words, out_type=tf.int64)[0]
+    word_length = word_end - word_start
+    has_unknown = tf.math.unsorted_segment_max(
+        tf.cast(tf.equal(pieces.flat_values, tokenizer.unk_id), tf.int32), piece_word,
+        num_words) > 0
+    normalized_length = tf.cast(tf.strings.length(
+        tokenization.normalize_texts(flat_words, tokenizer.do_lower_case),
+        unit="UTF8_CHAR"), tf.int64)
+    exact = tf.logical_and(
+        tf.logical_not(has_unknown),
+        tf.logical_and(tf.math.unsorted_segment_sum(lengths, piece_word, num_words)
+                       == word_length, normalized_length == word_length))
+    running = tf.cumsum(lengths, exclusive=True)
+    within_word = running - tf.gather(running, tf.gather(pieces.row_starts(), piece_word))
+    piece_exact = tf.gather(exact, piece_word)
+    starts = tf.where(piece_exact, tf.gather(word_start, piece_word) + within_word,
+                      tf.gather(word_start, piece_word))
+    ends = tf.where(piece_exact, starts + lengths, tf.gather(word_end, piece_word))
+    pieces_per_context = tf.math.unsorted_segment_sum(
+        pieces.row_lengths(), words.value_rowids(), tf.shape(context, out_type=tf.int64)[0])
+
+    def by_context(values):
+        return tf.RaggedTensor.from_row_lengths(values, pieces_per_context)
+
+    return by_context(pieces.flat_values), by_context(starts), by_context(ends)
 
 
-def basic_words(text: str) -> list[tuple[str, int, int]]:
-    """BERT's basic-tokenizer words with their [start, end) character spans in ``text``."""
-    words = []
-    start = None
-    for position, char in enumerate(text):
-        if _is_whitespace(char) or _is_dropped(char):
-            # A dropped character inside a word does not split it for BERT, but it is rare
-            # enough (soft hyphens, zero-width joiners) that ending the word is harmless.
-            if start is not None:
-                words.append((text[start:position], start, position))
-                start = None
-        elif _is_punctuation(char) or _is_cjk(char):
-            if start is not None:
-                words.append((text[start:position], start, position))
-                start = None
-            words.append((char, position, position + 1))
-        elif start is None:
-            start = position
-    if start is not None:
-        words.append((text[start:], start, len(text)))
-    return words
+
+def windows(question: tf.Tensor, context: tf.Tensor, tokenizer, settings: SquadSettings) -> Windows:
+    """Every window of every question: [CLS] question [SEP] window [SEP], in-graph. Fine-tuning
+    (featurize) and the SQuAD export both window through this.
+
+    The question is cut to settings.max_query_length pieces; windows of the remaining length
+    (max_seq_length - question - 3) start every min(that length, doc_stride) pieces until one
+    reaches the context's end; a piece is "max context" in the first of its windows with the
+    highest min(pieces left of it, pieces right of it) + 0.01 * window size.
+
+    Args:
+      question, context: tf.string [B].
+      tokenizer: the Tokenizer; settings: the window sizes.
+
+    Returns:
+      Windows: W windows in question order, each question's in context order; see its fields.
+    """
+    question_ids = tokenizer.tokenize(question)[:, :settings.max_query_length]
+    pieces, starts, ends = context_piece_spans(context, tokenizer)
+    num_pieces = pieces.row_lengths()
+    window_length = settings.max_seq_length - question_ids.row_lengths() - 3
+    stride = tf.minimum(window_length, settings.doc_stride)
+    overflow = num_pieces - window_length
+    num_windows = tf.where(overflow <= 0, tf.ones_like(overflow),
+                           1 + (overflow + stride - 1) // tf.maximum(stride, 1))
+    window_rank = tf.ragged.range(num_windows)
+    window_example = window_rank.value_rowids()
+    window_rank = window_rank.flat_values
+    example_stride = tf.gather(stride, window_example)
+    example_window_length = tf.gather(window_length, window_example)
+    example_pieces = tf.gather(num_pieces, window_example)
+    window_start = window_rank * example_stride
+    window_size = tf.minimum(example_window_length, example_pieces - window_start)
+    piece_index = tf.ragged.range(window_start, window_start + window_size)
+    position_window = piece_index.value_rowids()
+    position_example = tf.gather(window_example, position_window)
+    position_piece = piece_index.flat_values
+    context_ids = piece_index.with_flat_values(tf.gather(
+        pieces.flat_values,
+        tf.gather(pieces.row_starts(), position_example) + position_piece))
+
+    # Max context: among the question's windows holding the piece, the first one with the
+    # highest min(left, right) + 0.01 * window size (float64, as Python computes it).
+    max_windows = tf.reduce_max(tf.concat([num_windows, [1]], 0))
+    other = tf.range(max_windows, dtype=tf.int64)[tf.newaxis, :]
+    other_start = other * tf.gather(example_stride, position_window)[:, tf.newaxis]
+    other_size = tf.minimum(tf.gather(example_window_length, position_window)[:, tf.newaxis],
+                            tf.gather(example_pieces, position_window)[:, tf.newaxis]
+                            - other_start)
+    piece = position_piece[:, tf.newaxis]
+    holds = tf.logical_and(
+        other < tf.gather(num_windows, position_example)[:, tf.newaxis],
+        tf.logical_and(other_start <= piece, piece < other_start + other_size))
+    score = (tf.cast(tf.minimum(piece - other_start, other_start + other_size - 1 - piece),
+                     tf.float64)
+             + 0.01 * tf.cast(other_size, tf.float64))
+    score = tf.where(holds, score, tf.constant(-float("inf"), tf.float64))
+    best = tf.argmax(score, axis=1, output_type=tf.int64)
+    max_context = piece_index.with_flat_values(
+        tf.equal(best, tf.gather(window_rank, position_window)))
+
+    question_rows = tf.gather(question_ids, window_example)
+    cls = _column(window_rank, tokenizer.cls_id)
+    sep = _column(window_rank, tokenizer.sep_id)
+    # Each window fits beside its question by construction, so the packer cuts nothing.
+    features = text_packing.pack(question_rows, context_ids, cls_id=tokenizer.cls_id,
+                                 sep_id=tokenizer.sep_id,
+                                 max_seq_length=settings.max_seq_length)
+    outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows),
+                         -tf.ones_like(sep)], axis=1)
+    positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
+    no = tf.zeros_like(outside, dtype=tf.bool)
+    flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
+    return Windows(features, positions.to_tensor(default_value=-1),
+                   flags.to_tensor(default_value=False), window_example, pieces, starts, ends)
 
 
-def _normalized_length(word: str, do_lower_case: bool) -> int:
-    if not do_lower_case:
-        return len(word)
-    decomposed = unicodedata.normalize("NFD", word.lower())
-    return sum(1 for char in decomposed if unicodedata.category(char) != "Mn")
 
-
-def context_pieces(text: str, tokenizer, do_lower_case: bool = True) -> ContextPieces:
-    """WordPiece ids of ``text`` with each piece's character span in ``text``."""
-    words = basic_words(text)
-    pieces = ContextPieces([], [], [])
-    if not words:
-        return pieces
-    word_ids = tokenizer.encode([word for word, _, _ in words])
-    for (word, start, end), ids in zip(words, word_ids):
-        tokens = tokenizer.convert_ids_to_tokens(ids)
-        lengths = [len(token[2:]) if index and token.startswith("##") else len(token)
-                   for index, token in enumerate(tokens)]
-        exact = (tokenizer.unk_id not in ids and sum(lengths) == len(word)
-                 and _normalized_length(word, do_lower_case) == len(word))
-        offset = start
-        for token_id, length in zip(ids, lengths):
-            pieces.ids.append(int(token_id))
-            if exact:
-                pieces.starts.append(offset)
-                pieces.ends.append(offset + length)
-                offset += length
-            else:
-                pieces.starts.append(start)
-                pieces.ends.append(end)
-    return pieces
+def context_pieces(text: str, tokenizer) -> ContextPieces:
+    """WordPiece ids of one ``text`` with each piece's character span in it (eager)."""
+    ids, starts, ends = context_piece_spans(tf.constant([text]), tokenizer)
+    return ContextPieces(ids[0].numpy().tolist(), starts[0].numpy().tolist(),
+                         ends[0].numpy().tolist())
 
 
 def answer_piece_span(pieces: ContextPieces, start_char: int, end_char: int
@@ -241,108 +348,84 @@ def answer_piece_span(pieces: ContextPieces, start_char: int, end_char: int
     return None if first is None else (first, last)
 
 
-# ---------------------------------------------------------------------------------------------
-# Windows
-
-
-@dataclasses.dataclass
-class SquadSettings:
-    max_seq_length: int = 512
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
-    n_best_size: int = 20
-
-
-def window_starts(num_pieces: int, window_length: int, doc_stride: int) -> list[int]:
-    starts = []
-    start = 0
-    while True:
-        starts.append(start)
-        if start + window_length >= num_pieces:
-            return starts
-        start += min(window_length, doc_stride)
-
-
-def _max_context_flags(window_starts_list, window_length, num_pieces, window) -> np.ndarray:
-    """For window ``window``: per covered piece, whether no other window gives it more context."""
-    start = window_starts_list[window]
-    length = min(window_length, num_pieces - start)
-    flags = np.zeros(length, dtype=bool)
-    for offset in range(length):
-        piece = start + offset
-        best_score, best_window = None, None
-        for other, other_start in enumerate(window_starts_list):
-            other_length = min(window_length, num_pieces - other_start)
-            if not other_start <= piece < other_start + other_length:
-                continue
-            left, right = piece - other_start, other_start + other_length - 1 - piece
-            score = min(left, right) + 0.01 * other_length
-            if best_score is None or score > best_score:
-                best_score, best_window = score, other
-        flags[offset] = best_window == window
-    return flags
+# Questions windowed per graph call: bounds the [pieces, windows] max-context matrix.
+_FEATURIZE_CHUNK = 256
 
 
 def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettings, *,
-              is_training: bool, do_lower_case: bool = True, progress=None
+              is_training: bool, progress=None
               ) -> tuple[list[SquadFeature], list[ContextPieces], dict]:
-    """Windows of every question; also the context pieces (per example) and counts."""
-    cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
+    """Windows of every question (``windows``), as SquadFeatures padded to max_seq_length.
+
+    Args:
+      examples: the questions; tokenizer: the Tokenizer (its do_lower_case decides the
+        character spans); settings: window sizes.
+      is_training: label each window with the answer's token span ([CLS], position 0, where
+        the window does not hold the whole answer); questions whose answer covers no piece are
+        skipped and counted.
+      progress: an optional progress line, updated per question.
+
+    Returns:
+      (features, pieces per example, counts): counts has "windows" and, when training,
+      "answers_without_pieces" and "windows_without_answer".
+    """
     seq = settings.max_seq_length
-    questions = tokenizer.encode([example.question for example in examples]) if examples else []
-    pieces_by_context: dict[str, ContextPieces] = {}
-    all_pieces = []
-    features = []
-    counts = collections.Counter()
-    for example_index, (example, question_ids) in enumerate(zip(examples, questions)):
-        if example.context not in pieces_by_context:
-            pieces_by_context[example.context] = context_pieces(example.context, tokenizer,
-                                                                do_lower_case)
-        pieces = pieces_by_context[example.context]
-        all_pieces.append(pieces)
-        question_ids = question_ids[:settings.max_query_length]
-        window_length = seq - len(question_ids) - 3
-        if window_length < 1:
+    if seq - settings.max_query_length - 3 < 1:
+        longest = max((len(ids) for ids in tokenizer.encode([e.question for e in examples])),
+                      default=0)
+        if seq - min(longest, settings.max_query_length) - 3 < 1:
             raise UserError(f"max_seq_length {seq} leaves no room for the context after a "
-                            f"{len(question_ids)}-token question; raise max_seq_length or lower "
-                            "max_query_length")
-        answer_span = None
-        if is_training and not example.is_impossible and example.answers:
-            text, start_char = example.answers[0]
-            answer_span = answer_piece_span(pieces, start_char, start_char + len(text))
-            if answer_span is None:
-                counts["answers_without_pieces"] += 1
-                continue
-        starts = window_starts(len(pieces.ids), window_length, settings.doc_stride)
-        for window_index, start in enumerate(starts):
-            length = min(window_length, len(pieces.ids) - start)
-            ids = [cls_id] + question_ids + [sep_id] + pieces.ids[start:start + length] + [sep_id]
-            context_offset = len(question_ids) + 2
-            input_ids = np.zeros(seq, np.int32)
-            input_ids[:len(ids)] = ids
-            input_mask = np.zeros(seq, np.int32)
-            input_mask[:len(ids)] = 1
-            segment_ids = np.zeros(seq, np.int32)
-            segment_ids[context_offset:len(ids)] = 1
-            piece_index = np.full(seq, -1, np.int32)
-            piece_index[context_offset:context_offset + length] = np.arange(start, start + length)
-            max_context = np.zeros(seq, bool)
-            max_context[context_offset:context_offset + length] = _max_context_flags(
-                starts, window_length, len(pieces.ids), window_index)
-            feature = SquadFeature(example_index, window_index, input_ids, input_mask,
-                                   segment_ids, piece_index, max_context,
-                                   is_impossible=example.is_impossible)
-            if answer_span is not None:
-                first, last = answer_span
-                if start <= first and last < start + length:
-                    feature.start_position = first - start + context_offset
-                    feature.end_position = last - start + context_offset
+                            f"{min(longest, settings.max_query_length)}-token question; raise "
+                            "max_seq_length or lower max_query_length")
+    all_pieces: list[ContextPieces] = []
+    features: list[SquadFeature] = []
+    counts = collections.Counter()
+    for chunk_start in range(0, len(examples), _FEATURIZE_CHUNK):
+        chunk = examples[chunk_start:chunk_start + _FEATURIZE_CHUNK]
+        found = windows(tf.constant([e.question for e in chunk]),
+                        tf.constant([e.context for e in chunk]), tokenizer, settings)
+        pieces = [ContextPieces(*lists) for lists in zip(
+            found.pieces.to_list(), found.starts.to_list(), found.ends.to_list())]
+        all_pieces.extend(pieces)
+        arrays = {name: value.numpy() for name, value in found.features.items()}
+        piece_index, max_context = found.piece_index.numpy(), found.max_context.numpy()
+        window_example = found.window_example.numpy()
+        width = arrays["input_ids"].shape[1]
+        first_window = np.searchsorted(window_example, np.arange(len(chunk)))
+        answer_spans = {}
+        for row, example_row in enumerate(window_example):
+            example = chunk[example_row]
+            if is_training and not example.is_impossible and example.answers:
+                if example_row not in answer_spans:
+                    text, start_char = example.answers[0]
+                    answer_spans[example_row] = answer_piece_span(
+                        pieces[example_row], start_char, start_char + len(text))
+                    if answer_spans[example_row] is None:
+                        counts["answers_without_pieces"] += 1
+                if answer_spans[example_row] is None:
+                    continue
+
+            def padded(values, fill, dtype):
+                out = np.full(seq, fill, dtype)
+                out[:width] = values[row]
+                return out
+
+            feature = SquadFeature(
+                chunk_start + int(example_row), int(row - first_window[example_row]),
+                padded(arrays["input_ids"], 0, np.int32), padded(arrays["input_mask"], 0, np.int32),
+                padded(arrays["segment_ids"], 0, np.int32), padded(piece_index, -1, np.int32),
+                padded(max_context, False, bool), is_impossible=example.is_impossible)
+            span = answer_spans.get(example_row)
+            if span is not None:
+                positions = np.flatnonzero(feature.piece_index == span[0])
+                ends = np.flatnonzero(feature.piece_index == span[1])
+                if len(positions) and len(ends):
+                    feature.start_position, feature.end_position = int(positions[0]), int(ends[0])
                 else:
                     counts["windows_without_answer"] += 1
             features.append(feature)
         if progress is not None:
-            progress.update(questions=1)
+            progress.update(questions=len(chunk))
     counts["windows"] = len(features)
     return features, all_pieces, dict(counts)
 

@@ -564,11 +564,11 @@ def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_
 
 
 @pytest.mark.parametrize("span_head", ["joint", "independent"])
-def test_in_graph_squad_windows_and_decoding_equal_the_python_ones(shared_data, bert_vocab_file,
+def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_file,
                                                                    span_head):
     """A random SQuAD 1.1 model (no answerability head, no threshold) with short windows (64
-    tokens, stride 16): the serving module builds exactly squad.featurize's windows (ids,
-    segments, piece positions, max-context flags) and picks decode_predictions' answer for every
+    tokens, stride 16): the serving module (which windows through squad.windows, as
+    fine-tuning does) picks decode_predictions' answer, span and no-answer score for every
     question, including odd characters, an empty context and an empty question."""
     from electra_tf import config as config_lib
     from electra_tf import finetuning_models, squad
@@ -593,15 +593,7 @@ def test_in_graph_squad_windows_and_decoding_equal_the_python_ones(shared_data, 
     module = export.SquadServingModule(model, tokenizer, settings)
     questions = tf.constant([e.question for e in examples])
     contexts = tf.constant([e.context for e in examples])
-    windows, positions, max_context, window_example, _, _ = module.windows(questions, contexts)
-    width = windows["input_ids"].shape[1]
-    assert len(features) == windows["input_ids"].shape[0] > 2 * len(examples)
-    for row, feature in enumerate(features):
-        assert window_example[row] == feature.example_index
-        assert windows["input_ids"][row].numpy().tolist() == feature.input_ids[:width].tolist()
-        assert windows["segment_ids"][row].numpy().tolist() == feature.segment_ids[:width].tolist()
-        assert positions[row].numpy().tolist() == feature.piece_index[:width].tolist()
-        assert max_context[row].numpy().tolist() == feature.max_context[:width].tolist()
+    assert len(features) > 2 * len(examples)  # several windows per question
     got = module.serve(questions, contexts)
     for index, example in enumerate(examples):
         text = got["answer_text"][index].numpy().decode("utf-8")

@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from electra_tf import finetuning_metrics, squad, tokenization
 from electra_tf.errors import UserError
@@ -29,12 +30,11 @@ def dev_examples(shared_data):
     return examples
 
 
-def test_basic_words_and_piece_offsets(tokenizer):
+def test_piece_offsets(tokenizer):
     text = "Denver's  Broncos (AFC) won 24–10 in Ünïted States."
-    words = squad.basic_words(text)
-    assert [w for w, _, _ in words][:6] == ["Denver", "'", "s", "Broncos", "(", "AFC"]
-    assert all(text[s:e] == w for w, s, e in words)
     pieces = squad.context_pieces(text, tokenizer)
+    assert [text[s:e] for s, e in zip(pieces.starts, pieces.ends)][:6] == [
+        "Denver", "'", "s", "Broncos", "(", "AFC"]
     tokens = tokenizer.convert_ids_to_tokens(pieces.ids)
     assert tokens == tokenizer.convert_ids_to_tokens(tokenizer.encode(text))
     for token, start, end in zip(tokens, pieces.starts, pieces.ends):
@@ -141,10 +141,59 @@ def test_squad_v2_fixture_reading_and_windows(tokenizer):
     assert labels["is_impossible"].sum() == sum(f.is_impossible for f in features)
 
 
-def test_windows_cover_the_context_with_the_stride():
-    assert squad.window_starts(10, 4, 3) == [0, 3, 6]
-    assert squad.window_starts(3, 4, 2) == [0]
-    assert squad.window_starts(9, 4, 8) == [0, 4, 8]  # the stride never skips tokens
+def _reference_windows(num_pieces, window_length, doc_stride):
+    """The reference's loop: (start, length) of each window and each covered piece's max-context
+    flag (the first window with the highest min(left, right) + 0.01 * length)."""
+    starts, start = [], 0
+    while True:
+        starts.append(start)
+        if start + window_length >= num_pieces:
+            break
+        start += min(window_length, doc_stride)
+    sizes = [min(window_length, num_pieces - start) for start in starts]
+    flags = []
+    for window, (start, size) in enumerate(zip(starts, sizes)):
+        row = []
+        for piece in range(start, start + size):
+            scores = [(min(piece - s, s + n - 1 - piece) + 0.01 * n, -other)
+                      for other, (s, n) in enumerate(zip(starts, sizes)) if s <= piece < s + n]
+            row.append(-max(scores)[1] == window)
+        flags.append(row)
+    return list(zip(starts, sizes)), flags
+
+
+def test_windows_follow_the_reference_loop(tokenizer):
+    """squad.windows (the one windowing of fine-tuning and export) against the reference's
+    Python loop: window starts every min(length, stride) pieces, the stride never skipping a
+    piece, and the max-context flags; the question is cut to max_query_length."""
+    word = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho"
+    words = word.split()
+    contexts = [" ".join(words[:n]) for n in (0, 1, 3, 9, 10, 16)] + [" ".join(words * 3)]
+    question = "who is it and what and where and when"
+    for max_seq_length, stride, query in ((16, 3, 5), (16, 8, 4), (20, 40, 64)):
+        settings = squad.SquadSettings(max_seq_length=max_seq_length, doc_stride=stride,
+                                       max_query_length=query)
+        found = squad.windows(tf.constant([question] * len(contexts)), tf.constant(contexts),
+                              tokenizer, settings)
+        question_length = min(query, len(tokenizer.encode(question)))
+        window_example = found.window_example.numpy()
+        for example, context in enumerate(contexts):
+            num_pieces = len(tokenizer.encode(context)) if context else 0
+            assert int(found.pieces[example].shape[0]) == num_pieces
+            expected, flags = _reference_windows(num_pieces, max_seq_length - question_length - 3,
+                                                 stride)
+            rows = np.flatnonzero(window_example == example)
+            assert len(rows) == len(expected), (context, settings)
+            for row, (start, size), want in zip(rows, expected, flags):
+                index = found.piece_index[row].numpy()
+                context_part = index[index >= 0]
+                assert context_part.tolist() == list(range(start, start + size))
+                assert found.max_context[row].numpy()[index >= 0].tolist() == want
+                segments = found.features["segment_ids"][row].numpy()
+                mask = found.features["input_mask"][row].numpy()
+                # [CLS] question [SEP] | window [SEP]
+                assert segments.tolist()[:mask.sum()] == [0] * (question_length + 2) + [1] * (
+                    size + 1)
 
 
 def test_bad_squad_files(tmp_path):
