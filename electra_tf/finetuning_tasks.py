@@ -107,6 +107,9 @@ class SquadTask:
     num_epochs: int = 2
     headline_metric: str = "exact_match"
     tfds_name: str = ""
+    # SQuAD 1.1 with the answerability classifier trained on all-answerable labels, as the
+    # reference builds it for every QA task (--squad_v1_answerable_head); decoding ignores it.
+    v1_answerable_head: bool = False
 
     @property
     def is_squad(self) -> bool:
@@ -118,7 +121,7 @@ class SquadTask:
 
     @property
     def answerable_head(self) -> bool:
-        return self.version == "2.0"
+        return self.version == "2.0" or self.v1_answerable_head
 
 
 _BINARY = ("0", "1")
