@@ -1153,6 +1153,12 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         hyper.update(max_seq_length=max_seq, tag_column=options.tag_column,
                      tagging_scheme=options.tagging_scheme,
                      tagging_segment_id=options.tagging_segment_id)
+        # The reference-restoring choices are recorded only when set, so trials started before
+        # they existed still resume.
+        for name, default in (("tagging_span_rule", "conlleval"),
+                              ("tagging_truncation", "score_all"), ("tag_set_from", "train")):
+            if getattr(options, name) != default:
+                hyper[name] = getattr(options, name)
         # The tag set comes from the training file, so the task is returned with it.
         task, data = token_classification.prepare_data(task, options, tokenizer, max_seq)
     else:
@@ -1307,7 +1313,9 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
         options = dataclasses.replace(
             options, tag_column=settings.get("tag_column", options.tag_column),
             tagging_scheme=settings.get("scheme", options.tagging_scheme),
-            tagging_segment_id=settings.get("segment_id", options.tagging_segment_id))
+            tagging_segment_id=settings.get("segment_id", options.tagging_segment_id),
+            tagging_span_rule=settings.get("span_rule", options.tagging_span_rule),
+            tagging_truncation=settings.get("truncation", options.tagging_truncation))
         task, data = token_classification.prepare_data(task, options, tokenizer, head["max_seq_length"],
                                                        tag_names=tuple(head["label_names"]))
     elif task.is_squad:
