@@ -884,9 +884,10 @@ def _hf_task_head(weights: ElectraWeights) -> Optional[tuple[str, dict, dict]]:
                         "fine-tune with --squad_head=independent for it, or convert --to official "
                         "or electra_tf (the encoder only)")
     if head.get("answerable"):
-        raise UserError(f"{weights.source}: the SQuAD 2.0 answerable head has no place in Hugging "
-                        "Face's ElectraForQuestionAnswering (start/end logits only); convert "
-                        "--to official or electra_tf")
+        raise UserError(f"{weights.source}: the SQuAD answerable head (2.0's, or 1.1's with "
+                        "--squad_v1_answerable_head) has no place in Hugging Face's "
+                        "ElectraForQuestionAnswering (start/end logits only); convert --to "
+                        "official or electra_tf")
     # qa_outputs is Linear(hidden, 2) on every token, start then end: our start_end dense.
     tensors = {"qa_outputs.weight": np.ascontiguousarray(head["kernel"].T),
                "qa_outputs.bias": np.asarray(head["bias"])}

@@ -648,7 +648,9 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
     if source.kind == "squad":
         recorded = dict(head.get("squad") or {})
         null_threshold = recorded.pop("null_threshold", None)
-        if head.get("answerable") and null_threshold is None:
+        # A 1.1 model's answerability head (--squad_v1_answerable_head) is not used to decode.
+        is_v2 = head.get("answerable") and head.get("squad_version", "2.0") == "2.0"
+        if is_v2 and null_threshold is None:
             raise UserError(f"{source.directory}/head.json: a SQuAD 2.0 model without a "
                             "recorded null_threshold; re-run fine-tuning to record it")
         known = {field.name for field in dataclasses.fields(squad.SquadSettings)}

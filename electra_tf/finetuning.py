@@ -120,6 +120,9 @@ class FinetuningOptions:
     # SQuAD 2.0: None tunes the no-answer threshold on dev (the official script's best F1); a
     # number fixes it (the reference writes its predictions with -2.75).
     squad_null_threshold: Optional[float] = None
+    # SQuAD 1.1: also build and train the answerability classifier (every label "answerable",
+    # weight 0.5), as the reference does; its logit is never used to decode 1.1 answers.
+    squad_v1_answerable_head: bool = False
     strategy: str = "one_device"
     tpu: Optional[str] = None
     mixed_precision: str = "none"
@@ -134,6 +137,13 @@ class FinetuningOptions:
     tagging_scheme: str = "file"
     # The token type of every tagged sentence: 0 as single-text GLUE inputs, 1 the reference's.
     tagging_segment_id: int = 0
+    # Spans of dev tags: "conlleval" or "reference" (an I- after another type extends the span).
+    tagging_span_rule: str = "conlleval"
+    # Long sentences: "score_all" (keep max_seq_length - 2 pieces, score every word, cut ones as
+    # O) or "reference" (its word budget; only the kept words are scored).
+    tagging_truncation: str = "score_all"
+    # The tag set: "train" (the training file's tags) or "all_splits" (train, dev, test tags).
+    tag_set_from: str = "train"
     # --task=custom: the user's CSV/TSV files (see finetuning_tasks.make_custom_task).
     task_name: str = "custom"
     task_type: str = "classification"
@@ -288,7 +298,10 @@ def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_fi
                     vocab_sha256=tokenization.vocab_sha256(vocab_file),
                     do_lower_case=config.do_lower_case)
     if model.head == "span":
-        head.update(span_head=model.span_head, beam_size=model.beam_size)
+        # squad_version: a 1.1 model may carry the answerability head (--squad_v1_answerable_head)
+        # that only 2.0 decoding reads.
+        head.update(span_head=model.span_head, beam_size=model.beam_size,
+                    squad_version=task.version)
     if squad_decoding is not None:
         head["squad"] = squad_decoding
     head.update(extra_head or {})
@@ -1104,6 +1117,10 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
     if task.is_squad:
         hyper["squad_head"] = options.squad_head
         hyper["squad_null_threshold"] = options.squad_null_threshold
+        if options.squad_v1_answerable_head and task.version == "1.1":
+            # Recorded only when set, so trials started before the flag existed still resume.
+            hyper["squad_v1_answerable_head"] = True
+            task = dataclasses.replace(task, v1_answerable_head=True)
     task_dir = os.path.join(options.output_dir, task.name)
     log(f"[{task.name}] reading data")
     if task.is_squad:
@@ -1116,6 +1133,12 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         hyper.update(max_seq_length=max_seq, tag_column=options.tag_column,
                      tagging_scheme=options.tagging_scheme,
                      tagging_segment_id=options.tagging_segment_id)
+        # The reference-restoring choices are recorded only when set, so trials started before
+        # they existed still resume.
+        for name, default in (("tagging_span_rule", "conlleval"),
+                              ("tagging_truncation", "score_all"), ("tag_set_from", "train")):
+            if getattr(options, name) != default:
+                hyper[name] = getattr(options, name)
         # The tag set comes from the training file, so the task is returned with it.
         task, data = token_classification.prepare_data(task, options, tokenizer, max_seq)
     else:
@@ -1270,7 +1293,9 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
         options = dataclasses.replace(
             options, tag_column=settings.get("tag_column", options.tag_column),
             tagging_scheme=settings.get("scheme", options.tagging_scheme),
-            tagging_segment_id=settings.get("segment_id", options.tagging_segment_id))
+            tagging_segment_id=settings.get("segment_id", options.tagging_segment_id),
+            tagging_span_rule=settings.get("span_rule", options.tagging_span_rule),
+            tagging_truncation=settings.get("truncation", options.tagging_truncation))
         task, data = token_classification.prepare_data(task, options, tokenizer, head["max_seq_length"],
                                                        tag_names=tuple(head["label_names"]))
     elif task.is_squad:

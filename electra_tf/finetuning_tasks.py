@@ -37,8 +37,25 @@ class Example:
     source: str = ""  # "file:line", for messages
 
 
+class SentenceTask:
+    """What every sentence (pair) classification or regression task answers the same way: its
+    ``label_names`` (a dataclass field of the subclass) are None exactly for regression."""
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.label_names)
+
+    @property
+    def is_squad(self) -> bool:
+        return False
+
+
 @dataclasses.dataclass(frozen=True)
-class GlueTask:
+class GlueTask(SentenceTask):
     name: str
     directory: str
     text_columns: tuple[int, ...]
@@ -69,18 +86,6 @@ class GlueTask:
     def is_pair(self) -> bool:
         return len(self.text_columns) == 2
 
-    @property
-    def is_regression(self) -> bool:
-        return self.label_names is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.label_names)
-
-    @property
-    def is_squad(self) -> bool:
-        return False
-
     def compute_metrics(self, labels: Sequence, predictions: Sequence) -> dict[str, float]:
         """All of the task's metrics in percent, plus ``score``: the task's GLUE score."""
         if self.name == "cola":
@@ -107,6 +112,9 @@ class SquadTask:
     num_epochs: int = 2
     headline_metric: str = "exact_match"
     tfds_name: str = ""
+    # SQuAD 1.1 with the answerability classifier trained on all-answerable labels, as the
+    # reference builds it for every QA task (--squad_v1_answerable_head); decoding ignores it.
+    v1_answerable_head: bool = False
 
     @property
     def is_squad(self) -> bool:
@@ -118,7 +126,7 @@ class SquadTask:
 
     @property
     def answerable_head(self) -> bool:
-        return self.version == "2.0"
+        return self.version == "2.0" or self.v1_answerable_head
 
 
 _BINARY = ("0", "1")
@@ -382,7 +390,7 @@ CUSTOM_SPLIT_FLAGS = {"train": "--train_file", "dev": "--dev_file", "test": "--t
 
 
 @dataclasses.dataclass(frozen=True)
-class CustomTask:
+class CustomTask(SentenceTask):
     """A sentence (pair) classification or regression task read from the user's CSV/TSV files.
 
     It offers what the fine-tuning loop and export read from a ``GlueTask`` (name, labels,
@@ -395,7 +403,8 @@ class CustomTask:
     text_column: str
     text_b_column: Optional[str]
     label_column: str
-    label_names: Optional[tuple[str, ...]]  # None: regression
+    # None: regression (task_type "regression"; make_custom_task fills it for classification).
+    label_names: Optional[tuple[str, ...]]
     delimiter: Optional[str] = None  # None: from each file's extension
     id_column: Optional[str] = None  # test predictions' index; None: the row number from 0
     num_epochs: int = 3
@@ -421,20 +430,8 @@ class CustomTask:
         return "accuracy"
 
     @property
-    def is_regression(self) -> bool:
-        return self.task_type == "regression"
-
-    @property
     def is_pair(self) -> bool:
         return self.text_b_column is not None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.label_names)
-
-    @property
-    def is_squad(self) -> bool:
-        return False
 
     def file(self, split: str) -> Optional[str]:
         return dict(self.files).get(split)

@@ -66,6 +66,17 @@ flags.DEFINE_enum("tagging_scheme", "file", ["file", "bioes"], "ner/chunk: train
                   "bioes predictions are written back as IOB2.")
 flags.DEFINE_integer("tagging_segment_id", 0, "ner/chunk: the token type (segment id) of every "
                      "token: 0 as single-text GLUE inputs, 1 as the reference's tagging tasks.")
+flags.DEFINE_enum("tagging_span_rule", "conlleval", ["conlleval", "reference"], "ner/chunk: how "
+                  "dev tags become spans. conlleval: an I- after another type's tag starts a new "
+                  "span; reference: it extends the open span, which takes the new type (the "
+                  "reference's get_span_labels).")
+flags.DEFINE_enum("tagging_truncation", "score_all", ["score_all", "reference"], "ner/chunk: long "
+                  "sentences. score_all: keep max_seq_length-2 WordPieces and score every word "
+                  "(cut ones as O); reference: stop adding words once words + pieces + 1 exceed "
+                  "max_seq_length and score only the kept words.")
+flags.DEFINE_enum("tag_set_from", "train", ["train", "all_splits"], "ner/chunk: the model's tag "
+                  "set from the training file's tags (train) or from train, dev and test "
+                  "(all_splits, the reference's).")
 flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the training set.")
 flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only.")
 flags.DEFINE_integer("squad_holdout_articles", 0, "SQuAD without a train file: train on the dev "
@@ -75,6 +86,9 @@ flags.DEFINE_enum("squad_head", "joint", ["joint", "independent"], "SQuAD span h
                   "starts; 2.0 answerability from [CLS] and the start-weighted hidden states, "
                   "loss weight 0.5); independent: separate start/end logits, answerability on "
                   "[CLS] with weight 1.")
+flags.DEFINE_bool("squad_v1_answerable_head", False, "SQuAD 1.1: also build and train the "
+                  "answerability classifier (every label answerable, its loss weighted as 2.0's), "
+                  "as the reference does; 1.1 decoding never reads it.")
 flags.DEFINE_float("squad_null_threshold", None, "SQuAD 2.0: answer \"\" when the no-answer score "
                    "exceeds this (the reference: -2.75); default: the threshold with the best dev "
                    "F1, as the official script's best_f1.")
@@ -144,8 +158,11 @@ def main(argv: list[str]) -> None:
         max_train_examples=FLAGS.max_train_examples, max_eval_examples=FLAGS.max_eval_examples,
         squad_holdout_articles=FLAGS.squad_holdout_articles, squad_head=FLAGS.squad_head,
         squad_null_threshold=FLAGS.squad_null_threshold,
+        squad_v1_answerable_head=FLAGS.squad_v1_answerable_head,
         tag_column=FLAGS.tag_column, tagging_scheme=FLAGS.tagging_scheme,
         tagging_segment_id=FLAGS.tagging_segment_id,
+        tagging_span_rule=FLAGS.tagging_span_rule, tagging_truncation=FLAGS.tagging_truncation,
+        tag_set_from=FLAGS.tag_set_from,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         trim_padding=FLAGS.trim_padding, log_every_steps=FLAGS.log_every_steps,

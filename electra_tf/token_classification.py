@@ -7,20 +7,30 @@ A line is ``token ... tag``, columns separated by white space; the tag is the la
 are skipped. Test lines may hold the token alone (their tags, if any, are not used).
 
 Tags are ``O`` or ``<prefix>-<type>`` with prefix B, I, E or S (IOB1, IOB2/BIO and IOBES all
-read). The tag set is the sorted set of the training file's tags (or of their BIOES re-encoding
-with ``scheme="bioes"``, the reference's), recorded in head.json's ``label_names``.
+read). The tag set is the sorted set of the training file's tags (``tag_set_from="all_splits"``:
+of the train, dev and test files' tags, the reference's), or of their BIOES re-encoding with
+``scheme="bioes"`` (the reference's), recorded in head.json's ``label_names``.
 
 Alignment: each word is WordPiece-tokenized on its own with the project's Tokenizer; the word's
 tag sits on its first sub-word (loss weight 1), its other sub-words get weight 0 and are never
-read at prediction. A sentence longer than max_seq_length - 2 WordPieces is truncated (not
-split): its words past the limit get no loss in training and are predicted ``O``
-(``DEFAULT_TAG``) at evaluation, where they still count. Truncations are counted and logged
-once per split.
+read at prediction. Long sentences are truncated (not split), by one of two rules
+(``TRUNCATIONS``):
+  "score_all"  at most max_seq_length - 2 WordPieces are kept; the words past the limit get no
+               loss in training and are predicted ``O`` (``DEFAULT_TAG``) at evaluation, where
+               they still count.
+  "reference"  the reference's featurize: words are added while (the sentence's word count + 2)
+               + the pieces so far + 1 stays within max_seq_length; the rest of the sentence is
+               dropped and not scored (its gold spans count neither as found nor as missed).
+Truncations are counted and logged once per split.
 
-Metrics (``span_metrics``): entity-level precision, recall and F1 with conlleval's rules (a
-span starts at B- or S-, or at an I-/E- that follows O, E-, S- or a tag of another type; it
-ends before O, B-, S-, a tag of another type, or after E-/S-), plus token accuracy, all in
-percent.
+Metrics (``span_metrics``): entity-level precision, recall and F1, plus token accuracy, all in
+percent. Spans follow one of two rules (``SPAN_RULES``):
+  "conlleval"  a span starts at B- or S-, or at an I-/E- that follows O, E-, S- or a tag of
+               another type; it ends before O, B-, S-, a tag of another type, or after E-/S-.
+  "reference"  the reference's get_span_labels: a span starts at B- or S- or after O and ends
+               only before B-, S- or O; an I-/E- (of any type, after any tag) extends the open
+               span, which takes the type of its last tag. I- and E-, B- and S- act alike, so
+               BIOES predictions read as their IOB2 form give the same spans.
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ from electra_tf.progress import log
 DEFAULT_TAG = "O"
 SPLIT_FILES = {"train": "train.txt", "dev": "dev.txt", "test": "test.txt"}
 SCHEMES = ("file", "bioes")
+SPAN_RULES = ("conlleval", "reference")
+TRUNCATIONS = ("score_all", "reference")
+TAG_SETS = ("train", "all_splits")
 _TAG_PATTERN = re.compile(r"^(O|[BIES]-\S+)$")
 
 
@@ -56,6 +69,8 @@ class TaggingTask:
     tag_column: int = -1
     scheme: str = "file"
     segment_id: int = 0
+    span_rule: str = "conlleval"
+    truncation: str = "score_all"
     dev_splits: tuple[str, ...] = ("dev",)
     test_splits: tuple[str, ...] = ("test",)
     submission_files: tuple[str, ...] = ()
@@ -207,14 +222,19 @@ def _span_starts(prefix: str, kind: str, prev_prefix: str, prev_kind: str) -> bo
     return prev_prefix in ("O", "E", "S") or prev_kind != kind
 
 
-def extract_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Spans of one sentence's tags with conlleval's rules (module docstring).
+def extract_spans(tags: Sequence[str], rule: str = "conlleval") -> list[tuple[str, int, int]]:
+    """Spans of one sentence's tags (module docstring).
 
     Args:
       tags: one tag per word (IOB1, IOB2 or IOBES; mixing is allowed, as in conlleval).
+      rule: "conlleval" or "reference" (the reference's get_span_labels).
     Returns:
       [(type, first word, last word)], inclusive, in order.
     """
+    if rule == "reference":
+        return _reference_spans(tags)
+    if rule != "conlleval":
+        raise ValueError(f"rule must be one of {SPAN_RULES}, got {rule!r}")
     spans = []
     start = None
     prev_prefix, prev_kind = "O", ""
@@ -229,10 +249,27 @@ def extract_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
-def to_bioes(tags: Sequence[str]) -> list[str]:
-    """The same spans in BIOES (the reference's training encoding): S- single words, B-/I-/E-."""
+def _reference_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    spans = []
+    start = 0
+    last = "O"
+    for index, tag in enumerate(tags):
+        prefix, _ = _split_tag(tag)
+        if prefix in ("B", "S", "O") and last != "O":
+            spans.append((_split_tag(last)[1], start, index - 1))
+        if prefix in ("B", "S") or last == "O":
+            start = index
+        last = tag
+    if last != "O":
+        spans.append((_split_tag(last)[1], start, len(tags) - 1))
+    return spans
+
+
+def to_bioes(tags: Sequence[str], rule: str = "conlleval") -> list[str]:
+    """The same spans in BIOES (the reference's training encoding): S- single words, B-/I-/E-.
+    ``rule``: how ``tags`` are read into spans (``extract_spans``)."""
     out = ["O"] * len(tags)
-    for kind, start, end in extract_spans(tags):
+    for kind, start, end in extract_spans(tags, rule):
         if start == end:
             out[start] = f"S-{kind}"
             continue
@@ -249,12 +286,13 @@ def from_bioes(tags: Sequence[str]) -> list[str]:
             if tag.startswith("E-") else tag for tag in tags]
 
 
-def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
-                 ) -> dict[str, float]:
-    """Entity-level precision/recall/F1 (conlleval) and token accuracy, in percent.
+def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]],
+                 rule: str = "conlleval") -> dict[str, float]:
+    """Entity-level precision/recall/F1 and token accuracy, in percent.
 
     Args:
       gold, predicted: per sentence, one tag per word (same lengths).
+      rule: the span rule of ``extract_spans``, "conlleval" or "reference".
     Returns:
       {"precision", "recall", "f1", "accuracy", "gold_spans", "predicted_spans",
       "correct_spans"}; precision (recall) is 0 without predicted (gold) spans.
@@ -263,8 +301,8 @@ def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
     for gold_tags, predicted_tags in zip(gold, predicted):
         if len(gold_tags) != len(predicted_tags):
             raise ValueError(f"{len(gold_tags)} gold tags but {len(predicted_tags)} predicted")
-        gold_spans = set(extract_spans(gold_tags))
-        predicted_spans = set(extract_spans(predicted_tags))
+        gold_spans = set(extract_spans(gold_tags, rule))
+        predicted_spans = set(extract_spans(predicted_tags, rule))
         correct += len(gold_spans & predicted_spans)
         expected += len(gold_spans)
         found += len(predicted_spans)
@@ -283,7 +321,7 @@ def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
 
 
 def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
-          tag_to_id: Optional[dict] = None, segment_id: int = 0):
+          tag_to_id: Optional[dict] = None, segment_id: int = 0, truncation: str = "score_all"):
     """[CLS] pieces of every word [SEP], and where each word's first piece is.
 
     Args:
@@ -292,12 +330,17 @@ def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
       max_seq_length: the packed length; at most max_seq_length - 2 pieces are kept.
       tag_to_id: tag -> class id, for training labels; None for prediction.
       segment_id: the token type of every real position (the reference's tagging uses 1).
+      truncation: "score_all" or "reference" (module docstring). With "reference" a sentence's
+        positions stop at its last kept word; a kept word whose pieces would not fit (where
+        the reference fails an assertion) keeps its first pieces, as with "score_all".
     Returns:
       (features {"input_ids", "input_mask", "segment_ids"}: int32 [n, max_seq_length],
        labels {"tag_ids": int32, "tag_weights": float32 [n, max_seq_length]} or None,
        positions: per sentence, per word the position of its first piece or -1 (no piece, or
-       truncated), truncated: how many sentences lost words).
+       truncated); "reference": only the kept words, truncated: how many sentences lost words).
     """
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
     flat = [word for sentence in sentences for word in sentence.words]
     pieces = tokenizer.encode(flat) if flat else []
     count = len(sentences)
@@ -313,8 +356,14 @@ def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
         ids = [tokenizer.cls_id]
         word_positions = []
         lost = False
+        # The reference's budget counts every word of the sentence, plus [CLS] and [SEP], once
+        # more on top of the pieces (its len(words_to_tokens)).
+        items = len(sentence.words) + 2
         for index in range(len(sentence.words)):
             word_pieces = pieces[cursor + index]
+            if truncation == "reference" and items + len(ids) + 1 > max_seq_length:
+                lost = True
+                break
             room = budget - (len(ids) - 1)
             lost = lost or len(word_pieces) > room
             if not word_pieces or room <= 0:
@@ -342,8 +391,9 @@ def decode(logits: np.ndarray, positions: Sequence[Sequence[int]], tag_names: Se
            scheme: str = "file") -> list[list[str]]:
     """One tag per word: the argmax at its first piece, DEFAULT_TAG where it has none.
 
-    logits: float [n, T, num_tags]; positions: from ``align``. BIOES models' tags come back
-    as IOB2 (``from_bioes``).
+    logits: float [n, T, num_tags]; positions: from ``align`` (a sentence truncated with
+    "reference" gets tags for its kept words only). BIOES models' tags come back as IOB2
+    (``from_bioes``).
     """
     best = np.argmax(logits, axis=-1)
     out = []
@@ -406,9 +456,16 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
                         f"{', '.join(SCHEMES)}")
     if options.tagging_segment_id not in (0, 1):
         raise UserError(f"--tagging_segment_id={options.tagging_segment_id}: use 0 or 1")
+    for flag, value, allowed in (("tagging_span_rule", options.tagging_span_rule, SPAN_RULES),
+                                 ("tagging_truncation", options.tagging_truncation, TRUNCATIONS),
+                                 ("tag_set_from", options.tag_set_from, TAG_SETS)):
+        if value not in allowed:
+            raise UserError(f"--{flag}={value}: use one of {', '.join(allowed)}")
     task = dataclasses.replace(task, tag_column=options.tag_column,
                                scheme=options.tagging_scheme,
-                               segment_id=options.tagging_segment_id)
+                               segment_id=options.tagging_segment_id,
+                               span_rule=options.tagging_span_rule,
+                               truncation=options.tagging_truncation)
     info = {"splits": {}}
     if tag_names is not None:
         return _prepare_eval_only(task, options, tokenizer, max_seq_length, tuple(tag_names), info)
@@ -417,18 +474,40 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
         order = np.random.RandomState(options.seed).permutation(len(train))
         train = [train[i] for i in sorted(order[:options.max_train_examples])]
     if task.scheme == "bioes":
-        train = [dataclasses.replace(s, tags=tuple(to_bioes(s.tags))) for s in train]
+        train = [dataclasses.replace(s, tags=tuple(to_bioes(s.tags, task.span_rule)))
+                 for s in train]
     # Sorted, so the class ids do not depend on the order of the file.
-    tag_names = tuple(sorted({tag for sentence in train for tag in sentence.tags}))
+    tags = {tag for sentence in train for tag in sentence.tags}
+    if options.tag_set_from == "all_splits":
+        tags |= _other_split_tags(task, options)
+    tag_names = tuple(sorted(tags))
     task = dataclasses.replace(task, tag_names=tag_names)
     tag_to_id = {tag: index for index, tag in enumerate(tag_names)}
     features, labels, _, truncated = align(train, tokenizer, max_seq_length, tag_to_id,
-                                           task.segment_id)
+                                           task.segment_id, task.truncation)
     _log_truncation(task, "train", truncated, len(train), max_seq_length)
     info["splits"]["train"] = dict(stats, used=len(train), truncated=truncated)
     info["tag_names"] = list(tag_names)
     eval_sets, test_sets = _eval_and_test_sets(task, options, tokenizer, max_seq_length, info)
     return task, finetuning.TaskData(features, labels, eval_sets, test_sets, info)
+
+
+def _other_split_tags(task, options) -> set:
+    """The tags of the dev and test files (in the training encoding), as the reference adds them
+    to its label set; a test file without tags adds none."""
+    tags = set()
+    for split in task.dev_splits + task.test_splits:
+        path = split_file(options.data_dir, task, split)
+        is_test = split in task.test_splits
+        if is_test and not fileio.isfile(path):
+            continue
+        for sentence in read_conll(path, task.tag_column, require_tags=not is_test)[0]:
+            # A test file may hold tokens alone, or other columns where the tag would be.
+            if sentence.tags is None or not all(_TAG_PATTERN.match(t) for t in sentence.tags):
+                continue
+            tags.update(to_bioes(sentence.tags, task.span_rule) if task.scheme == "bioes"
+                        else sentence.tags)
+    return tags
 
 
 def _prepare_eval_only(task, options, tokenizer, max_seq_length, tag_names, info):
@@ -450,9 +529,11 @@ def _eval_and_test_sets(task, options, tokenizer, max_seq_length, info):
         sentences = sentences[:options.max_eval_examples] if options.max_eval_examples \
             else sentences
         dev_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
-                                                      segment_id=task.segment_id)
+                                                      segment_id=task.segment_id,
+                                                      truncation=task.truncation)
         _log_truncation(task, split, truncated, len(sentences), max_seq_length)
-        unseen = sorted({kind for s in sentences for kind, _, _ in extract_spans(s.tags)}
+        unseen = sorted({kind for s in sentences
+                         for kind, _, _ in extract_spans(s.tags, task.span_rule)}
                         - {_split_tag(tag)[1] for tag in tag_names})
         if unseen:
             log(f"[{task.name}] WARNING: {split} has entity types never seen in training (so "
@@ -468,7 +549,8 @@ def _eval_and_test_sets(task, options, tokenizer, max_seq_length, info):
                 continue
             sentences, stats = read_conll(path, task.tag_column, require_tags=False)
             test_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
-                                                           segment_id=task.segment_id)
+                                                           segment_id=task.segment_id,
+                                                           truncation=task.truncation)
             _log_truncation(task, split, truncated, len(sentences), max_seq_length)
             info["splits"][split] = dict(stats, used=len(sentences), truncated=truncated)
             test_sets[split] = (test_features, (sentences, positions))
@@ -495,24 +577,29 @@ def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
       task: the task from ``prepare_data``; model: the fine-tuned FinetuningModel; data: its
       TaskData; options: FinetuningOptions (eval_batch_size).
     Returns:
-      The dev metrics of ``span_metrics`` plus score (= f1). Writes dev_predictions.txt
-      ("token gold predicted", conlleval's input) and test_predictions.txt ("token<TAB>tag"),
-      a blank line after each sentence, in input order.
+      The dev metrics of ``span_metrics`` (with ``task.span_rule``) plus score (= f1). Writes
+      dev_predictions.txt ("token gold predicted", conlleval's input: the scored words, so
+      with the "reference" truncation a cut sentence's kept words only) and test_predictions.txt
+      ("token<TAB>tag", every word, cut ones O), a blank line after each sentence, in input
+      order.
     """
     metrics = {}
     for split, (features, _, sentences, positions) in data.eval_sets.items():
         logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size,
                                           verbose=0)["logits"])
         predicted = decode(logits, positions, task.tag_names, task.scheme)
-        metrics = span_metrics([s.tags for s in sentences], predicted)
+        # "reference" truncation: only the kept words have predictions, and only they count.
+        gold = [s.tags[:len(tags)] for s, tags in zip(sentences, predicted)]
+        metrics = span_metrics(gold, predicted, task.span_rule)
         _write_tagged(os.path.join(trial_dir, f"{split}_predictions.txt"),
-                      ([f"{w} {g} {p}" for w, g, p in zip(s.words, s.tags, tags)]
-                       for s, tags in zip(sentences, predicted)))
+                      ([f"{w} {g} {p}" for w, g, p in zip(s.words, gold_tags, tags)]
+                       for s, gold_tags, tags in zip(sentences, gold, predicted)))
     metrics["score"] = metrics["f1"]
     for split, (features, (sentences, positions)) in data.test_sets.items():
         logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size,
                                           verbose=0)["logits"])
-        predicted = decode(logits, positions, task.tag_names, task.scheme)
+        predicted = [tags + [DEFAULT_TAG] * (len(s.words) - len(tags)) for s, tags in
+                     zip(sentences, decode(logits, positions, task.tag_names, task.scheme))]
         name = TEST_PREDICTIONS_FILE if split == "test" else f"{split}_predictions.txt"
         _write_tagged(os.path.join(trial_dir, name),
                       ([f"{w}\t{p}" for w, p in zip(s.words, tags)]
@@ -523,7 +610,8 @@ def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
 def head_info(task: TaggingTask) -> dict:
     """What head.json records for export: {"tagging": {...}}."""
     return {"tagging": {"scheme": task.scheme, "default_tag": DEFAULT_TAG,
-                        "tag_column": task.tag_column, "segment_id": task.segment_id}}
+                        "tag_column": task.tag_column, "segment_id": task.segment_id,
+                        "span_rule": task.span_rule, "truncation": task.truncation}}
 
 
 def copy_median_outputs(task_dir: str, median_trial_dir: str) -> None:

@@ -538,3 +538,82 @@ def test_squad_null_threshold_fixes_the_no_answer_threshold(tmp_path):
                                                                                 "b": -2.0}
         assert metrics["null_threshold"] == (-2.75 if fixed else metrics["best_f1_threshold"])
         assert metrics["exact_match"] == (50.0 if fixed else 100.0)
+
+
+def test_squad_v1_answerable_head_adds_half_the_classifier_loss_and_reloads(tmp_path,
+                                                                            bert_vocab_file):
+    """--squad_v1_answerable_head (the reference's answerable classifier on SQuAD 1.1): the
+    model gets the 2.0 head, and its loss on an all-answerable batch is the head-less loss plus
+    0.5 x the classifier's sigmoid cross-entropy (label "not impossible"), recomputed in NumPy.
+    End to end, head.json records it, the folder reloads with the same outputs, and the export
+    answers every 1.1 question as fine-tuning's decoder did (the head is not read)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from electra_tf import export, finetuning, finetuning_models, finetuning_tasks, modeling
+
+    plain = finetuning_tasks.SQUAD_TASKS["squad-v1.1"]
+    with_head = dataclasses.replace(plain, v1_answerable_head=True)
+    config, _ = _tiny_span_model()
+    model = finetuning.build_model(config, with_head, None)
+    assert model.answerable and not finetuning.build_model(config, plain, None).answerable
+    without = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "span",
+                                                dropout_rate=0.0)
+    values = {v.path: np.asarray(v) for v in model.weights}
+    for variable in without.weights:
+        variable.assign(values[variable.path])
+    features = _window_batch()
+    labels = {"start_position": np.array([7, 7, 9]), "end_position": np.array([8, 10, 9]),
+              "is_impossible": np.zeros(3, np.int32)}
+    outputs = model(features, training=True)
+    extra = (np.asarray(model.task_loss(labels, outputs))
+             - np.asarray(without.task_loss(labels, without(features, training=True))))
+    sequence = np.asarray(outputs["sequence_output"], np.float64)
+    start_p = np.exp(_log_softmax(np.asarray(outputs["start_logits"], np.float64)))
+    weights = {path: value.astype(np.float64) for path, value in values.items()}
+    hidden = _gelu(np.concatenate([sequence[:, 0], np.einsum("bt,bth->bh", start_p, sequence)],
+                                  -1) @ weights["task_specific/answerable_hidden/kernel"]
+                   + weights["task_specific/answerable_hidden/bias"])
+    z = (hidden @ weights["task_specific/answerable/kernel"]
+         + weights["task_specific/answerable/bias"])[:, 0]
+    # Sigmoid cross-entropy of the "unanswerable" logit z against label 0.
+    np.testing.assert_allclose(extra, 0.5 * (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))),
+                               rtol=1e-4, atol=1e-6)
+    assert np.all(extra > 0)
+
+    data_dir = tmp_path / "squad"
+    data_dir.mkdir()
+    for split in ("train", "dev"):
+        document = json.loads((FIXTURES / f"{split}-v2.0.json").read_text())
+        for article in document["data"]:
+            for paragraph in article["paragraphs"]:
+                paragraph["qas"] = [qa for qa in paragraph["qas"] if not qa["is_impossible"]]
+                for qa in paragraph["qas"]:
+                    del qa["is_impossible"]
+        (data_dir / f"{split}-v1.1.json").write_text(json.dumps(document))
+    options = finetuning.FinetuningOptions(
+        tasks="squad-v1.1", output_dir=str(tmp_path / "out"), config="electra_tiny",
+        hparams={"num_hidden_layers": 1}, vocab_file=str(bert_vocab_file), log_every_steps=1000,
+        data_dir=str(data_dir), max_seq_length=64, doc_stride=16, max_query_length=16,
+        num_train_steps=2, train_batch_size=2, squad_v1_answerable_head=True)
+    finetuning.run_finetuning(options)
+    out = tmp_path / "out" / "squad-v1.1"
+    results = json.loads((out / "results.json").read_text())
+    assert results["hyperparameters"]["squad_v1_answerable_head"] is True
+    assert "null_threshold" not in results["trials"][0]["metrics"]
+    finetuned = out / "trial_1" / "finetuned"
+    head = json.loads((finetuned / "head.json").read_text())
+    assert (head["answerable"], head["squad_version"], head["squad"]["null_threshold"]) == (
+        True, "1.1", None)
+    _, loaded = finetuning.load_finetuned(str(finetuned))
+    assert "answerable_logits" in loaded(features, training=False)
+    predictions = json.loads((out / "trial_1" / "dev_predictions.json").read_text())
+    examples, _ = squad.read_squad(str(data_dir / "dev-v1.1.json"), is_training=False)
+    assert len(examples) == len(predictions) == 3
+    module = export.build_serving_module(export.resolve_source(str(finetuned)))
+    served = module.serve(question=tf.constant([e.question for e in examples]),
+                          context=tf.constant([e.context for e in examples]))
+    assert [t.decode() for t in served["answer_text"].numpy()] == [
+        predictions[e.qid] for e in examples]
+    assert served["has_answer"].numpy().all()

@@ -116,6 +116,47 @@ def test_bioes_round_trip_keeps_the_spans():
     assert tc.extract_spans(tc.from_bioes(bioes)) == tc.extract_spans(iob1)
 
 
+@pytest.mark.parametrize("tags, conlleval, reference", [
+    # An I- after another type's tag: conlleval opens a new span, the reference extends the
+    # open one, which takes the new type.
+    (["B-PER", "I-LOC", "O"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
+    # IOB1 (CoNLL-2003's own files) writes adjacent entities of two types as I- I-.
+    (["I-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
+    # After E- or S- an I-/E- continues the reference's span; conlleval starts another.
+    (["S-PER", "I-PER", "E-PER"], [("PER", 0, 0), ("PER", 1, 2)], [("PER", 0, 2)]),
+    (["B-LOC", "E-LOC", "E-LOC"], [("LOC", 0, 1), ("LOC", 2, 2)], [("LOC", 0, 2)]),
+    # Where both agree: B-/S-/O end a span, an I- after O opens one.
+    (["O", "I-MISC", "B-PER", "O", "S-ORG", "S-ORG"],
+     [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)],
+     [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)]),
+    (["B-A-B", "I-A-B"], [("A-B", 0, 1)], [("A-B", 0, 1)]),
+    (["O"], [], []),
+])
+def test_tagging_span_rules_conlleval_and_reference(tags, conlleval, reference):
+    assert tc.extract_spans(tags) == tc.extract_spans(tags, "conlleval") == conlleval
+    assert tc.extract_spans(tags, "reference") == reference
+
+
+def test_reference_span_rule_scores_and_reads_bioes_like_iob2():
+    """--tagging_span_rule=reference: a B-PER I-LOC prediction is one LOC span, so it matches a
+    gold B-LOC I-LOC that conlleval scores as missed. Under that rule I-/E- and B-/S- act alike,
+    so BIOES predictions scored as their IOB2 form (what the files hold) give the reference's
+    spans of the BIOES tags themselves."""
+    gold, predicted = [["B-LOC", "I-LOC", "O"]], [["B-PER", "I-LOC", "O"]]
+    assert tc.span_metrics(gold, predicted)["f1"] == 0.0
+    reference = tc.span_metrics(gold, predicted, "reference")
+    assert (reference["correct_spans"], reference["f1"]) == (1, pytest.approx(100.0))
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-X", "I-X", "E-X", "S-X", "B-Y", "I-Y", "E-Y", "S-Y"]
+    for _ in range(200):
+        bioes = [tags[i] for i in rng.integers(0, len(tags), rng.integers(1, 8))]
+        assert tc.extract_spans(tc.from_bioes(bioes), "reference") == \
+            tc.extract_spans(bioes, "reference")
+    # --tagging_scheme=bioes re-encodes the training tags by the chosen rule.
+    assert tc.to_bioes(["B-PER", "I-LOC"]) == ["S-PER", "S-LOC"]
+    assert tc.to_bioes(["B-PER", "I-LOC"], "reference") == ["B-LOC", "E-LOC"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Alignment
 
@@ -156,6 +197,64 @@ def test_first_sub_word_alignment_and_truncation(bert_vocab_file):
         [["O", "B-PER", "B-LOC", "O", "O"]]
     assert tc.decode(logits, positions, ["S-LOC", "E-PER", "O"], scheme="bioes") == \
         [["O", "I-PER", "B-LOC", "O", "O"]]
+
+
+class _GoldLogits:
+    """Stands in for a tagger in tc.evaluate: predicts every aligned word's gold tag."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def predict(self, features, batch_size, verbose):
+        return {"logits": self.logits}
+
+
+def test_tagging_truncation_score_all_and_reference(tmp_path, bert_vocab_file):
+    """--tagging_truncation: at length 12, a 6-word sentence fits whole under score_all (10
+    pieces) but keeps 3 words under the reference's budget (6 + 2 words + pieces so far + 1
+    <= 12); a 12-word one keeps 10 words (score_all) or none (8 + 14 > 12). score_all scores
+    the cut words as O, so the cut B-LOC is missed (recall 75); the reference scores only the
+    kept words, whose one span is found (100)."""
+    tokenizer = tokenization.Tokenizer(str(bert_vocab_file), do_lower_case=True)
+    words = "the cat sat on a mat and the big dog ran far".split()
+    assert all(len(pieces) == 1 for pieces in tokenizer.encode(words))
+    short = tc.Sentence(tuple(words[:6]), ("O", "B-PER", "O", "O", "B-LOC", "O"))
+    long = tc.Sentence(tuple(words), ("B-PER",) + ("O",) * 10 + ("B-LOC",))
+    tag_names = ("B-LOC", "B-PER", "O")
+    tag_to_id = {tag: index for index, tag in enumerate(tag_names)}
+    expected = {"score_all": ([list(range(1, 7)), list(range(1, 11)) + [-1, -1]], 1, [6, 10],
+                              (3, 4, 3)),
+                "reference": ([[1, 2, 3], []], 2, [3, 0], (1, 1, 1))}
+    for truncation, (positions, cut, weights, spans) in expected.items():
+        features, labels, got, truncated = tc.align([short, long], tokenizer, 12, tag_to_id,
+                                                    truncation=truncation)
+        assert (got, truncated) == (positions, cut), truncation
+        assert labels["tag_weights"].sum(axis=1).tolist() == weights
+        assert features["input_ids"][0, len(positions[0]) + 1] == tokenizer.sep_id
+        logits = np.zeros((2, 12, 3), np.float32)
+        for row, (sentence, word_positions) in enumerate(zip((short, long), positions)):
+            for position, tag in zip(word_positions, sentence.tags):
+                if position >= 0:
+                    logits[row, position, tag_to_id[tag]] = 1.0
+        task = dataclasses.replace(tc.TAGGING_TASKS["ner"], tag_names=tag_names,
+                                   truncation=truncation)
+        data = finetuning.TaskData({}, {}, {"dev": (features, None, [short, long], got)},
+                                   {"test": (features, ([short, long], got))}, {})
+        trial_dir = tmp_path / truncation
+        trial_dir.mkdir()
+        options = finetuning.FinetuningOptions(tasks="ner", output_dir=str(tmp_path))
+        metrics = tc.evaluate(task, _GoldLogits(logits), data, options, str(trial_dir))
+        assert (metrics["predicted_spans"], metrics["gold_spans"], metrics["correct_spans"]) \
+            == spans, truncation
+        dev_rows = [row for row in _conll_rows(trial_dir / "dev_predictions.txt") if row]
+        assert len(dev_rows) == sum(len(p) for p in positions)
+        # Test files always hold every word (the cut ones O).
+        test_rows = [row for row in _conll_rows(trial_dir / "test_predictions.txt") if row]
+        assert [row[0] for row in test_rows] == list(short.words + long.words)
+        assert test_rows[-1] == ["far", "O"]
+    assert metrics["recall"] == 100.0
+    with pytest.raises(ValueError, match="truncation"):
+        tc.align([short], tokenizer, 12, truncation="head")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +425,8 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
                       .read_text())
     assert head["label_names"] == results["data"]["tag_names"]
     assert head["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2,
-                               "segment_id": 1}
+                               "segment_id": 1, "span_rule": "conlleval",
+                               "truncation": "score_all"}
     rows = [row for row in _conll_rows(tmp_path / "out" / "chunk" / "trial_1" /
                                        "dev_predictions.txt") if row]
     assert {row[1] for row in rows} == {"B-NP", "I-NP", "O"}
@@ -349,3 +449,30 @@ def test_predict_cuts_tagger_rows_to_their_word_count():
                                  "word_count": np.array([2, 0])}))
     assert rows == [{"words": ["Rome", "is"], "tags": ["B-LOC", "O"], "word_count": 2},
                     {"words": [], "tags": [], "word_count": 0}]
+
+
+def test_tag_set_from_all_splits_adds_dev_and_test_tags(tmp_path, bert_vocab_file):
+    """--tag_set_from=all_splits: the reference's label set, the tags of train, dev and test
+    (in the training encoding); a test file of tokens alone adds nothing. The default keeps the
+    training file's tags."""
+    tokenizer = tokenization.Tokenizer(str(bert_vocab_file), do_lower_case=True)
+    folder = tmp_path / "NER"
+    folder.mkdir()
+    (folder / "train.txt").write_text("John B-PER\nsat O\n\nthe O\nRome B-LOC\n")
+    (folder / "dev.txt").write_text("Acme B-ORG\nsat O\n")
+    (folder / "test.txt").write_text("Paris B-LOC\nParis I-LOC\nvisited O\n\nx\n")
+    options = finetuning.FinetuningOptions(tasks="ner", output_dir=str(tmp_path / "out"),
+                                           data_dir=str(tmp_path))
+    task = tc.TAGGING_TASKS["ner"]
+    got = {}
+    for tag_set_from, scheme in (("train", "file"), ("all_splits", "file"),
+                                 ("all_splits", "bioes")):
+        chosen = dataclasses.replace(options, tag_set_from=tag_set_from, tagging_scheme=scheme)
+        prepared, data = tc.prepare_data(task, chosen, tokenizer, 16)
+        got[tag_set_from, scheme] = prepared.tag_names
+        assert data.info["tag_names"] == list(prepared.tag_names)
+    assert got["train", "file"] == ("B-LOC", "B-PER", "O")
+    assert got["all_splits", "file"] == ("B-LOC", "B-ORG", "B-PER", "I-LOC", "O")
+    assert got["all_splits", "bioes"] == ("B-LOC", "E-LOC", "O", "S-LOC", "S-ORG", "S-PER")
+    with pytest.raises(UserError, match="--tag_set_from=dev: use one of train, all_splits"):
+        tc.prepare_data(task, dataclasses.replace(options, tag_set_from="dev"), tokenizer, 16)
