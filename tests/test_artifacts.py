@@ -59,7 +59,8 @@ def test_pretrained_folder_round_trip(tmp_path, root):
     assert artifacts.find_pretrained(directory) == directory
     assert artifacts.find_pretrained(base) is None
     assert artifacts.pretrained_vocab(directory) == os.path.join(directory, "vocab.txt")
-    assert artifacts.read_config(directory).to_dict() == config.to_dict()
+    # config.json holds the model, not the run's settings (config.model_dict).
+    assert artifacts.read_config(directory).model_dict() == config.model_dict()
     _, backbone = modeling.load_pretrained_backbone(directory)
     for ours, theirs in zip(model.backbone.get_weights(), backbone.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
