@@ -26,7 +26,7 @@ _EXPORTS = {
     "load_pretrained_backbone": "electra_tf.modeling",
     "load_pretrained_discriminator": "electra_tf.modeling",
     "ElectraPretrainer": "electra_tf.pretraining_objective",
-    "save_pretrained": "electra_tf.pretraining_objective",
+    "save_pretrained": "electra_tf.artifacts",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -45,7 +45,7 @@ from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from electra_tf import fileio
+from electra_tf import artifacts, fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 
@@ -1005,27 +1005,15 @@ def assign_weights(model, weights: ElectraWeights) -> None:
         variable.assign(array)
 
 
-def _networks(model) -> dict:
-    from electra_tf.modeling import BACKBONE_WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS_FILE, GENERATOR_WEIGHTS_FILE
-
-    networks = {BACKBONE_WEIGHTS_FILE: model.backbone}
-    if model.discriminator is not None:
-        networks[DISCRIMINATOR_WEIGHTS_FILE] = model.discriminator
-    if model.generator is not None:
-        networks[GENERATOR_WEIGHTS_FILE] = model.generator
-    return networks
-
-
 def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
                      overwrite: bool = False) -> list[str]:
     """Writes this project's format (save_pretrained's files) for the networks the weights
     cover in full; returns the file names written (config.json first)."""
-    from electra_tf.modeling import CONFIG_FILE
-    from electra_tf.pretraining_objective import save_pretrained
+    from electra_tf.artifacts import CONFIG_FILE
 
     model = build_pretrainer(weights)
     output = fileio.fspath(output_dir).rstrip("/")
-    networks = _networks(model)
+    networks = artifacts.pretrained_networks(model)
     complete = {name: network for name, network in networks.items()
                 if all(variable.path in weights.arrays for variable in network.weights)}
     if not complete:
@@ -1034,12 +1022,7 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
                      overwrite)
 
     def write(directory: str) -> None:
-        if len(complete) == len(networks):
-            save_pretrained(model, directory, overwrite=True)
-        else:
-            weights.config.to_model_json_file(fileio.join(directory, CONFIG_FILE))
-            for name, network in complete.items():
-                network.save_weights(fileio.join(directory, name), overwrite=True)
+        artifacts.write_pretrained_files(weights.config, complete, directory)
         for name in set(networks) - set(complete):  # an overwrite must not leave stale parts
             if fileio.exists(fileio.join(output, name)):
                 fileio.remove(fileio.join(output, name))
@@ -1050,7 +1033,7 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
 
 def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     """Reads a save_pretrained directory (config.json + the *.weights.h5 files it holds)."""
-    from electra_tf.modeling import (
+    from electra_tf.artifacts import (
         BACKBONE_WEIGHTS_FILE,
         CONFIG_FILE,
         DISCRIMINATOR_WEIGHTS_FILE,
@@ -1064,9 +1047,7 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
         raise UserError(f"{config_path} not found; --model_dir must be a directory written by "
                         "save_pretrained (run_pretraining's pretrained/), by run_finetuning "
                         "(a trial's finetuned/) or by this converter")
-    from electra_tf import finetuning
-
-    if fileio.isfile(fileio.join(directory, finetuning.HEAD_FILE)):
+    if artifacts.is_finetuned(directory):
         return _read_finetuned(directory)
     config = ElectraConfig.from_json_file(config_path)
     model = ElectraPretrainer(config)
@@ -1102,8 +1083,8 @@ def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
 
 # head.json's "span_head" names the SQuAD head's layout ("joint": the reference's end logits
 # conditioned on the start); absent means the two independent start/end logits that electra_tf
-# wrote before the joint head existed.
-INDEPENDENT_SPAN_HEAD = "independent"
+# wrote before the joint head existed (artifacts.read_head fills that in).
+INDEPENDENT_SPAN_HEAD = artifacts.INDEPENDENT_SPAN_HEAD
 
 
 def _span_head_kind(head: Mapping) -> str:
@@ -1112,15 +1093,14 @@ def _span_head_kind(head: Mapping) -> str:
 
 def _read_finetuned(directory: str) -> ElectraWeights:
     """A trial's finetuned/: its encoder as the discriminator's, its head in ``task_head``."""
-    from electra_tf import finetuning
     from electra_tf.pretraining_objective import ElectraPretrainer
 
     try:
-        head, finetuned = finetuning.load_finetuned(directory)
+        head, finetuned = artifacts.load_finetuned(directory)
     except (KeyError, ValueError) as error:
         raise UserError(f"{directory}: not a readable finetuned/ folder ({error})") from None
     # The whole config (the generator's sizes too), not only the backbone's encoder.
-    config = ElectraConfig.from_json_file(fileio.join(directory, "config.json"))
+    config = artifacts.read_config(directory)
     pretrainer = ElectraPretrainer(config)
     # The same ElectraBackbone class and config: its weights line up one to one.
     pretrainer.backbone.set_weights(finetuned.backbone.get_weights())
@@ -1147,24 +1127,17 @@ def _read_finetuned(directory: str) -> ElectraWeights:
                           source=directory, task_head=task_head)
 
 
-VOCAB_FILE = "vocab.txt"
+VOCAB_FILE = artifacts.VOCAB_FILE
 
 
 def copy_vocabulary(source_dir: str | os.PathLike, destinations: Iterable[str | os.PathLike],
                     overwrite: bool = False) -> list[str]:
     """Copies source_dir/vocab.txt (released checkpoints and Hugging Face models ship one) next
-    to the converted weights, where run_finetuning looks for it. Returns the copies made."""
-    source = fileio.join(fileio.fspath(source_dir), VOCAB_FILE)
-    if not fileio.isfile(source):
-        return []
-    copies = []
-    for destination in destinations:
-        target = fileio.join(fileio.fspath(destination), VOCAB_FILE)
-        if fileio.exists(target) and not overwrite:
-            continue  # an existing vocabulary is the user's; the weights are what we convert
-        fileio.write_bytes_atomic(target, fileio.read_bytes(source))
-        copies.append(target)
-    return copies
+    to the converted weights, where run_finetuning looks for it. Returns the copies made (an
+    existing vocabulary is the user's and kept unless ``overwrite``)."""
+    copies = [artifacts.copy_vocab(source_dir, destination, overwrite)
+              for destination in destinations]
+    return [copy for copy in copies if copy is not None]
 
 
 def load_pretrained_into(model, directory: str | os.PathLike) -> ElectraWeights:

@@ -186,11 +186,10 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
 
 def show_held_out_scores(pretrained_dir: str, held_out_dir: str) -> None:
     """Scores the pretrained generator + discriminator on the held-out text."""
-    from electra_tf import checkpoint_conversion, pretraining_dataset, pretraining_objective
-    from electra_tf.config import ElectraConfig
+    from electra_tf import artifacts, checkpoint_conversion, pretraining_dataset, pretraining_objective
     from electra_tf.experiments import pretraining_dynamics
 
-    config = ElectraConfig.from_json_file(os.path.join(pretrained_dir, "config.json"))
+    config = artifacts.read_config(pretrained_dir)
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, pretrained_dir)
     files, _ = pretraining_dataset.resolve_pretraining_data(held_out_dir)

@@ -43,7 +43,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf import fileio, squad, text_packing, tokenization
+from electra_tf import artifacts, fileio, squad, text_packing, tokenization
 from electra_tf.errors import UserError
 from electra_tf.progress import log
 
@@ -503,38 +503,6 @@ _HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "spa
                  "tagging": "tagger"}
 
 
-def _finetuned_dir(path: str) -> Optional[str]:
-    """The finetuned/ folder that ``path`` names, directly, as a trial or as a task folder (its
-    median trial, from results.json); None when ``path`` is not fine-tuning output."""
-    from electra_tf import finetuning
-
-    if fileio.isfile(os.path.join(path, finetuning.HEAD_FILE)):
-        return path
-    nested = os.path.join(path, finetuning.FINETUNED_DIR)
-    if fileio.isfile(os.path.join(nested, finetuning.HEAD_FILE)):
-        return nested
-    results = os.path.join(path, finetuning.RESULTS_FILENAME)
-    if fileio.isfile(results):
-        trial = fileio.read_json(results).get("median_trial")
-        candidate = os.path.join(path, f"trial_{trial}", finetuning.FINETUNED_DIR)
-        if not fileio.isfile(os.path.join(candidate, finetuning.HEAD_FILE)):
-            raise UserError(f"--input {path}: the median trial's {candidate} has no "
-                            f"{finetuning.HEAD_FILE}; fine-tune with weights saved "
-                            "(save_weights) or point to another trial's finetuned/ folder")
-        return candidate
-    return None
-
-
-def _pretrained_dir(path: str) -> Optional[str]:
-    from electra_tf import modeling, pretraining
-
-    for candidate in (path, os.path.join(path, pretraining.PRETRAINED_SUBDIR)):
-        if (fileio.isfile(os.path.join(candidate, modeling.CONFIG_FILE))
-                and fileio.isfile(os.path.join(candidate, modeling.BACKBONE_WEIGHTS_FILE))):
-            return candidate
-    return None
-
-
 def _check_vocab(vocab_file: str, recorded_sha: Optional[str], recorded_path: Optional[str],
                  vocab_size: int) -> str:
     if recorded_sha and tokenization.vocab_sha256(vocab_file) != recorded_sha:
@@ -552,32 +520,23 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
     """What ``path`` holds: a fine-tuning trial (its finetuned/ folder, the trial folder, or a
     task folder, meaning its median trial), or pretraining output (run_pretraining's model_dir
     or its pretrained/ folder). Raises UserError naming the flag to fix."""
-    from electra_tf import config as config_lib
-    from electra_tf import modeling
-
     if not path or not fileio.isdir(path):
         raise UserError(f"--input {path}: not a directory; give a fine-tuning trial's finetuned/ "
                         "folder (or its task folder) or a run_pretraining --model_dir")
     if kind is not None and kind not in KINDS:
         raise UserError(f"--kind={kind}: must be one of {', '.join(KINDS)}")
-    finetuned = _finetuned_dir(path)
+    finetuned = artifacts.find_finetuned(path, flag=f"--input {path}")
     if finetuned is not None:
-        from electra_tf import finetuning
-
-        head = fileio.read_json(os.path.join(finetuned, finetuning.HEAD_FILE))
-        config = config_lib.ElectraConfig.from_json_file(
-            os.path.join(finetuned, modeling.CONFIG_FILE))
+        head = artifacts.check_finetuned(finetuned)
+        config = artifacts.read_config(finetuned)
         found_kind = _HEAD_TO_KIND[head["head"]]
         if kind not in (None, found_kind):
             raise UserError(f"--kind={kind}: {finetuned} holds a fine-tuned {found_kind} "
                             f"({head['task']}); drop --kind or pass --kind={found_kind}")
-        recorded = head.get("vocab_file")
-        # finetuned/ carries its vocabulary; older folders recorded an absolute path instead.
-        if recorded is not None and not os.path.isabs(recorded) and not fileio.is_remote(recorded):
-            recorded = os.path.join(finetuned, recorded)
+        recorded = artifacts.finetuned_vocab(finetuned, head)
         if vocab_file is None:
             if recorded is None:
-                raise UserError(f"{finetuned}/{finetuning.HEAD_FILE} does not record the "
+                raise UserError(f"{finetuned}/{artifacts.HEAD_FILE} does not record the "
                                 "vocabulary; pass --vocab_file (the one it was fine-tuned with)")
             if not fileio.isfile(recorded):
                 raise UserError(f"{recorded} (the vocabulary {finetuned} was fine-tuned with) "
@@ -589,17 +548,16 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
         source = ExportSource(found_kind, finetuned, vocab_file,
                               head.get("do_lower_case", config.do_lower_case), length, head)
     else:
-        pretrained = _pretrained_dir(path)
+        pretrained = artifacts.find_pretrained(path)
         if pretrained is None:
             raise UserError(f"--input {path}: no fine-tuned model (head.json) or pretrained "
                             f"model (config.json + backbone.weights.h5, or pretrained/ with "
                             "them) found there")
-        config = config_lib.ElectraConfig.from_json_file(
-            os.path.join(pretrained, modeling.CONFIG_FILE))
+        config = artifacts.read_config(pretrained)
         # The paper's MLM ablations train a discriminator-sized masked LM: only its encoder has
         # a serving form here.
         has_discriminator = config.discriminator_task == "detection" and fileio.isfile(
-            os.path.join(pretrained, modeling.DISCRIMINATOR_WEIGHTS_FILE))
+            os.path.join(pretrained, artifacts.DISCRIMINATOR_WEIGHTS_FILE))
         if kind is None:
             if has_discriminator:
                 raise UserError(f"--input {pretrained} is a pretrained model: pass "
@@ -618,8 +576,8 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
         if vocab_file is None:
             # Converted released checkpoints carry their vocab.txt; run_pretraining's output
             # does not (its data's manifest.json names the vocabulary).
-            beside = os.path.join(pretrained, "vocab.txt")
-            if not fileio.isfile(beside):
+            beside = artifacts.pretrained_vocab(pretrained)
+            if beside is None:
                 raise UserError("--vocab_file is required for a pretrained model (the "
                                 "vocabulary its pretraining data was built with, recorded in "
                                 "that data's manifest.json)")
@@ -635,7 +593,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
 
 def build_serving_module(source: ExportSource) -> TextServingModule:
     """Loads the Keras network of ``source`` and wraps it with its tokenizer and signatures."""
-    from electra_tf import finetuning, finetuning_tasks, modeling
+    from electra_tf import modeling
 
     tokenizer = tokenization.Tokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
     if source.kind == "encoder":
@@ -644,14 +602,14 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
     if source.kind == "discriminator":
         _, discriminator = modeling.load_pretrained_discriminator(source.directory)
         return DiscriminatorServingModule(discriminator, tokenizer, source.max_seq_length)
-    head, model = finetuning.load_finetuned(source.directory)
+    head, model = artifacts.load_finetuned(source.directory)
     if source.kind == "squad":
         recorded = dict(head.get("squad") or {})
         null_threshold = recorded.pop("null_threshold", None)
         # A 1.1 model's answerability head (--squad_v1_answerable_head) is not used to decode.
         is_v2 = head.get("answerable") and head.get("squad_version", "2.0") == "2.0"
         if is_v2 and null_threshold is None:
-            raise UserError(f"{source.directory}/head.json: a SQuAD 2.0 model without a "
+            raise UserError(f"{source.directory}/{artifacts.HEAD_FILE}: a SQuAD 2.0 model without a "
                             "recorded null_threshold; re-run fine-tuning to record it")
         known = {field.name for field in dataclasses.fields(squad.SquadSettings)}
         # The window length is the export's (--max_seq_length may shorten it), not fine-tuning's.
@@ -663,9 +621,8 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
         return TaggerServingModule(model, tokenizer, source.max_seq_length, head["label_names"],
                                    tagging.get("scheme", "file"), tagging.get("default_tag", "O"),
                                    tagging.get("segment_id", 0))
-    task = finetuning_tasks.GLUE_TASKS.get(head["task"])
-    # head.json records it since custom tasks (--task=custom) exist; older ones name a GLUE task.
-    is_pair = head["pair"] if "pair" in head else task is not None and task.is_pair
+    # read_head fills in a GLUE task's own for folders written before head.json recorded it.
+    is_pair = head["pair"]
     if source.kind == "regressor":
         return RegressorServingModule(model, tokenizer, source.max_seq_length, is_pair)
     label_names = head.get("label_names") or [str(i) for i in range(head["num_labels"])]

@@ -24,8 +24,8 @@ task of ``options.tasks`` and writes, under ``options.output_dir``:
                                    relative to finetuned/), "vocab_source" (where it was copied
                                    from), "vocab_sha256", "do_lower_case", and for SQuAD "squad": the
                                    decoding settings and the tuned 2.0 "null_threshold", for
-                                   tagging "tagging": scheme and default tag}); see
-                                   ``load_finetuned``
+                                   tagging "tagging": scheme and default tag}); the
+                                   format is electra_tf/artifacts.py's
   glue_submission/<Leaderboard>.tsv the test predictions of each task's median trial
   summary.json                     the headline score per task and the GLUE average of the
                                    GLUE tasks that were run
@@ -47,17 +47,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import fileio, finetuning_metrics, finetuning_tasks
+from electra_tf import artifacts, fileio, finetuning_metrics, finetuning_tasks
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter, log
 
-RESULTS_FILENAME = "results.json"
+RESULTS_FILENAME = artifacts.TASK_RESULTS_FILE
 SUMMARY_FILENAME = "summary.json"
 SUBMISSION_DIR = "glue_submission"
-FINETUNED_DIR = "finetuned"
-MODEL_WEIGHTS_FILE = "model.weights.h5"
-HEAD_FILE = "head.json"
-VOCAB_FILE = "vocab.txt"
+# The saved folders' names, owned by electra_tf.artifacts (kept here for older imports).
+FINETUNED_DIR = artifacts.FINETUNED_DIR
+MODEL_WEIGHTS_FILE = artifacts.MODEL_WEIGHTS_FILE
+HEAD_FILE = artifacts.HEAD_FILE
+VOCAB_FILE = artifacts.VOCAB_FILE
 
 # The paper's fine-tuning hyperparameters by model size (reference doc, "Fine-tuning").
 RECIPES = {
@@ -175,22 +176,17 @@ class FinetuningOptions:
 def resolve_model_config(options: FinetuningOptions):
     """The ElectraConfig (from the checkpoint when there is one) and the weights file or None."""
     from electra_tf import config as config_lib
-    from electra_tf import modeling, pretraining
 
     hparams, _ = config_lib.parse_hparams(options.hparams)
     if options.init_checkpoint:
-        directory = options.init_checkpoint
         # A run_pretraining --model_dir holds the model in its pretrained/ folder.
-        nested = os.path.join(directory, pretraining.PRETRAINED_SUBDIR)
-        if (not fileio.isfile(os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE))
-                and fileio.isfile(os.path.join(nested, modeling.BACKBONE_WEIGHTS_FILE))):
-            directory = nested
-        config_path = os.path.join(directory, modeling.CONFIG_FILE)
-        weights_path = os.path.join(directory, modeling.BACKBONE_WEIGHTS_FILE)
-        for path in (config_path, weights_path):
-            if not fileio.isfile(path):
-                raise UserError(f"--init_checkpoint: {path} not found; point to the 'pretrained' "
-                                "directory that run_pretraining writes in its --model_dir")
+        directory = artifacts.find_pretrained(options.init_checkpoint) or options.init_checkpoint
+        try:
+            config_path, weights_path = artifacts.check_pretrained(
+                directory, "point to the 'pretrained' directory that run_pretraining writes in "
+                "its --model_dir")
+        except UserError as error:
+            raise UserError(f"--init_checkpoint: {error}") from None
         config = config_lib.ElectraConfig.from_json_file(config_path)
         fixed = sorted(set(hparams) & set(config_lib.SIZE_KEYS))
         if fixed:
@@ -233,80 +229,17 @@ def build_model(config, task, weights_path: Optional[str], *, squad_head: str = 
         span_head=squad_head, beam_size=beam_size)
 
 
-def load_finetuned(directory: str):
-    """(head_info dict, FinetuningModel) from a trial's finetuned/ directory.
-
-    A span head.json without "span_head" (written before the joint head existed) holds the
-    independent head's weights and loads as that.
-    """
-    from electra_tf import config as config_lib
-    from electra_tf import finetuning_models, modeling
-
-    with fileio.open(os.path.join(directory, HEAD_FILE), "r") as handle:
-        head = json.load(handle)
-    config = config_lib.ElectraConfig.from_json_file(os.path.join(directory, "config.json"))
-    model = finetuning_models.FinetuningModel(
-        modeling.ElectraBackbone(config), head["head"], num_labels=head["num_labels"],
-        answerable=head["answerable"], target_scale=head.get("target_scale", 1.0),
-        span_head=head.get("span_head", "independent"), beam_size=head.get("beam_size", 20))
-    model.load_weights(os.path.join(directory, MODEL_WEIGHTS_FILE))
-    return head, model
+# Loading a fine-tuned model is the folder format's (export uses it without this module).
+load_finetuned = artifacts.load_finetuned
 
 
 def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
                     vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None,
                     extra_head: Optional[dict] = None) -> None:
-    """Writes finetuned/ under a temporary name and moves it into place with head.json (what
-    export looks for) last, so a kill never leaves a finetuned/ that looks complete."""
-
-    final, directory = directory, fileio.temporary_name(directory)
-    try:
-        _write_finetuned(model, config, task, directory, max_seq_length, vocab_file=vocab_file,
-                         squad_decoding=squad_decoding, extra_head=extra_head)
-        fileio.move_tree(directory, final, commit_files=[HEAD_FILE])
-    finally:
-        if fileio.exists(directory):
-            fileio.rmtree(directory)
-
-
-def _write_finetuned(model, config, task, directory, max_seq_length, *, vocab_file,
-                     squad_decoding, extra_head=None) -> None:
-    from electra_tf import tokenization
-
-    fileio.makedirs(directory)
-    # Keras writes a compiled model's optimizer slots too (3x the size); an uncompiled copy keeps
-    # the file to the weights that prediction and export need.
-    clean = build_model(config, task, None, squad_head=model.span_head,
-                        beam_size=model.beam_size)
-    clean.set_weights(model.get_weights())
-    clean.save_weights(os.path.join(directory, MODEL_WEIGHTS_FILE), overwrite=True)
-    config.to_model_json_file(os.path.join(directory, "config.json"))
-    head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
-            "pair": bool(getattr(task, "is_pair", False)),
-            "answerable": model.answerable, "target_scale": model.target_scale,
-            "max_seq_length": max_seq_length,
-            "label_names": None if task.is_squad or task.is_regression
-            else list(task.label_names)}
-    # Export rebuilds the tokenizer and the SQuAD decoding from these. The vocabulary travels
-    # inside finetuned/ (as in pretrained/), so moving or deleting the pretrained folder or the
-    # original vocabulary breaks nothing; its sha256 and origin are kept for the record.
-    if vocab_file:
-        data = fileio.read_bytes(vocab_file)
-        with fileio.open(os.path.join(directory, VOCAB_FILE), "wb") as handle:
-            handle.write(data)
-        head.update(vocab_file=VOCAB_FILE, vocab_source=fileio.abspath(vocab_file),
-                    vocab_sha256=tokenization.vocab_sha256(vocab_file),
-                    do_lower_case=config.do_lower_case)
-    if model.head == "span":
-        # squad_version: a 1.1 model may carry the answerability head (--squad_v1_answerable_head)
-        # that only 2.0 decoding reads.
-        head.update(span_head=model.span_head, beam_size=model.beam_size,
-                    squad_version=task.version)
-    if squad_decoding is not None:
-        head["squad"] = squad_decoding
-    head.update(extra_head or {})
-    with fileio.open(os.path.join(directory, HEAD_FILE), "w") as handle:
-        json.dump(head, handle, indent=2)
+    """artifacts.save_finetuned of ``model`` with the head.json of ``task``."""
+    head = artifacts.finetuned_head(model, task, max_seq_length, squad=squad_decoding,
+                                    extra=extra_head)
+    artifacts.save_finetuned(model, config, directory, head, vocab_file=vocab_file)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1156,7 +1089,7 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         f"{options.num_trials} trial(s)")
     trials = []
     for trial in range(options.num_trials):
-        trial_dir = os.path.join(task_dir, f"trial_{trial + 1}")
+        trial_dir = artifacts.trial_dir(task_dir, trial + 1)
         finished = os.path.join(trial_dir, TRIAL_RESULT_FILE)
         if options.overwrite and fileio.isdir(trial_dir):
             fileio.rmtree(trial_dir)
@@ -1199,21 +1132,21 @@ def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_fi
         json.dump(results, handle, indent=2, sort_keys=True)
     if token_classification.is_tagging(task):
         token_classification.copy_median_outputs(
-            task_dir, os.path.join(task_dir, f"trial_{middle['trial'] + 1}"))
+            task_dir, artifacts.trial_dir(task_dir, middle['trial'] + 1))
     elif isinstance(task, finetuning_tasks.CustomTask):
         for name in task.submission_files:
-            source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)
+            source = os.path.join(artifacts.trial_dir(task_dir, middle['trial'] + 1), name)
             if fileio.isfile(source):
                 fileio.copy(source, os.path.join(task_dir, name), overwrite=True)
     elif not task.is_squad:
         submission_dir = os.path.join(options.output_dir, SUBMISSION_DIR)
         for name in task.submission_files:
-            source = os.path.join(task_dir, f"trial_{middle['trial'] + 1}", name)
+            source = os.path.join(artifacts.trial_dir(task_dir, middle['trial'] + 1), name)
             if fileio.isfile(source):
                 fileio.makedirs(submission_dir)
                 fileio.copy(source, os.path.join(submission_dir, name), overwrite=True)
     else:
-        fileio.copy(os.path.join(task_dir, f"trial_{middle['trial'] + 1}",
+        fileio.copy(os.path.join(artifacts.trial_dir(task_dir, middle['trial'] + 1),
                                  "dev_predictions.json"),
                     os.path.join(task_dir, "predictions.json"), overwrite=True)
     log(f"[{task.name}] median over {len(trials)} trial(s): "
@@ -1233,22 +1166,14 @@ SCORED_DIR = "scored"  # <output_dir>/<task>/scored: a fine-tuned model's dev an
 def _find_finetuned(options, task_name: str) -> str:
     """--finetuned_dir (a finetuned/ folder, a trial or a task folder), else the median trial's
     finetuned/ of <output_dir>/<task_name>."""
-    candidates = [options.finetuned_dir] if options.finetuned_dir else [
-        os.path.join(options.output_dir, task_name)]
-    directory = candidates[0]
-    results = os.path.join(directory, RESULTS_FILENAME)
-    if fileio.isfile(results):
-        directory = os.path.join(directory, f"trial_{fileio.read_json(results)['median_trial']}")
-    elif fileio.isdir(os.path.join(directory, "trial_1")):
-        directory = os.path.join(directory, "trial_1")
-    if fileio.isfile(os.path.join(directory, FINETUNED_DIR, HEAD_FILE)):
-        directory = os.path.join(directory, FINETUNED_DIR)
-    if not fileio.isfile(os.path.join(directory, HEAD_FILE)):
-        flag = (f"--finetuned_dir={options.finetuned_dir}" if options.finetuned_dir
-                else f"--output_dir={options.output_dir}")
+    directory = options.finetuned_dir or os.path.join(options.output_dir, task_name)
+    flag = (f"--finetuned_dir={options.finetuned_dir}" if options.finetuned_dir
+            else f"--output_dir={options.output_dir}")
+    found = artifacts.find_finetuned(directory, flag=flag, first_trial_if_unfinished=True)
+    if found is None:
         raise UserError(f"{flag}: no fine-tuned model ({HEAD_FILE}) in {directory}; point "
                         "--finetuned_dir at a trial's finetuned/ folder")
-    return directory
+    return found
 
 
 def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
@@ -1267,7 +1192,7 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
     task_name = (options.task_name if names[0].lower() == "custom"
                  else finetuning_tasks.get_task(names[0]).name)
     directory = _find_finetuned(options, task_name)
-    head = fileio.read_json(os.path.join(directory, HEAD_FILE))
+    head = artifacts.read_head(directory)
     task = resolve_tasks(options, labels=head.get("label_names"))[0]
     from electra_tf import squad, token_classification
 
@@ -1285,7 +1210,7 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
             or options.use_tfds):
         _check_dev_files(task, options)
     distribution.set_mixed_precision(options.mixed_precision)
-    tokenizer = tokenization.Tokenizer(os.path.join(directory, head["vocab_file"]),
+    tokenizer = tokenization.Tokenizer(artifacts.finetuned_vocab(directory, head),
                                        do_lower_case=head["do_lower_case"])
     if tagging:
         # The tag set and its encoding are the model's, not the flags'.

@@ -35,7 +35,7 @@ import os
 import keras
 from keras import ops
 
-from electra_tf import fileio
+from electra_tf import artifacts, fileio
 from electra_tf.config import ElectraConfig, EncoderConfig
 from electra_tf.errors import UserError
 
@@ -556,10 +556,11 @@ def variable_paths(model: keras.layers.Layer) -> dict[str, tuple[int, ...]]:
     return {variable.path: tuple(variable.shape) for variable in model.weights}
 
 
-CONFIG_FILE = "config.json"
-BACKBONE_WEIGHTS_FILE = "backbone.weights.h5"
-DISCRIMINATOR_WEIGHTS_FILE = "discriminator.weights.h5"
-GENERATOR_WEIGHTS_FILE = "generator.weights.h5"
+# The pretrained/ folder's names, owned by electra_tf.artifacts (kept here for older imports).
+CONFIG_FILE = artifacts.CONFIG_FILE
+BACKBONE_WEIGHTS_FILE = artifacts.BACKBONE_WEIGHTS_FILE
+DISCRIMINATOR_WEIGHTS_FILE = artifacts.DISCRIMINATOR_WEIGHTS_FILE
+GENERATOR_WEIGHTS_FILE = artifacts.GENERATOR_WEIGHTS_FILE
 
 
 def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfig,
@@ -579,12 +580,8 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
       UserError: a file is missing.
     """
     directory = os.fspath(directory)  # not pathlib, which breaks gs:// paths
-    config_path = fileio.join(directory, CONFIG_FILE)
-    weights_path = fileio.join(directory, BACKBONE_WEIGHTS_FILE)
-    for path in (config_path, weights_path):
-        if not fileio.isfile(path):
-            raise UserError(f"{path} not found; point to a directory written by save_pretrained "
-                            "(run_pretraining's export)")
+    config_path, weights_path = artifacts.check_pretrained(
+        directory, "point to a directory written by save_pretrained (run_pretraining's export)")
     config = ElectraConfig.from_json_file(config_path)
     backbone = ElectraBackbone(config.encoder)
     backbone.load_weights(str(weights_path))
@@ -611,7 +608,7 @@ def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[Electra
     if not fileio.isfile(weights_path):
         raise UserError(f"{weights_path} not found; it is written by save_pretrained for models "
                         "trained with electra_objective=true")
-    config = ElectraConfig.from_json_file(fileio.join(directory, CONFIG_FILE))
+    config = artifacts.read_config(directory)
     discriminator = build_discriminator(config)
     discriminator.load_weights(str(weights_path))
     return config, discriminator

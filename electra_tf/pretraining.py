@@ -12,6 +12,7 @@ Outputs in model_dir (only the chief writes under multi-worker):
   eval_results.json    metrics of the final evaluation (with --eval_data), or of the newest
                        checkpoint scored by --mode=eval / continuous_eval
   pretrained/          the final model, written by save_pretrained, and the data's vocab.txt
+                       (the folder's format: electra_tf/artifacts.py)
   pretrained.step_<N>/ an earlier final model, moved aside when --continue_training went on
 """
 
@@ -28,12 +29,12 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from electra_tf import checkpointing, distribution, fileio, run_lock, training_callbacks
+from electra_tf import artifacts, checkpointing, distribution, fileio, run_lock, training_callbacks
 from electra_tf import config as config_lib
 from electra_tf.errors import UserError, WorkerLostError
 from electra_tf.progress import log
 
-PRETRAINED_SUBDIR = "pretrained"
+PRETRAINED_SUBDIR = artifacts.PRETRAINED_DIR
 EVAL_RESULTS_FILENAME = "eval_results.json"
 MODES = ("train", "eval", "continuous_eval")
 # --worker_timeout_seconds: a false alarm restarts every worker and loses the steps since the
@@ -252,9 +253,7 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             if fileio.exists(aside):
                 raise UserError(f"--continue_training would move {pretrained_dir} to {aside}, "
                                 "which exists; move one of them away first")
-            from electra_tf import modeling
-
-            fileio.move_tree(pretrained_dir, aside, commit_files=[modeling.CONFIG_FILE])
+            fileio.move_tree(pretrained_dir, aside, commit_files=[artifacts.CONFIG_FILE])
             log(f"Moved the step-{start_step} model {pretrained_dir} to {aside}")
 
         if checkpointing.write_or_check_config(
@@ -265,12 +264,12 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
                 f"{final_step}: the learning rate jumps to the {final_step}-step schedule's "
                 f"value at step {start_step} (recorded in config.json's history)")
     if (chief and save_pretrained_model and start_step >= final_step
-            and not pretrained_is_complete(pretrained_dir, config)):
+            and not artifacts.pretrained_is_complete(pretrained_dir, config)):
         log(f"{model_dir} is trained to step {start_step} but {pretrained_dir} is "
             f"{'incomplete' if fileio.exists(pretrained_dir) else 'missing'}; writing it from "
             "the final checkpoint")
         model = _model_from_checkpoint(config, model_dir, start_step)
-        write_pretrained(model, pretrained_dir, extra_files)
+        artifacts.write_pretrained(model, pretrained_dir, extra_files)
         log(f"Saved the pretrained model in {pretrained_dir}")
         return PretrainingResult(start_step, start_step, {}, None, pretrained_dir, model)
     if start_step >= stop_step:
@@ -382,7 +381,7 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             writer.close()
     finished = reached >= final_step
     if chief and save_pretrained_model and finished:
-        write_pretrained(model, pretrained_dir, extra_files)
+        artifacts.write_pretrained(model, pretrained_dir, extra_files)
         log(f"Saved the pretrained model in {pretrained_dir}")
     return PretrainingResult(
         final_step=reached,
@@ -427,50 +426,6 @@ def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_chec
         raise UserError(f"the newest checkpoint is at step {start_step}, not a multiple of "
                         f"--steps_per_execution={requested}; resume with a divisor of {start_step}")
     return requested
-
-
-def expected_pretrained_files(config) -> list[str]:
-    """What save_pretrained writes for ``config`` (ElectraPretrainer's networks)."""
-    from electra_tf import modeling
-
-    names = [modeling.CONFIG_FILE, modeling.BACKBONE_WEIGHTS_FILE]
-    if config.electra_objective:
-        names.append(modeling.DISCRIMINATOR_WEIGHTS_FILE)
-    if not (config.uniform_generator and config.electra_objective):
-        names.append(modeling.GENERATOR_WEIGHTS_FILE)
-    return names
-
-
-def pretrained_is_complete(pretrained_dir: str, config) -> bool:
-    return all(fileio.isfile(os.path.join(pretrained_dir, name))
-               for name in expected_pretrained_files(config))
-
-
-def write_pretrained(model, pretrained_dir: str, extra_files: Optional[dict] = None) -> None:
-    """save_pretrained into a hidden sibling, then moved into place with config.json last: a
-    kill leaves either no pretrained/ or (gs://, mid-copy) one without config.json, and the
-    rerun writes it again. A leftover incomplete pretrained/ (this run's own, from such a kill)
-    is replaced; a complete one never is."""
-    from electra_tf import modeling, pretraining_objective
-
-    if fileio.exists(pretrained_dir):
-        if pretrained_is_complete(pretrained_dir, model.config):
-            raise UserError(f"{pretrained_dir} already exists; use a new --model_dir")
-        log(f"Removing the incomplete {pretrained_dir} (a save that was interrupted)")
-        fileio.rmtree(pretrained_dir)
-    parent = os.path.dirname(pretrained_dir.rstrip("/"))
-    for name in fileio.listdir(parent) if fileio.isdir(parent) else []:
-        if name.startswith(f".{os.path.basename(pretrained_dir.rstrip('/'))}.writing-"):
-            fileio.rmtree(os.path.join(parent, name))  # an interrupted save's temporary folder
-    staging = fileio.temporary_name(pretrained_dir)
-    try:
-        pretraining_objective.save_pretrained(model, staging)
-        for name, source in (extra_files or {}).items():
-            fileio.copy(source, os.path.join(staging, name))
-        fileio.move_tree(staging, pretrained_dir, commit_files=[modeling.CONFIG_FILE])
-    finally:
-        if fileio.exists(staging):
-            fileio.rmtree(staging)
 
 
 def _model_from_checkpoint(config, model_dir: str, step: int):
@@ -817,7 +772,7 @@ def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:
     if manifest.get("vocab_sha256") and tokenization.vocab_sha256(source) != manifest["vocab_sha256"]:
         log(f"Not copying {source} into the pretrained model: it changed since the data was built")
         return {}
-    return {"vocab.txt": source}
+    return {artifacts.VOCAB_FILE: source}
 
 
 def _resolve_data(flag: str, spec: str):

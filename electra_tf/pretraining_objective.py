@@ -22,8 +22,6 @@ LM is trained and only masked_lm_accuracy / masked_lm_loss are reported.
 
 from __future__ import annotations
 
-import os
-import pathlib
 from typing import NamedTuple
 
 import keras
@@ -33,14 +31,11 @@ from keras import ops
 # gradients); there is no public name for this helper, so an upgrade that moves it fails loudly.
 from keras.src.losses.loss import scale_loss_for_distribution
 
-from electra_tf import fileio
+# save_pretrained lives with the folder format it writes; re-exported for older imports.
+from electra_tf.artifacts import save_pretrained
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
 from electra_tf.modeling import (
-    BACKBONE_WEIGHTS_FILE,
-    CONFIG_FILE,
-    DISCRIMINATOR_WEIGHTS_FILE,
-    GENERATOR_WEIGHTS_FILE,
     ElectraEmbeddings,
     build_discriminator,
     build_generator,
@@ -403,44 +398,3 @@ class ElectraPretrainer(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         return cls(ElectraConfig.from_dict(config.pop("config")), **config)
-
-
-def save_pretrained(model: ElectraPretrainer, directory: str | os.PathLike,
-                    overwrite: bool = False) -> pathlib.Path:
-    """Writes the pretrained networks in the form fine-tuning and export load.
-
-    directory/config.json             the ElectraConfig without the run's settings (model_dict)
-    directory/backbone.weights.h5     the encoder to fine-tune (ElectraBackbone: embeddings,
-                                      projection, layers) - the discriminator's, or the masked
-                                      LM's for electra_objective=false
-    directory/discriminator.weights.h5  backbone + replaced-token head (ELECTRA objective only)
-    directory/generator.weights.h5    generator backbone + MLM head (includes the embeddings it
-                                      uses; absent for uniform_generator)
-    Existing files are only replaced with ``overwrite=True``.
-
-    Args:
-      model: the trained ElectraPretrainer.
-      directory: the folder to write (local or gs://); created if missing.
-      overwrite: replace files already there instead of raising UserError.
-
-    Returns:
-      The directory: the string as given, or a pathlib.Path when given a path object.
-    """
-    # Strings and tf.io.gfile (electra_tf.fileio), so gs:// directories work: pathlib would turn
-    # "gs://b/x" into the local "gs:/b/x".
-    given, directory = directory, os.fspath(directory)
-    targets = {CONFIG_FILE: None, BACKBONE_WEIGHTS_FILE: model.backbone}
-    if model.discriminator is not None:
-        targets[DISCRIMINATOR_WEIGHTS_FILE] = model.discriminator
-    if model.generator is not None:
-        targets[GENERATOR_WEIGHTS_FILE] = model.generator
-    existing = [name for name in targets if fileio.exists(fileio.join(directory, name))]
-    if existing and not overwrite:
-        raise UserError(f"{fileio.join(directory, existing[0])} already exists; choose another "
-                        "directory or pass overwrite=True")
-    fileio.makedirs(directory)
-    model.config.to_model_json_file(fileio.join(directory, CONFIG_FILE))
-    for name, network in targets.items():
-        if network is not None:
-            network.save_weights(fileio.join(directory, name), overwrite=True)
-    return given if isinstance(given, str) else pathlib.Path(directory)

@@ -42,7 +42,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from electra_tf import fileio
+from electra_tf import artifacts, fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import log
 
@@ -608,10 +608,10 @@ def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
 
 
 def head_info(task: TaggingTask) -> dict:
-    """What head.json records for export: {"tagging": {...}}."""
-    return {"tagging": {"scheme": task.scheme, "default_tag": DEFAULT_TAG,
-                        "tag_column": task.tag_column, "segment_id": task.segment_id,
-                        "span_rule": task.span_rule, "truncation": task.truncation}}
+    """What head.json records for export: {"tagging": {...}} (artifacts.tagging_settings)."""
+    return {"tagging": artifacts.tagging_settings(
+        scheme=task.scheme, default_tag=DEFAULT_TAG, tag_column=task.tag_column,
+        segment_id=task.segment_id, span_rule=task.span_rule, truncation=task.truncation)}
 
 
 def copy_median_outputs(task_dir: str, median_trial_dir: str) -> None:

@@ -20,14 +20,14 @@ HPARAMS = {"hidden_size": 32, "embedding_size": 32, "intermediate_size": 64,
 # and then the process is SIGKILLed, before the folder is moved into place.
 KILLED_DURING_SAVE = r'''
 import os, signal, sys
-from electra_tf import pretraining_objective
-original = pretraining_objective.save_pretrained
+from electra_tf import artifacts
+original = artifacts.save_pretrained
 def save_then_die(model, directory, overwrite=False):
     original(model, directory, overwrite)
     sys.stdout.write("KILLED_IN_SAVE %s\n" % directory)
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
-pretraining_objective.save_pretrained = save_then_die
+artifacts.save_pretrained = save_then_die
 from electra_tf import cli, run_pretraining
 sys.argv = ["run_pretraining.py"] + sys.argv[1:]
 cli.run(run_pretraining.main)

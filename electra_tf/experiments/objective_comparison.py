@@ -30,9 +30,9 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from electra_tf import artifacts, progress
 from electra_tf import config as config_lib
 from electra_tf import flops as flops_lib
-from electra_tf import progress
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -386,7 +386,7 @@ def _restore_pretrainer(config, model_dir: str, step: int):
 
 def pretrain_segment(options: ComparisonOptions, plan: Plan, segment: Segment) -> dict:
     """Continues the objective's run to segment.step and saves the snapshot; returns its record."""
-    from electra_tf import pretraining, pretraining_objective
+    from electra_tf import pretraining
 
     objective = segment.objective
     config = plan.configs[objective]
@@ -409,7 +409,7 @@ def pretrain_segment(options: ComparisonOptions, plan: Plan, segment: Segment) -
     target = snapshot_dir(options.output_dir, segment)
     partial = target + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
-    pretraining_objective.save_pretrained(model, partial)
+    artifacts.save_pretrained(model, partial)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
     record = {"objective": objective, "fraction": segment.fraction, "step": segment.step,
@@ -441,12 +441,10 @@ def finetune_dir(output_dir: str, encoder_name: str) -> str:
 
 def finished_tasks(output_dir: str, encoder_name: str, tasks: Sequence[str]) -> dict:
     """task -> its results.json (as a dict) for the tasks this encoder has finished."""
-    from electra_tf import finetuning
-
     done = {}
     for task in tasks:
         path = os.path.join(finetune_dir(output_dir, encoder_name), task,
-                            finetuning.RESULTS_FILENAME)
+                            artifacts.TASK_RESULTS_FILE)
         if os.path.isfile(path):
             with open(path) as handle:
                 done[task] = json.load(handle)
