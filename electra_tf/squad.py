@@ -268,8 +268,15 @@ def windows(question: tf.Tensor, context: tf.Tensor, tokenizer, settings: SquadS
     Returns:
       Windows: W windows in question order, each question's in context order; see its fields.
     """
+    return windows_of_pieces(question, *context_piece_spans(context, tokenizer), tokenizer,
+                             settings)
+
+
+def windows_of_pieces(question: tf.Tensor, pieces: tf.RaggedTensor, starts: tf.RaggedTensor,
+                      ends: tf.RaggedTensor, tokenizer, settings: SquadSettings) -> Windows:
+    """``windows`` with each question's context already split (context_piece_spans' output,
+    one row per question), so a context shared by several questions is split once."""
     question_ids = tokenizer.tokenize(question)[:, :settings.max_query_length]
-    pieces, starts, ends = context_piece_spans(context, tokenizer)
     num_pieces = pieces.row_lengths()
     window_length = settings.max_seq_length - question_ids.row_lengths() - 3
     stride = tf.minimum(window_length, settings.doc_stride)
@@ -382,8 +389,13 @@ def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettin
     counts = collections.Counter()
     for chunk_start in range(0, len(examples), _FEATURIZE_CHUNK):
         chunk = examples[chunk_start:chunk_start + _FEATURIZE_CHUNK]
-        found = windows(tf.constant([e.question for e in chunk]),
-                        tf.constant([e.context for e in chunk]), tokenizer, settings)
+        # SQuAD asks several questions about each paragraph: split each context once.
+        contexts = list(dict.fromkeys(e.context for e in chunk))
+        row_of = {context: row for row, context in enumerate(contexts)}
+        rows = tf.constant([row_of[e.context] for e in chunk], tf.int64)
+        spans = context_piece_spans(tf.constant(contexts), tokenizer)
+        found = windows_of_pieces(tf.constant([e.question for e in chunk]),
+                                  *(tf.gather(part, rows) for part in spans), tokenizer, settings)
         pieces = [ContextPieces(*lists) for lists in zip(
             found.pieces.to_list(), found.starts.to_list(), found.ends.to_list())]
         all_pieces.extend(pieces)
