@@ -190,6 +190,8 @@ _VERSION_DIR = re.compile(r"^[0-9]+$")
 
 
 def existing_versions(export_base: str) -> list[int]:
+    """The TF Serving versions (positive integer folder names) in ``export_base``, ascending;
+    [] for a missing folder."""
     if not fileio.isdir(export_base):
         return []
     return sorted(int(name) for name in fileio.listdir(export_base)
@@ -202,6 +204,8 @@ EXPORT_INFO_FILE = os.path.join("assets.extra", "electra_tf_export.json")
 
 
 def export_info(version_dir: str) -> Optional[dict]:
+    """The EXPORT_INFO_FILE of a version folder (kind, source, task, vocab_sha256, signatures,
+    custom_ops, ...), or None for a SavedModel this exporter did not write."""
     path = os.path.join(version_dir, EXPORT_INFO_FILE)
     if not fileio.isfile(path):
         return None
