@@ -65,7 +65,7 @@ def timed(function, repeats: int) -> tuple[np.ndarray, float]:
 
 def export_small_classifier(directory: str, max_seq_length: int) -> str:
     from electra_tf import config as config_lib
-    from electra_tf import export, finetuning, finetuning_tasks
+    from electra_tf import exporter, finetuning, finetuning_tasks
 
     config = config_lib.load_config("electra_small")
     task = finetuning_tasks.GLUE_TASKS["sst-2"]
@@ -73,7 +73,7 @@ def export_small_classifier(directory: str, max_seq_length: int) -> str:
     finetuned = os.path.join(directory, "finetuned")
     vocab = os.path.join(SHARED_DATA, "vocab", "bert-base-uncased", "vocab.txt")
     finetuning._save_finetuned(model, config, task, finetuned, max_seq_length, vocab_file=vocab)
-    return export.export(finetuned, os.path.join(directory, "serving"))[0], model
+    return exporter.export(finetuned, os.path.join(directory, "serving"))[0], model
 
 
 def main() -> None:

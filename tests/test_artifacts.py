@@ -240,17 +240,35 @@ def _electra_imports(module: str, everywhere: bool) -> set[str]:
     return {name for name in found if (REPO / (name.replace(".", "/") + ".py")).exists()}
 
 
-def test_serving_depends_on_the_folder_format_not_on_the_training_jobs():
-    """Every import of export and artifacts (those inside functions too, which run when a model
-    is exported), then the top-level imports of what they import."""
-    serving = {"electra_tf.export", "electra_tf.artifacts"}
-    reached, pending = set(), sorted(serving)
+def _reached(roots: set[str]) -> set[str]:
+    """Every import of ``roots`` (those inside functions too, which run when a model is
+    exported), then the top-level imports of what they import."""
+    reached, pending = set(), sorted(roots)
     while pending:
         module = pending.pop()
         if module not in reached:
             reached.add(module)
-            pending.extend(_electra_imports(module, everywhere=module in serving))
-    assert "electra_tf.artifacts" in _electra_imports("electra_tf.export", everywhere=False)
-    assert not reached & {"electra_tf.finetuning", "electra_tf.pretraining",
-                          "electra_tf.run_finetuning", "electra_tf.run_pretraining"}
+            pending.extend(_electra_imports(module, everywhere=module in roots))
+    return reached
+
+
+TRAINING_JOBS = {"electra_tf.finetuning", "electra_tf.pretraining", "electra_tf.run_finetuning",
+                 "electra_tf.run_pretraining"}
+
+
+def test_serving_depends_on_the_folder_format_not_on_the_training_jobs():
+    """The export command, the exporter and the serving modules reach the folder format and the
+    networks, never a training job; the serving modules wrap whatever Keras model they are given,
+    so they reach neither the folder format nor the model code."""
+    reached = _reached({"electra_tf.export", "electra_tf.exporter", "electra_tf.serving_modules",
+                        "electra_tf.artifacts"})
+    assert "electra_tf.artifacts" in _electra_imports("electra_tf.exporter", everywhere=False)
+    assert {"electra_tf.exporter", "electra_tf.serving_modules"} <= _electra_imports(
+        "electra_tf.export", everywhere=False)
+    assert not reached & TRAINING_JOBS
     assert {"electra_tf.finetuning_models", "electra_tf.modeling"} <= reached
+    serving_modules = _reached({"electra_tf.serving_modules"})
+    assert "electra_tf.squad" in serving_modules
+    assert not serving_modules & (TRAINING_JOBS | {"electra_tf.artifacts", "electra_tf.modeling",
+                                                   "electra_tf.finetuning_models",
+                                                   "electra_tf.exporter", "electra_tf.export"})

@@ -17,7 +17,7 @@ import pytest
 import serving_requests
 import tensorflow as tf
 
-from electra_tf import export, finetuning, finetuning_tasks, modeling, tokenization
+from electra_tf import exporter, finetuning, finetuning_tasks, modeling, serving_modules, tokenization
 from electra_tf.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -150,17 +150,17 @@ def exported(tmp_path_factory, shared_data, bert_vocab_file):
     pretraining_objective.save_pretrained(pretrainer, root / "pretraining" / "pretrained")
     paths = {
         # A task folder exports its median trial.
-        "classifier": export.export(str(out / "mnli"), str(root / "serving" / "mnli"))[0],
-        "regressor": export.export(str(out / "sts-b" / "trial_1"),
+        "classifier": exporter.export(str(out / "mnli"), str(root / "serving" / "mnli"))[0],
+        "regressor": exporter.export(str(out / "sts-b" / "trial_1"),
                                    str(root / "serving" / "stsb"))[0],
-        "squad": export.export(str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
+        "squad": exporter.export(str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
                                str(root / "serving" / "squad"))[0],
-        "squad_v11": export.export(str(root / "squad" / "squad-v1.1" / "trial_1" / "finetuned"),
+        "squad_v11": exporter.export(str(root / "squad" / "squad-v1.1" / "trial_1" / "finetuned"),
                                    str(root / "serving" / "squad_v11"))[0],
-        "discriminator": export.export(str(root / "pretraining"),
+        "discriminator": exporter.export(str(root / "pretraining"),
                                        str(root / "serving" / "discriminator"),
                                        kind="discriminator", vocab_file=str(bert_vocab_file))[0],
-        "encoder": export.export(str(root / "pretraining"), str(root / "serving" / "encoder"),
+        "encoder": exporter.export(str(root / "pretraining"), str(root / "serving" / "encoder"),
                                  kind="encoder", vocab_file=str(bert_vocab_file))[0],
     }
     return root, paths
@@ -291,7 +291,7 @@ def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs)
              if case not in ("tf1_loader", "modules", "libraries")]
     assert sorted(tf1) == sorted(cases)
     # The tagger's export runs through the TF1 loader in tests/test_token_classification.py.
-    assert {case.split("_")[0] for case in cases} == set(export.KINDS) - {"tagger"}
+    assert {case.split("_")[0] for case in cases} == set(serving_modules.KINDS) - {"tagger"}
     for case in cases:
         assert sorted(tf1[case]) == sorted(fresh_outputs[case]), case
         for name, value in fresh_outputs[case].items():
@@ -305,10 +305,10 @@ def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs)
     assert fresh_outputs["libraries"] == ["_fast_wordpiece_tokenizer.so", "_normalize_ops.so",
                                           "_regex_split_ops.so"]
     for kind, path in paths.items():
-        recorded = json.loads((pathlib.Path(path) / export.CUSTOM_OPS_FILE).read_text())
+        recorded = json.loads((pathlib.Path(path) / exporter.CUSTOM_OPS_FILE).read_text())
         ops = recorded["tensorflow-text"]["ops"]
         assert {"NormalizeUTF8", "FastWordpieceTokenizeWithOffsets"} <= set(ops), kind
-        assert export.export_info(path)["custom_ops"] == recorded
+        assert exporter.export_info(path)["custom_ops"] == recorded
 
 
 def test_saved_model_cli_runs_an_export_with_the_text_ops_loaded(exported):
@@ -423,19 +423,19 @@ def test_signatures_are_the_documented_ones(exported, loaded):
     from tensorflow.core.protobuf import saved_model_pb2
 
     for name_of_export, path in paths.items():
-        kind = export.export_info(path)["kind"]
+        kind = exporter.export_info(path)["kind"]
         # What saved_model_cli show --all and TF Serving read: the SignatureDefs in the .pb.
         saved_model = saved_model_pb2.SavedModel()
         saved_model.ParseFromString((pathlib.Path(path) / "saved_model.pb").read_bytes())
         signature_defs = saved_model.meta_graphs[0].signature_def
         served = {name for name in signature_defs if not name.startswith("__")}
-        assert served == set(export.SIGNATURES[kind]) | {export.DEFAULT_SIGNATURE}
+        assert served == set(serving_modules.SIGNATURES[kind]) | {serving_modules.DEFAULT_SIGNATURE}
         assert {signature_defs[name].method_name for name in served} == {
             "tensorflow/serving/predict"}
-        documented = export.SIGNATURES[kind]
-        assert export.DEFAULT_SIGNATURE in loaded[name_of_export].signatures
+        documented = serving_modules.SIGNATURES[kind]
+        assert serving_modules.DEFAULT_SIGNATURE in loaded[name_of_export].signatures
         assert set(loaded[name_of_export].signatures) == (set(documented)
-                                                          | {export.DEFAULT_SIGNATURE})
+                                                          | {serving_modules.DEFAULT_SIGNATURE})
         for name, spec in documented.items():
             function = loaded[name_of_export].signatures[name]
             _, inputs = function.structured_input_signature
@@ -451,7 +451,7 @@ def test_signatures_are_the_documented_ones(exported, loaded):
     assert set(inputs) == {"text_a", "text_b"}
     assert (pathlib.Path(paths["squad"]) / "assets" / "vocab.txt").is_file()
     assert pathlib.Path(paths["squad"]).name == "1"
-    table = export.signature_table_markdown()
+    table = serving_modules.signature_table_markdown()
     assert "| squad | `serving_default` | `question` string [B], `context` string [B] |" in table
 
 
@@ -489,7 +489,7 @@ def test_tf_serving_rest_requests_map_onto_the_signatures(exported, loaded, fres
                                                for e in examples]})
     assert [row["answer_text"] for row in reply["predictions"]] == \
         fresh_outputs["squad"]["answer_text"][:3]
-    assert set(reply["predictions"][0]) == set(export.SIGNATURES["squad"]["serving_default"][
+    assert set(reply["predictions"][0]) == set(serving_modules.SIGNATURES["squad"]["serving_default"][
         "outputs"])
     with pytest.raises(serving_requests.RequestError, match="takes"):
         serving_requests.request_to_inputs({"instances": [{"text_a": "x"}]},
@@ -502,34 +502,34 @@ def test_versions_are_never_overwritten_without_the_flag(exported, bert_vocab_fi
     root, paths = exported
     base = pathlib.Path(paths["encoder"]).parent
     source = str(root / "pretraining")
-    second, _ = export.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file))
+    second, _ = exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file))
     assert pathlib.Path(second).name == "2"
-    assert export.existing_versions(str(base)) == [1, 2]
+    assert exporter.existing_versions(str(base)) == [1, 2]
     before = (base / "1" / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(UserError, match=r"/1 already exists; pass --overwrite"):
-        export.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
+        exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
                       version=1)
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns == before
-    export.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
+    exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
                   version=1, overwrite=True, max_seq_length=16)
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns != before
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folder left behind
-    assert export.export_info(str(base / "1"))["max_seq_length"] == 16
-    assert export.export_info(paths["squad"])["task"] == "squad-v2.0"
+    assert exporter.export_info(str(base / "1"))["max_seq_length"] == 16
+    assert exporter.export_info(paths["squad"])["task"] == "squad-v2.0"
     with pytest.raises(UserError, match="holds a model of kind encoder, not discriminator"):
-        export.export(source, str(base), kind="discriminator", vocab_file=str(bert_vocab_file))
+        exporter.export(source, str(base), kind="discriminator", vocab_file=str(bert_vocab_file))
     with pytest.raises(UserError, match="pass --kind=discriminator .* or --kind=encoder"):
-        export.resolve_source(source)
+        exporter.resolve_source(source)
     with pytest.raises(UserError, match="is required for a pretrained model"):
-        export.resolve_source(source, kind="encoder")
+        exporter.resolve_source(source, kind="encoder")
     other_vocab = tmp_path / "vocab.txt"
     other_vocab.write_text("\n".join(tokenization.SPECIAL_TOKENS + ("a", "b")) + "\n")
     with pytest.raises(UserError, match="is not the vocabulary the model was trained with"):
-        export.resolve_source(str(root / "glue" / "mnli"), vocab_file=str(other_vocab))
+        exporter.resolve_source(str(root / "glue" / "mnli"), vocab_file=str(other_vocab))
     with pytest.raises(UserError, match="holds a fine-tuned classifier"):
-        export.resolve_source(str(root / "glue" / "mnli"), kind="squad")
+        exporter.resolve_source(str(root / "glue" / "mnli"), kind="squad")
     with pytest.raises(UserError, match="no fine-tuned model .* or pretrained model"):
-        export.resolve_source(str(tmp_path))
+        exporter.resolve_source(str(tmp_path))
 
 
 def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_outputs,
@@ -549,7 +549,8 @@ def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_
     # predict loads the SavedModel alone: neither the model code nor the exporter is imported.
     probe = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
              "'MODEL_CODE_IMPORTED=%s\\n' % sorted(set(sys.modules) & {'electra_tf.modeling', "
-             "'electra_tf.export', 'electra_tf.finetuning_models'}))); "
+             "'electra_tf.export', 'electra_tf.exporter', 'electra_tf.serving_modules', "
+             "'electra_tf.finetuning_models'}))); "
              f"sys.argv = ['predict', '--export_dir={pathlib.Path(paths['squad']).parent}', "
              "'--batch_size=2']; runpy.run_module('electra_tf.predict', run_name='__main__')")
     completed = subprocess.run([sys.executable, "-c", probe], cwd=REPO, input=lines,
@@ -590,7 +591,7 @@ def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_f
     outputs = model.predict(inputs, verbose=0, batch_size=len(features))
     predictions, _, null_scores = squad.decode_predictions(examples, features, pieces, outputs,
                                                            settings)
-    module = export.SquadServingModule(model, tokenizer, settings)
+    module = serving_modules.SquadServingModule(model, tokenizer, settings)
     questions = tf.constant([e.question for e in examples])
     contexts = tf.constant([e.context for e in examples])
     assert len(features) > 2 * len(examples)  # several windows per question
@@ -613,3 +614,26 @@ def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_f
     assert int(features[0].input_mask.sum()) < settings.n_best_size
     assert got["answer_text"][0].numpy().decode("utf-8") == predictions["short"] != ""
     assert float(got["score"][0]) == pytest.approx(nbest["short"][0]["score"], abs=1e-5)
+
+
+def test_the_command_module_keeps_the_names_of_the_library_it_was_split_from():
+    """``from electra_tf import export`` still gives every public name the single module had, as
+    the objects of their owners (exporter, serving_modules); the command's options are checked
+    before any model folder is read."""
+    from electra_tf import export
+
+    old_names = ["CUSTOM_OPS_FILE", "ClassifierServingModule", "DEFAULT_SIGNATURE",
+                 "DiscriminatorServingModule", "EXPORT_INFO_FILE", "EncoderServingModule",
+                 "ExportSource", "KINDS", "RegressorServingModule", "SIGNATURES",
+                 "SquadServingModule", "TaggerServingModule", "TextServingModule",
+                 "build_serving_module", "check_same_kind", "custom_ops", "existing_versions",
+                 "export", "export_info", "resolve_source", "save_serving_module",
+                 "signature_table_markdown", "tensorflow_text_ops"]
+    for name in old_names:
+        owner = serving_modules if hasattr(serving_modules, name) else exporter
+        assert getattr(export, name) is getattr(owner, name), name
+    assert set(export.__all__) >= set(old_names)
+    with pytest.raises(UserError, match="^--input is required"):
+        exporter.run_export(exporter.ExportOptions(input=None, export_base="ram://serving"))
+    with pytest.raises(UserError, match="^--export_base is required"):
+        exporter.run_export(exporter.ExportOptions(input="ram://model", export_base=""))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import export, finetuning, finetuning_tasks
+from electra_tf import exporter, finetuning, finetuning_tasks
 from electra_tf.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def test_custom_csv_classification_end_to_end_export_and_scoring_without_trainin
             finetuned_dir=str(task_dir)))
 
     # The export's default signature takes one text and answers with the task's labels.
-    export_dir = export.export(str(task_dir), str(tmp_path / "serving"))[0]
+    export_dir = exporter.export(str(task_dir), str(tmp_path / "serving"))[0]
     inputs, outputs = _run_tf1_loader(export_dir, {"text_a": ["hello, good", "so bad, yes"]})
     assert inputs == ["text_a"]
     assert [label.decode() for label in outputs["label_name"]] == [row[1] for row in test[1:2]] + [
@@ -128,7 +128,7 @@ def test_custom_tsv_pair_regression_end_to_end_and_export(tmp_path, bert_vocab_f
     assert [float(row[1]) for row in dev[1:]] == [score for _, _, score in rows[:8]]
     head = json.loads((task_dir / "trial_1" / "finetuned" / "head.json").read_text())
     assert (head["head"], head["pair"], head["label_names"]) == ("regression", True, None)
-    export_dir = export.export(str(task_dir), str(tmp_path / "serving"))[0]
+    export_dir = exporter.export(str(task_dir), str(tmp_path / "serving"))[0]
     inputs, outputs = _run_tf1_loader(export_dir, {"text_a": [rows[0][0]],
                                                    "text_b": [rows[0][1]]})
     assert inputs == ["text_a", "text_b"]

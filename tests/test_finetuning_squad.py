@@ -551,7 +551,7 @@ def test_squad_v1_answerable_head_adds_half_the_classifier_loss_and_reloads(tmp_
 
     import tensorflow as tf
 
-    from electra_tf import export, finetuning, finetuning_models, finetuning_tasks, modeling
+    from electra_tf import exporter, finetuning, finetuning_models, finetuning_tasks, modeling
 
     plain = finetuning_tasks.SQUAD_TASKS["squad-v1.1"]
     with_head = dataclasses.replace(plain, v1_answerable_head=True)
@@ -611,7 +611,7 @@ def test_squad_v1_answerable_head_adds_half_the_classifier_loss_and_reloads(tmp_
     predictions = json.loads((out / "trial_1" / "dev_predictions.json").read_text())
     examples, _ = squad.read_squad(str(data_dir / "dev-v1.1.json"), is_training=False)
     assert len(examples) == len(predictions) == 3
-    module = export.build_serving_module(export.resolve_source(str(finetuned)))
+    module = exporter.build_serving_module(exporter.resolve_source(str(finetuned)))
     served = module.serve(question=tf.constant([e.question for e in examples]),
                           context=tf.constant([e.context for e in examples]))
     assert [t.decode() for t in served["answer_text"].numpy()] == [

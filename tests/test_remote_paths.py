@@ -17,7 +17,7 @@ import pytest
 
 from electra_tf import (
     build_vocab,
-    export,
+    exporter,
     fileio,
     finetuning,
     predict,
@@ -117,7 +117,7 @@ def test_every_cli_reads_and_writes_ram_paths(tmp_path, monkeypatch, wikipedia_d
     fileio.remove(f"{ROOT}/vocab.txt")
 
     # export: remote --input, --export_base; the version is complete and renamed into place.
-    target, _ = export.export(f"{ROOT}/finetune/mnli", f"{ROOT}/serving")
+    target, _ = exporter.export(f"{ROOT}/finetune/mnli", f"{ROOT}/serving")
     assert target == f"{ROOT}/serving/1"
     assert fileio.listdir(f"{ROOT}/serving") == ["1"]
     files = _tree(target)

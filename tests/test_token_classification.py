@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from electra_tf import export, fileio, finetuning, tokenization
+from electra_tf import exporter, fileio, finetuning, serving_modules, tokenization
 from electra_tf import token_classification as tc
 from electra_tf.errors import UserError
 
@@ -373,7 +373,7 @@ def tagger(finetuned, tmp_path_factory):
     or electra_tf, through tf.saved_model.load and through the TF1 loader (TF Serving's way)."""
     out, _ = finetuned
     work = tmp_path_factory.mktemp("tagger")
-    path, source = export.export(str(out / "ner"), str(work / "serving"))
+    path, source = exporter.export(str(out / "ner"), str(work / "serving"))
     (work / "run.py").write_text(TF1_LOADER_SCRIPT)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     completed = subprocess.run(
@@ -388,7 +388,7 @@ def test_tagger_export_answers_like_python_prediction_through_the_tf1_loader(fin
     path, source, fresh = tagger
     assert source.kind == "tagger" and fresh["modules"] == []
     outputs = fresh["outputs"]
-    assert sorted(outputs) == sorted(export.SIGNATURES["tagger"]["serving_default"]["outputs"])
+    assert sorted(outputs) == sorted(serving_modules.SIGNATURES["tagger"]["serving_default"]["outputs"])
     counts = outputs["word_count"]
     words = [row[:count] for row, count in zip(outputs["words"], counts)]
     tags = [row[:count] for row, count in zip(outputs["tags"], counts)]
