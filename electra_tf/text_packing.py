@@ -1,7 +1,7 @@
 """[CLS] a [SEP] (b [SEP]): the one packer of fine-tuning's inputs and of the exports' signatures.
 
 Fine-tuning (``finetuning.encode_glue``, GLUE and custom tasks) and serving
-(``export.TextServingModule``) pack WordPiece ids with the same TensorFlow ops, as KerasHub's
+(``serving_modules.TextServingModule``) pack WordPiece ids with the same TensorFlow ops, as KerasHub's
 preprocessors serve training and serving alike, so a served model sees exactly the inputs it was
 trained on. The pretraining data's layout (``example_encoding.layout_examples``) is the same
 layout for ids that the reference's sentence-pair sampling has already cut to length; it runs in
