@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from electra_tf.errors import UserError
 from electra_tf.exporter import (
     CUSTOM_OPS_FILE,
     EXPORT_INFO_FILE,
@@ -72,7 +73,8 @@ __all__ = [
 def main(argv) -> None:
     from absl import flags, logging
 
-    del argv
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     values = flags.FLAGS
     # SavedModel writing logs every step (with the staging folder's name) at INFO.
     logging.set_verbosity(logging.WARNING)
