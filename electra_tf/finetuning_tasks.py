@@ -309,6 +309,7 @@ def _tfds_split(split: str) -> str:
 def read_tfds_split(task: GlueTask, split: str, data_dir: Optional[str] = None
                     ) -> tuple[list[Example], dict]:
     """The same examples from TFDS ``glue/<task>`` (downloads on first use)."""
+    # Slow to import (seconds) and needed by --use_tfds only; this module stays TensorFlow-free.
     import tensorflow_datasets as tfds
 
     tfds_split = _tfds_split(split)

@@ -54,6 +54,7 @@ def _task_summary(results: dict) -> dict:
 
 def collect_results(output_dir: str, plan, snapshots: dict) -> dict:
     """Everything finished so far, as the dict written to results.json."""
+    # Cycle: objective_comparison imports this module.
     from electra_tf.experiments import objective_comparison as comparison
 
     encoders = []
@@ -252,6 +253,7 @@ def _sorted_encoders(encoders: list) -> list:
 
 def plot(results: dict, path: str) -> None:
     """GLUE dev average against pretraining FLOPs (log x), one line per objective."""
+    # Slow to import, and only the plot needs it; the backend must be set before pyplot loads.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -30,6 +30,7 @@ flags.DEFINE_bool("overwrite", False, "Replace merged results already in --outpu
 
 def merge_directories(inputs: list[str], output_dir: str, overwrite: bool = False) -> list[str]:
     """Reads each input's results.json, merges them and writes the reports; their paths."""
+    # NumPy-heavy: imported when merging runs, so --help stays fast.
     from electra_tf.experiments import comparison_report as report
 
     if len(inputs) < 2:

@@ -30,11 +30,17 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from electra_tf import artifacts, progress
+import numpy as np
+
+from electra_tf import artifacts, finetuning_tasks, pretraining_dataset, progress
 from electra_tf import config as config_lib
 from electra_tf import flops as flops_lib
 from electra_tf.errors import UserError
+from electra_tf.experiments import comparison_report
 from electra_tf.progress import ProgressReporter
+
+# Keras, TensorFlow and the training code are imported by the functions that train, so planning
+# and the bookkeeping of a resumed experiment stay cheap.
 
 # Objective name -> the config keys that select it.
 OBJECTIVES = {
@@ -203,8 +209,6 @@ class Plan:
 
 
 def make_plan(options: ComparisonOptions) -> Plan:
-    from electra_tf import finetuning_tasks, pretraining_dataset
-
     if not options.output_dir:
         raise UserError("--output_dir is required")
     if not options.glue_data_dir:
@@ -361,7 +365,6 @@ def _restore_pretrainer(config, model_dir: str, step: int):
     Keras 3 models reach tf.train.Checkpoint mostly through the optimizer's list of the
     variables it trains, so the optimizer is rebuilt as training built it and restored too.
     """
-    import numpy as np
     import tensorflow as tf
 
     from electra_tf import checkpointing, optimization, pretraining_objective
@@ -500,8 +503,6 @@ def finetune_encoder(options: ComparisonOptions, plan: Plan, encoder_name: str,
 def run_comparison(options: ComparisonOptions) -> dict:
     """Runs (or resumes) the whole experiment; returns the results dict also written to
     output_dir/results.json."""
-    from electra_tf.experiments import comparison_report
-
     plan = make_plan(options)
     check_or_write_settings(options.output_dir, plan.settings, options.overwrite)
     for objective, config in plan.configs.items():

@@ -32,9 +32,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from electra_tf import fileio
+from electra_tf import fileio, pretraining_dataset
 from electra_tf.errors import UserError
 from electra_tf.progress import log
+
+# TensorFlow and the training code are imported by the functions that run the model, so reading
+# and reporting a finished record stays cheap.
 
 RESULTS_FILENAME = "dynamics.json"
 TABLE_FILENAME = "dynamics.md"
@@ -75,8 +78,6 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
     docstring). Each call draws fresh masks, so two calls differ by about 0.005 AUC.
     """
     import tensorflow as tf
-
-    from electra_tf import pretraining_dataset
 
     if model.discriminator is None or model.task != "detection":
         raise UserError("held-out scores need an ELECTRA (replaced-token detection) model")
@@ -149,7 +150,7 @@ def _table(record: dict) -> str:
 
 def run_dynamics(options: DynamicsOptions) -> dict:
     """Trains one run with pauses at ``options.steps`` and scores each; returns the record."""
-    from electra_tf import pretraining, pretraining_dataset
+    from electra_tf import pretraining
 
     fileio.makedirs(options.output_dir)
     results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
