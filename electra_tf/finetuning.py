@@ -96,6 +96,9 @@ def model_size(config) -> str:
 
 @dataclasses.dataclass
 class FinetuningOptions:
+    """Everything run_finetuning does, one field per run_finetuning flag (the CLI fills it from
+    them; None fields take the recipe of the model size or task)."""
+
     tasks: str
     output_dir: str
     data_dir: Optional[str] = None
@@ -416,6 +419,11 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class TaskData:
+    """One task's inputs, ready for the model. Features are {"input_ids", "input_mask",
+    "segment_ids"} int32 [n, max_seq_length]; train_labels the label arrays [n] (the task's own
+    keys for SQuAD and tagging); eval_sets: split -> (features, labels or None, examples, extra);
+    test_sets: split -> (features, examples); info: what reading the data reported."""
+
     train_features: dict
     train_labels: dict
     eval_sets: dict  # split -> (features, labels or None, examples, extra)

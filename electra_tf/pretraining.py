@@ -103,6 +103,9 @@ class PretrainingOptions:
 
 @dataclasses.dataclass
 class PretrainingResult:
+    """What a pretraining call returns: the step it started from and reached, the last train and
+    eval metrics, the pretrained/ folder it wrote (None before the final step) and the model."""
+
     final_step: int
     start_step: int
     train_metrics: dict

@@ -79,6 +79,9 @@ OUTPUT_SUBDIRS = ("pretrain", "snapshots", "random_init", "finetune")
 
 @dataclasses.dataclass
 class ComparisonOptions:
+    """The experiment's settings, one field per compare_objectives flag: data, model size, the
+    pretraining budget and snapshot fractions, objectives, and the fine-tuning recipe."""
+
     pretrain_data: str  # a build_pretraining_data directory (with manifest.json) or a glob
     glue_data_dir: str
     output_dir: str
@@ -197,6 +200,10 @@ def plan_segments(budget_flops: float, step_flops: float, objective: str,
 
 @dataclasses.dataclass
 class Plan:
+    """The resolved experiment: each objective's config, hparams, FLOPs per step and snapshot
+    segments under the common budget, the tasks, the vocabulary and the settings recorded in
+    experiment.json."""
+
     budget_flops: float
     configs: dict  # objective -> ElectraConfig
     hparams: dict  # objective -> the hparams dict given to run_pretraining

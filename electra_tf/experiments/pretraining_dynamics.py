@@ -111,6 +111,9 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
 
 @dataclasses.dataclass
 class DynamicsOptions:
+    """One measure_dynamics run, one field per flag: the data, model, schedule length, the steps
+    at which the discriminator is scored, and how many held-out batches score it."""
+
     pretrain_data: str
     eval_data: str
     output_dir: str
