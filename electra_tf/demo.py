@@ -17,7 +17,6 @@ stopped; --overwrite starts again):
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 
@@ -25,9 +24,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
 
-from electra_tf import artifacts, build_vocab, cli, default_corpus, fileio, pretraining_manifest  # noqa: E402
+from electra_tf import cli, fileio  # noqa: E402
 from electra_tf.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("output_dir", "demo_output", "Where every stage writes its output.")
@@ -39,8 +37,8 @@ flags.DEFINE_bool("overwrite", False, "Redo every stage, replacing the demo's ea
 
 FLAGS = flags.FLAGS
 
-# Each stage imports the TensorFlow and NumPy modules it needs inside its function: TensorFlow
-# takes seconds to import, and `--help` and the first stage (the corpus) do not need it.
+# Each stage imports what it needs inside its function: TensorFlow takes seconds to import, and
+# `--help` and the first stage (the corpus) do not need it.
 
 
 @dataclasses.dataclass
@@ -76,6 +74,8 @@ def _heading(text: str) -> None:
 
 
 def build_corpus(directory: str, overwrite: bool) -> dict:
+    from electra_tf import default_corpus
+
     stats_file = os.path.join(os.path.dirname(directory), "corpus_stats.json")
     if fileio.exists(stats_file) and not overwrite:
         print(f"reusing {directory} (from an earlier run)")
@@ -90,7 +90,7 @@ def build_corpus(directory: str, overwrite: bool) -> dict:
 
 
 def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrite: bool) -> list[str]:
-    from electra_tf import tokenization
+    from electra_tf import build_vocab, tokenization
 
     if fileio.exists(vocab_file) and not overwrite:
         print(f"reusing {vocab_file} (from an earlier run)")
@@ -103,7 +103,7 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
 def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool, *, max_seq_length: int,
                num_processes: int, num_shards: int = 8) -> dict:
     """Reference-format TFRecords from ``corpus`` (files, comma-separated) in ``data_dir``."""
-    from electra_tf import pretraining_data
+    from electra_tf import pretraining_data, pretraining_manifest
 
     manifest_file = os.path.join(data_dir, pretraining_manifest.MANIFEST_FILE)
     if fileio.exists(manifest_file) and not overwrite:
@@ -163,6 +163,10 @@ def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
 
 
 def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
+    import logging
+
+    from absl import logging as absl_logging
+
     from electra_tf import pretraining
 
     # TensorFlow's INFO lines (saver sharding, some through absl directly) would interleave with
@@ -182,7 +186,7 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
 
 def show_held_out_scores(pretrained_dir: str, held_out_dir: str) -> None:
     """Scores the pretrained generator + discriminator on the held-out text."""
-    from electra_tf import checkpoint_conversion, pretraining_dataset, pretraining_objective
+    from electra_tf import artifacts, checkpoint_conversion, pretraining_dataset, pretraining_objective
     from electra_tf.experiments import pretraining_dynamics
 
     config = artifacts.read_config(pretrained_dir)
