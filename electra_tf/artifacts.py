@@ -63,10 +63,13 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 from typing import Mapping, Optional
 
+from electra_tf import config as config_lib
 from electra_tf import fileio
 from electra_tf.errors import UserError
+from electra_tf.progress import log
 
 # pretrained/
 PRETRAINED_DIR = "pretrained"
@@ -256,7 +259,8 @@ def validate_head(head, source: str = HEAD_FILE) -> dict:
 
 
 def _glue_pair(task_name: str) -> bool:
-    from electra_tf import finetuning_tasks  # no TensorFlow: the GLUE table only
+    # Cycle: finetuning_tasks imports this module (through token_classification).
+    from electra_tf import finetuning_tasks
 
     task = finetuning_tasks.GLUE_TASKS.get(task_name)
     return bool(task is not None and task.is_pair)
@@ -314,8 +318,6 @@ def check_finetuned(directory: str) -> dict:
 
 def read_config(directory: str):
     """The ElectraConfig in ``directory``/config.json (either folder)."""
-    from electra_tf import config as config_lib
-
     return config_lib.ElectraConfig.from_json_file(os.path.join(directory, CONFIG_FILE))
 
 
@@ -340,7 +342,7 @@ def build_finetuned_model(config, head: Mapping, dropout_rate: float = 0.1):
     Both the writer's weights-only copy and the reader are built here, so a folder's weights
     always fit what reading it builds.
     """
-    # Keras and the model code are imported here, not at the top (see the module docstring).
+    # Keras-heavy, and a cycle (modeling imports this module): imported when a model is built.
     from electra_tf import finetuning_models, modeling
 
     return finetuning_models.FinetuningModel(
@@ -411,8 +413,6 @@ def save_pretrained(model, directory, overwrite: bool = False):
     Returns:
       The directory: the string as given, or a pathlib.Path when given a path object.
     """
-    import pathlib
-
     # Strings and tf.io.gfile (electra_tf.fileio), so gs:// directories work: pathlib would turn
     # "gs://b/x" into the local "gs:/b/x".
     given, directory = directory, os.fspath(directory)
@@ -441,8 +441,6 @@ def write_pretrained(model, directory: str, extra_files: Optional[Mapping] = Non
     Raises:
       UserError: a complete folder is already there.
     """
-    from electra_tf.progress import log
-
     if fileio.exists(directory):
         if pretrained_is_complete(directory, model.config):
             raise UserError(f"{directory} already exists; use a new --model_dir")
@@ -518,17 +516,20 @@ def finetuned_head(model, task, max_seq_length: int, *, squad: Optional[dict] = 
 
 
 def save_finetuned(model, config, directory: str, head: Mapping,
-                   vocab_file: Optional[str] = None) -> None:
+                   vocab_file: Optional[str] = None, replace: bool = False) -> None:
     """Writes a finetuned/ folder under a temporary name and moves it into place with head.json
     (what readers look for) last, so a kill never leaves a finetuned/ that looks complete.
 
     Args:
       model: the trained FinetuningModel.
       config: its ElectraConfig.
-      directory: the finetuned/ folder to create (it must not exist).
+      directory: the finetuned/ folder to create (it must not exist unless ``replace``).
       head: ``finetuned_head(...)``.
       vocab_file: the vocabulary it was trained with, copied in and recorded in head.json.
+      replace: an existing ``directory`` is replaced, and deleted only once the new folder is
+        complete (``fileio.move_tree(..., replace=True)``).
     """
+    # TensorFlow-heavy: only saving a fine-tuned model needs the vocabulary's hash.
     from electra_tf import tokenization
 
     final, staging = directory, fileio.temporary_name(directory)
@@ -553,7 +554,7 @@ def save_finetuned(model, config, directory: str, head: Mapping,
                         do_lower_case=config.do_lower_case)
         with fileio.open(os.path.join(staging, HEAD_FILE), "w") as handle:
             json.dump(head, handle, indent=2)
-        fileio.move_tree(staging, final, commit_files=[HEAD_FILE])
+        fileio.move_tree(staging, final, commit_files=[HEAD_FILE], replace=replace)
     finally:
         if fileio.exists(staging):
             fileio.rmtree(staging)

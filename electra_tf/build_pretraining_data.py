@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from electra_tf import cli, corpus
+from electra_tf import cli, corpus, pretraining_manifest
+from electra_tf.errors import UserError
 
 corpus.define_flags()  # --corpus_dir, --input_format, ...: the same as build_vocab's
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (one token per line).")
@@ -45,8 +46,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    from electra_tf import pretraining_data, pretraining_manifest
-    from electra_tf.errors import UserError
+    # NumPy and the builder load when a command runs, so --help stays fast.
+    from electra_tf import pretraining_data
 
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")

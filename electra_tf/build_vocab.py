@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from absl import flags
 
-from electra_tf import corpus, fileio
+from electra_tf import cli, corpus, fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -324,7 +324,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from electra_tf import cli
-
     define_flags()
     cli.run(main)

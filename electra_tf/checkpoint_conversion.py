@@ -41,6 +41,7 @@ import dataclasses
 import io
 import json
 import os
+import pickle
 from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
@@ -48,6 +49,11 @@ import numpy as np
 from electra_tf import artifacts, fileio
 from electra_tf.config import ElectraConfig
 from electra_tf.errors import UserError
+from electra_tf.progress import ProgressReporter
+
+# TensorFlow, the Keras model code (pretraining_objective), safetensors and the optional torch are
+# imported in the functions that use them: convert_checkpoint's flag checks and format probes stay
+# fast, and a conversion loads only what its formats need.
 
 PARTS = ("embeddings", "discriminator", "discriminator_head", "generator", "generator_head")
 
@@ -427,8 +433,6 @@ def read_official(checkpoint: str | os.PathLike, config: ElectraConfig) -> Elect
                 f"{prefix}: variable {name} has shape {_shape_text(shapes[name])} but the config "
                 f"expects {_shape_text(expected[name].shape)}; "
                 f"{_official_size_hint(shapes, config, name)}")
-    from electra_tf.progress import ProgressReporter
-
     progress = ProgressReporter(name="read checkpoint", total=len(names), total_key="variables")
     found = {}
     for name in names:
@@ -562,8 +566,6 @@ def _read_pytorch_bin(path: str) -> dict[str, np.ndarray]:
     except ImportError:
         raise UserError(f"{path}: reading pytorch_model.bin needs PyTorch (pip install torch), "
                         "or get the model's model.safetensors, which needs nothing") from None
-    import pickle
-
     try:
         # weights_only: the unpickler accepts tensors and plain containers, never code.
         state = torch.load(io.BytesIO(fileio.read_bytes(path)), map_location="cpu",
@@ -1009,8 +1011,6 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
                      overwrite: bool = False) -> list[str]:
     """Writes this project's format (save_pretrained's files) for the networks the weights
     cover in full; returns the file names written (config.json first)."""
-    from electra_tf.artifacts import CONFIG_FILE
-
     model = build_pretrainer(weights)
     output = fileio.fspath(output_dir).rstrip("/")
     networks = artifacts.pretrained_networks(model)
@@ -1018,7 +1018,7 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
                 if all(variable.path in weights.arrays for variable in network.weights)}
     if not complete:
         raise UserError(f"{weights.source}: holds no complete network to write")
-    _refuse_existing([fileio.join(output, name) for name in [CONFIG_FILE, *networks]],
+    _refuse_existing([fileio.join(output, name) for name in [artifacts.CONFIG_FILE, *networks]],
                      overwrite)
 
     def write(directory: str) -> None:
@@ -1027,44 +1027,38 @@ def write_electra_tf(weights: ElectraWeights, output_dir: str | os.PathLike,
             if fileio.exists(fileio.join(output, name)):
                 fileio.remove(fileio.join(output, name))
 
-    _publish(output, write, commit_files=[CONFIG_FILE])
-    return [CONFIG_FILE] + list(complete)
+    _publish(output, write, commit_files=[artifacts.CONFIG_FILE])
+    return [artifacts.CONFIG_FILE] + list(complete)
 
 
 def read_electra_tf(directory: str | os.PathLike) -> ElectraWeights:
     """Reads a save_pretrained directory (config.json + the *.weights.h5 files it holds)."""
-    from electra_tf.artifacts import (
-        BACKBONE_WEIGHTS_FILE,
-        CONFIG_FILE,
-        DISCRIMINATOR_WEIGHTS_FILE,
-        GENERATOR_WEIGHTS_FILE,
-    )
     from electra_tf.pretraining_objective import ElectraPretrainer
 
     directory = fileio.fspath(directory).rstrip("/")
-    config_path = fileio.join(directory, CONFIG_FILE)
+    config_path = fileio.join(directory, artifacts.CONFIG_FILE)
     if not fileio.isfile(config_path):
         raise UserError(f"{config_path} not found; --model_dir must be a directory written by "
                         "save_pretrained (run_pretraining's pretrained/), by run_finetuning "
                         "(a trial's finetuned/) or by this converter")
     if artifacts.is_finetuned(directory):
         return _read_finetuned(directory)
-    config = ElectraConfig.from_json_file(config_path)
+    config = artifacts.read_config(directory)
     model = ElectraPretrainer(config)
     loads = []
 
     def has(name: str) -> bool:
         return fileio.isfile(fileio.join(directory, name))
 
-    if has(DISCRIMINATOR_WEIGHTS_FILE):
-        loads.append((DISCRIMINATOR_WEIGHTS_FILE, model.discriminator))
-    elif has(BACKBONE_WEIGHTS_FILE):
-        loads.append((BACKBONE_WEIGHTS_FILE, model.backbone))
-    if has(GENERATOR_WEIGHTS_FILE) and model.generator is not None:
-        loads.append((GENERATOR_WEIGHTS_FILE, model.generator))
+    if has(artifacts.DISCRIMINATOR_WEIGHTS_FILE):
+        loads.append((artifacts.DISCRIMINATOR_WEIGHTS_FILE, model.discriminator))
+    elif has(artifacts.BACKBONE_WEIGHTS_FILE):
+        loads.append((artifacts.BACKBONE_WEIGHTS_FILE, model.backbone))
+    if has(artifacts.GENERATOR_WEIGHTS_FILE) and model.generator is not None:
+        loads.append((artifacts.GENERATOR_WEIGHTS_FILE, model.generator))
     if not loads:
-        raise UserError(f"{directory}: no {BACKBONE_WEIGHTS_FILE}, {DISCRIMINATOR_WEIGHTS_FILE} "
-                        f"or {GENERATOR_WEIGHTS_FILE}")
+        raise UserError(f"{directory}: no {artifacts.BACKBONE_WEIGHTS_FILE}, {artifacts.DISCRIMINATOR_WEIGHTS_FILE} "
+                        f"or {artifacts.GENERATOR_WEIGHTS_FILE}")
     arrays = {}
     for name, network in loads:
         try:

@@ -25,6 +25,8 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
+from electra_tf import config as config_lib
+from electra_tf import fileio
 from electra_tf.errors import UserError
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -149,8 +151,6 @@ def read_run_config(model_dir: str) -> tuple[dict, list]:
 
 def load_run_config(model_dir: str):
     """The ElectraConfig recorded in model_dir/config.json (its history left out)."""
-    from electra_tf import config as config_lib
-
     values, _ = read_run_config(model_dir)
     return config_lib.ElectraConfig.from_dict(
         values, source=os.path.join(model_dir, CONFIG_FILENAME))
@@ -196,8 +196,6 @@ def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool,
             "step": trained_step, "old_num_train_steps": old, "new_num_train_steps": new,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
-        from electra_tf import fileio
-
         fileio.write_json_atomic(path, dict(saved, **{HISTORY_KEY: history},
                                             num_train_steps=new), sort_keys=True)
         return True

@@ -21,6 +21,7 @@ import sys
 from absl import flags
 
 from electra_tf import cli, fileio
+from electra_tf.config import ElectraConfig, load_config
 from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -53,8 +54,6 @@ def _log(message: str) -> None:
 
 def _base_config(required_for: str | None):
     """--config with --hparams on top; None when neither is given and none is required."""
-    from electra_tf.config import load_config
-
     if FLAGS.config:
         return load_config(FLAGS.config, FLAGS.hparams)
     if required_for:
@@ -74,6 +73,7 @@ def main(argv: list[str]) -> None:
         raise UserError("--from is required: official, huggingface or electra_tf")
     if not FLAGS.output_dir:
         raise UserError("--output_dir is required")
+    # NumPy and the converter load after the flag checks, so --help and flag errors stay fast.
     from electra_tf import checkpoint_conversion as conversion
 
     if source_format == "official":
@@ -86,8 +86,6 @@ def main(argv: list[str]) -> None:
             written_config = os.path.join(os.path.dirname(prefix), conversion.OFFICIAL_CONFIG_FILE)
             if FLAGS.hparams or not fileio.isfile(written_config):
                 _base_config("--from official")
-            from electra_tf.config import ElectraConfig
-
             config = ElectraConfig.from_json_file(written_config)
             _log(f"Using the config {written_config} written with the checkpoint")
         weights = conversion.read_official(FLAGS.checkpoint, config)

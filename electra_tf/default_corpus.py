@@ -24,11 +24,12 @@ import os
 import re
 import sysconfig
 import warnings
+from pydoc_data.topics import topics  # plain data: a dict of help texts
 from typing import Iterator, Optional
 
 from absl import flags
 
-from electra_tf import fileio
+from electra_tf import cli, fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -184,8 +185,6 @@ def iter_documents(stdlib_root: Optional[str] = None) -> Iterator[tuple[str, lis
                 unique.append(paragraph)
         return unique
 
-    from pydoc_data.topics import topics  # plain data: a dict of help texts
-
     for name in sorted(topics):
         paragraphs = fresh(paragraphs_from_text(topics[name]))
         if paragraphs:
@@ -284,7 +283,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from electra_tf import cli
-
     define_flags()
     cli.run(main)

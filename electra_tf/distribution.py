@@ -12,6 +12,7 @@ Strategy names are the values of `--strategy`:
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import re
@@ -237,6 +238,8 @@ def configure_worker_heartbeat(timeout_seconds: float) -> None:
     """
     if not timeout_seconds or timeout_seconds <= 0:
         raise UserError(f"--worker_timeout_seconds={timeout_seconds} must be a positive number of seconds")
+    # Private TensorFlow modules, whose paths move between releases: only multi-worker runs import
+    # them, so a moved path breaks those alone.
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
@@ -344,8 +347,6 @@ _PATCHED_ATTRIBUTE = "_electra_tf_multi_worker_patch"
 
 
 def _keras_trainer_module():
-    import importlib
-
     return importlib.import_module(KERAS_TRAINER_MODULE)
 
 

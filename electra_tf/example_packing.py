@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import sys
+import traceback
+from multiprocessing.connection import Connection
 from typing import Optional, Sequence
 
 import numpy as np
@@ -205,8 +207,6 @@ def _run_packing_worker(read_fd: int, write_fd: int) -> None:
     number of (flat_ids, row_lengths) answered by (records, examples_in_records, text_tokens),
     then None, answered by ("done", PackingStats dict).
     """
-    from multiprocessing.connection import Connection
-
     inbox = Connection(read_fd, readable=True, writable=False)
     outbox = Connection(write_fd, readable=False, writable=True)
     try:
@@ -230,8 +230,6 @@ def _run_packing_worker(read_fd: int, write_fd: int) -> None:
     except (EOFError, BrokenPipeError):
         return  # the parent stopped (an error or Ctrl-C there); it reports why
     except BaseException:  # report to the parent instead of dying silently
-        import traceback
-
         try:
             outbox.send(("error", traceback.format_exc()))
         except OSError:

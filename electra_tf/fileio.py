@@ -21,10 +21,13 @@ leaves the target without it, which ``is_complete`` callers detect.
 from __future__ import annotations
 
 import builtins
+import fnmatch
+import glob as local_glob
 import json
 import os
 import posixpath
 import shutil
+import sys
 import uuid
 from typing import Iterable, Iterator, Optional
 
@@ -45,8 +48,6 @@ def errors() -> tuple:
     """What reading or writing a user path raises, for ``except fileio.errors():`` (evaluated
     only when an exception is being matched): OSError, plus tf.errors.OpError (NotFoundError,
     PermissionDeniedError, ...) once TensorFlow is loaded, which every remote access does."""
-    import sys
-
     tf = sys.modules.get("tensorflow")
     return (OSError, tf.errors.OpError) if tf is not None and hasattr(tf, "errors") else (OSError,)
 
@@ -162,8 +163,6 @@ def glob(pattern, recursive: bool = True) -> list[str]:
     pattern = os.fspath(pattern)
     if "**" not in pattern:
         if not is_remote(pattern):
-            import glob as local_glob
-
             return sorted(local_glob.glob(pattern))
         return sorted(gfile.glob(pattern))
     base, _, rest = pattern.partition("**")
@@ -184,8 +183,6 @@ def glob(pattern, recursive: bool = True) -> list[str]:
 
 
 def _fnmatch(name: str, pattern: str) -> bool:
-    import fnmatch
-
     return fnmatch.fnmatchcase(name, pattern)
 
 
@@ -271,19 +268,47 @@ def files_below(directory) -> list[str]:
     return sorted(found)
 
 
-def move_tree(source, target, commit_files: Iterable[str] = ()) -> None:
-    """Moves the folder ``source`` to ``target`` (which must not exist).
+def move_tree(source, target, commit_files: Iterable[str] = (), replace: bool = False) -> None:
+    """Moves the folder ``source`` to ``target``.
 
     Local: one rename (atomic). Remote: every file copied, ``commit_files`` (relative names)
     last, then ``source`` deleted; see the module docstring for what a reader can rely on.
+
+    Args:
+      source: the complete folder, written under ``temporary_name(target)``.
+      target: where it goes; it must not exist unless ``replace``.
+      commit_files: names (relative to the folder) copied last on an object store.
+      replace: an existing ``target`` is deleted only once ``source`` is complete, i.e. here.
+        Local: the old folder is renamed aside, the new one renamed in, then the old one
+        deleted (put back if the second rename fails). Remote, where folders cannot be renamed:
+        the old folder's commit files are deleted first (so no reader takes it for complete
+        any more), then the rest of it, then the new one is copied in.
+
+    Raises:
+      FileExistsError: ``target`` exists and ``replace`` is False.
     """
     source, target = os.fspath(source).rstrip("/"), os.fspath(target).rstrip("/")
+    commit = [name for name in commit_files]
     if exists(target):
-        raise FileExistsError(target)
+        if not replace:
+            raise FileExistsError(target)
+        if not is_remote(source) and not is_remote(target):
+            aside = temporary_name(target, "replaced")
+            os.rename(target, aside)
+            try:
+                os.rename(source, target)
+            except BaseException:
+                os.rename(aside, target)
+                raise
+            shutil.rmtree(aside)
+            return
+        for name in commit:
+            if exists(join(target, name)):
+                remove(join(target, name))
+        rmtree(target)
     if not is_remote(source) and not is_remote(target):
         os.rename(source, target)
         return
-    commit = [name for name in commit_files]
     names = files_below(source)
     ordered = [name for name in names if name not in commit] + [
         name for name in commit if name in names]

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from typing import Optional, Sequence
 
@@ -47,7 +48,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import artifacts, fileio, finetuning_metrics, finetuning_tasks
+from electra_tf import (
+    artifacts,
+    checkpointing,
+    distribution,
+    fileio,
+    finetuning_metrics,
+    finetuning_models,
+    finetuning_tasks,
+    layerwise_optimizer,
+    modeling,
+    squad,
+    text_packing,
+    token_classification,
+    tokenization,
+    training_callbacks,
+)
+from electra_tf import config as config_lib
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter, log
 
@@ -79,6 +96,9 @@ def model_size(config) -> str:
 
 @dataclasses.dataclass
 class FinetuningOptions:
+    """Everything run_finetuning does, one field per run_finetuning flag (the CLI fills it from
+    them; None fields take the recipe of the model size or task)."""
+
     tasks: str
     output_dir: str
     data_dir: Optional[str] = None
@@ -175,8 +195,6 @@ class FinetuningOptions:
 
 def resolve_model_config(options: FinetuningOptions):
     """The ElectraConfig (from the checkpoint when there is one) and the weights file or None."""
-    from electra_tf import config as config_lib
-
     hparams, _ = config_lib.parse_hparams(options.hparams)
     if options.init_checkpoint:
         # A run_pretraining --model_dir holds the model in its pretrained/ folder.
@@ -210,8 +228,6 @@ def build_model(config, task, weights_path: Optional[str], *, squad_head: str = 
     Returns:
       A built FinetuningModel.
     """
-    from electra_tf import finetuning_models, modeling, token_classification
-
     backbone = modeling.ElectraBackbone(config)
     if weights_path:
         backbone.load_weights(weights_path)
@@ -235,11 +251,11 @@ load_finetuned = artifacts.load_finetuned
 
 def _save_finetuned(model, config, task, directory: str, max_seq_length: int, *,
                     vocab_file: Optional[str] = None, squad_decoding: Optional[dict] = None,
-                    extra_head: Optional[dict] = None) -> None:
+                    extra_head: Optional[dict] = None, replace: bool = False) -> None:
     """artifacts.save_finetuned of ``model`` with the head.json of ``task``."""
     head = artifacts.finetuned_head(model, task, max_seq_length, squad=squad_decoding,
                                     extra=extra_head)
-    artifacts.save_finetuned(model, config, directory, head, vocab_file=vocab_file)
+    artifacts.save_finetuned(model, config, directory, head, vocab_file=vocab_file, replace=replace)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +266,6 @@ def encode_glue(examples, tokenizer, max_seq_length: int) -> dict[str, np.ndarra
     """[CLS] a [SEP] (b [SEP]) as int32 arrays [n, max_seq_length], packed by text_packing.pack
     (the exports' packer): a single text keeps its first max_seq_length - 2 pieces, a pair
     drops the longer text's last piece until it fits."""
-    from electra_tf import text_packing
-
     if not examples:
         return {name: np.zeros((0, max_seq_length), np.int32)
                 for name in ("input_ids", "input_mask", "segment_ids")}
@@ -344,8 +358,6 @@ class FinetuningProgress(keras.callbacks.Callback):
         self._epoch_sum = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        from electra_tf import training_callbacks
-
         self.steps += 1
         if logs and "loss" in logs:
             # Keras reports the running mean since the epoch began; the step's own loss is the
@@ -390,8 +402,6 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.name = name
 
     def on_train_batch_end(self, batch, logs=None):
-        from electra_tf import training_callbacks
-
         step = self.counter.step
         if step >= self.total_steps or step % self.every_steps:
             return
@@ -409,6 +419,11 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class TaskData:
+    """One task's inputs, ready for the model. Features are {"input_ids", "input_mask",
+    "segment_ids"} int32 [n, max_seq_length]; train_labels the label arrays [n] (the task's own
+    keys for SQuAD and tagging); eval_sets: split -> (features, labels or None, examples, extra);
+    test_sets: split -> (features, examples); info: what reading the data reported."""
+
     train_features: dict
     train_labels: dict
     eval_sets: dict  # split -> (features, labels or None, examples, extra)
@@ -503,8 +518,6 @@ def squad_file(data_dir: str, filename: str, version: str) -> str:
 def prepare_squad(task, options, tokenizer, settings, with_train: bool = True) -> TaskData:
     """SQuAD windows for training and dev; ``with_train=False`` (scoring a fine-tuned model)
     reads and windows the dev questions only, and needs no training file."""
-    from electra_tf import squad
-
     if options.use_tfds:
         train_examples, dev_examples, info = _squad_from_tfds(task, options)
     else:
@@ -563,9 +576,8 @@ def prepare_squad(task, options, tokenizer, settings, with_train: bool = True) -
 
 
 def _squad_from_tfds(task, options):
+    # Slow to import (seconds) and needed by --use_tfds only.
     import tensorflow_datasets as tfds
-
-    from electra_tf import squad
 
     def load(split):
         try:
@@ -663,14 +675,6 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
     the newest (the input skips the batches already trained on), so the result equals an
     uninterrupted run's. TensorBoard scalars go to <trial_dir>/logs.
     """
-    from electra_tf import (
-        checkpointing,
-        distribution,
-        layerwise_optimizer,
-        token_classification,
-        training_callbacks,
-    )
-
     seed = options.seed + trial
     keras.utils.set_random_seed(seed)
     num_train = len(data.train_features["input_ids"])
@@ -769,11 +773,11 @@ def run_trial(task, data: TaskData, options: FinetuningOptions, config, weights_
             squad_decoding["null_threshold"] = result["metrics"].get("null_threshold")
         extra_head = (token_classification.head_info(task)
                       if token_classification.is_tagging(task) else None)
-        final = os.path.join(trial_dir, FINETUNED_DIR)
-        if fileio.exists(final):  # from a run killed after saving it; the same weights
-            fileio.rmtree(final)
-        _save_finetuned(model, config, task, final, tokenizer_max_seq, vocab_file=vocab_file,
-                        squad_decoding=squad_decoding, extra_head=extra_head)
+        # A finetuned/ already there is from a run killed after saving it (the same weights):
+        # replaced, and deleted only once the new copy is complete.
+        _save_finetuned(model, config, task, os.path.join(trial_dir, FINETUNED_DIR),
+                        tokenizer_max_seq, vocab_file=vocab_file, squad_decoding=squad_decoding,
+                        extra_head=extra_head, replace=True)
     fileio.write_json_atomic(os.path.join(trial_dir, TRIAL_RESULT_FILE), result, sort_keys=True)
     checkpoints = os.path.join(trial_dir, checkpointing.CHECKPOINT_SUBDIR)
     if not options.keep_checkpoints and fileio.exists(checkpoints):
@@ -829,8 +833,6 @@ def _combine_split_metrics(per_split: dict) -> dict:
 
 
 def _evaluate_squad(task, model, data, options, trial_dir) -> dict:
-    from electra_tf import squad
-
     features, _, examples, (windows, pieces) = data.eval_sets["dev"]
     outputs = _predict(model, features, options.eval_batch_size)
     settings = _squad_settings(options)
@@ -855,8 +857,6 @@ def _evaluate_squad(task, model, data, options, trial_dir) -> dict:
 
 
 def _squad_settings(options):
-    from electra_tf import squad
-
     return squad.SquadSettings(max_seq_length=options.max_seq_length or 512,
                                doc_stride=options.doc_stride,
                                max_query_length=options.max_query_length,
@@ -931,8 +931,6 @@ def _check_data_files(tasks, options) -> None:
     if not options.data_dir:
         raise UserError("--data_dir is required (GLUE folders / SQuAD JSON files), or pass "
                         "--use_tfds")
-    from electra_tf import token_classification
-
     for task in tasks:
         if token_classification.is_tagging(task):
             token_classification.check_data_files(task, options.data_dir)
@@ -954,8 +952,6 @@ def _check_data_files(tasks, options) -> None:
 def _resolve_vocab(options, checkpoint_dir) -> str:
     """--vocab_file, or the checkpoint's vocab.txt; a --vocab_file that is not the checkpoint's
     own vocabulary (another sha256) is refused: the ids would mean other words to the model."""
-    from electra_tf import tokenization
-
     beside = os.path.join(checkpoint_dir, VOCAB_FILE) if checkpoint_dir else None
     has_beside = beside is not None and fileio.isfile(beside)
     if options.vocab_file:
@@ -973,8 +969,6 @@ def _resolve_vocab(options, checkpoint_dir) -> str:
 
 def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
     """Fine-tunes and evaluates every task in ``options.tasks``; returns the summary dict."""
-    from electra_tf import distribution, tokenization
-
     _check_options(options)
     if not options.do_train:
         return score_finetuned(options, strategy)
@@ -998,8 +992,6 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
     if not distribution.is_chief(strategy):
         # Every worker trains and predicts in step; only the chief's files are kept.
-        import tempfile
-
         options = dataclasses.replace(options, output_dir=tempfile.mkdtemp(prefix="worker_"))
     if weights_path is None:
         log("=" * 78)
@@ -1031,8 +1023,6 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
 
 
 def _run_task(task, options, config, weights_path, strategy, tokenizer, vocab_file, size):
-    from electra_tf import token_classification
-
     recipe = RECIPES[size]
     hyper = {
         "learning_rate": options.learning_rate or recipe["learning_rate"],
@@ -1183,8 +1173,6 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
     folder, the data), <split>_predictions.tsv and the test predictions file, as a trial does.
     Returns {"tasks": {name: metrics}}.
     """
-    from electra_tf import distribution, tokenization
-
     names = [part.strip() for part in (options.tasks or "").split(",") if part.strip()]
     if len(names) != 1:
         raise UserError("--do_train=false scores one --task at a time (the one --finetuned_dir "
@@ -1194,8 +1182,6 @@ def score_finetuned(options: FinetuningOptions, strategy=None) -> dict:
     directory = _find_finetuned(options, task_name)
     head = artifacts.read_head(directory)
     task = resolve_tasks(options, labels=head.get("label_names"))[0]
-    from electra_tf import squad, token_classification
-
     tagging = token_classification.is_tagging(task)
     if head["task"] != task.name:
         raise UserError(f"{directory}/{HEAD_FILE}: this model was fine-tuned on {head['task']}, "

@@ -56,6 +56,9 @@ class SentenceTask:
 
 @dataclasses.dataclass(frozen=True)
 class GlueTask(SentenceTask):
+    """One GLUE task: where its TSV files are, which columns hold the texts and the label, its
+    labels (None for regression), metrics and the submission file names of its test splits."""
+
     name: str
     directory: str
     text_columns: tuple[int, ...]
@@ -105,6 +108,9 @@ class GlueTask(SentenceTask):
 
 @dataclasses.dataclass(frozen=True)
 class SquadTask:
+    """SQuAD 1.1 or 2.0: its train/dev JSON file names, TFDS name and training epochs; 2.0 adds
+    the no-answer (answerability) head."""
+
     name: str
     version: str  # "1.1" or "2.0"
     train_file: str
@@ -309,6 +315,7 @@ def _tfds_split(split: str) -> str:
 def read_tfds_split(task: GlueTask, split: str, data_dir: Optional[str] = None
                     ) -> tuple[list[Example], dict]:
     """The same examples from TFDS ``glue/<task>`` (downloads on first use)."""
+    # Slow to import (seconds) and needed by --use_tfds only; this module stays TensorFlow-free.
     import tensorflow_datasets as tfds
 
     tfds_split = _tfds_split(split)

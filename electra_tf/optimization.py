@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import keras
 from keras import ops
+from keras.src.utils.naming import auto_name
 
 from electra_tf.config import ElectraConfig
 
@@ -142,8 +143,6 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
         # The name keras.optimizers.AdamW gets (adam_w, adam_w_1, ...), so optimizer variable
         # paths (adam_w/<variable>_momentum) and checkpoints written before this class existed
         # keep their names.
-        from keras.src.utils.naming import auto_name
-
         super().__init__(learning_rate=learning_rate, name=name or auto_name("AdamW"), **kwargs)
         self.weight_decay_rate = float(weight_decay_rate)
         self.beta_1 = float(beta_1)

@@ -23,8 +23,9 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+from absl import flags
 
-from electra_tf import fileio
+from electra_tf import cli, fileio
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -181,8 +182,6 @@ def run_predict(options: PredictOptions, out=None) -> int:
 
 
 def main(argv) -> None:
-    from absl import flags
-
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
     values = flags.FLAGS
@@ -191,8 +190,6 @@ def main(argv) -> None:
 
 
 def define_flags() -> None:
-    from absl import flags
-
     flags.DEFINE_string("export_dir", None, "The --export_base of python -m electra_tf.export "
                         "(its highest version is used) or one version folder.")
     flags.DEFINE_string("signature", DEFAULT_SIGNATURE, "Signature to run (e.g. single, pair).")
@@ -202,7 +199,5 @@ def define_flags() -> None:
 
 
 if __name__ == "__main__":
-    from electra_tf import cli
-
     define_flags()
     cli.run(main)

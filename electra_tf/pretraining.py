@@ -27,9 +27,23 @@ import time
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from electra_tf import artifacts, checkpointing, distribution, fileio, run_lock, training_callbacks
+from electra_tf import (
+    artifacts,
+    checkpoint_conversion,
+    checkpointing,
+    distribution,
+    fileio,
+    optimization,
+    pretraining_dataset,
+    pretraining_manifest,
+    pretraining_objective,
+    run_lock,
+    tokenization,
+    training_callbacks,
+)
 from electra_tf import config as config_lib
 from electra_tf.errors import UserError, WorkerLostError
 from electra_tf.progress import log
@@ -89,6 +103,9 @@ class PretrainingOptions:
 
 @dataclasses.dataclass
 class PretrainingResult:
+    """What a pretraining call returns: the step it started from and reached, the last train and
+    eval metrics, the pretrained/ folder it wrote (None before the final step) and the model."""
+
     final_step: int
     start_step: int
     train_metrics: dict
@@ -226,8 +243,6 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
            eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
            save_pretrained_model, init_checkpoint, stop_at_step, extra_files,
            continue_training=False, steps_per_execution=None):
-    from electra_tf import optimization, pretraining_objective
-
     final_step = config.num_train_steps
     _check_positive("num_train_steps", final_step)
     _check_positive("save_checkpoints_steps", config.save_checkpoints_steps)
@@ -293,8 +308,6 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=use_xla, steps_per_execution=per_call)
         if init_checkpoint and start_step == 0:
-            from electra_tf import checkpoint_conversion
-
             checkpoint_conversion.load_pretrained_into(model, init_checkpoint)
             log(f"Initialised every network from {init_checkpoint} (the optimizer starts fresh)")
         elif init_checkpoint:
@@ -430,10 +443,6 @@ def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_chec
 
 def _model_from_checkpoint(config, model_dir: str, step: int):
     """The ElectraPretrainer with the weights of model_dir's checkpoint ``step``."""
-    import numpy as np
-
-    from electra_tf import pretraining_objective
-
     path = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
     model = pretraining_objective.ElectraPretrainer(config, seed=config.seed)
     length = config.max_seq_length
@@ -448,8 +457,6 @@ def _model_from_checkpoint(config, model_dir: str, step: int):
 
 def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) -> InputFunction:
     """Training input: shuffled, repeated, sharded by input pipeline, per-replica batches."""
-    from electra_tf import pretraining_dataset
-
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         # Given the context, make_pretraining_dataset divides the global batch by the replicas.
         return pretraining_dataset.make_pretraining_dataset(
@@ -471,8 +478,6 @@ def evaluation_input_fn(files, config, *, global_batch_size: int, steps: int) ->
     evaluation sees exactly `steps` full batches on every replica: a short final batch or
     workers with different batch counts would stall the cross-replica reductions.
     """
-    from electra_tf import pretraining_dataset
-
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(global_batch_size)
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
@@ -529,8 +534,6 @@ class CheckpointEvaluator:
 
     def __init__(self, config, strategy, model_dir: str, eval_input_fn: InputFunction, *,
                  seed: int, mixed_precision: str, jit_compile: bool):
-        from electra_tf import pretraining_objective
-
         self.model_dir = model_dir
         self.strategy = strategy
         distribution.set_mixed_precision(mixed_precision)
@@ -762,8 +765,6 @@ def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:
     """{"vocab.txt": the data's vocabulary} to put beside the pretrained weights, so fine-tuning
     and export need no --vocab_file. Only a file whose sha256 is the one the data was built with
     is copied (the manifest records a path, which may have changed since); otherwise nothing."""
-    from electra_tf import tokenization
-
     if not manifest or not manifest.get("vocab_file"):
         return {}
     source = manifest["vocab_file"]
@@ -776,8 +777,6 @@ def _vocabulary_to_copy(manifest: Optional[dict]) -> dict:
 
 
 def _resolve_data(flag: str, spec: str):
-    from electra_tf import pretraining_dataset
-
     try:
         return pretraining_dataset.resolve_pretraining_data(spec)
     except UserError as error:
@@ -787,8 +786,6 @@ def _resolve_data(flag: str, spec: str):
 def _check_against_manifest(config, manifest: Optional[dict], source: str) -> None:
     if manifest is None:
         return
-    from electra_tf import pretraining_manifest
-
     pretraining_manifest.check_manifest_compatible(
         manifest,
         vocab_size=config.vocab_size,

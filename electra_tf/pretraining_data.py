@@ -15,18 +15,20 @@ for training in pretraining_dataset.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 import queue
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Optional
 
 import numpy as np
 
-from electra_tf import fileio
+from electra_tf import __version__, corpus, fileio
 from electra_tf.errors import UserError
 from electra_tf.example_packing import MIN_RANDOM_TARGET_LENGTH, PackingStats, partition_seed
 from electra_tf.pretraining_manifest import (
@@ -37,6 +39,7 @@ from electra_tf.pretraining_manifest import (
     shard_file_name,
     summary_line,
 )
+from electra_tf.progress import ProgressReporter
 
 # ---------------------------------------------------------------------------------------------
 # Building: corpus -> tokenized lines (TensorFlow, main process) -> packing workers -> shards.
@@ -84,10 +87,8 @@ def _validate_options(options: BuildOptions) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
-    from electra_tf.corpus import INPUT_FORMATS
-
-    if options.input_format not in INPUT_FORMATS:
-        raise UserError(f"--input_format={options.input_format} is not one of {', '.join(INPUT_FORMATS)}")
+    if options.input_format not in corpus.INPUT_FORMATS:
+        raise UserError(f"--input_format={options.input_format} is not one of {', '.join(corpus.INPUT_FORMATS)}")
 
 
 def _earlier_output(options: BuildOptions) -> tuple[list[str], list[str]]:
@@ -249,8 +250,6 @@ class _PackingProcess:
 
 def _partition_blocks(files, options, stats, replaced_files):
     """Reads one process's files in order, a block of lines at a time, adding up `stats`."""
-    from electra_tf import corpus
-
     for path in files:
         replaced_before = stats.replaced_bytes
         yield from corpus.read_line_blocks(
@@ -282,10 +281,6 @@ def build_pretraining_data(
 
     Raises UserError for bad options, unreadable input, an empty corpus or a non-empty output_dir.
     """
-    import time
-
-    from electra_tf import corpus
-
     _validate_options(options)
     started = time.monotonic()
     all_files = corpus.list_corpus_files(options.corpus_dir)
@@ -309,13 +304,10 @@ def build_pretraining_data(
 
 
 def _build_with_processes(options, files, processes, started, progress_stream, progress_interval_seconds) -> dict:
-    import concurrent.futures
-    import time
-
+    # TensorFlow-heavy: imported once the workers are started (see the module docstring), so
+    # --help and flag errors stay instant.
     import tensorflow as tf
 
-    from electra_tf import __version__, corpus
-    from electra_tf.progress import ProgressReporter
     from electra_tf.tokenization import Tokenizer, vocab_sha256
 
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case)

@@ -74,6 +74,7 @@ def make_pretraining_dataset(
     in order. With an input_context, each input pipeline reads its own share of the files (or of
     the records, when there are fewer files than pipelines).
     """
+    # TensorFlow-heavy: only building a dataset needs it; resolving a data spec stays cheap.
     import tensorflow as tf
 
     if not files:

@@ -137,6 +137,7 @@ flags.DEFINE_string("finetuned_dir", None, "--nodo_train: a trial's finetuned/ f
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
+    # TensorFlow-heavy: imported after the flags are parsed, so --help and flag errors stay fast.
     from electra_tf import distribution, finetuning
 
     distribution.split_cpu_devices(FLAGS.num_cpu_devices)

@@ -49,6 +49,9 @@ def _alive_here(pid: int, start: Optional[str]) -> bool:
 
 
 class RunLock:
+    """The lock of one --model_dir (see the module docstring): ``acquire`` takes it or raises
+    UserError naming the live holder, a heartbeat thread keeps it fresh, ``release`` drops it."""
+
     def __init__(self, model_dir: str):
         self.model_dir = model_dir
         self.path = os.path.join(model_dir, LOCK_FILE)

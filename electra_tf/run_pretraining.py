@@ -7,7 +7,10 @@ without training. See electra_tf/pretraining.py for what is written into --model
 
 from __future__ import annotations
 
+import logging
+
 from absl import flags
+from absl import logging as absl_logging
 
 from electra_tf import cli
 from electra_tf.errors import UserError
@@ -55,10 +58,7 @@ flags.DEFINE_float("eval_timeout_seconds", 3600.0,
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
-    import logging
-
-    from absl import logging as absl_logging
-
+    # TensorFlow-heavy: imported after the flags are parsed, so --help and flag errors stay fast.
     from electra_tf import distribution, pretraining
 
     # TensorFlow's INFO chatter (collective all-reduce set-up, saver sharding) drowns the

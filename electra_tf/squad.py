@@ -160,6 +160,10 @@ CONTEXT_KEPT_BREAK = tokenization._KEPT_WORD_BREAK_CHAR
 
 @dataclasses.dataclass
 class SquadSettings:
+    """How SQuAD questions are cut into windows (sequence length, stride between window starts,
+    question tokens kept) and how answers are decoded (longest answer, candidates kept); the
+    export records them in head.json so serving decodes as fine-tuning did."""
+
     max_seq_length: int = 512
     doc_stride: int = 128
     max_query_length: int = 64

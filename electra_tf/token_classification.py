@@ -447,6 +447,7 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
       arrays [n, max_seq_length] from ``align``; eval_sets["dev"] = (features, None,
       sentences, positions) and test_sets["test"] = (features, (sentences, positions)).
     """
+    # Cycle: finetuning imports this module.
     from electra_tf import finetuning
 
     if options.use_tfds:
@@ -512,6 +513,7 @@ def _other_split_tags(task, options) -> set:
 
 def _prepare_eval_only(task, options, tokenizer, max_seq_length, tag_names, info):
     """prepare_data for scoring a fine-tuned model: its tag set, no training file."""
+    # Cycle: finetuning imports this module.
     from electra_tf import finetuning
 
     task = dataclasses.replace(task, tag_names=tag_names)

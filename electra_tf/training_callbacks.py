@@ -10,6 +10,7 @@ from typing import Callable, Optional, TextIO
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 from electra_tf.progress import ProgressReporter
 
@@ -24,8 +25,6 @@ HEADLINE_METRICS = ("loss", "disc_auc", "masked_lm_accuracy", "disc_loss", "mask
 def _scalar_metadata() -> bytes:
     # What tensorboard's tf.summary.scalar writes; TensorFlow alone lacks that op when the
     # tensorboard package is absent, and the raw write keeps it optional (needed only to view).
-    from tensorflow.core.framework import summary_pb2
-
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
         data_class=summary_pb2.DATA_CLASS_SCALAR,

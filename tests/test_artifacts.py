@@ -272,3 +272,32 @@ def test_serving_depends_on_the_folder_format_not_on_the_training_jobs():
     assert not serving_modules & (TRAINING_JOBS | {"electra_tf.artifacts", "electra_tf.modeling",
                                                    "electra_tf.finetuning_models",
                                                    "electra_tf.exporter", "electra_tf.export"})
+
+
+@pytest.mark.parametrize("where", ["local", "ram"])
+def test_save_finetuned_replaces_a_folder_only_when_asked(tmp_path, where):
+    """A rerun's trial saves its finetuned/ over the one a killed run left (replace=True): the
+    new weights, none of the old folder's files; without replace the folder is refused."""
+    _, task, model_args, head_args = KINDS["classification"]
+    base = f"ram://artifacts_replace_{os.getpid()}" if where == "ram" else str(tmp_path)
+    directory = os.path.join(base, "trial_1", artifacts.FINETUNED_DIR)
+    config = _config()
+    first = _finetuned_model(config, "classification", **model_args)
+    head = artifacts.finetuned_head(first, task, 16, **head_args)
+    artifacts.save_finetuned(first, config, directory, head, vocab_file=_vocab(tmp_path))
+    fileio.write_text_atomic(os.path.join(directory, "stale.txt"), "from the killed run")
+    second = _finetuned_model(config, "classification", **model_args)
+    second.set_weights([weight + 1.0 for weight in first.get_weights()])
+
+    with pytest.raises(FileExistsError):
+        artifacts.save_finetuned(second, config, directory, head, vocab_file=_vocab(tmp_path))
+    artifacts.save_finetuned(second, config, directory, head, vocab_file=_vocab(tmp_path), replace=True)
+
+    assert fileio.listdir(directory) == ["config.json", "head.json", "model.weights.h5", "vocab.txt"]
+    assert [name.rstrip("/") for name in fileio.listdir(os.path.dirname(directory))] == [
+        artifacts.FINETUNED_DIR]
+    _, loaded = artifacts.load_finetuned(directory)
+    for ours, theirs in zip(second.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    if where == "ram":
+        fileio.rmtree(base)

@@ -296,3 +296,38 @@ def test_merge_puts_runs_of_one_budget_side_by_side(tmp_path):
     with pytest.raises(UserError, match=r"mini: pretraining budget [0-9.e+]+ FLOPs differs"):
         merge_directories([electra_bert, str(results / "compare_objectives_mini")],
                           str(tmp_path / "other"))
+
+
+def test_snapshots_and_settings_on_ram_paths():
+    """A gs:// --output_dir (ram:// here): experiment.json written, checked and replaced with
+    --overwrite; a snapshot saved over an unfinished one (no snapshot.json), whole, and read."""
+    from electra_tf import artifacts, fileio
+    from electra_tf import config as config_lib
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    output_dir = "ram://compare_objectives_test/out"
+    comparison.check_or_write_settings(output_dir, {"budget_flops": 1, "tasks": ["sts-b"]}, overwrite=False)
+    comparison.check_or_write_settings(output_dir, {"budget_flops": 1, "tasks": ["sts-b"]}, overwrite=False)
+    with pytest.raises(UserError, match="holds another experiment"):
+        comparison.check_or_write_settings(output_dir, {"budget_flops": 2, "tasks": ["sts-b"]}, overwrite=False)
+    segment = comparison.Segment("electra", 0.5, 3, 1e9)
+    target = comparison.snapshot_dir(output_dir, segment)
+    # An interrupted earlier save: the folder moved in, snapshot.json never written.
+    fileio.makedirs(target)
+    fileio.write_text_atomic(fileio.join(target, "stale.weights.h5"), "old")
+    assert comparison.read_snapshot(output_dir, segment) is None
+
+    config = config_lib.load_config("electra_tiny", dict(TOY_HPARAMS, hidden_size=16, embedding_size=16,
+                                                         intermediate_size=32, max_seq_length=16))
+    record = {"objective": "electra", "step": 3}
+    comparison.save_snapshot(ElectraPretrainer(config, seed=1), target, record)
+    assert comparison.read_snapshot(output_dir, segment) == record
+    names = set(fileio.files_below(target))
+    assert "stale.weights.h5" not in names
+    assert {artifacts.CONFIG_FILE, artifacts.DISCRIMINATOR_WEIGHTS_FILE, comparison.SNAPSHOT_MARKER} <= names
+    assert artifacts.read_config(target).hidden_size == 16
+    assert [name.rstrip("/") for name in fileio.listdir(os.path.dirname(target))] == ["step_3"]
+
+    comparison.check_or_write_settings(output_dir, {"budget_flops": 2, "tasks": ["sts-b"]}, overwrite=True)
+    assert not fileio.exists(fileio.join(output_dir, "snapshots"))
+    assert fileio.read_json(fileio.join(output_dir, comparison.SETTINGS_FILE))["budget_flops"] == 2

@@ -68,6 +68,7 @@ flags.DEFINE_integer("log_every_steps", 100, "Progress lines every this many tra
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
+    # Imported after the flags are parsed, so --help and flag errors stay fast.
     from electra_tf.experiments import objective_comparison
 
     options = objective_comparison.ComparisonOptions(

@@ -10,11 +10,12 @@ Partial results are written too, marked incomplete, so a long run can be looked 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Optional
 
-from electra_tf import finetuning_metrics
+from electra_tf import fileio, finetuning_metrics
 from electra_tf import flops as flops_lib
 from electra_tf.errors import UserError
 
@@ -54,6 +55,7 @@ def _task_summary(results: dict) -> dict:
 
 def collect_results(output_dir: str, plan, snapshots: dict) -> dict:
     """Everything finished so far, as the dict written to results.json."""
+    # Cycle: objective_comparison imports this module.
     from electra_tf.experiments import objective_comparison as comparison
 
     encoders = []
@@ -181,10 +183,7 @@ def merge_results(results_list: list, sources: list) -> dict:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    partial = path + ".partial"
-    with open(partial, "w") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    fileio.write_text_atomic(path, text)
 
 
 def _format_score(value: Optional[float]) -> str:
@@ -252,6 +251,7 @@ def _sorted_encoders(encoders: list) -> list:
 
 def plot(results: dict, path: str) -> None:
     """GLUE dev average against pretraining FLOPs (log x), one line per objective."""
+    # Slow to import, and only the plot needs it; the backend must be set before pyplot loads.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -294,7 +294,8 @@ def plot(results: dict, path: str) -> None:
                     [f"{budget * fraction:.2g}" for fraction in fractions])
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    partial = path + ".partial.png"
-    figure.savefig(partial, format="png")
+    # Rendered in memory: matplotlib writes local files only, and the folder may be gs://.
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
     plt.close(figure)
-    os.replace(partial, path)
+    fileio.write_bytes_atomic(path, image.getvalue())

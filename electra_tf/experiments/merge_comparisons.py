@@ -16,7 +16,7 @@ import os
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli, fileio
 from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -30,6 +30,7 @@ flags.DEFINE_bool("overwrite", False, "Replace merged results already in --outpu
 
 def merge_directories(inputs: list[str], output_dir: str, overwrite: bool = False) -> list[str]:
     """Reads each input's results.json, merges them and writes the reports; their paths."""
+    # NumPy-heavy: imported when merging runs, so --help stays fast.
     from electra_tf.experiments import comparison_report as report
 
     if len(inputs) < 2:
@@ -38,20 +39,19 @@ def merge_directories(inputs: list[str], output_dir: str, overwrite: bool = Fals
     for source in inputs:
         path = source if source.endswith(".json") else os.path.join(source, report.RESULTS_JSON)
         try:
-            with open(path) as handle:
-                results_list.append(json.load(handle))
-        except OSError as error:
-            raise UserError(f"{path}: cannot read ({error.strerror or error}); --inputs takes "
+            results_list.append(fileio.read_json(path))
+        except fileio.errors() as error:
+            raise UserError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error}); --inputs takes "
                             "compare_objectives output directories") from None
         except json.JSONDecodeError as error:
             raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
     merged = report.merge_results(results_list, list(inputs))
     names = (report.RESULTS_JSON, report.RESULTS_MARKDOWN, report.PLOT_PNG)
-    existing = [name for name in names if os.path.exists(os.path.join(output_dir, name))]
+    existing = [name for name in names if fileio.exists(os.path.join(output_dir, name))]
     if existing and not overwrite:
         raise UserError(f"{os.path.join(output_dir, existing[0])} already exists; pass "
                         "--overwrite to replace it or choose another --output_dir")
-    os.makedirs(output_dir, exist_ok=True)
+    fileio.makedirs(output_dir)
     return report.write_reports(output_dir, merged)
 
 

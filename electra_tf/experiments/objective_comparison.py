@@ -25,16 +25,21 @@ import functools
 import gc
 import json
 import os
-import shutil
 import sys
 import time
 from typing import Optional, Sequence
 
-from electra_tf import artifacts, progress
+import numpy as np
+
+from electra_tf import artifacts, fileio, finetuning_tasks, pretraining_dataset, progress
 from electra_tf import config as config_lib
 from electra_tf import flops as flops_lib
 from electra_tf.errors import UserError
+from electra_tf.experiments import comparison_report
 from electra_tf.progress import ProgressReporter
+
+# Keras, TensorFlow and the training code are imported by the functions that train, so planning
+# and the bookkeeping of a resumed experiment stay cheap.
 
 # Objective name -> the config keys that select it.
 OBJECTIVES = {
@@ -74,6 +79,9 @@ OUTPUT_SUBDIRS = ("pretrain", "snapshots", "random_init", "finetune")
 
 @dataclasses.dataclass
 class ComparisonOptions:
+    """The experiment's settings, one field per compare_objectives flag: data, model size, the
+    pretraining budget and snapshot fractions, objectives, and the fine-tuning recipe."""
+
     pretrain_data: str  # a build_pretraining_data directory (with manifest.json) or a glob
     glue_data_dir: str
     output_dir: str
@@ -192,6 +200,10 @@ def plan_segments(budget_flops: float, step_flops: float, objective: str,
 
 @dataclasses.dataclass
 class Plan:
+    """The resolved experiment: each objective's config, hparams, FLOPs per step and snapshot
+    segments under the common budget, the tasks, the vocabulary and the settings recorded in
+    experiment.json."""
+
     budget_flops: float
     configs: dict  # objective -> ElectraConfig
     hparams: dict  # objective -> the hparams dict given to run_pretraining
@@ -203,8 +215,6 @@ class Plan:
 
 
 def make_plan(options: ComparisonOptions) -> Plan:
-    from electra_tf import finetuning_tasks, pretraining_dataset
-
     if not options.output_dir:
         raise UserError("--output_dir is required")
     if not options.glue_data_dir:
@@ -230,7 +240,7 @@ def make_plan(options: ComparisonOptions) -> Plan:
     if not vocab_file:
         raise UserError("--vocab_file is required when --pretrain_data has no manifest.json "
                         "naming its vocabulary")
-    if not os.path.isfile(vocab_file):
+    if not fileio.isfile(vocab_file):
         raise UserError(f"vocabulary {vocab_file} not found; pass --vocab_file")
 
     if options.flops_convention not in FLOPS_CONVENTIONS:
@@ -256,10 +266,10 @@ def make_plan(options: ComparisonOptions) -> Plan:
                 for objective in objectives}
 
     settings = {
-        "pretrain_data": os.path.abspath(options.pretrain_data),
+        "pretrain_data": fileio.abspath(options.pretrain_data),
         "pretrain_data_examples": (manifest or {}).get("num_examples"),
-        "glue_data_dir": os.path.abspath(options.glue_data_dir),
-        "vocab_file": os.path.abspath(vocab_file),
+        "glue_data_dir": fileio.abspath(options.glue_data_dir),
+        "vocab_file": fileio.abspath(vocab_file),
         "config": options.config,
         "budget_flops": budget,
         "flops_convention": options.flops_convention,
@@ -295,16 +305,15 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
     """
     path = os.path.join(output_dir, SETTINGS_FILE)
     normalised = json.loads(json.dumps(settings))
-    if os.path.isfile(path):
-        with open(path) as handle:
-            try:
-                saved = json.load(handle)
-            except ValueError:
-                saved = None
+    if fileio.isfile(path):
+        try:
+            saved = fileio.read_json(path)
+        except ValueError:
+            saved = None
         same_pretraining = isinstance(saved, dict) and all(
             saved.get(key) == normalised.get(key) for key in PRETRAINING_SETTINGS)
         finetune_results = os.path.join(output_dir, "finetune")
-        if saved != normalised and same_pretraining and not os.path.exists(finetune_results):
+        if saved != normalised and same_pretraining and not fileio.exists(finetune_results):
             log(f"only fine-tuning settings changed ({_first_difference(saved, normalised)}) and "
                 f"{finetune_results} is gone: reusing the pretraining snapshots")
         elif saved != normalised:
@@ -316,19 +325,17 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
                                 f"{hint}; use a new --output_dir, or --overwrite to replace it")
             log(f"--overwrite: removing the earlier experiment's outputs in {output_dir}")
             for name in OUTPUT_SUBDIRS:
-                shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+                if fileio.exists(os.path.join(output_dir, name)):
+                    fileio.rmtree(os.path.join(output_dir, name))
             for name in ("results.json", "results.md", "plot.png", SETTINGS_FILE):
-                if os.path.exists(os.path.join(output_dir, name)):
-                    os.remove(os.path.join(output_dir, name))
+                if fileio.exists(os.path.join(output_dir, name)):
+                    fileio.remove(os.path.join(output_dir, name))
         else:
             return
-    elif os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+    elif fileio.isdir(output_dir) and fileio.listdir(output_dir) and not overwrite:
         raise UserError(f"--output_dir {output_dir} is not empty and has no {SETTINGS_FILE}; "
                         "use a new or empty directory")
-    os.makedirs(output_dir, exist_ok=True)
-    with open(path, "w") as handle:
-        json.dump(normalised, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    fileio.write_json_atomic(path, normalised, sort_keys=True)
 
 
 def _first_difference(saved, current, prefix: str = "") -> str:
@@ -361,7 +368,6 @@ def _restore_pretrainer(config, model_dir: str, step: int):
     Keras 3 models reach tf.train.Checkpoint mostly through the optimizer's list of the
     variables it trains, so the optimizer is rebuilt as training built it and restored too.
     """
-    import numpy as np
     import tensorflow as tf
 
     from electra_tf import checkpointing, optimization, pretraining_objective
@@ -406,29 +412,41 @@ def pretrain_segment(options: ComparisonOptions, plan: Plan, segment: Segment) -
         model = _restore_pretrainer(config, model_dir, segment.step)
     elif result.final_step != segment.step:
         raise RuntimeError(f"pretraining stopped at step {result.final_step}, not {segment.step}")
-    target = snapshot_dir(options.output_dir, segment)
-    partial = target + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    artifacts.save_pretrained(model, partial)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)
     record = {"objective": objective, "fraction": segment.fraction, "step": segment.step,
               "pretraining_flops": segment.flops, "segment_seconds": round(seconds, 1),
               "segment_start_step": result.start_step,
               "train_metrics": {k: float(v) for k, v in (result.train_metrics or {}).items()}}
-    with open(os.path.join(target, SNAPSHOT_MARKER), "w") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
+    save_snapshot(model, snapshot_dir(options.output_dir, segment), record)
     del model, result
     _clear_keras_state()
     return record
 
 
+def save_snapshot(model, target: str, record: dict) -> None:
+    """Writes ``model``'s pretrained/ folder with ``record`` as its snapshot.json to ``target``
+    (local or gs://), replacing an unfinished one there.
+
+    The folder is written under a temporary name and moved into place with snapshot.json (what
+    ``read_snapshot`` looks for) last, so an interrupted save never looks finished; a folder
+    already at ``target`` (one without snapshot.json: its save was interrupted after the move)
+    is deleted only once the new one is complete.
+    """
+    staging = fileio.temporary_name(target)
+    try:
+        artifacts.save_pretrained(model, staging)
+        fileio.write_json_atomic(os.path.join(staging, SNAPSHOT_MARKER), record, sort_keys=True)
+        fileio.move_tree(staging, target, commit_files=[artifacts.CONFIG_FILE, SNAPSHOT_MARKER],
+                         replace=True)
+    finally:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+
+
 def read_snapshot(output_dir: str, segment: Segment) -> Optional[dict]:
     path = os.path.join(snapshot_dir(output_dir, segment), SNAPSHOT_MARKER)
-    if not os.path.isfile(path):
+    if not fileio.isfile(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    return fileio.read_json(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,9 +463,8 @@ def finished_tasks(output_dir: str, encoder_name: str, tasks: Sequence[str]) -> 
     for task in tasks:
         path = os.path.join(finetune_dir(output_dir, encoder_name), task,
                             artifacts.TASK_RESULTS_FILE)
-        if os.path.isfile(path):
-            with open(path) as handle:
-                done[task] = json.load(handle)
+        if fileio.isfile(path):
+            done[task] = fileio.read_json(path)
     return done
 
 
@@ -456,8 +473,8 @@ def random_init_config_path(options: ComparisonOptions, plan: Plan) -> str:
     config = next(iter(plan.configs.values()))
     config = config.replace({"electra_objective": True})
     path = os.path.join(options.output_dir, RANDOM_INIT, "config.json")
-    if not os.path.isfile(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not fileio.isfile(path):
+        fileio.makedirs(os.path.dirname(path))
         config.to_json_file(path)
     return path
 
@@ -500,8 +517,6 @@ def finetune_encoder(options: ComparisonOptions, plan: Plan, encoder_name: str,
 def run_comparison(options: ComparisonOptions) -> dict:
     """Runs (or resumes) the whole experiment; returns the results dict also written to
     output_dir/results.json."""
-    from electra_tf.experiments import comparison_report
-
     plan = make_plan(options)
     check_or_write_settings(options.output_dir, plan.settings, options.overwrite)
     for objective, config in plan.configs.items():

@@ -32,9 +32,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from electra_tf import fileio
+from electra_tf import fileio, pretraining_dataset
 from electra_tf.errors import UserError
 from electra_tf.progress import log
+
+# TensorFlow and the training code are imported by the functions that run the model, so reading
+# and reporting a finished record stays cheap.
 
 RESULTS_FILENAME = "dynamics.json"
 TABLE_FILENAME = "dynamics.md"
@@ -76,8 +79,6 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
     """
     import tensorflow as tf
 
-    from electra_tf import pretraining_dataset
-
     if model.discriminator is None or model.task != "detection":
         raise UserError("held-out scores need an ELECTRA (replaced-token detection) model")
     # Inside tf.function, as fit and evaluate run the model.
@@ -110,6 +111,9 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
 
 @dataclasses.dataclass
 class DynamicsOptions:
+    """One measure_dynamics run, one field per flag: the data, model, schedule length, the steps
+    at which the discriminator is scored, and how many held-out batches score it."""
+
     pretrain_data: str
     eval_data: str
     output_dir: str
@@ -149,7 +153,7 @@ def _table(record: dict) -> str:
 
 def run_dynamics(options: DynamicsOptions) -> dict:
     """Trains one run with pauses at ``options.steps`` and scores each; returns the record."""
-    from electra_tf import pretraining, pretraining_dataset
+    from electra_tf import pretraining
 
     fileio.makedirs(options.output_dir)
     results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
