@@ -24,6 +24,7 @@ electra_tf.exporter. This module is the command line only.
 from __future__ import annotations
 
 import tensorflow as tf
+from absl import flags, logging
 
 from electra_tf.errors import UserError
 from electra_tf.exporter import (
@@ -71,8 +72,6 @@ __all__ = [
 
 
 def main(argv) -> None:
-    from absl import flags, logging
-
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     values = flags.FLAGS
@@ -86,8 +85,6 @@ def main(argv) -> None:
 
 
 def define_flags() -> None:
-    from absl import flags
-
     flags.DEFINE_string("input", None, "A fine-tuning trial's finetuned/ folder, its trial or "
                         "task folder (task: the median trial), or a run_pretraining --model_dir "
                         "(or its pretrained/ folder).")

@@ -13,6 +13,7 @@ the version under a temporary name and moves it into place, with what was export
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import re
 import uuid
@@ -146,6 +147,7 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
 
 def build_serving_module(source: ExportSource) -> TextServingModule:
     """Loads the Keras network of ``source`` and wraps it with its tokenizer and signatures."""
+    # Keras-heavy: resolving and checking a source (every flag error) needs no model code.
     from electra_tf import modeling
 
     tokenizer = tokenization.Tokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
@@ -235,8 +237,8 @@ def tensorflow_text_ops() -> dict:
     """{op name: file name of the tensorflow-text op library that registers it}."""
     global _TEXT_OPS
     if _TEXT_OPS is None:
-        import glob
-
+        # Private TensorFlow modules (their paths move between releases): imported only when
+        # an export is written, so a moved path cannot break importing this module.
         from tensorflow.core.framework import op_def_pb2
         from tensorflow.python.client import pywrap_tf_session
 
@@ -257,7 +259,7 @@ def tensorflow_text_ops() -> dict:
 def custom_ops(saved_model_dir: str) -> dict:
     """The ops of a SavedModel that core TensorFlow lacks: {"tensorflow-text": {"version",
     "ops": {op: library}}}, from its graph and every function in it."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.core.protobuf import saved_model_pb2  # private path, as above
 
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString(fileio.read_bytes(os.path.join(saved_model_dir,

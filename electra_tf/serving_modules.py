@@ -174,6 +174,7 @@ class TextServingModule(tf.Module):
         return features, tf.cast(features["input_ids"], tf.int64)
 
     def signatures(self) -> dict:
+        """{signature name: concrete function} for the SavedModel (serving_default included)."""
         raise NotImplementedError
 
 
@@ -182,6 +183,10 @@ def _string_spec(name: str) -> tf.TensorSpec:
 
 
 class ClassifierServingModule(TextServingModule):
+    """A fine-tuned classifier: "single" (text_a [B]) and "pair" (text_a, text_b [B]) give
+    label_id int64 [B], label_name string [B] and probabilities float32 [B, L];
+    serving_default is the arity the task was trained on."""
+
     kind = "classifier"
 
     def __init__(self, model, tokenizer, max_seq_length, label_names, default_is_pair: bool):
@@ -214,6 +219,9 @@ class ClassifierServingModule(TextServingModule):
 
 
 class RegressorServingModule(ClassifierServingModule):
+    """A fine-tuned regressor (STS-B): the classifier's signatures, returning score float32 [B]
+    on the task's scale."""
+
     kind = "regressor"
 
     def __init__(self, model, tokenizer, max_seq_length, default_is_pair: bool):
@@ -225,6 +233,9 @@ class RegressorServingModule(ClassifierServingModule):
 
 
 class DiscriminatorServingModule(TextServingModule):
+    """The pretrained discriminator: text [B] -> tokens string [B, T], replaced_probability
+    float32 [B, T] (the text's own tokens, without [CLS]/[SEP]) and token_count int64 [B]."""
+
     kind = "discriminator"
 
     def __init__(self, model, tokenizer, max_seq_length):
@@ -248,6 +259,9 @@ class DiscriminatorServingModule(TextServingModule):
 
 
 class EncoderServingModule(TextServingModule):
+    """The pretrained encoder: text [B] (and text_b with "pair") -> cls_vector float32 [B, H],
+    token_vectors [B, T, H] (zero on padding), tokens string [B, T], token_count int64 [B]."""
+
     kind = "encoder"
 
     def __init__(self, model, tokenizer, max_seq_length):
@@ -279,6 +293,11 @@ class EncoderServingModule(TextServingModule):
 # SQuAD in-graph
 
 class SquadServingModule(TextServingModule):
+    """A fine-tuned SQuAD model: question, context [B] -> answer_text string [B], answer_start /
+    answer_end int64 [B] (code points of the context, end exclusive; -1 without an answer),
+    score float32 [B], has_answer bool [B] and no_answer_score float32 [B] (a SQuAD 2.0 model
+    answers "" above its tuned threshold; 1.1 models always answer). Windows and decoding are fine-tuning's (squad.windows, decode_predictions' rules)."""
+
     kind = "squad"
 
     def __init__(self, model, tokenizer, settings: squad.SquadSettings,
