@@ -296,7 +296,8 @@ class SquadServingModule(TextServingModule):
     """A fine-tuned SQuAD model: question, context [B] -> answer_text string [B], answer_start /
     answer_end int64 [B] (code points of the context, end exclusive; -1 without an answer),
     score float32 [B], has_answer bool [B] and no_answer_score float32 [B] (a SQuAD 2.0 model
-    answers "" above its tuned threshold; 1.1 models always answer). Windows and decoding are fine-tuning's (squad.windows, decode_predictions' rules)."""
+    answers "" above its tuned threshold; 1.1 models always answer). Windows and decoding are
+    fine-tuning's (squad.windows, decode_predictions' rules)."""
 
     kind = "squad"
 
