@@ -46,6 +46,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
+    """Builds pretraining TFRecords: flags -> BuildOptions -> pretraining_data.build_pretraining_data (or, with
+    --combine_manifests, pretraining_manifest.combine_manifest_parts)."""
     # NumPy and the builder load when a command runs, so --help stays fast.
     from electra_tf import pretraining_data
 

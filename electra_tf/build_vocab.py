@@ -318,6 +318,7 @@ def options_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> VocabOpti
 
 
 def main(argv: list[str]) -> None:
+    """Learns a WordPiece vocabulary: flags -> options_from_flags -> build_vocab."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])}; pass the corpus with --corpus_dir")
     build_vocab(options_from_flags(flags.FLAGS))

@@ -109,6 +109,7 @@ class VariableName:
 
     @property
     def is_kernel(self) -> bool:
+        """True for a dense kernel, the variables Hugging Face stores transposed."""
         return self.keras.endswith("/kernel")
 
 
@@ -228,6 +229,7 @@ class ElectraWeights:
     task_head: Optional[dict] = None
 
     def summary(self) -> str:
+        """One line for the log: the variable count, the parts present, the source and what was skipped."""
         skipped = ", ".join(f"{count} {kind}" for kind, count in self.skipped.items() if count)
         parts = ", ".join(part for part in PARTS if part in self.parts)
         text = f"{len(self.arrays)} variables ({parts}) from {self.source}"

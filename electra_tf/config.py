@@ -67,10 +67,24 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "encoder config") -> "EncoderConfig":
+        """An EncoderConfig from ``values``.
+
+        Args:
+          values: field name -> value; the six sizes (vocab_size ... intermediate_size) are required,
+            the other fields default.
+          source: names the origin in error messages (a file path, "head.json", ...).
+
+        Returns:
+          The EncoderConfig.
+
+        Raises:
+          UserError: ``values`` has a key that is not an EncoderConfig field.
+        """
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -212,18 +226,23 @@ class ElectraConfig:
 
     @property
     def generator_num_attention_heads(self) -> int:
+        """The generator's head count: one per 64 of its hidden size (at least 1); the discriminator's without
+        electra_objective."""
         if not self.electra_objective:
             return self.num_attention_heads
         return max(1, self.generator_hidden // 64)
 
     @property
     def generator_intermediate_size(self) -> int:
+        """The generator's feed-forward size: 4 * generator_hidden (intermediate_size without electra_objective)."""
         if not self.electra_objective:
             return self.intermediate_size
         return 4 * self.generator_hidden
 
     @property
     def generator_num_hidden_layers(self) -> int:
+        """The generator's depth: round(num_hidden_layers * generator_layers) (num_hidden_layers without
+        electra_objective)."""
         if not self.electra_objective:
             return self.num_hidden_layers
         return int(round(self.num_hidden_layers * self.generator_layers))
@@ -314,6 +333,7 @@ class ElectraConfig:
 
     # ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Every key, run settings included, as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
     def to_json_file(self, path: str | os.PathLike) -> None:
@@ -334,10 +354,35 @@ class ElectraConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "ElectraConfig":
+        """Reads a config JSON file (local or remote): its keys over the defaults, checked.
+
+        Args:
+          path: a JSON object of config keys, e.g. a run's model_dir/config.json.
+
+        Returns:
+          The validated ElectraConfig.
+
+        Raises:
+          UserError: the file cannot be read, is not a JSON object, or has an unknown key, a value of
+            the wrong type or an invalid value (the message names the file, and the line for bad JSON).
+        """
         return cls.from_dict(_read_json_object(os.fspath(path)), source=os.fspath(path))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "ElectraConfig":
+        """An ElectraConfig from the defaults with ``values`` applied and checked.
+
+        Args:
+          values: config key -> value (ints are accepted for float keys).
+          source: names the origin in error messages.
+
+        Returns:
+          The validated ElectraConfig.
+
+        Raises:
+          UserError: ``values`` is not a mapping, or has an unknown key (with close matches
+            suggested), a value of the wrong type or an invalid combination.
+        """
         config = cls.__new__(cls)
         for field in dataclasses.fields(cls):
             setattr(config, field.name, field.default)
@@ -412,6 +457,7 @@ def _read_json_object(path: str) -> dict[str, Any]:
 
 
 def preset_names() -> list[str]:
+    """The names of the bundled presets (electra_tf/configs/*.json without the suffix), sorted."""
     return sorted(path.stem for path in CONFIGS_DIR.glob("*.json"))
 
 

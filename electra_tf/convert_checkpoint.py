@@ -66,6 +66,8 @@ def _base_config(required_for: str | None):
 
 
 def main(argv: list[str]) -> None:
+    """Converts a model between formats: flags -> one checkpoint_conversion reader (read_official / read_huggingface /
+    read_electra_tf) -> one writer (--to)."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     source_format = FLAGS["from"].value

@@ -52,6 +52,7 @@ _CODING_LINE = re.compile(r"^#.*coding[:=]")
 
 
 def stdlib_directory() -> str:
+    """The folder of this Python's standard-library sources, which the corpus is read from."""
     return sysconfig.get_paths()["stdlib"]
 
 
@@ -275,6 +276,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """Writes the standard-library corpus: flags -> write_default_corpus, then prints its summary line."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every option is a --flag")
     options = flags.FLAGS

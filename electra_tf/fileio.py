@@ -58,10 +58,12 @@ def is_remote(path: str) -> bool:
 
 
 def fspath(path) -> str:
+    """``path`` (a str or os.PathLike) as a string, scheme intact."""
     return os.fspath(path)
 
 
 def join(path, *parts) -> str:
+    """Joins path parts with "/" as plain strings, so a "gs://" or "ram://" prefix survives."""
     return os.path.join(os.fspath(path), *(os.fspath(part) for part in parts))
 
 
@@ -72,16 +74,19 @@ def abspath(path) -> str:
 
 
 def exists(path) -> bool:
+    """True if a file or folder exists at ``path`` (local or remote)."""
     path = os.fspath(path)
     return gfile.exists(path) if is_remote(path) else os.path.exists(path)
 
 
 def isdir(path) -> bool:
+    """True if ``path`` is an existing folder (local or remote)."""
     path = os.fspath(path)
     return gfile.isdir(path) if is_remote(path) else os.path.isdir(path)
 
 
 def isfile(path) -> bool:
+    """True if ``path`` exists and is not a folder (local or remote)."""
     path = os.fspath(path)
     if is_remote(path):
         return gfile.exists(path) and not gfile.isdir(path)
@@ -89,11 +94,13 @@ def isfile(path) -> bool:
 
 
 def getsize(path) -> int:
+    """The size of the file at ``path`` in bytes."""
     path = os.fspath(path)
     return gfile.stat(path).length if is_remote(path) else os.path.getsize(path)
 
 
 def listdir(path) -> list[str]:
+    """The names in folder ``path``, sorted, without the trailing "/" object stores put on sub-folders."""
     path = os.fspath(path)
     if not is_remote(path):
         return sorted(os.listdir(path))
@@ -102,6 +109,7 @@ def listdir(path) -> list[str]:
 
 
 def makedirs(path) -> None:
+    """Creates folder ``path`` and its parents; no error if it exists already."""
     path = os.fspath(path)
     if is_remote(path):
         gfile.makedirs(path)
@@ -110,6 +118,7 @@ def makedirs(path) -> None:
 
 
 def remove(path) -> None:
+    """Deletes the file at ``path``."""
     path = os.fspath(path)
     if is_remote(path):
         gfile.remove(path)
@@ -118,6 +127,7 @@ def remove(path) -> None:
 
 
 def rmtree(path) -> None:
+    """Deletes folder ``path`` and everything below it (working around ram://'s undeletable listings)."""
     path = os.fspath(path)
     if not is_remote(path):
         shutil.rmtree(path)
@@ -150,6 +160,7 @@ def rename(source, target, overwrite: bool = False) -> None:
 
 
 def walk(path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk over a local or remote folder: (root, dirs, files) triples, names sorted, top-down."""
     path = os.fspath(path)
     walker = gfile.walk(path) if is_remote(path) else os.walk(path)
     for root, dirs, files in walker:
@@ -187,6 +198,7 @@ def _fnmatch(name: str, pattern: str) -> bool:
 
 
 def has_magic(pattern: str) -> bool:
+    """True if ``pattern`` contains a glob wildcard (``*``, ``?`` or ``[``)."""
     return any(char in pattern for char in "*?[")
 
 
@@ -202,16 +214,19 @@ def open(path, mode: str = "r"):  # noqa: A001  (the one file opener of this pac
 
 
 def read_text(path) -> str:
+    """The whole file at ``path``, decoded as UTF-8."""
     with open(path, "rb") as handle:
         return handle.read().decode("utf-8")
 
 
 def read_bytes(path) -> bytes:
+    """The whole file at ``path`` as bytes."""
     with open(path, "rb") as handle:
         return handle.read()
 
 
 def read_json(path):
+    """The JSON value in the UTF-8 file at ``path``."""
     return json.loads(read_text(path))
 
 
@@ -239,14 +254,17 @@ def write_bytes_atomic(path, data: bytes) -> None:
 
 
 def write_text_atomic(path, text: str) -> None:
+    """Writes ``text`` as UTF-8 to ``path`` via a temporary name (see write_bytes_atomic)."""
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path, value, indent: Optional[int] = 2, sort_keys: bool = False) -> None:
+    """Writes ``value`` as JSON (plus a final newline) to ``path`` via a temporary name."""
     write_text_atomic(path, json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def copy(source, target, overwrite: bool = False) -> None:
+    """Copies file ``source`` to ``target``; raises FileExistsError for an existing target unless ``overwrite``."""
     source, target = os.fspath(source), os.fspath(target)
     if is_remote(source) or is_remote(target):
         gfile.copy(source, target, overwrite=overwrite)
