@@ -74,6 +74,18 @@ def _heading(text: str) -> None:
 
 
 def build_corpus(directory: str, overwrite: bool) -> dict:
+    """Stage 1: writes the standard-library corpus to ``directory`` (default_corpus), or reuses it.
+
+    Args:
+      directory: the corpus folder (local or remote); its statistics go to corpus_stats.json next to it.
+      overwrite: rebuild even when an earlier run finished the corpus.
+
+    Returns:
+      write_default_corpus's statistics dict ("files", "paths", "documents", "lines", "bytes", "words").
+
+    Raises:
+      UserError: ``directory`` holds an unfinished corpus and ``overwrite`` is False.
+    """
     from electra_tf import default_corpus
 
     stats_file = os.path.join(os.path.dirname(directory), "corpus_stats.json")
@@ -90,6 +102,17 @@ def build_corpus(directory: str, overwrite: bool) -> dict:
 
 
 def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrite: bool) -> list[str]:
+    """Stage 2: learns a WordPiece vocabulary of ``vocab_size`` tokens from the corpus, or reuses it.
+
+    Args:
+      corpus_dir: the corpus written by build_corpus.
+      vocab_file: where vocab.txt goes; an existing file is read back unless ``overwrite``.
+      vocab_size: tokens in the vocabulary, special tokens included.
+      overwrite: relearn even when ``vocab_file`` exists.
+
+    Returns:
+      The vocabulary's tokens in id order.
+    """
     from electra_tf import build_vocab, tokenization
 
     if fileio.exists(vocab_file) and not overwrite:
@@ -133,6 +156,7 @@ def split_corpus(stats: dict) -> tuple[str, str]:
 
 
 def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
+    """Prints the vocabulary's size, special-token ids and piece counts, and DEMO_SENTENCE tokenized with it."""
     from electra_tf import tokenization
 
     tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=True)
@@ -146,6 +170,8 @@ def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
 
 
 def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
+    """Prints the first example of the pretraining data in ``data_dir`` as WordPiece tokens, with its length and segment
+    B size."""
     from electra_tf import pretraining_dataset, tokenization
 
     files, _ = pretraining_dataset.resolve_pretraining_data(data_dir)
@@ -163,6 +189,16 @@ def describe_data(manifest: dict, data_dir: str, vocab_file: str) -> None:
 
 
 def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
+    """Stage 4: pretrains the electra_tiny preset with DEMO_HPARAMS for ``steps`` steps.
+
+    Args:
+      data_dir: pretraining TFRecords (build_pretraining_data's output folder).
+      model_dir: the run's checkpoints, TensorBoard logs and pretrained/ folder; a run there resumes.
+      steps: num_train_steps.
+
+    Returns:
+      The path of the pretrained/ folder (artifacts.save_pretrained's layout).
+    """
     import logging
 
     from absl import logging as absl_logging
@@ -286,6 +322,7 @@ def run_demo(options: DemoOptions) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """Runs the offline demo: flags -> DemoOptions -> run_demo."""
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
     run_demo(DemoOptions(

@@ -58,6 +58,15 @@ class ExampleBuilder:
         self._length = 0
 
     def add_sentence(self, ids: list[int]) -> Optional[tuple[list[int], list[int]]]:
+        """Appends one sentence; returns the finished example once the target length is reached.
+
+        Args:
+          ids: the sentence's token ids (a list, or a numpy slice with join_segments=False).
+
+        Returns:
+          None while the example is still filling; otherwise the example in the form described in the
+          class docstring, after which the builder starts an empty one (with a new target length).
+        """
         self._sentences.append(ids)
         self._length += len(ids)
         if self._length >= self.target_length:
@@ -65,6 +74,7 @@ class ExampleBuilder:
         return None
 
     def end_document(self) -> Optional[tuple[list[int], list[int]]]:
+        """The partial example at a document boundary (same form as add_sentence's), or None if nothing is pending."""
         if self._length:
             return self._create_example()
         return None
@@ -193,10 +203,12 @@ class PackingStats:
         self.text_tokens += text_tokens
 
     def merge(self, other: "PackingStats") -> None:
+        """Adds ``other``'s counts into this one (combining the counts of parallel workers)."""
         for field in self.FIELDS:
             setattr(self, field, getattr(self, field) + getattr(other, field))
 
     def as_dict(self) -> dict:
+        """The counts as {field: int}, for the manifest and the summary line."""
         return {field: getattr(self, field) for field in self.FIELDS}
 
 

@@ -72,6 +72,7 @@ __all__ = [
 
 
 def main(argv) -> None:
+    """Exports a SavedModel for TF Serving: flags -> ExportOptions -> exporter.run_export."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     values = flags.FLAGS
@@ -85,6 +86,7 @@ def main(argv) -> None:
 
 
 def define_flags() -> None:
+    """Defines the export command's flags (--input, --export_base, --version, --kind, ...) on absl's FLAGS."""
     flags.DEFINE_string("input", None, "A fine-tuning trial's finetuned/ folder, its trial or "
                         "task folder (task: the median trial), or a run_pretraining --model_dir "
                         "(or its pretrained/ folder).")

@@ -66,6 +66,8 @@ flags.DEFINE_integer("log_every_steps", 100, "Progress lines every this many tra
 
 
 def main(argv: list[str]) -> None:
+    """Runs the equal-compute objective comparison: flags -> objective_comparison.ComparisonOptions ->
+    objective_comparison.run_comparison."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     # Imported after the flags are parsed, so --help and flag errors stay fast.

@@ -191,6 +191,16 @@ def _format_score(value: Optional[float]) -> str:
 
 
 def markdown_table(results: dict) -> str:
+    """The experiment's report as Markdown: settings, one row per pretrained encoder, per-seed scores.
+
+    Args:
+      results: the results.json dict (keys "settings", "tasks", "encoders", "complete",
+        "budget_flops", "num_seeds", "flops_per_step", ...).
+
+    Returns:
+      The results.md text, ending in a newline; flagged as incomplete when results["complete"] is
+      False.
+    """
     settings = results["settings"]
     tasks = results["tasks"]
     task_names = [TASK_LABELS.get(task, task) for task in tasks]

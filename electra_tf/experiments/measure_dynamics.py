@@ -30,6 +30,8 @@ flags.DEFINE_integer("log_every_steps", 100, "Progress line every N steps.")
 
 
 def main(argv):
+    """Measures early pretraining dynamics: flags -> pretraining_dynamics.DynamicsOptions ->
+    pretraining_dynamics.run_dynamics."""
     del argv
     for name in ("pretrain_data", "eval_data", "output_dir"):
         if not getattr(FLAGS, name):

@@ -56,6 +56,7 @@ def merge_directories(inputs: list[str], output_dir: str, overwrite: bool = Fals
 
 
 def main(argv: list[str]) -> None:
+    """Merges compare_objectives outputs: flags -> merge_directories, then prints the paths written."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     if not FLAGS.inputs or not FLAGS.output_dir:

@@ -123,6 +123,7 @@ class Segment:
 
     @property
     def encoder_name(self) -> str:
+        """The snapshot's name in reports and under finetune/: "<objective>_step_<step>"."""
         return f"{self.objective}_step_{self.step}"
 
 
@@ -153,6 +154,17 @@ def parse_fractions(values) -> tuple[float, ...]:
 
 
 def check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
+    """The --objectives names, stripped, lower-cased and de-duplicated in order.
+
+    Args:
+      objectives: names from OBJECTIVES; blank entries are ignored.
+
+    Returns:
+      The checked names as a tuple.
+
+    Raises:
+      UserError: no name is left, or one is not in OBJECTIVES.
+    """
     names = tuple(dict.fromkeys(name.strip().lower() for name in objectives if name.strip()))
     if not names:
         raise UserError(f"--objectives is empty; use some of {', '.join(OBJECTIVES)}")
@@ -215,6 +227,23 @@ class Plan:
 
 
 def make_plan(options: ComparisonOptions) -> Plan:
+    """Checks ``options`` and resolves them into the experiment's Plan.
+
+    Reads the pretraining data's manifest (for the vocabulary and example count), builds each
+    objective's config, prices a training step under the FLOPs convention and splits the common
+    budget into snapshot segments at ``options.fractions``.
+
+    Args:
+      options: the experiment's settings.
+
+    Returns:
+      The Plan: per-objective configs, hparams, FLOPs per step and segments, plus the settings
+      recorded in experiment.json.
+
+    Raises:
+      UserError: a required flag is missing, a value is out of range, a task is not GLUE, the data
+        or vocabulary cannot be found, or the FLOPs convention is unknown.
+    """
     if not options.output_dir:
         raise UserError("--output_dir is required")
     if not options.glue_data_dir:
@@ -352,6 +381,7 @@ def _first_difference(saved, current, prefix: str = "") -> str:
 
 
 def snapshot_dir(output_dir: str, segment: Segment) -> str:
+    """Where ``segment``'s pretrained snapshot goes: <output_dir>/snapshots/<objective>/step_<step>."""
     return os.path.join(output_dir, "snapshots", segment.objective, f"step_{segment.step}")
 
 
@@ -443,6 +473,8 @@ def save_snapshot(model, target: str, record: dict) -> None:
 
 
 def read_snapshot(output_dir: str, segment: Segment) -> Optional[dict]:
+    """The snapshot.json record of ``segment``'s finished snapshot (objective, step, FLOPs, seconds, train metrics), or
+    None if it is not complete."""
     path = os.path.join(snapshot_dir(output_dir, segment), SNAPSHOT_MARKER)
     if not fileio.isfile(path):
         return None
@@ -454,6 +486,7 @@ def read_snapshot(output_dir: str, segment: Segment) -> Optional[dict]:
 
 
 def finetune_dir(output_dir: str, encoder_name: str) -> str:
+    """The fine-tuning output folder of one encoder: <output_dir>/finetune/<encoder_name>."""
     return os.path.join(output_dir, "finetune", encoder_name)
 
 
