@@ -355,9 +355,12 @@ class FinetuningProgress(keras.callbacks.Callback):
         self._window_started = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Resets the running loss sum that Keras's per-epoch mean is unpicked from."""
         self._epoch_sum = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
+        """Counts the step, logs a progress line and scalars every ``every_steps`` steps, and stops fit at
+        ``total_steps``."""
         self.steps += 1
         if logs and "loss" in logs:
             # Keras reports the running mean since the epoch began; the step's own loss is the
@@ -402,6 +405,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.name = name
 
     def on_train_batch_end(self, batch, logs=None):
+        """Scores dev when the global step is a multiple of ``every_steps`` (not the last step), logging and writing the
+        metrics."""
         step = self.counter.step
         if step >= self.total_steps or step % self.every_steps:
             return
@@ -503,6 +508,20 @@ def prepare_glue(task, options, tokenizer, max_seq_length: int, with_train: bool
 
 
 def squad_file(data_dir: str, filename: str, version: str) -> str:
+    """Finds a SQuAD JSON file under --data_dir.
+
+    Args:
+      data_dir: the folder given as --data_dir (local or remote).
+      filename: e.g. "train-v1.1.json".
+      version: "1.1" or "2.0", for the versioned sub-folders.
+
+    Returns:
+      The first existing of data_dir/filename, data_dir/{squad,SQuAD}/filename,
+      data_dir/squad/v<version>/filename and data_dir/v<version>/filename.
+
+    Raises:
+      UserError: none of them exists.
+    """
     for candidate in (os.path.join(data_dir, filename),
                       os.path.join(data_dir, "squad", filename),
                       os.path.join(data_dir, "SQuAD", filename),

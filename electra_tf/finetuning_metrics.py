@@ -24,6 +24,7 @@ import numpy as np
 
 
 def accuracy(labels: Sequence[int], predictions: Sequence[int]) -> float:
+    """The fraction of ``predictions`` equal to ``labels`` (0.0 for no examples)."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     if labels.size == 0:
         return 0.0
@@ -55,6 +56,7 @@ def matthews_corrcoef(labels: Sequence[int], predictions: Sequence[int]) -> floa
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's correlation of ``x`` and ``y`` (equal-length sequences); 0.0 when either is constant."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     x, y = x - x.mean(), y - y.mean()
     denominator = math.sqrt(float(np.sum(x * x)) * float(np.sum(y * y)))
@@ -78,6 +80,7 @@ def average_ranks(values: Sequence[float]) -> np.ndarray:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's on average ranks, so ties share their mean rank."""
     return pearson(average_ranks(x), average_ranks(y))
 
 
@@ -104,10 +107,13 @@ def normalize_answer(text: str) -> str:
 
 
 def squad_exact(prediction: str, gold: str) -> float:
+    """1.0 if ``prediction`` and ``gold`` are equal after normalize_answer, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
 def squad_f1(prediction: str, gold: str) -> float:
+    """Token-level F1 of ``prediction`` against one ``gold`` answer after normalize_answer (empty
+    only matches empty)."""
     prediction_tokens = normalize_answer(prediction).split()
     gold_tokens = normalize_answer(gold).split()
     # v2.0: an empty answer only matches an empty answer.
@@ -180,9 +186,20 @@ def best_null_threshold(gold_answers: Mapping[str, Sequence[str]],
 
 def apply_null_threshold(span_predictions: Mapping[str, str], null_scores: Mapping[str, float],
                          threshold: float) -> dict[str, str]:
+    """SQuAD 2.0's final answers: the empty answer where the null score exceeds ``threshold``.
+
+    Args:
+      span_predictions: question id -> best span text.
+      null_scores: question id -> no-answer score (a missing id counts as 0.0).
+      threshold: e.g. best_null_threshold's best_f1_threshold, tuned on dev.
+
+    Returns:
+      question id -> answer text ("" for predicted unanswerable).
+    """
     return {qid: ("" if null_scores.get(qid, 0.0) > threshold else text)
             for qid, text in span_predictions.items()}
 
 
 def median(values: Iterable[float]) -> float:
+    """The median of ``values`` as a float (the mean of the middle two for an even count)."""
     return float(statistics.median(list(values)))

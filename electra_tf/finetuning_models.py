@@ -250,6 +250,8 @@ class FinetuningModel(keras.Model):
         return loss
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's loss hook: the batch's summed per-example task_loss(y, y_pred), a float32 scalar (no division by the
+        replica count)."""
         del x, sample_weight, training
         # Summed, not averaged, over the batch, as the reference's fine-tuning loss. Keras sums
         # the replicas' gradients, so each replica contributes its own sum: the gradient of the

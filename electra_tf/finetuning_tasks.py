@@ -43,14 +43,17 @@ class SentenceTask:
 
     @property
     def is_regression(self) -> bool:
+        """True for a regression task (label_names is None), e.g. STS-B."""
         return self.label_names is None
 
     @property
     def num_labels(self) -> int:
+        """The classifier's output count: 1 for regression, else len(label_names)."""
         return 1 if self.is_regression else len(self.label_names)
 
     @property
     def is_squad(self) -> bool:
+        """False: a sentence task, not span extraction."""
         return False
 
 
@@ -87,6 +90,7 @@ class GlueTask(SentenceTask):
 
     @property
     def is_pair(self) -> bool:
+        """True for sentence-pair tasks (two text columns)."""
         return len(self.text_columns) == 2
 
     def compute_metrics(self, labels: Sequence, predictions: Sequence) -> dict[str, float]:
@@ -124,14 +128,17 @@ class SquadTask:
 
     @property
     def is_squad(self) -> bool:
+        """True: span extraction."""
         return True
 
     @property
     def is_regression(self) -> bool:
+        """False: SQuAD has no regression head."""
         return False
 
     @property
     def answerable_head(self) -> bool:
+        """True when the model gets the answerability classifier: SQuAD 2.0, or 1.1 with v1_answerable_head."""
         return self.version == "2.0" or self.v1_answerable_head
 
 
@@ -187,6 +194,17 @@ _ALIASES = {"sst2": "sst-2", "stsb": "sts-b", "squad": "squad-v1.1", "squad1.1":
 
 
 def get_task(name: str):
+    """The registered task named ``name`` (case-insensitive; aliases such as "sst2" or "squad").
+
+    Args:
+      name: a GLUE, SQuAD or tagging task name from TASK_NAMES.
+
+    Returns:
+      Its GlueTask, SquadTask or TaggingTask.
+
+    Raises:
+      UserError: the name is unknown (the message lists the valid ones).
+    """
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key in GLUE_TASKS:
@@ -199,6 +217,17 @@ def get_task(name: str):
 
 
 def parse_task_list(text: str) -> list:
+    """The tasks of a comma-separated --task value, in order.
+
+    Args:
+      text: e.g. "mnli,sst-2" (blank entries are ignored).
+
+    Returns:
+      A list of tasks, as get_task returns them.
+
+    Raises:
+      UserError: ``text`` names no task, or an unknown one.
+    """
     names = [part for part in (text or "").split(",") if part.strip()]
     if not names:
         raise UserError(f"--task is required: one or more of {', '.join(TASK_NAMES)}, "
@@ -359,6 +388,22 @@ def examples_from_tfds_records(task: GlueTask, split: str, records: Iterable[dic
 
 def read_split(task: GlueTask, split: str, *, data_dir: Optional[str], use_tfds: bool,
                tfds_data_dir: Optional[str] = None) -> tuple[list[Example], dict]:
+    """The examples of one split, from the GLUE TSVs, TFDS or a custom task's file.
+
+    Args:
+      task: a GlueTask, or a CustomTask (which always reads its own file).
+      split: e.g. "train", "dev", "test" (MNLI: "dev_matched", ...).
+      data_dir: the GLUE folder (with CoLA/, SST-2/, ...); required unless ``use_tfds``.
+      use_tfds: read TFDS's glue/<task> instead of the TSV files.
+      tfds_data_dir: TFDS's data_dir (None: its default).
+
+    Returns:
+      (examples, info): the Examples (label None on test splits) and a dict describing the
+      source (e.g. {"file", "examples", ...} or {"tfds": "<name>:<split>"}).
+
+    Raises:
+      UserError: ``data_dir`` is missing without ``use_tfds``, or the file is absent or malformed.
+    """
     if isinstance(task, CustomTask):
         return read_custom_split(task, split)
     if use_tfds:
@@ -424,23 +469,28 @@ class CustomTask(SentenceTask):
 
     @property
     def directory(self) -> str:
+        """The task's output folder name: its name."""
         return self.name
 
     @property
     def submission_files(self) -> tuple[str, ...]:
+        """The test-prediction file written for the task: test_predictions.tsv."""
         return ("test_predictions.tsv",)
 
     @property
     def headline_metric(self) -> str:
+        """The metric reported and used to pick the median trial: spearman for regression, else accuracy."""
         if self.is_regression:
             return "spearman"
         return "accuracy"
 
     @property
     def is_pair(self) -> bool:
+        """True when a second text column (text_b_column) is given."""
         return self.text_b_column is not None
 
     def file(self, split: str) -> Optional[str]:
+        """The file path given for ``split`` ("train", "dev", "test"), or None if that split has none."""
         return dict(self.files).get(split)
 
     def compute_metrics(self, labels: Sequence, predictions: Sequence) -> dict[str, float]:
@@ -472,6 +522,18 @@ def parse_delimiter(text: Optional[str]) -> Optional[str]:
 
 
 def file_delimiter(path: str, delimiter: Optional[str]) -> str:
+    """The field delimiter of a custom task's file.
+
+    Args:
+      path: the CSV/TSV file.
+      delimiter: the --delimiter value ("\t" or ","), or None to infer it.
+
+    Returns:
+      ``delimiter`` if given, else "\t" for .tsv and "," for .csv.
+
+    Raises:
+      UserError: no delimiter is given and the extension is neither .tsv nor .csv.
+    """
     if delimiter:
         return delimiter
     extension = os.path.splitext(path)[1].lower()

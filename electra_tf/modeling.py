@@ -93,6 +93,7 @@ class ElectraDense(keras.layers.Dense):
         return outputs
 
     def compute_output_spec(self, inputs, training=None):
+        """Symbolic output: inputs' shape with the last axis replaced by ``units`` ([..., units]), float32."""
         shape = tuple(inputs.shape[:-1]) + (self.units,)
         return keras.KerasTensor(shape, dtype="float32")
 

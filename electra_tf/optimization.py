@@ -167,12 +167,15 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
                         for v in var_list]
 
     def apply(self, grads, trainable_variables=None):
+        """Applies one step of ``grads`` (densified first: see densify_gradient) to ``trainable_variables``."""
         # Under TensorFlow an embedding's gradient is IndexedSlices with one row per lookup;
         # squaring it row by row (v += g_i^2) before duplicate rows are summed is not Adam on
         # the batch gradient ((sum g_i)^2), so gradients are made dense before clipping.
         return super().apply([densify_gradient(g) for g in grads], trainable_variables)
 
     def update_step(self, gradient, variable, learning_rate):
+        """Keras's per-variable hook: Adam without bias correction plus decoupled weight decay, at the variable's scaled
+        learning rate."""
         index = self._get_variable_index(variable)
         lr = ops.cast(learning_rate, variable.dtype)
         if self._multipliers[index] != 1.0:

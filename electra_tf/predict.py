@@ -182,6 +182,7 @@ def run_predict(options: PredictOptions, out=None) -> int:
 
 
 def main(argv) -> None:
+    """Runs an exported model on text lines: flags -> PredictOptions -> run_predict."""
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
     values = flags.FLAGS
@@ -190,6 +191,7 @@ def main(argv) -> None:
 
 
 def define_flags() -> None:
+    """Defines the predict command's flags (--export_dir, --signature, --input, --batch_size) on absl's FLAGS."""
     flags.DEFINE_string("export_dir", None, "The --export_base of python -m electra_tf.export "
                         "(its highest version is used) or one version folder.")
     flags.DEFINE_string("signature", DEFAULT_SIGNATURE, "Signature to run (e.g. single, pair).")

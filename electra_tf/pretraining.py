@@ -558,6 +558,15 @@ class CheckpointEvaluator:
                        if self.chief else None)
 
     def score(self, step: int) -> dict:
+        """Scores model_dir's checkpoint ckpt-<step> on the held-out data.
+
+        Args:
+          step: the checkpoint's global step (one of model_dir/checkpoints' ckpt-<N>).
+
+        Returns:
+          The evaluation metrics (name -> float), also written as TensorBoard scalars under eval/ and,
+          on the chief, to eval_results.json (or eval_results.step_<N>.json for an older step).
+        """
         path = os.path.join(self.model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
         status = tf.train.Checkpoint(model=self.reader).read(path)
         status.expect_partial().assert_existing_objects_matched()
@@ -573,6 +582,7 @@ class CheckpointEvaluator:
         return metrics
 
     def close(self) -> None:
+        """Closes the eval/ summary writer."""
         if self.writer is not None:
             self.writer.close()
 

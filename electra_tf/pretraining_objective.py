@@ -334,6 +334,8 @@ class ElectraPretrainer(keras.Model):
         return parts
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's loss hook: updates the metrics from ``y_pred`` and returns loss_parts' scalar total, divided by the
+        replica count."""
         del x, y, sample_weight, training
         parts = self.loss_parts(y_pred)
         self._update_metrics(y_pred, parts)
