@@ -22,6 +22,7 @@ def log(message: str, *, prefix: str = "", stderr: bool = False) -> None:
 
 
 def format_duration(seconds: float) -> str:
+    """``seconds`` as H:MM:SS (rounded to whole seconds); "?" for NaN or infinity."""
     if seconds != seconds or seconds == float("inf"):  # NaN or unknown
         return "?"
     seconds = int(round(seconds))
@@ -31,6 +32,7 @@ def format_duration(seconds: float) -> str:
 
 
 def format_count(value: float) -> str:
+    """``value`` with thousands separators: one decimal for a fractional float, none otherwise."""
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{int(value):,}"
@@ -67,6 +69,8 @@ class ProgressReporter:
         self._last_report = self.start_time
 
     def update(self, **increments: float) -> None:
+        """Adds ``increments`` to the named counts; writes a progress line if ``interval_seconds`` have passed since the
+        last."""
         for key, value in increments.items():
             self.counts[key] = self.counts.get(key, 0) + value
         now = self.clock()
@@ -76,6 +80,8 @@ class ProgressReporter:
             self.stream.flush()
 
     def line(self, now: Optional[float] = None) -> str:
+        """The progress line at ``now`` (default: the clock): each count and its rate, percent done and ETA when a total
+        is known, elapsed time."""
         now = self.clock() if now is None else now
         elapsed = max(now - self.start_time, 1e-9)
         parts = []
@@ -94,6 +100,7 @@ class ProgressReporter:
         return f"[{self.name}] " + " | ".join(parts)
 
     def finish(self) -> str:
+        """Writes the final progress line and returns it."""
         line = self.line()
         self.stream.write(line + "\n")
         self.stream.flush()

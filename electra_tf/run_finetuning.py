@@ -135,6 +135,7 @@ flags.DEFINE_string("finetuned_dir", None, "--nodo_train: a trial's finetuned/ f
 
 
 def main(argv: list[str]) -> None:
+    """Fine-tunes and evaluates: flags -> finetuning.FinetuningOptions -> finetuning.run_finetuning."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     # TensorFlow-heavy: imported after the flags are parsed, so --help and flag errors stay fast.

@@ -76,6 +76,14 @@ class RunLock:
         return time.time() - float(holder.get("heartbeat", 0)) < STALE_SECONDS
 
     def acquire(self) -> None:
+        """Takes the lock (writing this process's record to the lock file) and starts its heartbeat.
+
+        A lock left by a dead process (same host, pid gone) or not refreshed for STALE_SECONDS (other
+        hosts) is taken over.
+
+        Raises:
+          UserError: a live run holds the lock, or another run claimed it at the same moment.
+        """
         holder = self._read()
         if holder is not None and holder.get("token") != self.token and self._holder_alive(holder):
             raise UserError(
@@ -100,6 +108,7 @@ class RunLock:
                 pass  # a missed heartbeat only makes the lock look stale sooner
 
     def release(self) -> None:
+        """Stops the heartbeat and deletes the lock file if this lock still holds it."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -56,6 +56,8 @@ flags.DEFINE_float("eval_timeout_seconds", 3600.0,
 
 
 def main(argv: list[str]) -> None:
+    """Pretrains (or evaluates checkpoints, per --mode): flags -> pretraining.PretrainingOptions ->
+    pretraining.run_pretraining."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
     # TensorFlow-heavy: imported after the flags are parsed, so --help and flag errors stay fast.

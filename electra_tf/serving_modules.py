@@ -212,6 +212,8 @@ class ClassifierServingModule(TextServingModule):
         return self._outputs(self.pack(text_a, text_b)[0])
 
     def signatures(self):
+        """The SavedModel signatures: "single" (text_a [batch] string), "pair" (text_a, text_b [batch] string) and
+        serving_default (one of them)."""
         single = self.single.get_concrete_function()
         pair = self.pair.get_concrete_function()
         return {"single": single, "pair": pair,
@@ -255,6 +257,7 @@ class DiscriminatorServingModule(TextServingModule):
                 "token_count": token_count}
 
     def signatures(self):
+        """The SavedModel signatures: serving_default only (text [batch] string)."""
         return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
 
 
@@ -285,6 +288,7 @@ class EncoderServingModule(TextServingModule):
         return self._outputs(*self.pack(text, text_b))
 
     def signatures(self):
+        """The SavedModel signatures: serving_default (text [batch] string) and "pair" (text, text_b [batch] string)."""
         return {DEFAULT_SIGNATURE: self.single.get_concrete_function(),
                 "pair": self.pair.get_concrete_function()}
 
@@ -437,6 +441,7 @@ class SquadServingModule(TextServingModule):
         return tf.gather(flat, index)
 
     def signatures(self):
+        """The SavedModel signatures: serving_default only (question, context [batch] string)."""
         return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}
 
 
@@ -490,4 +495,5 @@ class TaggerServingModule(TextServingModule):
                 "word_count": words.row_lengths()}
 
     def signatures(self):
+        """The SavedModel signatures: serving_default only (text [batch] string)."""
         return {DEFAULT_SIGNATURE: self.serve.get_concrete_function()}

@@ -45,6 +45,7 @@ class SquadExample:
 
     @property
     def answer_texts(self) -> list[str]:
+        """The gold answer texts, without their character offsets (empty for an unanswerable question)."""
         return [text for text, _ in self.answers]
 
 
@@ -593,6 +594,8 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
 
 
 def gold_answers(examples: Sequence[SquadExample]) -> dict[str, list[str]]:
+    """Question id -> gold answer texts ([] for unanswerable questions), as
+    finetuning_metrics.squad_scores takes them."""
     return {example.qid: ([] if example.is_impossible else example.answer_texts)
             for example in examples}
 
@@ -607,6 +610,7 @@ def split_by_article(examples: Sequence[SquadExample], num_eval_articles: int
 
 
 def write_json(path: str, value: Mapping) -> None:
+    """Writes ``value`` as indented UTF-8 JSON (non-ASCII kept as is) to ``path``, local or remote."""
     with fileio.open(path, "w") as handle:
         json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")

@@ -82,10 +82,12 @@ class TaggingTask:
 
     @property
     def label_names(self) -> tuple[str, ...]:
+        """The tag names in label-id order (the tag_names field, under the name sentence tasks use)."""
         return self.tag_names
 
     @property
     def num_labels(self) -> int:
+        """The tagger's output count: the number of tags."""
         return len(self.tag_names)
 
 

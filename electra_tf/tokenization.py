@@ -271,6 +271,11 @@ class Tokenizer(tf.Module):
         return self.tokenize(tf.constant(texts, dtype=tf.string)).to_list()
 
     def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
+        """The vocabulary tokens of ``ids`` (ints or numpy integers), in order.
+
+        Raises:
+          ValueError: an id is outside the vocabulary.
+        """
         tokens = []
         for token_id in ids:
             token_id = int(token_id)
@@ -282,4 +287,5 @@ class Tokenizer(tf.Module):
         return tokens
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+        """The ids of ``tokens``; a token not in the vocabulary gets the [UNK] id."""
         return [self.token_to_id.get(token, self.unk_id) for token in tokens]

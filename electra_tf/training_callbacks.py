@@ -64,9 +64,11 @@ class StepCounter(keras.callbacks.Callback):
         self.step = 0
 
     def reset(self, start_step: int) -> None:
+        """Sets the counter to ``start_step`` (the restored optimizer.iterations) before training starts."""
         self.start_step = self.step = start_step
 
     def on_train_batch_end(self, batch, logs=None):
+        """Reads the global step from optimizer.iterations and stops fit once it reaches ``final_step``."""
         self.step = int(self.model.optimizer.iterations.numpy())
         if self.step >= self.final_step:
             self.model.stop_training = True
@@ -96,6 +98,8 @@ class RestoreAndCheckpoint(keras.callbacks.Callback):
         self.last_saved_step: Optional[int] = None
 
     def on_train_begin(self, logs=None):
+        """Restores the latest checkpoint (model, optimizer, random states) and starts the step
+        counter from its step."""
         self.checkpoint = self.make_checkpoint(self.model)
         step = self.checkpoint.restore_latest()
         if step != self.expected_start_step:
@@ -112,6 +116,7 @@ class RestoreAndCheckpoint(keras.callbacks.Callback):
         self.counter.reset(step)
 
     def save_now(self) -> None:
+        """Saves a checkpoint at the current global step, unless that step is 0 or already saved."""
         step = self.counter.step
         # Step 0 happens when fp16 loss scaling skipped every batch of the first epoch.
         if step and step != self.last_saved_step:
@@ -121,6 +126,7 @@ class RestoreAndCheckpoint(keras.callbacks.Callback):
                 self.log(f"Saved checkpoint {path}")
 
     def on_epoch_end(self, epoch, logs=None):
+        """Saves a checkpoint at the end of each fit epoch (one epoch spans save_checkpoints_steps steps)."""
         self.save_now()
 
 
@@ -168,6 +174,7 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         self.last_eval_step: Optional[int] = None
 
     def on_train_begin(self, logs=None):
+        """Starts the step/sequence counting (which never prints by itself) from the restored step."""
         # The reporter only counts; it never prints by itself (interval = inf).
         self.reporter = ProgressReporter(
             name="pretrain",
@@ -181,6 +188,7 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         self.sequences_seen = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        """Counts the batch's sequences and, every ``log_every_steps`` global steps and at the last, reports."""
         step = self.counter.step
         # A batch skipped by fp16 loss scaling consumed sequences but made no step.
         sequences = self.global_batch_size * self.steps_per_execution
@@ -192,6 +200,13 @@ class ProgressAndSummaries(keras.callbacks.Callback):
             self.report(step, logs or {})
 
     def report(self, step: int, logs: dict) -> None:
+        """Writes one progress line (step, headline metrics, learning rate, rates, ETA) and the train/ scalars.
+
+        Args:
+          step: the global step reported.
+          logs: fit's running metrics (name -> tensor or float); written with learning_rate and the
+            throughput scalars (sequences_per_second, step_time_seconds, tokens_per_second).
+        """
         values = {name: _as_float(value) for name, value in logs.items()}
         learning_rate = current_learning_rate(self.model.optimizer)
         self.last_train_logs = dict(values, learning_rate=learning_rate)
@@ -219,6 +234,7 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         return values
 
     def on_epoch_end(self, epoch, logs=None):
+        """Writes the epoch's validation metrics (fit's val_* logs) as eval/ scalars at the current step."""
         eval_logs = {
             name[len("val_"):]: _as_float(value)
             for name, value in (logs or {}).items()
