@@ -363,6 +363,11 @@ def load_finetuned(directory: str):
       (head, model): ``read_head``'s dict and the model with its weights loaded.
     Raises:
       UserError: head.json is malformed or a model file is missing.
+
+    Example:
+
+        head, model = load_finetuned("finetune_out/rte/trial_1/finetuned")
+        head["task"], head["head"]  # e.g. ("rte", "classification")
     """
     head = check_finetuned(directory)
     model = build_finetuned_model(read_config(directory), head)
@@ -412,6 +417,12 @@ def save_pretrained(model, directory, overwrite: bool = False):
 
     Returns:
       The directory: the string as given, or a pathlib.Path when given a path object.
+
+    Example:
+
+        result = electra_tf.pretraining.run_pretraining(options, config="electra_small")
+        save_pretrained(result.model, "gs://my-bucket/electra_small/pretrained", overwrite=True)
+        config, backbone = electra_tf.load_pretrained_backbone("gs://my-bucket/electra_small/pretrained")
     """
     # Strings and tf.io.gfile (electra_tf.fileio), so gs:// directories work: pathlib would turn
     # "gs://b/x" into the local "gs:/b/x".

@@ -115,6 +115,13 @@ class ElectraConfig:
     E->H projection in each of generator and discriminator). Generator sizes are derived from the
     discriminator's with ``generator_hidden_size`` (a fraction of H) and ``generator_layers`` (a
     fraction of the depth).
+
+    Example:
+
+        config = ElectraConfig.from_json_file("electra_tf/configs/electra_small.json")
+        config = config.replace({"learning_rate": 1e-3})  # checked like a config file
+        config.generator_hidden                            # 64: a quarter of hidden_size 256
+        config.encoder                                     # the discriminator's EncoderConfig
     """
 
     # Model (discriminator) sizes.
@@ -474,6 +481,12 @@ def load_config(config: str | os.PathLike,
 
     Returns:
       The ElectraConfig.
+
+    Example:
+
+        config = load_config("electra_small", {"learning_rate": 1e-3})
+        config.hidden_size, config.learning_rate  # (256, 0.001)
+        config = load_config("my_config.json", "overrides.json")
     """
     config_text = os.fspath(config)
     path = config_text

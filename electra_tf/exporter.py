@@ -318,7 +318,32 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
            version: Optional[int] = None, overwrite: bool = False,
            log: Callable[[str], None] = lambda message: None) -> tuple[str, ExportSource]:
     """resolve_source + build_serving_module + save_serving_module; returns (version dir,
-    source). A version that exists is refused before any model is loaded."""
+    source). A version that exists is refused before any model is loaded.
+
+    Args:
+      input_path: a trial's finetuned/ folder, its trial or task folder, or a run_pretraining
+        model_dir (or its pretrained/ folder).
+      export_base: TF Serving's model base path; the SavedModel goes to <export_base>/<version>/.
+      kind: "discriminator" or "encoder" for pretrained models; fine-tuned ones read it from
+        head.json (giving it only checks it).
+      vocab_file: the WordPiece vocabulary, when the model folder does not record one.
+      max_seq_length: the longest packed sequence (default: the model's).
+      version: the version number (default: one above the highest existing, 1 for a new base).
+      overwrite: replace an existing ``version``.
+      log: called with each progress line.
+
+    Returns:
+      (the version directory written, the resolved ExportSource).
+
+    Raises:
+      UserError: a bad version, an existing version without ``overwrite``, a kind that differs
+        from the base's other versions, or a model folder that cannot be resolved.
+
+    Example:
+
+        version_dir, source = export("finetune_out/rte", "serving/rte", log=print)
+        # version_dir "serving/rte/1"; load it with tf.compat.v1.saved_model.loader.load or serve it
+    """
     if version is not None and version < 1:
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
     if version is not None and fileio.exists(os.path.join(export_base, str(version))) \

@@ -987,7 +987,30 @@ def _resolve_vocab(options, checkpoint_dir) -> str:
 
 
 def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
-    """Fine-tunes and evaluates every task in ``options.tasks``; returns the summary dict."""
+    """Fine-tunes and evaluates every task in ``options.tasks``; returns the summary dict.
+
+    Args:
+      options: the tasks (comma-separated names), the data, the pretrained model
+        (init_checkpoint; None fine-tunes from random weights) and the recipe; the fields mirror
+        run_finetuning's flags.
+      strategy: a tf.distribute strategy to use instead of building options.strategy's.
+
+    Returns:
+      The summary written to output_dir/summary.json: {"tasks": {task name: {"median_score",
+      ...}}} plus "glue_average" and "glue_average_over" when GLUE tasks ran.
+
+    Raises:
+      UserError: bad options, missing data or model files, a vocabulary that is not the model's,
+        or results already in output_dir without ``overwrite``.
+
+    Example:
+
+        options = FinetuningOptions(tasks="rte", output_dir="finetune_out",
+                                    data_dir="../shared/data/glue",
+                                    init_checkpoint="runs/small/pretrained")
+        summary = run_finetuning(options)
+        summary["tasks"]["rte"]["median_score"]  # dev accuracy x100, median over the trials
+    """
     _check_options(options)
     if not options.do_train:
         return score_finetuned(options, strategy)

@@ -579,6 +579,12 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
 
     Raises:
       UserError: a file is missing.
+
+    Example:
+
+        config, backbone = load_pretrained_backbone("runs/small/pretrained")
+        hidden = backbone({"input_ids": ids, "input_mask": mask, "segment_ids": types})
+        # ids, mask, types: int32 [batch, seq]; hidden: float32 [batch, seq, config.hidden_size]
     """
     directory = os.fspath(directory)  # not pathlib, which breaks gs:// paths
     config_path, weights_path = artifacts.check_pretrained(
@@ -603,6 +609,12 @@ def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[Electra
 
     Raises:
       UserError: discriminator.weights.h5 is missing.
+
+    Example:
+
+        config, discriminator = load_pretrained_discriminator("runs/small/pretrained")
+        logits = discriminator({"input_ids": ids, "input_mask": mask, "segment_ids": types})
+        replaced = keras.ops.sigmoid(logits)  # [batch, seq]: P(token was replaced)
     """
     directory = os.fspath(directory)
     weights_path = fileio.join(directory, DISCRIMINATOR_WEIGHTS_FILE)

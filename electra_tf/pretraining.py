@@ -696,6 +696,29 @@ def run_pretraining(
     With options.mode "eval" or "continuous_eval" it scores checkpoints instead (see
     `evaluate_checkpoints`; the config arguments are not used: model_dir records the model) and
     returns a PretrainingResult whose eval_metrics are those of the newest step scored.
+
+    Args:
+      options: where to write (model_dir), the data (pretrain_data, eval_data) and how to run
+        (strategy, mixed_precision, mode, ...); the fields mirror run_pretraining's flags.
+      config: a preset name ("electra_small") or a JSON config file.
+      hparams: config overrides (dict, JSON string or JSON file), applied after ``config``.
+      num_train_steps, train_batch_size, save_checkpoints_steps, keep_checkpoint_max: override
+        the config's values when given (the flags of the same names).
+      strategy: a tf.distribute strategy to use instead of building options.strategy's.
+
+    Returns:
+      A PretrainingResult: start and final step, last train/eval metrics, the pretrained/ folder
+      written at the final step (save_pretrained's layout) and the trained ElectraPretrainer.
+
+    Raises:
+      UserError: a required option is missing or bad, the data cannot be found, or it does not
+        match the config (sequence length, vocabulary).
+
+    Example:
+
+        options = PretrainingOptions(model_dir="runs/small", pretrain_data="pretrain_data/")
+        result = run_pretraining(options, config="electra_small", num_train_steps=1000)
+        result.pretrained_dir  # "runs/small/pretrained", what run_finetuning --init_checkpoint takes
     """
     if options.mode not in MODES:
         raise UserError(f"--mode={options.mode!r} is not known; use one of {', '.join(MODES)}")

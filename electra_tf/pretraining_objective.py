@@ -194,6 +194,13 @@ class ElectraPretrainer(keras.Model):
     (replace_mlm) or main_mlm_logits [batch, seq, V] + copy_logits [batch, seq] + original_ids
     (all_tokens_mlm). Metrics are ``keras.metrics`` objects kept as
     attributes, so fit/evaluate log them.
+
+    Example:
+
+        config = electra_tf.load_config("electra_tiny")
+        model = ElectraPretrainer(config, seed=1)
+        outputs = model({"input_ids": ids, "input_mask": mask, "segment_ids": types})  # int32 [batch, seq]
+        model.loss_parts(outputs)["total"]  # float32 scalar, the weighted training loss
     """
 
     def __init__(self, config: ElectraConfig, seed: int | None = None, **kwargs):

@@ -174,6 +174,14 @@ class Tokenizer(tf.Module):
 
     Works eagerly, inside tf.function and tf.data map, and inside a SavedModel: the vocabulary
     file is tracked as a tf.saved_model.Asset and the WordPiece model is a graph constant.
+
+    Example:
+
+        tokenizer = Tokenizer("../shared/data/vocab/bert-base-uncased/vocab.txt")
+        tokenizer.encode("Hello, world!")             # [7592, 1010, 2088, 999]
+        tokenizer.tokenize(tf.constant(["Hello, world!", "ELECTRA"]))
+        # int64 RaggedTensor [2, (num_tokens)]: [[7592, 1010, 2088, 999], [11322, 2527]]
+        tokenizer.convert_ids_to_tokens([11322, 2527])  # ["elect", "##ra"]
     """
 
     def __init__(self, vocab_file: str, do_lower_case: bool = True, name: str | None = None):
