@@ -28,8 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 SHARED_DATA = os.environ.get(
     "ELECTRA_TF_SHARED_DATA",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared",
-                 "data"),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"),
 )
 
 
@@ -86,8 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()
         path, keras_model = export_small_classifier(directory, args.max_seq_length)
-        print(f"exported ELECTRA-Small SST-2 classifier to {path} in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(f"exported ELECTRA-Small SST-2 classifier to {path} in {time.perf_counter() - started:.1f} s")
         serving = tf.saved_model.load(path).signatures["serving_default"]
         texts = long_texts(64)
         one = tf.constant(texts[:1])
@@ -98,41 +96,59 @@ def main() -> None:
         # The network alone on the ids the SavedModel feeds it (every row is full).
         from electra_tf import tokenization
 
-        tokenizer = tokenization.Tokenizer(os.path.join(SHARED_DATA, "vocab",
-                                                        "bert-base-uncased", "vocab.txt"))
+        tokenizer = tokenization.Tokenizer(os.path.join(SHARED_DATA, "vocab", "bert-base-uncased", "vocab.txt"))
         lengths = [len(ids) for ids in tokenizer.encode(texts)]
         assert min(lengths) >= args.max_seq_length - 2, min(lengths)
         ids = np.full((64, args.max_seq_length), 2003, np.int32)
-        features = {"input_ids": ids, "input_mask": np.ones_like(ids),
-                    "segment_ids": np.zeros_like(ids)}
+        features = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
         network = tf.function(lambda batch: keras_model(batch, training=False)["logits"])
         one_ids = {name: tf.constant(value[:1]) for name, value in features.items()}
         many_ids = {name: tf.constant(value) for name, value in features.items()}
 
         rows = []
         for name, call_one, call_many in (
-                ("SavedModel, text in", lambda: serving(text_a=one)["label_id"].numpy(),
-                 lambda: serving(text_a=many)["label_id"].numpy()),
-                ("Keras network, ids in", lambda: network(one_ids).numpy(),
-                 lambda: network(many_ids).numpy())):
+            (
+                "SavedModel, text in",
+                lambda: serving(text_a=one)["label_id"].numpy(),
+                lambda: serving(text_a=many)["label_id"].numpy(),
+            ),
+            ("Keras network, ids in", lambda: network(one_ids).numpy(), lambda: network(many_ids).numpy()),
+        ):
             latencies, cpu_one = timed(call_one, args.calls)
             batch_times, cpu_many = timed(call_many, args.batches)
-            rows.append((name, np.percentile(latencies, 50) * 1e3,
-                         np.percentile(latencies, 95) * 1e3, cpu_one * 1e3,
-                         64 / np.median(batch_times), cpu_many))
-    print(f"\nCPU, {os.cpu_count()} cores visible, tensorflow {tf.__version__}, seq "
-          f"{args.max_seq_length}; batch 1: {args.calls} calls, batch 64: {args.batches} calls")
-    print(f"{'':24s} {'b1 p50 ms':>10s} {'b1 p95 ms':>10s} {'b1 CPU ms':>10s} "
-          f"{'b64 ex/s':>9s} {'b64 CPU s':>10s}")
+            rows.append(
+                (
+                    name,
+                    np.percentile(latencies, 50) * 1e3,
+                    np.percentile(latencies, 95) * 1e3,
+                    cpu_one * 1e3,
+                    64 / np.median(batch_times),
+                    cpu_many,
+                )
+            )
+    print(
+        f"\nCPU, {os.cpu_count()} cores visible, tensorflow {tf.__version__}, seq "
+        f"{args.max_seq_length}; batch 1: {args.calls} calls, batch 64: {args.batches} calls"
+    )
+    print(f"{'':24s} {'b1 p50 ms':>10s} {'b1 p95 ms':>10s} {'b1 CPU ms':>10s} {'b64 ex/s':>9s} {'b64 CPU s':>10s}")
     for name, p50, p95, cpu_one, rate, cpu_many in rows:
         print(f"{name:24s} {p50:10.2f} {p95:10.2f} {cpu_one:10.2f} {rate:9.1f} {cpu_many:10.3f}")
     saved, keras_row = rows
-    print(f"\nSavedModel / Keras network: batch-1 p50 x{saved[1] / keras_row[1]:.2f}, "
-          f"batch-64 throughput x{saved[4] / keras_row[4]:.2f}")
-    print(json.dumps({"b1_p50_ms": round(saved[1], 2), "b1_p95_ms": round(saved[2], 2),
-                      "b64_examples_per_s": round(saved[4], 1),
-                      "keras_b1_p50_ms": round(keras_row[1], 2),
-                      "keras_b64_examples_per_s": round(keras_row[4], 1)}))
+    print(
+        f"\nSavedModel / Keras network: batch-1 p50 x{saved[1] / keras_row[1]:.2f}, "
+        f"batch-64 throughput x{saved[4] / keras_row[4]:.2f}"
+    )
+    print(
+        json.dumps(
+            {
+                "b1_p50_ms": round(saved[1], 2),
+                "b1_p95_ms": round(saved[2], 2),
+                "b64_examples_per_s": round(saved[4], 1),
+                "keras_b1_p50_ms": round(keras_row[1], 2),
+                "keras_b64_examples_per_s": round(keras_row[4], 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def main(argv):
     corpus_bytes = sum(os.path.getsize(path) for path in files)
     megabytes = corpus_bytes / 1e6
     print(f"corpus: {FLAGS.corpus_dir}: {len(files)} files, {megabytes:.1f} MB; vocab {FLAGS.vocab_file}")
-    print(f"tensorflow import (not timed below): {tf_import_seconds:.1f}s; cpus: {os.cpu_count()}; "
-          f"load average at start: {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
+    print(
+        f"tensorflow import (not timed below): {tf_import_seconds:.1f}s; cpus: {os.cpu_count()}; "
+        f"load average at start: {', '.join(f'{load:.1f}' for load in os.getloadavg())}"
+    )
 
     lines = []
     for path in files:
@@ -80,7 +82,9 @@ def main(argv):
     for repeat in range(FLAGS.repeats):
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_") as output_dir:
             options = pretraining_data.BuildOptions(
-                corpus_dir=FLAGS.corpus_dir, vocab_file=FLAGS.vocab_file, output_dir=output_dir,
+                corpus_dir=FLAGS.corpus_dir,
+                vocab_file=FLAGS.vocab_file,
+                output_dir=output_dir,
                 num_processes=FLAGS.num_processes,
             )
             with open(os.devnull, "w") as quiet:
@@ -90,8 +94,10 @@ def main(argv):
                 seconds = time.perf_counter() - started
                 cpu = cpu_seconds() - cpu_started
         build_rates.append(megabytes / seconds)
-        print(f"(a) build_pretraining_data --num_processes {FLAGS.num_processes}, run {repeat + 1}: {seconds:.2f}s = "
-              f"{build_rates[-1]:.1f} MB/s  (CPU {cpu:.2f}s in this process and its workers)")
+        print(
+            f"(a) build_pretraining_data --num_processes {FLAGS.num_processes}, run {repeat + 1}: {seconds:.2f}s = "
+            f"{build_rates[-1]:.1f} MB/s  (CPU {cpu:.2f}s in this process and its workers)"
+        )
 
         cpu_started = cpu_seconds()
         started = time.perf_counter()
@@ -99,28 +105,38 @@ def main(argv):
         seconds = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_started
         tokenizer_rates.append(megabytes / seconds)
-        print(f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: "
-              f"{seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
-              f"  (CPU {cpu:.2f}s; ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)")
+        print(
+            f"(b) tokenizers BertWordPieceTokenizer.encode_batch, run {repeat + 1}: "
+            f"{seconds:.2f}s = {tokenizer_rates[-1]:.1f} MB/s"
+            f"  (CPU {cpu:.2f}s; ratio this pair {build_rates[-1] / tokenizer_rates[-1]:.2f}x)"
+        )
     print(f"    {pretraining_manifest.summary_line(manifest, '<tmp>')}")
 
     if FLAGS.cli_run:
         with tempfile.TemporaryDirectory(prefix="bench_pretraining_data_cli_") as output_dir:
             command = [
-                sys.executable, "-m", "electra_tf.build_pretraining_data", f"--corpus_dir={FLAGS.corpus_dir}",
-                f"--vocab_file={FLAGS.vocab_file}", f"--output_dir={output_dir}",
+                sys.executable,
+                "-m",
+                "electra_tf.build_pretraining_data",
+                f"--corpus_dir={FLAGS.corpus_dir}",
+                f"--vocab_file={FLAGS.vocab_file}",
+                f"--output_dir={output_dir}",
                 f"--num_processes={FLAGS.num_processes}",
             ]
             started = time.perf_counter()
             subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             seconds = time.perf_counter() - started
-        print(f"(a') fresh process `python -m electra_tf.build_pretraining_data` (TF import included): "
-              f"{seconds:.2f}s = {megabytes / seconds:.1f} MB/s")
+        print(
+            f"(a') fresh process `python -m electra_tf.build_pretraining_data` (TF import included): "
+            f"{seconds:.2f}s = {megabytes / seconds:.1f} MB/s"
+        )
 
     build = statistics.median(build_rates)
     tokenize = statistics.median(tokenizer_rates)
-    print(f"median end-to-end build: {build:.1f} MB/s; median tokenizers tokenization only: {tokenize:.1f} MB/s; "
-          f"ratio {build / tokenize:.2f}x (goal >= 3x); load average at end: {os.getloadavg()[0]:.1f}")
+    print(
+        f"median end-to-end build: {build:.1f} MB/s; median tokenizers tokenization only: {tokenize:.1f} MB/s; "
+        f"ratio {build / tokenize:.2f}x (goal >= 3x); load average at end: {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

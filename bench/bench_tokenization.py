@@ -73,14 +73,14 @@ def main() -> None:
     vocab_file = os.path.join(SHARED_DATA, "vocab", "bert-base-uncased", "vocab.txt")
     lines = wikipedia_lines(args.megabytes)
     total_bytes = sum(len(line.encode("utf-8")) for line in lines)
-    batches = [lines[i:i + args.batch_lines] for i in range(0, len(lines), args.batch_lines)]
-    print(f"text: {len(lines):,} Wikipedia lines, {total_bytes / 1e6:.2f} MB, batches of {args.batch_lines}; "
-          f"{os.cpu_count()} CPUs; tensorflow {tf.__version__}, tensorflow-text {tf_text.__version__}")
+    batches = [lines[i : i + args.batch_lines] for i in range(0, len(lines), args.batch_lines)]
+    print(
+        f"text: {len(lines):,} Wikipedia lines, {total_bytes / 1e6:.2f} MB, batches of {args.batch_lines}; "
+        f"{os.cpu_count()} CPUs; tensorflow {tf.__version__}, tensorflow-text {tf_text.__version__}"
+    )
 
     tokenizer = Tokenizer(vocab_file, do_lower_case=True)
-    tokenize = tf.function(
-        lambda texts: tokenizer.tokenize(texts), input_signature=[tf.TensorSpec([None], tf.string)]
-    )
+    tokenize = tf.function(lambda texts: tokenizer.tokenize(texts), input_signature=[tf.TensorSpec([None], tf.string)])
 
     def ours_one_thread():
         return [tokenize(tf.constant(batch)) for batch in batches]

@@ -25,4 +25,4 @@ def matmul_peak(size: int, dtype: str, repeats: int = 5) -> float:
         start = time.perf_counter()
         run(a, b).numpy()
         best = min(best, time.perf_counter() - start)
-    return chain * 2 * size ** 3 / best
+    return chain * 2 * size**3 / best

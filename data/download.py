@@ -51,8 +51,14 @@ class Progress:
     `interval` seconds so a multi-hour download does not flood the log.
     """
 
-    def __init__(self, label: str, total: Optional[int], done: int = 0,
-                 stream: Optional[TextIO] = None, interval: Optional[float] = None):
+    def __init__(
+        self,
+        label: str,
+        total: Optional[int],
+        done: int = 0,
+        stream: Optional[TextIO] = None,
+        interval: Optional[float] = None,
+    ):
         self.label = label
         self.total = total
         self.done = done
@@ -111,20 +117,25 @@ def file_digest(path: pathlib.Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def verify(path: pathlib.Path, size: Optional[int], checksums: Mapping[str, str],
-           shown_as: Optional[pathlib.Path] = None) -> None:
+def verify(
+    path: pathlib.Path, size: Optional[int], checksums: Mapping[str, str], shown_as: Optional[pathlib.Path] = None
+) -> None:
     """Raises UserError when the file's size or any known checksum differs."""
     name = shown_as or path
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
-        raise UserError(f"{name}: {actual_size:,} bytes, but the published size is {size:,}; "
-                        f"delete {path} and run again to download it afresh (or pass --overwrite)")
+        raise UserError(
+            f"{name}: {actual_size:,} bytes, but the published size is {size:,}; "
+            f"delete {path} and run again to download it afresh (or pass --overwrite)"
+        )
     for algorithm, expected in checksums.items():
         actual = file_digest(path, algorithm)
         if actual.lower() != expected.lower():
-            raise UserError(f"{name}: {algorithm} checksum mismatch (got {actual}, published "
-                            f"{expected}); the file is kept as {path}: delete it and run again, "
-                            "or pass --overwrite to download it afresh")
+            raise UserError(
+                f"{name}: {algorithm} checksum mismatch (got {actual}, published "
+                f"{expected}); the file is kept as {path}: delete it and run again, "
+                "or pass --overwrite to download it afresh"
+            )
 
 
 def _server_md5(headers) -> Optional[str]:
@@ -140,15 +151,30 @@ def _server_md5(headers) -> Optional[str]:
     return None
 
 
-_RETRYABLE = (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError,
-              http.client.IncompleteRead, http.client.RemoteDisconnected)
+_RETRYABLE = (
+    urllib.error.URLError,
+    ConnectionError,
+    socket.timeout,
+    TimeoutError,
+    http.client.IncompleteRead,
+    http.client.RemoteDisconnected,
+)
 
 
-def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = None,
-          checksums: Optional[Mapping[str, str]] = None, overwrite: bool = False,
-          reuse: bool = False, attempts: int = 5, timeout: float = 60.0,
-          retry_wait: float = 2.0, progress_interval: Optional[float] = None,
-          label: Optional[str] = None) -> pathlib.Path:
+def fetch(
+    url: str,
+    destination: str | os.PathLike,
+    *,
+    size: Optional[int] = None,
+    checksums: Optional[Mapping[str, str]] = None,
+    overwrite: bool = False,
+    reuse: bool = False,
+    attempts: int = 5,
+    timeout: float = 60.0,
+    retry_wait: float = 2.0,
+    progress_interval: Optional[float] = None,
+    label: Optional[str] = None,
+) -> pathlib.Path:
     """Downloads url to destination, resuming `<destination>.part` if an earlier run left one.
 
     size/checksums are the published values ({"md5": hex, ...}); an MD5 the server publishes in
@@ -173,8 +199,7 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
                 if not overwrite:
                     raise
         elif not overwrite:
-            raise UserError(f"{destination}: already exists; pass --overwrite to download it "
-                            "again")
+            raise UserError(f"{destination}: already exists; pass --overwrite to download it again")
     if overwrite and partial.exists():
         partial.unlink()  # --overwrite asks for a fresh copy, not the rest of an old one
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +212,9 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
         if total is not None and offset == total:
             break
         if total is not None and offset > total:
-            raise UserError(f"{partial}: {offset:,} bytes, more than the {total:,} of {url}; "
-                            "delete it or pass --overwrite")
+            raise UserError(
+                f"{partial}: {offset:,} bytes, more than the {total:,} of {url}; delete it or pass --overwrite"
+            )
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         if offset:
             request.add_header("Range", f"bytes={offset}-")
@@ -202,16 +228,19 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
                 if remote == offset:  # the previous run had everything but the rename
                     total = remote
                     break
-                raise UserError(f"{partial}: the server refuses to resume at byte {offset:,}"
-                                f"{f' of {remote:,}' if remote is not None else ''}; delete it "
-                                "or pass --overwrite") from None
+                raise UserError(
+                    f"{partial}: the server refuses to resume at byte {offset:,}"
+                    f"{f' of {remote:,}' if remote is not None else ''}; delete it "
+                    "or pass --overwrite"
+                ) from None
             error.close()
             if error.code in (408, 429, 500, 502, 503, 504) and attempt < attempts:
                 failures.append(f"HTTP {error.code}")
                 time.sleep(retry_wait * attempt)
                 continue
-            raise UserError(f"{url}: HTTP {error.code} {error.reason}; check the URL (or "
-                            "--base_url) and try again later") from None
+            raise UserError(
+                f"{url}: HTTP {error.code} {error.reason}; check the URL (or --base_url) and try again later"
+            ) from None
         except _RETRYABLE as error:
             failures.append(str(getattr(error, "reason", error)))
             if attempt == attempts:
@@ -223,9 +252,11 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
             if status == 206:
                 match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
                 if not match or int(match.group(1)) != offset:
-                    raise UserError(f"{url}: the server answered a resume request with the "
-                                    f"wrong range ({response.headers.get('Content-Range')}); "
-                                    f"delete {partial} or pass --overwrite")
+                    raise UserError(
+                        f"{url}: the server answered a resume request with the "
+                        f"wrong range ({response.headers.get('Content-Range')}); "
+                        f"delete {partial} or pass --overwrite"
+                    )
                 remote = None if match.group(3) == "*" else int(match.group(3))
                 mode = "ab"
             else:
@@ -236,9 +267,11 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
                 offset, mode = 0, "wb"
             if remote is not None:
                 if size is not None and remote != size:
-                    raise UserError(f"{url}: the server has {remote:,} bytes, but the published "
-                                    f"size is {size:,}; the file has changed or --base_url "
-                                    "points elsewhere")
+                    raise UserError(
+                        f"{url}: the server has {remote:,} bytes, but the published "
+                        f"size is {size:,}; the file has changed or --base_url "
+                        "points elsewhere"
+                    )
                 total = remote
             server_md5 = server_md5 or _server_md5(response.headers)
             progress = Progress(label, total, offset, interval=progress_interval)
@@ -264,13 +297,17 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
     else:
         done = partial.stat().st_size if partial.exists() else 0
         if total is None or done != total:
-            raise UserError(f"{url}: download incomplete after {attempts} attempts "
-                            f"({'; '.join(failures[-3:])}); {partial} holds {done:,} bytes: run "
-                            "again to resume")
+            raise UserError(
+                f"{url}: download incomplete after {attempts} attempts "
+                f"({'; '.join(failures[-3:])}); {partial} holds {done:,} bytes: run "
+                "again to resume"
+            )
     if not partial.exists() or (total is not None and partial.stat().st_size != total):
         done = partial.stat().st_size if partial.exists() else 0
-        raise UserError(f"{url}: download failed ({'; '.join(failures[-3:]) or 'no data'}); "
-                        f"{partial} holds {done:,} bytes: run again to resume")
+        raise UserError(
+            f"{url}: download failed ({'; '.join(failures[-3:]) or 'no data'}); "
+            f"{partial} holds {done:,} bytes: run again to resume"
+        )
     if server_md5 and "md5" not in checksums:
         checksums["md5"] = server_md5
     verify(partial, size, checksums, shown_as=destination)
@@ -278,8 +315,9 @@ def fetch(url: str, destination: str | os.PathLike, *, size: Optional[int] = Non
     return destination
 
 
-def fetch_text(url: str, *, attempts: int = 5, timeout: float = 60.0, retry_wait: float = 2.0,
-               limit: int = 1 << 24) -> str:
+def fetch_text(
+    url: str, *, attempts: int = 5, timeout: float = 60.0, retry_wait: float = 2.0, limit: int = 1 << 24
+) -> str:
     """A small text file (a checksum list) read into memory; at most `limit` bytes."""
     failures = []
     for attempt in range(1, attempts + 1):
@@ -290,20 +328,17 @@ def fetch_text(url: str, *, attempts: int = 5, timeout: float = 60.0, retry_wait
         except urllib.error.HTTPError as error:
             error.close()
             if error.code not in (408, 429, 500, 502, 503, 504) or attempt == attempts:
-                raise UserError(f"{url}: HTTP {error.code} {error.reason}; check the URL (or "
-                                "--base_url)") from None
+                raise UserError(f"{url}: HTTP {error.code} {error.reason}; check the URL (or --base_url)") from None
             failures.append(f"HTTP {error.code}")
         except _RETRYABLE as error:
             failures.append(str(getattr(error, "reason", error)))
         if attempt < attempts:
             time.sleep(retry_wait * attempt)
-    raise UserError(f"{url}: could not be read after {attempts} attempts "
-                    f"({'; '.join(failures[-3:])})")
+    raise UserError(f"{url}: could not be read after {attempts} attempts ({'; '.join(failures[-3:])})")
 
 
 def join_url(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/")] + [urllib.parse.quote(part.strip("/"), safe="/%?=&")
-                                          for part in parts])
+    return "/".join([base.rstrip("/")] + [urllib.parse.quote(part.strip("/"), safe="/%?=&") for part in parts])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,8 +347,7 @@ def join_url(base: str, *parts: str) -> str:
 
 def refuse_existing(path: pathlib.Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise UserError(f"{path}: already exists; pass --overwrite to replace it (or choose "
-                        "another --output_dir)")
+        raise UserError(f"{path}: already exists; pass --overwrite to replace it (or choose another --output_dir)")
 
 
 @contextlib.contextmanager
@@ -352,8 +386,10 @@ def safe_relative(name: str, archive: pathlib.Path) -> pathlib.PurePosixPath:
     """An archive member's path, refused if it would land outside the extraction folder."""
     relative = pathlib.PurePosixPath(name.replace("\\", "/"))
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise UserError(f"{archive}: member {name!r} points outside the archive's folder; "
-                        "refusing to extract it (is this the official archive?)")
+        raise UserError(
+            f"{archive}: member {name!r} points outside the archive's folder; "
+            "refusing to extract it (is this the official archive?)"
+        )
     return relative
 
 
@@ -374,13 +410,13 @@ def extract_zip(archive: pathlib.Path, target: pathlib.Path) -> list[pathlib.Pat
                     shutil.copyfileobj(source, sink, CHUNK_BYTES)
                 written.append(path)
     except zipfile.BadZipFile as error:
-        raise UserError(f"{archive}: not a valid zip archive ({error}); delete it and run again "
-                        "to download it afresh") from None
+        raise UserError(
+            f"{archive}: not a valid zip archive ({error}); delete it and run again to download it afresh"
+        ) from None
     return written
 
 
-def iter_tar_files(fileobj, archive_name: str, mode: str = "r|*"
-                   ) -> Iterator[tuple[tarfile.TarInfo, object]]:
+def iter_tar_files(fileobj, archive_name: str, mode: str = "r|*") -> Iterator[tuple[tarfile.TarInfo, object]]:
     """Streams (member, file object) for each regular file of a tar (read once, front to back)."""
     try:
         with tarfile.open(fileobj=fileobj, mode=mode) as bundle:
@@ -390,32 +426,42 @@ def iter_tar_files(fileobj, archive_name: str, mode: str = "r|*"
                 safe_relative(member.name, pathlib.Path(archive_name))
                 yield member, bundle.extractfile(member)
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise UserError(f"{archive_name}: not a readable tar archive ({error}); delete it and "
-                        "run again to download it afresh") from None
+        raise UserError(
+            f"{archive_name}: not a readable tar archive ({error}); delete it and run again to download it afresh"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Command lines
 
 
-def common_arguments(parser: argparse.ArgumentParser, default_base_url: str,
-                     archives: bool = True) -> None:
-    parser.add_argument("--output_dir", required=True, type=pathlib.Path,
-                        help="Where the finished layout goes.")
+def common_arguments(parser: argparse.ArgumentParser, default_base_url: str, archives: bool = True) -> None:
+    parser.add_argument("--output_dir", required=True, type=pathlib.Path, help="Where the finished layout goes.")
     if archives:
-        parser.add_argument("--download_dir", type=pathlib.Path, default=None,
-                            help="Where archives are kept (default: <output_dir>/downloads); a "
-                                 "verified archive already there is reused.")
-    parser.add_argument("--base_url", default=default_base_url,
-                        help=f"Server to download from (default {default_base_url}); point it "
-                             "at a mirror or a local test server.")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="Replace outputs that already exist (and discard partial downloads).")
-    parser.add_argument("--attempts", type=int, default=5,
-                        help="Requests per file before giving up (each resumes where the last "
-                             "stopped).")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="Seconds without data before a request counts as failed.")
+        parser.add_argument(
+            "--download_dir",
+            type=pathlib.Path,
+            default=None,
+            help="Where archives are kept (default: <output_dir>/downloads); a "
+            "verified archive already there is reused.",
+        )
+    parser.add_argument(
+        "--base_url",
+        default=default_base_url,
+        help=f"Server to download from (default {default_base_url}); point it at a mirror or a local test server.",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace outputs that already exist (and discard partial downloads)."
+    )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=5,
+        help="Requests per file before giving up (each resumes where the last stopped).",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="Seconds without data before a request counts as failed."
+    )
 
 
 def download_dir(args) -> pathlib.Path:
@@ -428,8 +474,7 @@ def fetch_options(args) -> dict:
     return dict(attempts=args.attempts, timeout=args.timeout)
 
 
-def run_main(main: Callable[[Optional[list[str]]], object],
-             argv: Optional[list[str]] = None) -> None:
+def run_main(main: Callable[[Optional[list[str]]], object], argv: Optional[list[str]] = None) -> None:
     """Runs a script's main: a UserError is one line on stderr and exit status 2."""
     program = pathlib.Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "data"
     try:

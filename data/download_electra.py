@@ -48,8 +48,7 @@ def parse_models(text: str) -> list[str]:
             continue
         part = part.removeprefix("electra_").removeprefix("electra-")
         if part not in MODELS:
-            raise UserError(f"--models: unknown model {part!r}; use small, base, large "
-                            "(comma-separated) or all")
+            raise UserError(f"--models: unknown model {part!r}; use small, base, large (comma-separated) or all")
         if part not in models:
             models.append(part)
     if not models:
@@ -59,11 +58,11 @@ def parse_models(text: str) -> list[str]:
 
 def _checkpoint_folder(unpacked: pathlib.Path, archive: pathlib.Path) -> pathlib.Path:
     """The folder of the unpacked zip that holds the checkpoint (*.index)."""
-    folders = sorted({path.parent for path in unpacked.rglob("*.index")},
-                     key=lambda path: len(path.parts))
+    folders = sorted({path.parent for path in unpacked.rglob("*.index")}, key=lambda path: len(path.parts))
     if not folders:
-        raise UserError(f"{archive}: holds no TensorFlow checkpoint (*.index); delete it and "
-                        "run again, or check --base_url")
+        raise UserError(
+            f"{archive}: holds no TensorFlow checkpoint (*.index); delete it and run again, or check --base_url"
+        )
     return folders[0]
 
 
@@ -80,21 +79,26 @@ def unpack_release(archive: pathlib.Path, final: pathlib.Path, overwrite: bool) 
         download.log(f"{final}: no vocab.txt in the release; pass --vocab_file to run_finetuning")
 
 
-def convert(release: pathlib.Path, final: pathlib.Path, config: str, hparams: str | None,
-            overwrite: bool) -> None:
+def convert(release: pathlib.Path, final: pathlib.Path, config: str, hparams: str | None, overwrite: bool) -> None:
     """Runs python -m electra_tf.convert_checkpoint into a staging folder, renamed when done."""
     with download.staged(final, overwrite) as staging:
-        command = [sys.executable, "-m", "electra_tf.convert_checkpoint", "--from=official",
-                   f"--checkpoint={release}", f"--config={config}", f"--output_dir={staging}"]
+        command = [
+            sys.executable,
+            "-m",
+            "electra_tf.convert_checkpoint",
+            "--from=official",
+            f"--checkpoint={release}",
+            f"--config={config}",
+            f"--output_dir={staging}",
+        ]
         if hparams:
             command.append(f"--hparams={hparams}")
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO_ROOT)] + ([environment["PYTHONPATH"]] if environment.get("PYTHONPATH")
-                                else []))
+            [str(REPO_ROOT)] + ([environment["PYTHONPATH"]] if environment.get("PYTHONPATH") else [])
+        )
         download.log("running " + " ".join(command))
-        result = subprocess.run(command, env=environment, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             reason = lines[-1] if lines else f"exit status {result.returncode}"
@@ -105,16 +109,18 @@ def convert(release: pathlib.Path, final: pathlib.Path, config: str, hparams: st
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     download.common_arguments(parser, DEFAULT_BASE_URL)
-    parser.add_argument("--models", default="small",
-                        help="small, base, large (comma-separated) or all.")
-    parser.add_argument("--no_convert", action="store_true",
-                        help="Only download and unpack the released checkpoints.")
-    parser.add_argument("--config", default=None,
-                        help="Config preset or JSON file for the conversion, for every model "
-                             "(default: the model's preset).")
-    parser.add_argument("--hparams", default=None,
-                        help="JSON overrides for the conversion (default: what the release "
-                             "needs, e.g. Small's full-width generator).")
+    parser.add_argument("--models", default="small", help="small, base, large (comma-separated) or all.")
+    parser.add_argument("--no_convert", action="store_true", help="Only download and unpack the released checkpoints.")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="Config preset or JSON file for the conversion, for every model (default: the model's preset).",
+    )
+    parser.add_argument(
+        "--hparams",
+        default=None,
+        help="JSON overrides for the conversion (default: what the release needs, e.g. Small's full-width generator).",
+    )
     args = parser.parse_args(argv)
     options = download.fetch_options(args)
     models = parse_models(args.models)
@@ -125,21 +131,26 @@ def main(argv=None) -> None:
     for size in models:
         preset, release_hparams = MODELS[size]
         name = f"electra_{size}.zip"
-        archive = download.fetch(download.join_url(args.base_url, name),
-                                 download.download_dir(args) / name, reuse=True,
-                                 overwrite=args.overwrite, **options)
+        archive = download.fetch(
+            download.join_url(args.base_url, name),
+            download.download_dir(args) / name,
+            reuse=True,
+            overwrite=args.overwrite,
+            **options,
+        )
         release = args.output_dir / f"electra_{size}"
         unpack_release(archive, release, args.overwrite)
         download.log(f"{release}: released checkpoint unpacked")
         if args.no_convert:
             continue
         config = args.config or preset
-        hparams = args.hparams if args.hparams is not None else (
-            release_hparams if args.config is None else None)
+        hparams = args.hparams if args.hparams is not None else (release_hparams if args.config is None else None)
         converted = args.output_dir / f"electra_{size}_tf"
         convert(release, converted, config, hparams, args.overwrite)
-        download.log(f"{converted}: converted; fine-tune with python -m electra_tf.run_finetuning "
-                     f"--init_checkpoint={converted} ...")
+        download.log(
+            f"{converted}: converted; fine-tune with python -m electra_tf.run_finetuning "
+            f"--init_checkpoint={converted} ..."
+        )
 
 
 if __name__ == "__main__":

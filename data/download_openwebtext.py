@@ -56,14 +56,12 @@ def _subset_name(member_name: str) -> str:
     return name
 
 
-def unpack(archive: pathlib.Path, target: pathlib.Path, layout: str,
-           progress_interval=None) -> dict[str, int]:
+def unpack(archive: pathlib.Path, target: pathlib.Path, layout: str, progress_interval=None) -> dict[str, int]:
     """Streams the outer and inner archives once, writing the pages under target."""
     counts = {"subsets": 0, "documents": 0, "empty": 0}
     target.mkdir(parents=True, exist_ok=True)
     with open(archive, "rb") as raw:
-        progress = download.Progress(f"unpacking {archive.name}", archive.stat().st_size,
-                                     interval=progress_interval)
+        progress = download.Progress(f"unpacking {archive.name}", archive.stat().st_size, interval=progress_interval)
         position = 0
         for member, subset_file in download.iter_tar_files(raw, str(archive), "r|xz"):
             if not member.name.endswith(".xz"):
@@ -74,9 +72,7 @@ def unpack(archive: pathlib.Path, target: pathlib.Path, layout: str,
             if layout == "jsonl":
                 jsonl = open(target / f"{subset}.jsonl", "w", encoding="utf-8", newline="\n")
             try:
-                for page, page_file in download.iter_tar_files(subset_file,
-                                                               f"{archive}:{member.name}",
-                                                               "r|xz"):
+                for page, page_file in download.iter_tar_files(subset_file, f"{archive}:{member.name}", "r|xz"):
                     text = page_file.read().decode("utf-8", "replace")
                     if not text.strip():
                         counts["empty"] += 1
@@ -97,18 +93,23 @@ def unpack(archive: pathlib.Path, target: pathlib.Path, layout: str,
             position = now
         progress.finish()
     if not counts["documents"]:
-        raise UserError(f"{archive}: no pages found inside; it is not the OpenWebText archive "
-                        "(delete it and run again, or check --base_url)")
+        raise UserError(
+            f"{archive}: no pages found inside; it is not the OpenWebText archive "
+            "(delete it and run again, or check --base_url)"
+        )
     return counts
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     download.common_arguments(parser, DEFAULT_BASE_URL)
-    parser.add_argument("--layout", choices=("jsonl", "text"), default="jsonl",
-                        help="jsonl: one file per subset; text: one file per page.")
-    parser.add_argument("--no_extract", action="store_true",
-                        help="Only download and verify the archive.")
+    parser.add_argument(
+        "--layout",
+        choices=("jsonl", "text"),
+        default="jsonl",
+        help="jsonl: one file per subset; text: one file per page.",
+    )
+    parser.add_argument("--no_extract", action="store_true", help="Only download and verify the archive.")
     args = parser.parse_args(argv)
     options = download.fetch_options(args)
     text_dir = args.output_dir / TEXT_FOLDER
@@ -116,17 +117,19 @@ def main(argv=None) -> None:
         download.refuse_existing(text_dir, args.overwrite)  # before a 12 GB download
     record_url = download.join_url(args.base_url, "api/records", RECORD)
     try:
-        record = json.loads(download.fetch_text(record_url, attempts=args.attempts,
-                                                timeout=args.timeout))
+        record = json.loads(download.fetch_text(record_url, attempts=args.attempts, timeout=args.timeout))
     except json.JSONDecodeError:
-        raise UserError(f"{record_url}: not the JSON of a Zenodo record; check --base_url"
-                        ) from None
+        raise UserError(f"{record_url}: not the JSON of a Zenodo record; check --base_url") from None
     size, checksums = published_file_info(record, ARCHIVE, record_url)
     archive = download.fetch(
         download.join_url(args.base_url, "records", RECORD, "files", ARCHIVE),
-        download.download_dir(args) / ARCHIVE, size=size, checksums=checksums, reuse=True,
+        download.download_dir(args) / ARCHIVE,
+        size=size,
+        checksums=checksums,
+        reuse=True,
         overwrite=args.overwrite,
-        **options)
+        **options,
+    )
     download.log(f"{archive}: verified ({', '.join(checksums) or 'size only'})")
     if args.no_extract:
         return
@@ -134,13 +137,15 @@ def main(argv=None) -> None:
         try:
             counts = unpack(archive, staging, args.layout)
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise UserError(f"{archive}: cannot be unpacked ({error}); delete it and run again"
-                            ) from None
-    download.log(f"{counts['documents']:,} pages from {counts['subsets']:,} subsets in {text_dir}"
-                 f" ({counts['empty']:,} empty pages skipped)")
+            raise UserError(f"{archive}: cannot be unpacked ({error}); delete it and run again") from None
+    download.log(
+        f"{counts['documents']:,} pages from {counts['subsets']:,} subsets in {text_dir}"
+        f" ({counts['empty']:,} empty pages skipped)"
+    )
     flag = " --blanks_separate_docs=false" if args.layout == "text" else ""
-    download.log(f"Build pretraining data with python -m electra_tf.build_pretraining_data "
-                 f"--corpus_dir={text_dir}{flag} ...")
+    download.log(
+        f"Build pretraining data with python -m electra_tf.build_pretraining_data --corpus_dir={text_dir}{flag} ..."
+    )
 
 
 if __name__ == "__main__":

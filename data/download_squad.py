@@ -26,10 +26,8 @@ DEFAULT_BASE_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset"
 # The MD5 sums the SQuAD files are widely checked against (torchtext's and NVIDIA's download
 # scripts); dev-v1.1.json's was confirmed on a copy here.
 FILES = {
-    "1.1": {"train-v1.1.json": "981b29407e0affa3b1b156f72073b945",
-            "dev-v1.1.json": "3e85deb501d4e538b6bc56f786231552"},
-    "2.0": {"train-v2.0.json": "62108c273c268d70893182d5cf8df740",
-            "dev-v2.0.json": "246adae8b7002f8679c027697b0b7cf8"},
+    "1.1": {"train-v1.1.json": "981b29407e0affa3b1b156f72073b945", "dev-v1.1.json": "3e85deb501d4e538b6bc56f786231552"},
+    "2.0": {"train-v2.0.json": "62108c273c268d70893182d5cf8df740", "dev-v2.0.json": "246adae8b7002f8679c027697b0b7cf8"},
 }
 
 
@@ -54,17 +52,26 @@ def main(argv=None) -> None:
     parser.add_argument("--versions", default="1.1,2.0", help="1.1, 2.0 or both.")
     args = parser.parse_args(argv)
     options = download.fetch_options(args)
-    targets = [(args.output_dir / f"v{version}" / name, md5)
-               for version in parse_versions(args.versions)
-               for name, md5 in FILES[version].items()]
+    targets = [
+        (args.output_dir / f"v{version}" / name, md5)
+        for version in parse_versions(args.versions)
+        for name, md5 in FILES[version].items()
+    ]
     for path, _ in targets:  # refuse before downloading anything
         download.refuse_existing(path, args.overwrite)
     for path, md5 in targets:
-        download.fetch(download.join_url(args.base_url, path.name), path,
-                       checksums={"md5": md5}, overwrite=args.overwrite, **options)
+        download.fetch(
+            download.join_url(args.base_url, path.name),
+            path,
+            checksums={"md5": md5},
+            overwrite=args.overwrite,
+            **options,
+        )
         download.log(f"{path}: verified")
-    download.log(f"SQuAD in {args.output_dir}: fine-tune with python -m electra_tf.run_finetuning "
-                 f"--task=squad-v1.1 --data_dir={args.output_dir}")
+    download.log(
+        f"SQuAD in {args.output_dir}: fine-tune with python -m electra_tf.run_finetuning "
+        f"--task=squad-v1.1 --data_dir={args.output_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -50,18 +50,18 @@ def published_sha1(listing: str, file_name: str, lang: str, source: str) -> str:
             continue
         if parts[1] == file_name or ("-latest-" in file_name and dated.fullmatch(parts[1])):
             return parts[0].lower()
-    raise UserError(f"{source}: lists no SHA-1 for {file_name}; check --lang and --dump_date "
-                    "(a dump still in progress has no list yet)")
+    raise UserError(
+        f"{source}: lists no SHA-1 for {file_name}; check --lang and --dump_date "
+        "(a dump still in progress has no list yet)"
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     download.common_arguments(parser, DEFAULT_BASE_URL)
     parser.add_argument("--lang", default="en", help="Wikipedia language code (en, de, ...).")
-    parser.add_argument("--dump_date", default="latest",
-                        help="Dump folder: YYYYMMDD or 'latest'.")
-    parser.add_argument("--no_extract", action="store_true",
-                        help="Only download and verify the dump.")
+    parser.add_argument("--dump_date", default="latest", help="Dump folder: YYYYMMDD or 'latest'.")
+    parser.add_argument("--no_extract", action="store_true", help="Only download and verify the dump.")
     extract_wikipedia.add_extraction_arguments(parser, lang=False)
     args = parser.parse_args(argv)
     options = download.fetch_options(args)
@@ -74,20 +74,30 @@ def main(argv=None) -> None:
         download.refuse_existing(text_dir, args.overwrite)  # before a multi-hour download
     folder, file_name, sums_name = dump_names(args.lang, args.dump_date)
     sums_url = download.join_url(args.base_url, folder, sums_name)
-    sha1 = published_sha1(download.fetch_text(sums_url, attempts=args.attempts,
-                                              timeout=args.timeout),
-                          file_name, args.lang, sums_url)
-    dump = download.fetch(download.join_url(args.base_url, folder, file_name),
-                          download.download_dir(args) / file_name, checksums={"sha1": sha1},
-                          reuse=True, overwrite=args.overwrite, **options)
+    sha1 = published_sha1(
+        download.fetch_text(sums_url, attempts=args.attempts, timeout=args.timeout), file_name, args.lang, sums_url
+    )
+    dump = download.fetch(
+        download.join_url(args.base_url, folder, file_name),
+        download.download_dir(args) / file_name,
+        checksums={"sha1": sha1},
+        reuse=True,
+        overwrite=args.overwrite,
+        **options,
+    )
     download.log(f"{dump}: SHA-1 verified")
     if args.no_extract:
         return
-    extract_wikipedia.extract(dump, text_dir, overwrite=args.overwrite, lang=args.lang,
-                              processes=args.processes, file_bytes=args.file_bytes,
-                              max_articles=args.max_articles)
-    download.log(f"Build pretraining data with python -m electra_tf.build_pretraining_data "
-                 f"--corpus_dir={text_dir} ...")
+    extract_wikipedia.extract(
+        dump,
+        text_dir,
+        overwrite=args.overwrite,
+        lang=args.lang,
+        processes=args.processes,
+        file_bytes=args.file_bytes,
+        max_articles=args.max_articles,
+    )
+    download.log(f"Build pretraining data with python -m electra_tf.build_pretraining_data --corpus_dir={text_dir} ...")
 
 
 if __name__ == "__main__":

@@ -44,9 +44,32 @@ from electra_tf.errors import UserError  # noqa: E402
 
 FILES_PER_FOLDER = 100
 # Namespaces whose links are not text of the article (files, categories, interwiki links).
-_DROPPED_LINK_PREFIXES = {"file", "image", "category", "media", "wikipedia", "wp", "template",
-                          "help", "portal", "special", "draft", "module", "wikt", "wiktionary",
-                          "s", "commons", "meta", "q", "n", "b", "v", "voy", "species", "d"}
+_DROPPED_LINK_PREFIXES = {
+    "file",
+    "image",
+    "category",
+    "media",
+    "wikipedia",
+    "wp",
+    "template",
+    "help",
+    "portal",
+    "special",
+    "draft",
+    "module",
+    "wikt",
+    "wiktionary",
+    "s",
+    "commons",
+    "meta",
+    "q",
+    "n",
+    "b",
+    "v",
+    "voy",
+    "species",
+    "d",
+}
 _LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(-[a-z]+)?$")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _REF_SELF_CLOSED = re.compile(r"<ref\b[^>]*/>", re.I)
@@ -54,7 +77,9 @@ _REF = re.compile(r"<ref\b[^>]*>.*?(?:</ref\s*>|\Z)", re.I | re.S)
 _DROPPED_ELEMENTS = re.compile(
     r"<(gallery|timeline|math|chem|score|syntaxhighlight|source|imagemap|graph|mapframe|"
     r"templatedata|hiero|table|ce|references|noinclude|inputbox|categorytree)\b[^>]*?"
-    r"(?:/>|>.*?(?:</\1\s*>|\Z))", re.I | re.S)
+    r"(?:/>|>.*?(?:</\1\s*>|\Z))",
+    re.I | re.S,
+)
 _TEMPLATE = re.compile(r"\{\{(?:[^{}]|\{(?!\{)|\}(?!\}))*\}\}", re.S)
 _TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
 _INTERNAL_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
@@ -186,8 +211,7 @@ def format_article(page: tuple[str, str, str, bool, str], lang: str) -> Optional
     if not paragraphs:
         return None
     url = f"https://{lang}.wikipedia.org/wiki?curid={page_id}"
-    header = (f'<doc id="{html.escape(page_id)}" url="{html.escape(url)}" '
-              f'title="{html.escape(title)}">')
+    header = f'<doc id="{html.escape(page_id)}" url="{html.escape(url)}" title="{html.escape(title)}">'
     return "\n".join([header, title, ""] + paragraphs + ["</doc>"]) + "\n"
 
 
@@ -243,16 +267,22 @@ def guess_language(dump: pathlib.Path) -> str:
     return match.group(1).replace("_", "-") if match else "en"
 
 
-def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = False,
-            lang: Optional[str] = None, processes: int = 1, file_bytes: int = 1 << 20,
-            max_articles: Optional[int] = None, progress_interval: Optional[float] = None
-            ) -> dict[str, int]:
+def extract(
+    dump: pathlib.Path,
+    output_dir: pathlib.Path,
+    *,
+    overwrite: bool = False,
+    lang: Optional[str] = None,
+    processes: int = 1,
+    file_bytes: int = 1 << 20,
+    max_articles: Optional[int] = None,
+    progress_interval: Optional[float] = None,
+) -> dict[str, int]:
     """Writes the articles of `dump` (.xml.bz2 or .xml) under output_dir; returns counts."""
     dump = pathlib.Path(dump)
     output_dir = pathlib.Path(output_dir)
     if not dump.is_file():
-        raise UserError(f"{dump}: no such dump file (--dump); download one with "
-                        "data/download_wikipedia.py")
+        raise UserError(f"{dump}: no such dump file (--dump); download one with data/download_wikipedia.py")
     if processes < 1 or file_bytes < 1:
         raise UserError("--processes and --file_bytes must be at least 1")
     lang = lang or guess_language(dump)
@@ -260,17 +290,14 @@ def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = F
     with download.staged(output_dir, overwrite) as staging, open(dump, "rb") as raw:
         stream = bz2.BZ2File(raw) if dump.suffix == ".bz2" else raw
         writer = _Writer(staging, file_bytes)
-        progress = download.Progress(f"extracting {dump.name}", dump.stat().st_size,
-                                     interval=progress_interval)
+        progress = download.Progress(f"extracting {dump.name}", dump.stat().st_size, interval=progress_interval)
         # spawn, not fork: a forked child of a process that has started threads (TensorFlow,
         # a test server) can deadlock on a lock one of them held.
-        pool = (multiprocessing.get_context("spawn").Pool(processes) if processes > 1
-                else None)
+        pool = multiprocessing.get_context("spawn").Pool(processes) if processes > 1 else None
         try:
             pages = iter_pages(stream)
             formatter = _Formatter(lang)
-            blocks = (pool.imap(formatter, pages, chunksize=16) if pool
-                      else map(formatter, pages))
+            blocks = pool.imap(formatter, pages, chunksize=16) if pool else map(formatter, pages)
             position = 0
             for block in blocks:
                 counts["pages"] += 1
@@ -285,8 +312,10 @@ def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = F
                 if max_articles is not None and counts["articles"] >= max_articles:
                     break
         except (ElementTree.ParseError, OSError, EOFError) as error:
-            raise UserError(f"{dump}: not a readable Wikipedia XML dump ({error}); download "
-                            "it again with data/download_wikipedia.py") from None
+            raise UserError(
+                f"{dump}: not a readable Wikipedia XML dump ({error}); download "
+                "it again with data/download_wikipedia.py"
+            ) from None
         finally:
             writer.close()
             if pool is not None:
@@ -295,39 +324,51 @@ def extract(dump: pathlib.Path, output_dir: pathlib.Path, *, overwrite: bool = F
         progress.finish()
         counts["files"] = writer.files
         if not counts["articles"]:
-            raise UserError(f"{dump}: holds no articles (namespace 0, not redirects); is it a "
-                            "pages-articles dump?")
-    download.log(f"{dump.name}: {counts['articles']:,} articles of {counts['pages']:,} pages in "
-                 f"{counts['files']:,} files under {output_dir}")
+            raise UserError(f"{dump}: holds no articles (namespace 0, not redirects); is it a pages-articles dump?")
+    download.log(
+        f"{dump.name}: {counts['articles']:,} articles of {counts['pages']:,} pages in "
+        f"{counts['files']:,} files under {output_dir}"
+    )
     return counts
 
 
 def add_extraction_arguments(parser: argparse.ArgumentParser, lang: bool = True) -> None:
-    parser.add_argument("--processes", type=int, default=1,
-                        help="Processes cleaning articles (the output does not depend on it).")
-    parser.add_argument("--file_bytes", type=int, default=1 << 20,
-                        help="Approximate size of each output file (WikiExtractor's -b).")
-    parser.add_argument("--max_articles", type=int, default=None,
-                        help="Stop after this many articles (for a quick sample).")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="Processes cleaning articles (the output does not depend on it)."
+    )
+    parser.add_argument(
+        "--file_bytes", type=int, default=1 << 20, help="Approximate size of each output file (WikiExtractor's -b)."
+    )
+    parser.add_argument(
+        "--max_articles", type=int, default=None, help="Stop after this many articles (for a quick sample)."
+    )
     if lang:
-        parser.add_argument("--lang", default=None,
-                            help="Language code for the article URLs (default: from the dump's "
-                                 "name).")
+        parser.add_argument(
+            "--lang", default=None, help="Language code for the article URLs (default: from the dump's name)."
+        )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dump", required=True, type=pathlib.Path,
-                        help="A pages-articles .xml.bz2 (or .xml) dump.")
-    parser.add_argument("--output_dir", required=True, type=pathlib.Path,
-                        help="Where the AA/wiki_00 ... files go (must not exist unless "
-                             "--overwrite).")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="Replace --output_dir if it exists.")
+    parser.add_argument("--dump", required=True, type=pathlib.Path, help="A pages-articles .xml.bz2 (or .xml) dump.")
+    parser.add_argument(
+        "--output_dir",
+        required=True,
+        type=pathlib.Path,
+        help="Where the AA/wiki_00 ... files go (must not exist unless --overwrite).",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Replace --output_dir if it exists.")
     add_extraction_arguments(parser)
     args = parser.parse_args(argv)
-    extract(args.dump, args.output_dir, overwrite=args.overwrite, lang=args.lang,
-            processes=args.processes, file_bytes=args.file_bytes, max_articles=args.max_articles)
+    extract(
+        args.dump,
+        args.output_dir,
+        overwrite=args.overwrite,
+        lang=args.lang,
+        processes=args.processes,
+        file_bytes=args.file_bytes,
+        max_articles=args.max_articles,
+    )
 
 
 if __name__ == "__main__":

@@ -112,8 +112,15 @@ HEAD_FIELDS = {
     "squad": ((dict,) + _NULL, False),
     "tagging": ((dict,) + _NULL, False),
 }
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true/false", str: "a string",
-               list: "a list", dict: "an object", type(None): "null"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +145,7 @@ def is_finetuned(directory: str) -> bool:
     return fileio.isfile(os.path.join(directory, HEAD_FILE))
 
 
-def find_finetuned(path: str, *, flag: str, first_trial_if_unfinished: bool = False
-                   ) -> Optional[str]:
+def find_finetuned(path: str, *, flag: str, first_trial_if_unfinished: bool = False) -> Optional[str]:
     """The finetuned/ folder that ``path`` names: itself, a trial folder, or a task folder
     (its median trial, from results.json).
 
@@ -162,9 +168,11 @@ def find_finetuned(path: str, *, flag: str, first_trial_if_unfinished: bool = Fa
     if trial is not None:
         candidate = os.path.join(trial_dir(path, trial), FINETUNED_DIR)
         if not is_finetuned(candidate):
-            raise UserError(f"{flag}: the median trial's {candidate} has no {HEAD_FILE}; "
-                            "fine-tune with weights saved (save_weights) or point to another "
-                            "trial's finetuned/ folder")
+            raise UserError(
+                f"{flag}: the median trial's {candidate} has no {HEAD_FILE}; "
+                "fine-tune with weights saved (save_weights) or point to another "
+                "trial's finetuned/ folder"
+            )
         return candidate
     if first_trial_if_unfinished:
         candidate = os.path.join(trial_dir(path, 1), FINETUNED_DIR)
@@ -175,8 +183,7 @@ def find_finetuned(path: str, *, flag: str, first_trial_if_unfinished: bool = Fa
 
 def has_pretrained_files(directory: str) -> bool:
     """config.json and backbone.weights.h5 (what fine-tuning and export need) are there."""
-    return all(fileio.isfile(os.path.join(directory, name))
-               for name in (CONFIG_FILE, BACKBONE_WEIGHTS_FILE))
+    return all(fileio.isfile(os.path.join(directory, name)) for name in (CONFIG_FILE, BACKBONE_WEIGHTS_FILE))
 
 
 def find_pretrained(path: str) -> Optional[str]:
@@ -221,8 +228,10 @@ def check_pretrained(directory: str, hint: str) -> tuple[str, str]:
 
 
 def _malformed(path: str, problem: str) -> UserError:
-    return UserError(f"{path}: {problem}; it must be the {HEAD_FILE} that run_finetuning wrote "
-                     "(re-run fine-tuning to write it again)")
+    return UserError(
+        f"{path}: {problem}; it must be the {HEAD_FILE} that run_finetuning wrote "
+        "(re-run fine-tuning to write it again)"
+    )
 
 
 def validate_head(head, source: str = HEAD_FILE) -> dict:
@@ -248,13 +257,10 @@ def validate_head(head, source: str = HEAD_FILE) -> dict:
             expected = " or ".join(_TYPE_NAMES[kind] for kind in types)
             raise _malformed(source, f"{name!r} is {json.dumps(value)[:40]}, expected {expected}")
     if head["head"] not in HEAD_KINDS:
-        raise _malformed(source, f"'head' is {head['head']!r}, expected one of "
-                                 f"{', '.join(HEAD_KINDS)}")
+        raise _malformed(source, f"'head' is {head['head']!r}, expected one of {', '.join(HEAD_KINDS)}")
     names = head.get("label_names")
-    if head["head"] in ("classification", "tagging") and names is not None and (
-            len(names) != head["num_labels"]):
-        raise _malformed(source, f"{len(names)} label_names for num_labels "
-                                 f"{head['num_labels']}")
+    if head["head"] in ("classification", "tagging") and names is not None and (len(names) != head["num_labels"]):
+        raise _malformed(source, f"{len(names)} label_names for num_labels {head['num_labels']}")
     return head
 
 
@@ -287,8 +293,7 @@ def read_head(directory: str) -> dict:
     """
     path = os.path.join(directory, HEAD_FILE)
     if not fileio.isfile(path):
-        raise UserError(f"{path} not found; point to a fine-tuning trial's {FINETUNED_DIR}/ "
-                        "folder")
+        raise UserError(f"{path} not found; point to a fine-tuning trial's {FINETUNED_DIR}/ folder")
     try:
         head = json.loads(fileio.read_text(path))
     except (ValueError, UnicodeDecodeError) as error:
@@ -307,8 +312,9 @@ def check_finetuned(directory: str) -> dict:
     for name in (CONFIG_FILE, MODEL_WEIGHTS_FILE):
         path = os.path.join(directory, name)
         if not fileio.isfile(path):
-            raise UserError(f"{path} not found; {directory} is an incomplete {FINETUNED_DIR}/ "
-                            "folder (re-run fine-tuning for it)")
+            raise UserError(
+                f"{path} not found; {directory} is an incomplete {FINETUNED_DIR}/ folder (re-run fine-tuning for it)"
+            )
     return head
 
 
@@ -346,11 +352,15 @@ def build_finetuned_model(config, head: Mapping, dropout_rate: float = 0.1):
     from electra_tf import finetuning_models, modeling
 
     return finetuning_models.FinetuningModel(
-        modeling.ElectraBackbone(config), head["head"], num_labels=head["num_labels"],
-        answerable=head.get("answerable", False), target_scale=head.get("target_scale", 1.0),
+        modeling.ElectraBackbone(config),
+        head["head"],
+        num_labels=head["num_labels"],
+        answerable=head.get("answerable", False),
+        target_scale=head.get("target_scale", 1.0),
         dropout_rate=dropout_rate,
         span_head=head.get("span_head", INDEPENDENT_SPAN_HEAD),
-        beam_size=head.get("beam_size", DEFAULT_BEAM_SIZE))
+        beam_size=head.get("beam_size", DEFAULT_BEAM_SIZE),
+    )
 
 
 def load_finetuned(directory: str):
@@ -428,11 +438,11 @@ def save_pretrained(model, directory, overwrite: bool = False):
     # "gs://b/x" into the local "gs:/b/x".
     given, directory = directory, os.fspath(directory)
     networks = pretrained_networks(model)
-    existing = [name for name in [CONFIG_FILE, *networks]
-                if fileio.exists(fileio.join(directory, name))]
+    existing = [name for name in [CONFIG_FILE, *networks] if fileio.exists(fileio.join(directory, name))]
     if existing and not overwrite:
-        raise UserError(f"{fileio.join(directory, existing[0])} already exists; choose another "
-                        "directory or pass overwrite=True")
+        raise UserError(
+            f"{fileio.join(directory, existing[0])} already exists; choose another directory or pass overwrite=True"
+        )
     write_pretrained_files(model.config, networks, directory)
     return given if isinstance(given, str) else pathlib.Path(directory)
 
@@ -486,15 +496,35 @@ def copy_vocab(source_dir: str, destination: str, overwrite: bool = False) -> Op
     return target
 
 
-def tagging_settings(*, scheme: str, default_tag: str, tag_column: int, segment_id: int,
-                     span_rule: str = "conlleval", truncation: str = "score_all") -> dict:
+def tagging_settings(
+    *,
+    scheme: str,
+    default_tag: str,
+    tag_column: int,
+    segment_id: int,
+    span_rule: str = "conlleval",
+    truncation: str = "score_all",
+) -> dict:
     """head.json's "tagging" object."""
-    return {"scheme": scheme, "default_tag": default_tag, "tag_column": tag_column,
-            "segment_id": segment_id, "span_rule": span_rule, "truncation": truncation}
+    return {
+        "scheme": scheme,
+        "default_tag": default_tag,
+        "tag_column": tag_column,
+        "segment_id": segment_id,
+        "span_rule": span_rule,
+        "truncation": truncation,
+    }
 
 
-def finetuned_head(model, task, max_seq_length: int, *, squad: Optional[dict] = None,
-                   tagging: Optional[dict] = None, extra: Optional[Mapping] = None) -> dict:
+def finetuned_head(
+    model,
+    task,
+    max_seq_length: int,
+    *,
+    squad: Optional[dict] = None,
+    tagging: Optional[dict] = None,
+    extra: Optional[Mapping] = None,
+) -> dict:
     """head.json for ``model`` fine-tuned on ``task`` (before the vocabulary fields, which
     ``save_finetuned`` adds with its copy).
 
@@ -509,15 +539,18 @@ def finetuned_head(model, task, max_seq_length: int, *, squad: Optional[dict] = 
     Returns:
       The head dict (validated).
     """
-    head = {"task": task.name, "head": model.head, "num_labels": model.num_labels,
-            "pair": bool(getattr(task, "is_pair", False)),
-            "answerable": model.answerable, "target_scale": model.target_scale,
-            "max_seq_length": max_seq_length,
-            "label_names": None if task.is_squad or task.is_regression
-            else list(task.label_names)}
+    head = {
+        "task": task.name,
+        "head": model.head,
+        "num_labels": model.num_labels,
+        "pair": bool(getattr(task, "is_pair", False)),
+        "answerable": model.answerable,
+        "target_scale": model.target_scale,
+        "max_seq_length": max_seq_length,
+        "label_names": None if task.is_squad or task.is_regression else list(task.label_names),
+    }
     if model.head == "span":
-        head.update(span_head=model.span_head, beam_size=model.beam_size,
-                    squad_version=task.version)
+        head.update(span_head=model.span_head, beam_size=model.beam_size, squad_version=task.version)
     if squad is not None:
         head["squad"] = squad
     if tagging is not None:
@@ -526,8 +559,9 @@ def finetuned_head(model, task, max_seq_length: int, *, squad: Optional[dict] = 
     return validate_head(head, "the head.json being written")
 
 
-def save_finetuned(model, config, directory: str, head: Mapping,
-                   vocab_file: Optional[str] = None, replace: bool = False) -> None:
+def save_finetuned(
+    model, config, directory: str, head: Mapping, vocab_file: Optional[str] = None, replace: bool = False
+) -> None:
     """Writes a finetuned/ folder under a temporary name and moves it into place with head.json
     (what readers look for) last, so a kill never leaves a finetuned/ that looks complete.
 
@@ -560,9 +594,12 @@ def save_finetuned(model, config, directory: str, head: Mapping,
             data = fileio.read_bytes(vocab_file)
             with fileio.open(os.path.join(staging, VOCAB_FILE), "wb") as handle:
                 handle.write(data)
-            head.update(vocab_file=VOCAB_FILE, vocab_source=fileio.abspath(vocab_file),
-                        vocab_sha256=tokenization.vocab_sha256(vocab_file),
-                        do_lower_case=config.do_lower_case)
+            head.update(
+                vocab_file=VOCAB_FILE,
+                vocab_source=fileio.abspath(vocab_file),
+                vocab_sha256=tokenization.vocab_sha256(vocab_file),
+                do_lower_case=config.do_lower_case,
+            )
         with fileio.open(os.path.join(staging, HEAD_FILE), "w") as handle:
             json.dump(head, handle, indent=2)
         fileio.move_tree(staging, final, commit_files=[HEAD_FILE], replace=replace)

@@ -27,7 +27,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP]s included.")
 flags.DEFINE_integer(
-    "num_processes", 1,
+    "num_processes",
+    1,
     "Packing processes; each has its own random stream and shards, so the output depends on this number.",
 )
 flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (for uncased vocabularies).")

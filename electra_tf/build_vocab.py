@@ -98,7 +98,7 @@ def learn_vocab(
             f"--vocab_size={vocab_size} cannot hold the corpus alphabet "
             f"({len(tokens) + BERT_UNUSED_SLOTS} tokens needed)"
         )
-    return bert_layout(tokens[len(SPECIAL_TOKENS):], vocab_size)
+    return bert_layout(tokens[len(SPECIAL_TOKENS) :], vocab_size)
 
 
 def bert_layout(learned: Sequence[str], vocab_size: int) -> list[str]:
@@ -134,9 +134,16 @@ def _learn_with_threshold_search(
     from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
 
     params = learner_lib.Params(
-        upper_thresh=None, lower_thresh=1, num_iterations=4, max_input_tokens=int(5e6),
-        max_token_length=50, max_unique_chars=max_unique_chars, vocab_size=vocab_size,
-        slack_ratio=slack_ratio, include_joiner_token=True, joiner="##",
+        upper_thresh=None,
+        lower_thresh=1,
+        num_iterations=4,
+        max_input_tokens=int(5e6),
+        max_token_length=50,
+        max_unique_chars=max_unique_chars,
+        vocab_size=vocab_size,
+        slack_ratio=slack_ratio,
+        include_joiner_token=True,
+        joiner="##",
         reserved_tokens=list(SPECIAL_TOKENS),
     )
     all_counts = learner_lib.get_input_words(list(word_counts.items()), params.reserved_tokens, params.max_token_length)
@@ -256,15 +263,20 @@ def build_vocab(options: VocabOptions, *, progress_interval_seconds: float = 5.0
     paths = corpus.list_corpus_files(options.corpus_dir)
     total_bytes = sum(fileio.getsize(path) for path in paths)
     started = time.monotonic()
-    progress = ProgressReporter(name="build_vocab", total=None if options.max_lines else total_bytes,
-                                interval_seconds=progress_interval_seconds)
+    progress = ProgressReporter(
+        name="build_vocab", total=None if options.max_lines else total_bytes, interval_seconds=progress_interval_seconds
+    )
     stats = corpus.ReadStats()
 
     def lines() -> Iterator[str]:
         bytes_reported = 0
         for block in corpus.read_text_blocks(
-            paths, stats, max_lines=options.max_lines, input_format=options.input_format,
-            blanks_separate_docs=options.blanks_separate_docs, json_text_field=options.json_text_field,
+            paths,
+            stats,
+            max_lines=options.max_lines,
+            input_format=options.input_format,
+            blanks_separate_docs=options.blanks_separate_docs,
+            json_text_field=options.json_text_field,
         ):
             progress.update(bytes=stats.bytes_read - bytes_reported)
             bytes_reported = stats.bytes_read
@@ -289,14 +301,21 @@ def build_vocab(options: VocabOptions, *, progress_interval_seconds: float = 5.0
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines the command line's flags on flag_values (only when run as a program: the demo has its own)."""
     corpus.define_flags(flag_values)
-    flags.DEFINE_multi_string("corpus", None, "Older spelling of --corpus_dir that may be repeated; its values "
-                              "are added to --corpus_dir's.", flag_values=flag_values)
-    flags.DEFINE_integer("vocab_size", None, "Exact number of tokens in the output vocabulary.",
-                         flag_values=flag_values)
-    flags.DEFINE_string("output_file", None, "Where to write vocab.txt (refused if it exists).",
-                        flag_values=flag_values)
-    flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.",
-                      flag_values=flag_values)
+    flags.DEFINE_multi_string(
+        "corpus",
+        None,
+        "Older spelling of --corpus_dir that may be repeated; its values are added to --corpus_dir's.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "vocab_size", None, "Exact number of tokens in the output vocabulary.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "output_file", None, "Where to write vocab.txt (refused if it exists).", flag_values=flag_values
+    )
+    flags.DEFINE_bool(
+        "do_lower_case", True, "Uncased: lower-case and strip accents, as the Tokenizer does.", flag_values=flag_values
+    )
     flags.DEFINE_integer("max_lines", None, "Read at most this many lines (bounds the time).", flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output_file.", flag_values=flag_values)
 

@@ -86,7 +86,9 @@ class TrainingCheckpoint:
     def _chief_manager(self) -> tf.train.CheckpointManager:
         if self._manager is None:
             self._manager = tf.train.CheckpointManager(
-                self.checkpoint, self.directory, max_to_keep=self.max_to_keep,
+                self.checkpoint,
+                self.directory,
+                max_to_keep=self.max_to_keep,
                 checkpoint_name="ckpt",
             )
         return self._manager
@@ -123,9 +125,7 @@ class TrainingCheckpoint:
             return self._chief_manager().save(checkpoint_number=step)
         scratch = tempfile.mkdtemp(prefix=f"electra_tf_{self.worker_tag}_ckpt_")
         try:
-            tf.train.CheckpointManager(self.checkpoint, scratch, max_to_keep=1).save(
-                checkpoint_number=step
-            )
+            tf.train.CheckpointManager(self.checkpoint, scratch, max_to_keep=1).save(checkpoint_number=step)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return None
@@ -152,13 +152,18 @@ def read_run_config(model_dir: str) -> tuple[dict, list]:
 def load_run_config(model_dir: str):
     """The ElectraConfig recorded in model_dir/config.json (its history left out)."""
     values, _ = read_run_config(model_dir)
-    return config_lib.ElectraConfig.from_dict(
-        values, source=os.path.join(model_dir, CONFIG_FILENAME))
+    return config_lib.ElectraConfig.from_dict(values, source=os.path.join(model_dir, CONFIG_FILENAME))
 
 
-def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool,
-                          continue_training: bool = False, trained_step: int = 0,
-                          before_rewrite: Optional[Callable[[int, int], None]] = None) -> bool:
+def write_or_check_config(
+    model_dir: str,
+    config_dict: dict,
+    *,
+    resuming: bool,
+    continue_training: bool = False,
+    trained_step: int = 0,
+    before_rewrite: Optional[Callable[[int, int], None]] = None,
+) -> bool:
     """Writes config.json on a fresh run; on a restart, refuses a config that cannot resume.
 
     Only RESUME_SAFE_CONFIG_KEYS may differ, and with `continue_training` also num_train_steps
@@ -192,29 +197,30 @@ def write_or_check_config(model_dir: str, config_dict: dict, *, resuming: bool,
             )
         if before_rewrite is not None:
             before_rewrite(old, new)
-        history.append({
-            "step": trained_step, "old_num_train_steps": old, "new_num_train_steps": new,
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        })
-        fileio.write_json_atomic(path, dict(saved, **{HISTORY_KEY: history},
-                                            num_train_steps=new), sort_keys=True)
+        history.append(
+            {
+                "step": trained_step,
+                "old_num_train_steps": old,
+                "new_num_train_steps": new,
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        fileio.write_json_atomic(path, dict(saved, **{HISTORY_KEY: history}, num_train_steps=new), sort_keys=True)
         return True
     if changed:
-        details = ", ".join(
-            f"{key}: {saved.get(key)!r} -> {config_dict.get(key)!r}" for key in changed[:4]
-        )
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {config_dict.get(key)!r}" for key in changed[:4])
         more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
         if changed == ["num_train_steps"]:
-            hint = ("add --continue_training to train on to the new total (the learning-rate "
-                    "schedule becomes that of the new --num_train_steps), or use a new --model_dir")
+            hint = (
+                "add --continue_training to train on to the new total (the learning-rate "
+                "schedule becomes that of the new --num_train_steps), or use a new --model_dir"
+            )
         elif continue_training:
-            hint = ("--continue_training may change only --num_train_steps; rerun with the same "
-                    "--config/--hparams/flags otherwise, or use a new --model_dir")
+            hint = (
+                "--continue_training may change only --num_train_steps; rerun with the same "
+                "--config/--hparams/flags otherwise, or use a new --model_dir"
+            )
         else:
-            hint = ("rerun with the same --config/--hparams/flags to resume, or use a new "
-                    "--model_dir")
-        raise UserError(
-            f"{path}: this --model_dir was trained with a different config ({details}{more}); "
-            + hint
-        )
+            hint = "rerun with the same --config/--hparams/flags to resume, or use a new --model_dir"
+        raise UserError(f"{path}: this --model_dir was trained with a different config ({details}{more}); " + hint)
     return False

@@ -40,19 +40,28 @@ def define_runtime_flags(
       mixed_precision_help: its help text.
       flag_values: the FlagValues to define them on (absl's global FLAGS by default).
     """
-    flags.DEFINE_enum("mixed_precision", "none", list(mixed_precision_modes),
-                      mixed_precision_help, flag_values=flag_values)
+    flags.DEFINE_enum(
+        "mixed_precision", "none", list(mixed_precision_modes), mixed_precision_help, flag_values=flag_values
+    )
     if not strategy:
         return
-    flags.DEFINE_enum("strategy", "one_device", list(STRATEGY_NAMES),
-                      "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.",
-                      flag_values=flag_values)
-    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for TPUClusterResolver "
-                        "('' = local TPU VM).", flag_values=flag_values)
-    flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
-                         "(to try --strategy=mirrored without GPUs).", flag_values=flag_values)
-    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).",
-                      flag_values=flag_values)
+    flags.DEFINE_enum(
+        "strategy",
+        "one_device",
+        list(STRATEGY_NAMES),
+        "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "tpu", None, "TPU name or grpc:// address for TPUClusterResolver ('' = local TPU VM).", flag_values=flag_values
+    )
+    flags.DEFINE_integer(
+        "num_cpu_devices",
+        1,
+        "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (one replica only).", flag_values=flag_values)
 
 
 def run(main: Callable[[list[str]], object]) -> None:

@@ -25,8 +25,7 @@ from electra_tf.errors import UserError
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 
 # Config key -> the vocabulary token whose id it holds.
-SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_id": "[SEP]",
-                  "mask_token_id": "[MASK]"}
+SPECIAL_TOKENS = {"pad_token_id": "[PAD]", "cls_token_id": "[CLS]", "sep_token_id": "[SEP]", "mask_token_id": "[MASK]"}
 
 
 # discriminator_task values: ELECTRA's replaced-token detection and the paper's two MLM ablations.
@@ -88,23 +87,45 @@ class EncoderConfig:
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise UserError(f"{source}: unknown encoder config key '{unknown[0]}'; valid keys: "
-                            f"{', '.join(sorted(names))}")
+            raise UserError(
+                f"{source}: unknown encoder config key '{unknown[0]}'; valid keys: {', '.join(sorted(names))}"
+            )
         return cls(**values)
 
 
 # The ElectraConfig keys that fix the shapes of the saved weights: a checkpoint's values win, and
 # fine-tuning refuses --hparams that change them. The other EncoderConfig keys (dropout, ...) may
 # differ between pretraining and fine-tuning.
-SIZE_KEYS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-             "intermediate_size", "max_position_embeddings", "type_vocab_size")
+SIZE_KEYS = (
+    "vocab_size",
+    "embedding_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
 # The ElectraConfig keys that belong to one run and not to the model it produces (optimizer,
 # schedule, batch sizes, bookkeeping): saved model folders (pretrained/, finetuned/) leave them
 # out, and the run's own model_dir/config.json keeps them for resuming.
-RUN_SETTING_KEYS = ("learning_rate", "lr_decay_power", "weight_decay_rate", "num_warmup_steps",
-                    "num_train_steps", "train_batch_size", "eval_batch_size", "adam_beta1",
-                    "adam_beta2", "adam_epsilon", "clip_norm", "save_checkpoints_steps",
-                    "keep_checkpoint_max", "num_eval_steps", "seed")
+RUN_SETTING_KEYS = (
+    "learning_rate",
+    "lr_decay_power",
+    "weight_decay_rate",
+    "num_warmup_steps",
+    "num_train_steps",
+    "train_batch_size",
+    "eval_batch_size",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "clip_norm",
+    "save_checkpoints_steps",
+    "keep_checkpoint_max",
+    "num_eval_steps",
+    "seed",
+)
 
 
 @dataclasses.dataclass
@@ -265,25 +286,41 @@ class ElectraConfig:
     def encoder(self) -> EncoderConfig:
         """The discriminator's encoder (the masked LM's with electra_objective=false): the
         network fine-tuning and export start from."""
-        return self._encoder(self.embedding_size, self.hidden_size, self.num_hidden_layers,
-                             self.num_attention_heads, self.intermediate_size)
+        return self._encoder(
+            self.embedding_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )
 
     @property
     def generator_encoder(self) -> EncoderConfig:
         """The generator's encoder (the full-size masked LM with electra_objective=false)."""
-        return self._encoder(self.generator_embedding_size, self.generator_hidden,
-                             self.generator_num_hidden_layers, self.generator_num_attention_heads,
-                             self.generator_intermediate_size)
+        return self._encoder(
+            self.generator_embedding_size,
+            self.generator_hidden,
+            self.generator_num_hidden_layers,
+            self.generator_num_attention_heads,
+            self.generator_intermediate_size,
+        )
 
     def _encoder(self, embedding_size, hidden_size, layers, heads, intermediate) -> EncoderConfig:
         return EncoderConfig(
-            vocab_size=self.vocab_size, embedding_size=embedding_size, hidden_size=hidden_size,
-            num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=intermediate,
+            vocab_size=self.vocab_size,
+            embedding_size=embedding_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=intermediate,
             max_position_embeddings=self.max_position_embeddings,
-            type_vocab_size=self.type_vocab_size, hidden_dropout_prob=self.hidden_dropout_prob,
+            type_vocab_size=self.type_vocab_size,
+            hidden_dropout_prob=self.hidden_dropout_prob,
             attention_probs_dropout_prob=self.attention_probs_dropout_prob,
             paired_dropout_draws=self.paired_dropout_draws,
-            initializer_range=self.initializer_range, layer_norm_eps=self.layer_norm_eps)
+            initializer_range=self.initializer_range,
+            layer_norm_eps=self.layer_norm_eps,
+        )
 
     # ----------------------------------------------------------------------------------------
     def validate(self, source: str = "config") -> None:
@@ -292,48 +329,64 @@ class ElectraConfig:
         def fail(message: str) -> None:
             raise UserError(f"{source}: {message}")
 
-        for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
-                     "num_attention_heads", "intermediate_size", "max_position_embeddings",
-                     "type_vocab_size", "max_seq_length", "train_batch_size", "eval_batch_size",
-                     "num_train_steps"):
+        for name in (
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "max_seq_length",
+            "train_batch_size",
+            "eval_batch_size",
+            "num_train_steps",
+        ):
             if getattr(self, name) < 1:
                 fail(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_attention_heads:
-            fail(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                 f"{self.num_attention_heads}")
+            fail(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
         if self.max_seq_length > self.max_position_embeddings:
-            fail(f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings "
-                 f"{self.max_position_embeddings}")
+            fail(f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings {self.max_position_embeddings}")
         if not 0.0 < self.mask_prob < 1.0:
             fail(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         if self.max_predictions_per_seq < 1:
-            fail(f"mask_prob {self.mask_prob} * max_seq_length {self.max_seq_length} leaves no "
-                 "masked positions; raise one of them")
+            fail(
+                f"mask_prob {self.mask_prob} * max_seq_length {self.max_seq_length} leaves no "
+                "masked positions; raise one of them"
+            )
         if self.electra_objective and not self.uniform_generator:
             if self.generator_hidden < 1 or self.generator_num_hidden_layers < 1:
-                fail(f"generator_hidden_size {self.generator_hidden_size} and generator_layers "
-                     f"{self.generator_layers} give an empty generator; raise them")
+                fail(
+                    f"generator_hidden_size {self.generator_hidden_size} and generator_layers "
+                    f"{self.generator_layers} give an empty generator; raise them"
+                )
             if self.generator_hidden % self.generator_num_attention_heads:
-                fail(f"generator hidden size {self.generator_hidden} is not divisible by its "
-                     f"{self.generator_num_attention_heads} heads; pick another "
-                     "generator_hidden_size")
+                fail(
+                    f"generator hidden size {self.generator_hidden} is not divisible by its "
+                    f"{self.generator_num_attention_heads} heads; pick another "
+                    "generator_hidden_size"
+                )
         if self.discriminator_task not in DISCRIMINATOR_TASKS:
-            fail(f"discriminator_task must be one of {', '.join(DISCRIMINATOR_TASKS)}, got "
-                 f"{json.dumps(self.discriminator_task)}")
+            fail(
+                f"discriminator_task must be one of {', '.join(DISCRIMINATOR_TASKS)}, got "
+                f"{json.dumps(self.discriminator_task)}"
+            )
         if self.discriminator_task != "detection" and self.disc_loss_masked_only:
-            fail("disc_loss_masked_only is an option of discriminator_task \"detection\"; "
-                 f"\"{self.discriminator_task}\" already sets which positions count")
+            fail(
+                'disc_loss_masked_only is an option of discriminator_task "detection"; '
+                f'"{self.discriminator_task}" already sets which positions count'
+            )
         if not 0.0 < self.disc_bias_prior < 1.0:
-            fail(f"disc_bias_prior must be in (0, 1), got {self.disc_bias_prior} (0.5 gives the "
-                 "reference's zero bias)")
+            fail(f"disc_bias_prior must be in (0, 1), got {self.disc_bias_prior} (0.5 gives the reference's zero bias)")
         if self.temperature <= 0:
             fail(f"temperature must be positive, got {self.temperature}")
         if self.num_warmup_steps < 0:
             fail(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
         for name in SPECIAL_TOKEN_ID_KEYS:
             if not 0 <= getattr(self, name) < self.vocab_size:
-                fail(f"{name} {getattr(self, name)} is outside the vocabulary "
-                     f"(vocab_size {self.vocab_size})")
+                fail(f"{name} {getattr(self, name)} is outside the vocabulary (vocab_size {self.vocab_size})")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -412,21 +465,21 @@ class ElectraConfig:
         values: dict[str, Any] = {"vocab_size": len(tokens)}
         for key, token in SPECIAL_TOKENS.items():
             if token not in index:
-                raise UserError(f"{source}: the vocabulary has no {token} token, which "
-                                "pretraining needs; rebuild it with the special tokens")
+                raise UserError(
+                    f"{source}: the vocabulary has no {token} token, which "
+                    "pretraining needs; rebuild it with the special tokens"
+                )
             values[key] = index[token]
         return self.replace(values, source=source)
 
     def _apply(self, values: Mapping[str, Any], source: str) -> None:
         if not isinstance(values, Mapping):
-            raise UserError(f"{source}: expected a JSON object of config keys, got "
-                            f"{type(values).__name__}")
+            raise UserError(f"{source}: expected a JSON object of config keys, got {type(values).__name__}")
         fields = {field.name: field for field in dataclasses.fields(self)}
         for key, value in values.items():
             if key not in fields:
                 close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
-                hint = (f"did you mean {', '.join(close)}?" if close
-                        else f"valid keys: {', '.join(sorted(fields))}")
+                hint = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(fields))}"
                 raise UserError(f"{source}: unknown config key '{key}'; {hint}")
             setattr(self, key, _checked_value(key, value, fields[key].type, source))
         self.validate(source)
@@ -443,8 +496,10 @@ def _checked_value(key: str, value: Any, type_name: Any, source: str) -> Any:
     if expected is int and isinstance(value, float) and value.is_integer():
         value, ok = int(value), True
     if not ok:
-        raise UserError(f"{source}: config key '{key}' must be {expected.__name__}, got "
-                        f"{json.dumps(value)} ({type(value).__name__})")
+        raise UserError(
+            f"{source}: config key '{key}' must be {expected.__name__}, got "
+            f"{json.dumps(value)} ({type(value).__name__})"
+        )
     return value
 
 
@@ -468,8 +523,9 @@ def preset_names() -> list[str]:
     return sorted(path.stem for path in CONFIGS_DIR.glob("*.json"))
 
 
-def load_config(config: str | os.PathLike,
-                hparams: str | os.PathLike | Mapping[str, Any] | None = None) -> ElectraConfig:
+def load_config(
+    config: str | os.PathLike, hparams: str | os.PathLike | Mapping[str, Any] | None = None
+) -> ElectraConfig:
     """Reads a preset name ("electra_small") or a JSON file, then applies ``hparams`` on top.
 
     ``hparams`` is a dict, a JSON object string ('{"learning_rate": 1e-3}') or a path to a JSON
@@ -492,16 +548,20 @@ def load_config(config: str | os.PathLike,
     path = config_text
     if config_text.endswith(".json") or fileio.exists(path):
         if not fileio.isfile(path):
-            raise UserError(f"config file {config_text} not found; give a JSON file or one of "
-                            f"the presets: {', '.join(preset_names())}")
+            raise UserError(
+                f"config file {config_text} not found; give a JSON file or one of "
+                f"the presets: {', '.join(preset_names())}"
+            )
         result = ElectraConfig.from_json_file(path)
     else:
         preset = CONFIGS_DIR / f"{config_text}.json"
         if not preset.is_file():
             close = difflib.get_close_matches(config_text, preset_names(), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise UserError(f"unknown config '{config_text}': {hint}give a JSON file or one of "
-                            f"the presets: {', '.join(preset_names())}")
+            raise UserError(
+                f"unknown config '{config_text}': {hint}give a JSON file or one of "
+                f"the presets: {', '.join(preset_names())}"
+            )
         result = ElectraConfig.from_json_file(str(preset))
 
     values, source = parse_hparams(hparams)
@@ -523,12 +583,13 @@ def parse_hparams(hparams: str | os.PathLike | Mapping[str, Any] | None) -> tupl
         try:
             values = json.loads(hparams_text)
         except json.JSONDecodeError as error:
-            raise UserError(f"hparams: invalid JSON at column {error.colno} ({error.msg}); "
-                            "quote keys and strings with double quotes") from None
+            raise UserError(
+                f"hparams: invalid JSON at column {error.colno} ({error.msg}); "
+                "quote keys and strings with double quotes"
+            ) from None
         if not isinstance(values, dict):
             raise UserError("hparams: expected a JSON object of config keys")
         return values, "hparams"
     if not fileio.isfile(hparams_text):
-        raise UserError(f"hparams '{hparams_text}' is neither a JSON object nor an existing "
-                        "JSON file")
+        raise UserError(f"hparams '{hparams_text}' is neither a JSON object nor an existing JSON file")
     return _read_json_object(hparams_text), hparams_text

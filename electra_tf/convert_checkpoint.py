@@ -26,22 +26,30 @@ from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("from", None, ["official", "huggingface", "electra_tf"],
-                  "Format of the weights to read.")
-flags.DEFINE_enum("to", "electra_tf", ["electra_tf", "huggingface", "official"],
-                  "Format to write.")
-flags.DEFINE_string("checkpoint", None,
-                    "--from official: checkpoint prefix (e.g. electra_small/electra_small), its "
-                    ".index file, or the directory holding it.")
-flags.DEFINE_string("model_dir", None,
-                    "--from huggingface: the model directory (ElectraForPreTraining, ElectraModel "
-                    "or ElectraForMaskedLM); --from electra_tf: a save_pretrained directory or "
-                    "a fine-tuning trial's finetuned/.")
-flags.DEFINE_string("generator_model_dir", None,
-                    "--from huggingface: the matching generator (ElectraForMaskedLM) directory.")
-flags.DEFINE_string("config", None,
-                    "Config preset or JSON file: the sizes of an official checkpoint; for "
-                    "Hugging Face only the training settings (sizes come from config.json).")
+flags.DEFINE_enum("from", None, ["official", "huggingface", "electra_tf"], "Format of the weights to read.")
+flags.DEFINE_enum("to", "electra_tf", ["electra_tf", "huggingface", "official"], "Format to write.")
+flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "--from official: checkpoint prefix (e.g. electra_small/electra_small), its "
+    ".index file, or the directory holding it.",
+)
+flags.DEFINE_string(
+    "model_dir",
+    None,
+    "--from huggingface: the model directory (ElectraForPreTraining, ElectraModel "
+    "or ElectraForMaskedLM); --from electra_tf: a save_pretrained directory or "
+    "a fine-tuning trial's finetuned/.",
+)
+flags.DEFINE_string(
+    "generator_model_dir", None, "--from huggingface: the matching generator (ElectraForMaskedLM) directory."
+)
+flags.DEFINE_string(
+    "config",
+    None,
+    "Config preset or JSON file: the sizes of an official checkpoint; for "
+    "Hugging Face only the training settings (sizes come from config.json).",
+)
 flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys.")
 flags.DEFINE_string("output_dir", None, "Where to write the converted weights.")
 flags.DEFINE_bool("overwrite", False, "Replace files that already exist in --output_dir.")
@@ -57,9 +65,11 @@ def _base_config(required_for: str | None):
     if FLAGS.config:
         return load_config(FLAGS.config, FLAGS.hparams)
     if required_for:
-        raise UserError(f"--config is required for {required_for}: a preset such as "
-                        "electra_small or a JSON file with the checkpoint's sizes (see README, "
-                        "'Starting from Google's released ELECTRA')")
+        raise UserError(
+            f"--config is required for {required_for}: a preset such as "
+            "electra_small or a JSON file with the checkpoint's sizes (see README, "
+            "'Starting from Google's released ELECTRA')"
+        )
     if FLAGS.hparams:  # training settings on top of the default (Small) preset
         return load_config("electra_small", FLAGS.hparams)
     return None
@@ -80,8 +90,7 @@ def main(argv: list[str]) -> None:
 
     if source_format == "official":
         if not FLAGS.checkpoint:
-            raise UserError("--from official needs --checkpoint=<prefix>, e.g. "
-                            "electra_small/electra_small")
+            raise UserError("--from official needs --checkpoint=<prefix>, e.g. electra_small/electra_small")
         config = _base_config(None) if FLAGS.config else None
         if config is None:
             prefix = conversion.resolve_official_checkpoint(FLAGS.checkpoint)
@@ -94,22 +103,22 @@ def main(argv: list[str]) -> None:
     elif source_format == "huggingface":
         if not FLAGS.model_dir:
             raise UserError("--from huggingface needs --model_dir=<downloaded model directory>")
-        weights = conversion.read_huggingface(FLAGS.model_dir, FLAGS.generator_model_dir,
-                                              _base_config(None))
+        weights = conversion.read_huggingface(FLAGS.model_dir, FLAGS.generator_model_dir, _base_config(None))
     else:
         if not FLAGS.model_dir:
             raise UserError("--from electra_tf needs --model_dir=<save_pretrained directory>")
         if FLAGS.config or FLAGS.hparams:
-            raise UserError("--config/--hparams do not apply to --from electra_tf: its "
-                            "config.json describes the model")
+            raise UserError("--config/--hparams do not apply to --from electra_tf: its config.json describes the model")
         weights = conversion.read_electra_tf(FLAGS.model_dir)
     _log(f"Read {weights.summary()}")
 
     if FLAGS.to == "electra_tf":
         written = conversion.write_electra_tf(weights, FLAGS.output_dir, FLAGS.overwrite)
         destinations = [FLAGS.output_dir]
-        _log(f"Wrote {', '.join(written)} to {FLAGS.output_dir}: fine-tune with "
-             f"run_finetuning --init_checkpoint={FLAGS.output_dir}")
+        _log(
+            f"Wrote {', '.join(written)} to {FLAGS.output_dir}: fine-tune with "
+            f"run_finetuning --init_checkpoint={FLAGS.output_dir}"
+        )
     elif FLAGS.to == "huggingface":
         destinations = conversion.write_huggingface(weights, FLAGS.output_dir, FLAGS.overwrite)
         _log(f"Wrote Hugging Face models to {', '.join(destinations)}")
@@ -117,8 +126,11 @@ def main(argv: list[str]) -> None:
         prefix = conversion.write_official(weights, FLAGS.output_dir, FLAGS.overwrite)
         destinations = [FLAGS.output_dir]
         _log(f"Wrote the reference-format checkpoint {prefix}")
-    source_dir = (os.path.dirname(conversion.resolve_official_checkpoint(FLAGS.checkpoint))
-                  if source_format == "official" else FLAGS.model_dir)
+    source_dir = (
+        os.path.dirname(conversion.resolve_official_checkpoint(FLAGS.checkpoint))
+        if source_format == "official"
+        else FLAGS.model_dir
+    )
     for copy in conversion.copy_vocabulary(source_dir, destinations, FLAGS.overwrite):
         _log(f"Copied {fileio.join(source_dir, conversion.VOCAB_FILE)} to {copy}")
 

@@ -72,14 +72,32 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     Args:
       flag_values: the FlagValues to define them on (absl's global FLAGS by default).
     """
-    flags.DEFINE_string("corpus_dir", None, "Input text: a directory (read recursively), files or globs, "
-                        "comma-separated; .gz and .bz2 files are decompressed.", flag_values=flag_values)
-    flags.DEFINE_bool("blanks_separate_docs", True, "Whether a blank line ends a document in plain text; "
-                      "false: each file is one document (as for OpenWebText).", flag_values=flag_values)
-    flags.DEFINE_enum("input_format", "auto", list(INPUT_FORMATS),
-                      "Input format; auto picks per file from its name and first bytes.", flag_values=flag_values)
-    flags.DEFINE_string("json_text_field", "text", "For JSON Lines input: the field holding each document's text.",
-                        flag_values=flag_values)
+    flags.DEFINE_string(
+        "corpus_dir",
+        None,
+        "Input text: a directory (read recursively), files or globs, "
+        "comma-separated; .gz and .bz2 files are decompressed.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "blanks_separate_docs",
+        True,
+        "Whether a blank line ends a document in plain text; false: each file is one document (as for OpenWebText).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "input_format",
+        "auto",
+        list(INPUT_FORMATS),
+        "Input format; auto picks per file from its name and first bytes.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "json_text_field",
+        "text",
+        "For JSON Lines input: the field holding each document's text.",
+        flag_values=flag_values,
+    )
 
 
 def list_corpus_files(spec: str) -> list[str]:
@@ -97,9 +115,7 @@ def list_corpus_files(spec: str) -> list[str]:
         if fileio.isdir(entry):
             for root, dirs, files in fileio.walk(entry):
                 dirs[:] = [name for name in dirs if not name.startswith(".")]
-                matches.extend(
-                    os.path.join(root, name) for name in files if not name.startswith(".")
-                )
+                matches.extend(os.path.join(root, name) for name in files if not name.startswith("."))
         elif fileio.isfile(entry):
             matches = [entry]
         elif fileio.has_magic(entry):
@@ -393,8 +409,13 @@ def read_text_blocks(
     """
     remaining = max_lines
     for path in paths:
-        blocks = read_line_blocks(path, stats, input_format=input_format,
-                                  blanks_separate_docs=blanks_separate_docs, json_text_field=json_text_field)
+        blocks = read_line_blocks(
+            path,
+            stats,
+            input_format=input_format,
+            blanks_separate_docs=blanks_separate_docs,
+            json_text_field=json_text_field,
+        )
         try:
             for block in blocks:
                 lines = [line for line in block if line]

@@ -36,8 +36,7 @@ from electra_tf.progress import ProgressReporter
 SHARD_PREFIX = "python_docs_"
 SHARD_BYTES = 1_000_000
 SKIPPED_DIRECTORIES = frozenset(
-    {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "site-packages",
-     "dist-packages", "__pycache__"}
+    {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "site-packages", "dist-packages", "__pycache__"}
 )
 
 # Indentation (after the docstring's common indentation is removed) from which a block is code.
@@ -79,8 +78,10 @@ def paragraphs_from_text(text: str) -> list[str]:
             continue
         base = min(_indent(line) for line in lines)
         kept = [
-            line.strip() for line in lines
-            if not _UNDERLINE.match(line) and not _TABLE_LINE.match(line)
+            line.strip()
+            for line in lines
+            if not _UNDERLINE.match(line)
+            and not _TABLE_LINE.match(line)
             and _indent(line) - base < 2 * _CODE_INDENT + 2
         ]
         paragraph = _SPACES.sub(" ", " ".join(kept)).strip()
@@ -113,8 +114,12 @@ def _comment_items(source_lines: list[str], tree: ast.Module) -> list[tuple[int,
     items, block, block_start = [], [], 0
     for number, line in enumerate(source_lines + [""], start=1):
         stripped = line.strip()
-        if stripped.startswith("#") and number not in in_string and not stripped.startswith("#!") \
-                and not _CODING_LINE.match(stripped):
+        if (
+            stripped.startswith("#")
+            and number not in in_string
+            and not stripped.startswith("#!")
+            and not _CODING_LINE.match(stripped)
+        ):
             if not block:
                 block_start = number
             # Drop the '#' and one space, keeping any further indentation as a code signal.
@@ -267,11 +272,13 @@ def summary_line(stats: dict, output_dir: str) -> str:
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines the command line's flags on flag_values (only when run as a program: the demo has its own)."""
-    flags.DEFINE_string("output_dir", None, "Directory to write python_docs_NNN.txt into (new or empty).",
-                        flag_values=flag_values)
+    flags.DEFINE_string(
+        "output_dir", None, "Directory to write python_docs_NNN.txt into (new or empty).", flag_values=flag_values
+    )
     flags.DEFINE_integer("max_bytes", None, "Stop before the corpus exceeds this many bytes.", flag_values=flag_values)
-    flags.DEFINE_bool("overwrite", False, "Replace python_docs_*.txt shards in a non-empty output_dir.",
-                      flag_values=flag_values)
+    flags.DEFINE_bool(
+        "overwrite", False, "Replace python_docs_*.txt shards in a non-empty output_dir.", flag_values=flag_values
+    )
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
 
 

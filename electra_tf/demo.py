@@ -52,9 +52,9 @@ class DemoOptions:
     pretrain_steps: int = 600
     overwrite: bool = False
 
+
 DEMO_SENTENCE = (
-    "Return a new sorted list from the items in the iterable, and raise a TypeError "
-    "if the items cannot be compared."
+    "Return a new sorted list from the items in the iterable, and raise a TypeError if the items cannot be compared."
 )
 # The tiny preset's schedule for this demo: the clearest held-out replaced-token signal that a few
 # minutes give with the reference's recipe. Measured on this corpus with
@@ -118,13 +118,22 @@ def learn_vocabulary(corpus_dir: str, vocab_file: str, vocab_size: int, overwrit
     if fileio.exists(vocab_file) and not overwrite:
         print(f"reusing {vocab_file} (from an earlier run)")
         return tokenization.load_vocab(vocab_file)
-    options = build_vocab.VocabOptions(corpus_dir=corpus_dir, vocab_size=vocab_size, output_file=vocab_file,
-                                       overwrite=overwrite)
+    options = build_vocab.VocabOptions(
+        corpus_dir=corpus_dir, vocab_size=vocab_size, output_file=vocab_file, overwrite=overwrite
+    )
     return build_vocab.build_vocab(options)["tokens"]
 
 
-def build_data(corpus: str, vocab_file: str, data_dir: str, overwrite: bool, *, max_seq_length: int,
-               num_processes: int, num_shards: int = 8) -> dict:
+def build_data(
+    corpus: str,
+    vocab_file: str,
+    data_dir: str,
+    overwrite: bool,
+    *,
+    max_seq_length: int,
+    num_processes: int,
+    num_shards: int = 8,
+) -> dict:
     """Reference-format TFRecords from ``corpus`` (files, comma-separated) in ``data_dir``."""
     from electra_tf import pretraining_data, pretraining_manifest
 
@@ -150,8 +159,7 @@ def split_corpus(stats: dict) -> tuple[str, str]:
     """(training files, held-out file) of the corpus: the last shard is held out."""
     paths = sorted(stats["paths"])
     if len(paths) < 2:
-        raise UserError(f"the demo corpus has {len(paths)} file(s); it needs two or more to hold "
-                        "one out")
+        raise UserError(f"the demo corpus has {len(paths)} file(s); it needs two or more to hold one out")
     return ",".join(paths[:-1]), paths[-1]
 
 
@@ -163,8 +171,7 @@ def describe_vocabulary(vocab_file: str, tokens: list[str]) -> None:
     special = ", ".join(f"{token}={tokenizer.token_to_id[token]}" for token in tokenization.SPECIAL_TOKENS)
     fillers = sum(token.startswith("[unused") for token in tokens)
     continuations = sum(token.startswith("##") for token in tokens)
-    print(f"{vocab_file}: {len(tokens):,} tokens ({special}; {continuations:,} ## continuations, "
-          f"{fillers:,} unused)")
+    print(f"{vocab_file}: {len(tokens):,} tokens ({special}; {continuations:,} ## continuations, {fillers:,} unused)")
     pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(DEMO_SENTENCE))
     print(f"tokenized: {' '.join(pieces)}")
 
@@ -215,8 +222,7 @@ def pretrain(data_dir: str, model_dir: str, steps: int) -> str:
         pretrain_data=data_dir,
         log_every_steps=50,
     )
-    result = pretraining.run_pretraining(options, config="electra_tiny", hparams=DEMO_HPARAMS,
-                                         num_train_steps=steps)
+    result = pretraining.run_pretraining(options, config="electra_tiny", hparams=DEMO_HPARAMS, num_train_steps=steps)
     return result.pretrained_dir
 
 
@@ -229,17 +235,23 @@ def show_held_out_scores(pretrained_dir: str, held_out_dir: str) -> None:
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, pretrained_dir)
     files, _ = pretraining_dataset.resolve_pretraining_data(held_out_dir)
-    scores = pretraining_dynamics.held_out_scores(model, files,
-                                                  max_seq_length=config.max_seq_length)
-    print(f"held-out text ({held_out_dir}, {scores['tokens']:,} tokens, the generator's own "
-          "replacements at 15% of them):")
-    print(f"  replaced-token detection AUC {scores['disc_auc']:.3f} (0.5 = chance); generator "
-          f"accuracy at the masked positions {scores['mlm_accuracy']:.3f}")
-    print(f"  mean cosine between the discriminator's token states {scores['token_cosine']:.2f} "
-          "(near 1 = collapsed, see the README's experiment section)")
-    print("  In a few minutes the generator is still near the unigram level, so what the "
-          "discriminator has learnt is\n  what its young generator's samples look like: words "
-          "that do not fit the text around them.")
+    scores = pretraining_dynamics.held_out_scores(model, files, max_seq_length=config.max_seq_length)
+    print(
+        f"held-out text ({held_out_dir}, {scores['tokens']:,} tokens, the generator's own replacements at 15% of them):"
+    )
+    print(
+        f"  replaced-token detection AUC {scores['disc_auc']:.3f} (0.5 = chance); generator "
+        f"accuracy at the masked positions {scores['mlm_accuracy']:.3f}"
+    )
+    print(
+        f"  mean cosine between the discriminator's token states {scores['token_cosine']:.2f} "
+        "(near 1 = collapsed, see the README's experiment section)"
+    )
+    print(
+        "  In a few minutes the generator is still near the unigram level, so what the "
+        "discriminator has learnt is\n  what its young generator's samples look like: words "
+        "that do not fit the text around them."
+    )
 
 
 def show_replaced_token_detection(pretrained_dir: str, vocab_file: str) -> None:
@@ -273,8 +285,7 @@ def show_replaced_token_detection(pretrained_dir: str, vocab_file: str) -> None:
         bar = "#" * int(round(probability * 30))
         print(f"{token:>16}  {probability:6.3f} {bar}{'   <- swapped in' if is_swapped else ''}")
     if swapped and kept:
-        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, "
-              f"original words {np.mean(kept):.3f}")
+        print(f"mean P(replaced): swapped-in tokens {np.mean(swapped):.3f}, original words {np.mean(kept):.3f}")
 
 
 def run_demo(options: DemoOptions) -> None:
@@ -301,11 +312,24 @@ def run_demo(options: DemoOptions) -> None:
 
     _heading("3. Pretraining data (reference TFRecord format)")
     training_files, held_out_file = split_corpus(stats)
-    manifest = build_data(training_files, vocab_file, data_dir, options.overwrite,
-                          max_seq_length=options.max_seq_length, num_processes=options.num_processes)
+    manifest = build_data(
+        training_files,
+        vocab_file,
+        data_dir,
+        options.overwrite,
+        max_seq_length=options.max_seq_length,
+        num_processes=options.num_processes,
+    )
     describe_data(manifest, data_dir, vocab_file)
-    build_data(held_out_file, vocab_file, held_out_dir, options.overwrite,
-               max_seq_length=options.max_seq_length, num_processes=1, num_shards=1)
+    build_data(
+        held_out_file,
+        vocab_file,
+        held_out_dir,
+        options.overwrite,
+        max_seq_length=options.max_seq_length,
+        num_processes=1,
+        num_shards=1,
+    )
 
     if options.pretrain_steps > 0:
         _heading(f"4. Pretraining the tiny ELECTRA preset for {options.pretrain_steps} steps")
@@ -325,14 +349,16 @@ def main(argv: list[str]) -> None:
     """Runs the offline demo: flags -> DemoOptions -> run_demo."""
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
-    run_demo(DemoOptions(
-        output_dir=FLAGS.output_dir,
-        vocab_size=FLAGS.vocab_size,
-        max_seq_length=FLAGS.max_seq_length,
-        num_processes=FLAGS.num_processes,
-        pretrain_steps=FLAGS.pretrain_steps,
-        overwrite=FLAGS.overwrite,
-    ))
+    run_demo(
+        DemoOptions(
+            output_dir=FLAGS.output_dir,
+            vocab_size=FLAGS.vocab_size,
+            max_seq_length=FLAGS.max_seq_length,
+            num_processes=FLAGS.num_processes,
+            pretrain_steps=FLAGS.pretrain_steps,
+            overwrite=FLAGS.overwrite,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def split_cpu_devices(count: int) -> None:
         ) from None
 
 
-def create_strategy(name: str, *, tpu: Optional[str] = None,
-                    worker_timeout_seconds: Optional[float] = None) -> tf.distribute.Strategy:
+def create_strategy(
+    name: str, *, tpu: Optional[str] = None, worker_timeout_seconds: Optional[float] = None
+) -> tf.distribute.Strategy:
     """Builds the strategy `name` (one of STRATEGY_NAMES).
 
     Args:
@@ -101,9 +102,7 @@ def set_mixed_precision(mode: str) -> None:
       UserError: `mode` is not known.
     """
     if mode not in MIXED_PRECISION_POLICIES:
-        raise UserError(
-            f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}"
-        )
+        raise UserError(f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}")
     keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
 
 
@@ -246,11 +245,15 @@ def configure_worker_heartbeat(timeout_seconds: float) -> None:
 
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     spec = resolver.cluster_spec()
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
-            for job in ("chief", "worker") if job in spec.jobs]
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
     if not jobs:
-        raise UserError('TF_CONFIG\'s "cluster" has neither a "chief" nor a "worker" job; '
-                        '--strategy=multi_worker trains on those')
+        raise UserError(
+            'TF_CONFIG\'s "cluster" has neither a "chief" nor a "worker" job; --strategy=multi_worker trains on those'
+        )
     context.context().configure_coordination_service(
         service_type="standalone",
         service_leader=multi_worker_util.coordination_leader(spec),
@@ -281,8 +284,9 @@ def _accepts_connections(address: str, timeout_seconds: float) -> bool:
         return False
 
 
-def find_lost_tasks(error_text: str, cluster: dict, me: tuple[str, int],
-                    probe_timeout_seconds: float = 2.0) -> list[str]:
+def find_lost_tasks(
+    error_text: str, cluster: dict, me: tuple[str, int], probe_timeout_seconds: float = 2.0
+) -> list[str]:
     """The peers a collective's error says this worker lost, as "/job:worker/task:1" names.
 
     TF names them when its heartbeat check found them; when the connection itself broke it
@@ -302,14 +306,15 @@ def find_lost_tasks(error_text: str, cluster: dict, me: tuple[str, int],
     peers = _peer_tasks(cluster, me)
     known = {(job, index) for job, index, _ in peers}
     if _UNHEALTHY_MARKER in error_text:  # TF lists the unhealthy tasks after this word
-        error_text = error_text[error_text.index(_UNHEALTHY_MARKER):]
+        error_text = error_text[error_text.index(_UNHEALTHY_MARKER) :]
     named = []
     for job, index in _TASK_PATTERN.findall(error_text):
         if (job, int(index)) in known and (job, int(index)) not in named:
             named.append((job, int(index)))
     if not named:
-        named = [(job, index) for job, index, address in peers
-                 if not _accepts_connections(address, probe_timeout_seconds)]
+        named = [
+            (job, index) for job, index, address in peers if not _accepts_connections(address, probe_timeout_seconds)
+        ]
     if not named:
         named = [(job, index) for job, index, _ in peers]
     return [f"/job:{job}/task:{index}" for job, index in named]
@@ -318,8 +323,7 @@ def find_lost_tasks(error_text: str, cluster: dict, me: tuple[str, int],
 def lost_tasks(error: Exception, strategy: tf.distribute.Strategy) -> list[str]:
     """`find_lost_tasks` for a collective error raised under the multi-worker `strategy`."""
     text = str(getattr(error, "message", None) or error)
-    return find_lost_tasks(text, strategy.cluster_resolver.cluster_spec().as_dict(),
-                           task_identity(strategy))
+    return find_lost_tasks(text, strategy.cluster_resolver.cluster_spec().as_dict(), task_identity(strategy))
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,9 +371,11 @@ def patch_keras_fit_for_multi_worker() -> None:
         for _, _, batches in iterator:
             distributed_batch = next(batches)
             data_batch = tf.nest.map_structure(
-                lambda value: strategy.experimental_local_results(value)[0]
-                if isinstance(value, tf.distribute.DistributedValues)
-                else value,
+                lambda value: (
+                    strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value
+                ),
                 distributed_batch,
             )
             break

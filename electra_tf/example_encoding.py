@@ -76,11 +76,17 @@ def _feature_entry_prefix(name: str, packed_length: int) -> bytes:
     key_part = 1 + len(_length_prefix(len(key))) + len(key)
     entry_length = key_part + 1 + len(_length_prefix(feature_length)) + feature_length
     return (
-        b"\x0a" + _length_prefix(entry_length)
-        + b"\x0a" + _length_prefix(len(key)) + key
-        + b"\x12" + _length_prefix(feature_length)
-        + b"\x1a" + _length_prefix(int64_list_length)
-        + b"\x0a" + _length_prefix(packed_length)
+        b"\x0a"
+        + _length_prefix(entry_length)
+        + b"\x0a"
+        + _length_prefix(len(key))
+        + key
+        + b"\x12"
+        + _length_prefix(feature_length)
+        + b"\x1a"
+        + _length_prefix(int64_list_length)
+        + b"\x0a"
+        + _length_prefix(packed_length)
     )
 
 
@@ -128,9 +134,7 @@ class ExampleEncoder:
         """Examples (first_segment, second_segment) -> serialised tf.train.Example, one per example."""
         if not examples:
             return []
-        input_ids, input_mask, segment_ids = layout_examples(
-            examples, self.max_seq_length, self.cls_id, self.sep_id
-        )
+        input_ids, input_mask, segment_ids = layout_examples(examples, self.max_seq_length, self.cls_id, self.sep_id)
         return self.encode_arrays(input_ids, input_mask, segment_ids)
 
     def encode_parts(self, examples: Sequence[tuple[list, int, list, int]]) -> list[bytes]:
@@ -181,12 +185,18 @@ class ExampleEncoder:
                 ids_prefix = ids_prefixes[id_length] = _feature_entry_prefix("input_ids", id_length)
             features_length = len(ids_prefix) + id_length + fixed_length
             records.append(
-                b"".join((
-                    b"\x0a", _length_prefix(features_length),
-                    ids_prefix, id_bytes[start:start + id_length],
-                    mask_prefix, mask_bytes[offset:offset + length],
-                    segment_prefix, segment_bytes[offset:offset + length],
-                ))
+                b"".join(
+                    (
+                        b"\x0a",
+                        _length_prefix(features_length),
+                        ids_prefix,
+                        id_bytes[start : start + id_length],
+                        mask_prefix,
+                        mask_bytes[offset : offset + length],
+                        segment_prefix,
+                        segment_bytes[offset : offset + length],
+                    )
+                )
             )
             start += id_length
             offset += length

@@ -62,12 +62,31 @@ from electra_tf.serving_modules import (
 # electra_tf.serving_modules (the signatures); its names stay importable from here for code
 # written against the single module this used to be.
 __all__ = [
-    "CUSTOM_OPS_FILE", "DEFAULT_SIGNATURE", "EXPORT_INFO_FILE", "KINDS", "SIGNATURES",
-    "ClassifierServingModule", "DiscriminatorServingModule", "EncoderServingModule",
-    "ExportOptions", "ExportSource", "RegressorServingModule", "SquadServingModule",
-    "TaggerServingModule", "TextServingModule", "build_serving_module", "check_same_kind",
-    "custom_ops", "existing_versions", "export", "export_info", "resolve_source", "run_export",
-    "save_serving_module", "signature_table_markdown", "tensorflow_text_ops",
+    "CUSTOM_OPS_FILE",
+    "DEFAULT_SIGNATURE",
+    "EXPORT_INFO_FILE",
+    "KINDS",
+    "SIGNATURES",
+    "ClassifierServingModule",
+    "DiscriminatorServingModule",
+    "EncoderServingModule",
+    "ExportOptions",
+    "ExportSource",
+    "RegressorServingModule",
+    "SquadServingModule",
+    "TaggerServingModule",
+    "TextServingModule",
+    "build_serving_module",
+    "check_same_kind",
+    "custom_ops",
+    "existing_versions",
+    "export",
+    "export_info",
+    "resolve_source",
+    "run_export",
+    "save_serving_module",
+    "signature_table_markdown",
+    "tensorflow_text_ops",
 ]
 
 
@@ -79,31 +98,55 @@ def main(argv) -> None:
     # SavedModel writing logs every step (with the staging folder's name) at INFO.
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("WARNING")
-    run_export(ExportOptions(input=values.input, export_base=values.export_base,
-                             kind=values.kind, vocab_file=values.vocab_file,
-                             max_seq_length=values.max_seq_length, version=values.version,
-                             overwrite=values.overwrite), log=log)
+    run_export(
+        ExportOptions(
+            input=values.input,
+            export_base=values.export_base,
+            kind=values.kind,
+            vocab_file=values.vocab_file,
+            max_seq_length=values.max_seq_length,
+            version=values.version,
+            overwrite=values.overwrite,
+        ),
+        log=log,
+    )
 
 
 def define_flags() -> None:
     """Defines the export command's flags (--input, --export_base, --version, --kind, ...) on absl's FLAGS."""
-    flags.DEFINE_string("input", None, "A fine-tuning trial's finetuned/ folder, its trial or "
-                        "task folder (task: the median trial), or a run_pretraining --model_dir "
-                        "(or its pretrained/ folder).")
-    flags.DEFINE_string("export_base", None, "TF Serving's model base path; the SavedModel goes "
-                        "to <export_base>/<version>/.")
-    flags.DEFINE_integer("version", None, "Version number (default: one above the highest "
-                         "existing version, 1 for a new folder).")
+    flags.DEFINE_string(
+        "input",
+        None,
+        "A fine-tuning trial's finetuned/ folder, its trial or "
+        "task folder (task: the median trial), or a run_pretraining --model_dir "
+        "(or its pretrained/ folder).",
+    )
+    flags.DEFINE_string(
+        "export_base", None, "TF Serving's model base path; the SavedModel goes to <export_base>/<version>/."
+    )
+    flags.DEFINE_integer(
+        "version", None, "Version number (default: one above the highest existing version, 1 for a new folder)."
+    )
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --version.")
-    flags.DEFINE_enum("kind", None, ["discriminator", "encoder", "classifier", "regressor",
-                                     "squad", "tagger"],
-                      "Pretrained models: discriminator or encoder. Fine-tuned models: read "
-                      "from head.json (giving it only checks it).")
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary. Fine-tuned models record "
-                        "theirs (a file given here must have the recorded sha256); pretrained "
-                        "models need it unless their folder has a vocab.txt.")
-    flags.DEFINE_integer("max_seq_length", None, "Longest packed sequence (default: the "
-                         "fine-tuning max_seq_length, or the pretraining config's).")
+    flags.DEFINE_enum(
+        "kind",
+        None,
+        ["discriminator", "encoder", "classifier", "regressor", "squad", "tagger"],
+        "Pretrained models: discriminator or encoder. Fine-tuned models: read "
+        "from head.json (giving it only checks it).",
+    )
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "WordPiece vocabulary. Fine-tuned models record "
+        "theirs (a file given here must have the recorded sha256); pretrained "
+        "models need it unless their folder has a vocab.txt.",
+    )
+    flags.DEFINE_integer(
+        "max_seq_length",
+        None,
+        "Longest packed sequence (default: the fine-tuning max_seq_length, or the pretraining config's).",
+    )
 
 
 if __name__ == "__main__":

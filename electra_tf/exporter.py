@@ -53,30 +53,35 @@ class ExportSource:
     head: Optional[dict] = None  # fine-tuned models: head.json
 
 
-_HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "span": "squad",
-                 "tagging": "tagger"}
+_HEAD_TO_KIND = {"classification": "classifier", "regression": "regressor", "span": "squad", "tagging": "tagger"}
 
 
-def _check_vocab(vocab_file: str, recorded_sha: Optional[str], recorded_path: Optional[str],
-                 vocab_size: int) -> str:
+def _check_vocab(vocab_file: str, recorded_sha: Optional[str], recorded_path: Optional[str], vocab_size: int) -> str:
     if recorded_sha and tokenization.vocab_sha256(vocab_file) != recorded_sha:
-        raise UserError(f"--vocab_file {vocab_file} is not the vocabulary the model was trained "
-                        f"with ({recorded_path}, sha256 {recorded_sha[:12]}...); pass that file")
+        raise UserError(
+            f"--vocab_file {vocab_file} is not the vocabulary the model was trained "
+            f"with ({recorded_path}, sha256 {recorded_sha[:12]}...); pass that file"
+        )
     size = len(tokenization.load_vocab(vocab_file))
     if size > vocab_size:
-        raise UserError(f"--vocab_file {vocab_file} has {size} tokens but the model's vocab_size "
-                        f"is {vocab_size}; pass the vocabulary the model was pretrained with")
+        raise UserError(
+            f"--vocab_file {vocab_file} has {size} tokens but the model's vocab_size "
+            f"is {vocab_size}; pass the vocabulary the model was pretrained with"
+        )
     return vocab_file
 
 
-def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[str] = None,
-                   max_seq_length: Optional[int] = None) -> ExportSource:
+def resolve_source(
+    path: str, kind: Optional[str] = None, vocab_file: Optional[str] = None, max_seq_length: Optional[int] = None
+) -> ExportSource:
     """What ``path`` holds: a fine-tuning trial (its finetuned/ folder, the trial folder, or a
     task folder, meaning its median trial), or pretraining output (run_pretraining's model_dir
     or its pretrained/ folder). Raises UserError naming the flag to fix."""
     if not path or not fileio.isdir(path):
-        raise UserError(f"--input {path}: not a directory; give a fine-tuning trial's finetuned/ "
-                        "folder (or its task folder) or a run_pretraining --model_dir")
+        raise UserError(
+            f"--input {path}: not a directory; give a fine-tuning trial's finetuned/ "
+            "folder (or its task folder) or a run_pretraining --model_dir"
+        )
     if kind is not None and kind not in KINDS:
         raise UserError(f"--kind={kind}: must be one of {', '.join(KINDS)}")
     finetuned = artifacts.find_finetuned(path, flag=f"--input {path}")
@@ -85,63 +90,83 @@ def resolve_source(path: str, kind: Optional[str] = None, vocab_file: Optional[s
         config = artifacts.read_config(finetuned)
         found_kind = _HEAD_TO_KIND[head["head"]]
         if kind not in (None, found_kind):
-            raise UserError(f"--kind={kind}: {finetuned} holds a fine-tuned {found_kind} "
-                            f"({head['task']}); drop --kind or pass --kind={found_kind}")
+            raise UserError(
+                f"--kind={kind}: {finetuned} holds a fine-tuned {found_kind} "
+                f"({head['task']}); drop --kind or pass --kind={found_kind}"
+            )
         recorded = artifacts.finetuned_vocab(finetuned, head)
         if vocab_file is None:
             if recorded is None:
-                raise UserError(f"{finetuned}/{artifacts.HEAD_FILE} does not record the "
-                                "vocabulary; pass --vocab_file (the one it was fine-tuned with)")
+                raise UserError(
+                    f"{finetuned}/{artifacts.HEAD_FILE} does not record the "
+                    "vocabulary; pass --vocab_file (the one it was fine-tuned with)"
+                )
             if not fileio.isfile(recorded):
-                raise UserError(f"{recorded} (the vocabulary {finetuned} was fine-tuned with) "
-                                "is missing; pass --vocab_file with a copy of it")
+                raise UserError(
+                    f"{recorded} (the vocabulary {finetuned} was fine-tuned with) "
+                    "is missing; pass --vocab_file with a copy of it"
+                )
             vocab_file = recorded
-        vocab_file = _check_vocab(vocab_file, head.get("vocab_sha256"), recorded,
-                                  config.vocab_size)
+        vocab_file = _check_vocab(vocab_file, head.get("vocab_sha256"), recorded, config.vocab_size)
         length = max_seq_length or head["max_seq_length"]
-        source = ExportSource(found_kind, finetuned, vocab_file,
-                              head.get("do_lower_case", config.do_lower_case), length, head)
+        source = ExportSource(
+            found_kind, finetuned, vocab_file, head.get("do_lower_case", config.do_lower_case), length, head
+        )
     else:
         pretrained = artifacts.find_pretrained(path)
         if pretrained is None:
-            raise UserError(f"--input {path}: no fine-tuned model (head.json) or pretrained "
-                            f"model (config.json + backbone.weights.h5, or pretrained/ with "
-                            "them) found there")
+            raise UserError(
+                f"--input {path}: no fine-tuned model (head.json) or pretrained "
+                f"model (config.json + backbone.weights.h5, or pretrained/ with "
+                "them) found there"
+            )
         config = artifacts.read_config(pretrained)
         # The paper's MLM ablations train a discriminator-sized masked LM: only its encoder has
         # a serving form here.
         has_discriminator = config.discriminator_task == "detection" and fileio.isfile(
-            os.path.join(pretrained, artifacts.DISCRIMINATOR_WEIGHTS_FILE))
+            os.path.join(pretrained, artifacts.DISCRIMINATOR_WEIGHTS_FILE)
+        )
         if kind is None:
             if has_discriminator:
-                raise UserError(f"--input {pretrained} is a pretrained model: pass "
-                                "--kind=discriminator (replaced-token probabilities) or "
-                                "--kind=encoder (vectors)")
+                raise UserError(
+                    f"--input {pretrained} is a pretrained model: pass "
+                    "--kind=discriminator (replaced-token probabilities) or "
+                    "--kind=encoder (vectors)"
+                )
             kind = "encoder"
         if kind not in ("discriminator", "encoder"):
-            raise UserError(f"--kind={kind}: {pretrained} is a pretrained model, export it as "
-                            "--kind=discriminator or --kind=encoder (fine-tune it first for "
-                            f"{kind})")
+            raise UserError(
+                f"--kind={kind}: {pretrained} is a pretrained model, export it as "
+                "--kind=discriminator or --kind=encoder (fine-tune it first for "
+                f"{kind})"
+            )
         if kind == "discriminator" and not has_discriminator:
-            raise UserError(f"--kind=discriminator: {pretrained} has no "
-                            "replaced-token detector (trained without the ELECTRA objective or "
-                            f"with discriminator_task {config.discriminator_task}); use "
-                            "--kind=encoder")
+            raise UserError(
+                f"--kind=discriminator: {pretrained} has no "
+                "replaced-token detector (trained without the ELECTRA objective or "
+                f"with discriminator_task {config.discriminator_task}); use "
+                "--kind=encoder"
+            )
         if vocab_file is None:
             # Converted released checkpoints carry their vocab.txt; run_pretraining's output
             # does not (its data's manifest.json names the vocabulary).
             beside = artifacts.pretrained_vocab(pretrained)
             if beside is None:
-                raise UserError("--vocab_file is required for a pretrained model (the "
-                                "vocabulary its pretraining data was built with, recorded in "
-                                "that data's manifest.json)")
+                raise UserError(
+                    "--vocab_file is required for a pretrained model (the "
+                    "vocabulary its pretraining data was built with, recorded in "
+                    "that data's manifest.json)"
+                )
             vocab_file = beside
         vocab_file = _check_vocab(vocab_file, None, None, config.vocab_size)
-        source = ExportSource(kind, pretrained, vocab_file, config.do_lower_case,
-                              max_seq_length or config.max_seq_length)
+        source = ExportSource(
+            kind, pretrained, vocab_file, config.do_lower_case, max_seq_length or config.max_seq_length
+        )
     if source.max_seq_length < 3 or source.max_seq_length > config.max_position_embeddings:
-        raise UserError(f"--max_seq_length={source.max_seq_length}: must be between 3 and the "
-                        f"model's max_position_embeddings {config.max_position_embeddings}")
+        raise UserError(
+            f"--max_seq_length={source.max_seq_length}: must be between 3 and the "
+            f"model's max_position_embeddings {config.max_position_embeddings}"
+        )
     return source
 
 
@@ -164,8 +189,10 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
         # A 1.1 model's answerability head (--squad_v1_answerable_head) is not used to decode.
         is_v2 = head.get("answerable") and head.get("squad_version", "2.0") == "2.0"
         if is_v2 and null_threshold is None:
-            raise UserError(f"{source.directory}/{artifacts.HEAD_FILE}: a SQuAD 2.0 model without a "
-                            "recorded null_threshold; re-run fine-tuning to record it")
+            raise UserError(
+                f"{source.directory}/{artifacts.HEAD_FILE}: a SQuAD 2.0 model without a "
+                "recorded null_threshold; re-run fine-tuning to record it"
+            )
         known = {field.name for field in dataclasses.fields(squad.SquadSettings)}
         # The window length is the export's (--max_seq_length may shorten it), not fine-tuning's.
         recorded["max_seq_length"] = source.max_seq_length
@@ -173,16 +200,21 @@ def build_serving_module(source: ExportSource) -> TextServingModule:
         return SquadServingModule(model, tokenizer, settings, null_threshold)
     if source.kind == "tagger":
         tagging = head.get("tagging") or {}
-        return TaggerServingModule(model, tokenizer, source.max_seq_length, head["label_names"],
-                                   tagging.get("scheme", "file"), tagging.get("default_tag", "O"),
-                                   tagging.get("segment_id", 0))
+        return TaggerServingModule(
+            model,
+            tokenizer,
+            source.max_seq_length,
+            head["label_names"],
+            tagging.get("scheme", "file"),
+            tagging.get("default_tag", "O"),
+            tagging.get("segment_id", 0),
+        )
     # read_head fills in a GLUE task's own for folders written before head.json recorded it.
     is_pair = head["pair"]
     if source.kind == "regressor":
         return RegressorServingModule(model, tokenizer, source.max_seq_length, is_pair)
     label_names = head.get("label_names") or [str(i) for i in range(head["num_labels"])]
-    return ClassifierServingModule(model, tokenizer, source.max_seq_length, label_names,
-                                   is_pair)
+    return ClassifierServingModule(model, tokenizer, source.max_seq_length, label_names, is_pair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,8 +228,7 @@ def existing_versions(export_base: str) -> list[int]:
     [] for a missing folder."""
     if not fileio.isdir(export_base):
         return []
-    return sorted(int(name) for name in fileio.listdir(export_base)
-                  if _VERSION_DIR.match(name) and int(name) > 0)
+    return sorted(int(name) for name in fileio.listdir(export_base) if _VERSION_DIR.match(name) and int(name) > 0)
 
 
 # Written beside each SavedModel (TF Serving ignores assets.extra/ apart from warm-up files):
@@ -223,8 +254,10 @@ def check_same_kind(export_base: str, kind: str) -> None:
     newest = os.path.join(export_base, str(versions[-1]))
     info = export_info(newest)
     if info is not None and info.get("kind") != kind:
-        raise UserError(f"{newest} holds a model of kind {info.get('kind')}, not {kind}; TF "
-                        "Serving serves the newest version, so use another --export_base")
+        raise UserError(
+            f"{newest} holds a model of kind {info.get('kind')}, not {kind}; TF "
+            "Serving serves the newest version, so use another --export_base"
+        )
 
 
 # TF Serving and saved_model_cli have TensorFlow's own ops only unless built or started with
@@ -262,8 +295,7 @@ def custom_ops(saved_model_dir: str) -> dict:
     from tensorflow.core.protobuf import saved_model_pb2  # private path, as above
 
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString(fileio.read_bytes(os.path.join(saved_model_dir,
-                                                               "saved_model.pb")))
+    saved_model.ParseFromString(fileio.read_bytes(os.path.join(saved_model_dir, "saved_model.pb")))
     used = set()
     for meta_graph in saved_model.meta_graphs:
         used.update(node.op for node in meta_graph.graph_def.node)
@@ -274,9 +306,13 @@ def custom_ops(saved_model_dir: str) -> dict:
     return {"tensorflow-text": {"version": tf_text.__version__, "ops": needed}} if needed else {}
 
 
-def save_serving_module(module: TextServingModule, export_base: str,
-                        version: Optional[int] = None, overwrite: bool = False,
-                        info: Optional[dict] = None) -> str:
+def save_serving_module(
+    module: TextServingModule,
+    export_base: str,
+    version: Optional[int] = None,
+    overwrite: bool = False,
+    info: Optional[dict] = None,
+) -> str:
     """Writes ``module`` as <export_base>/<version>/ (default: one above the highest version),
     with ``info`` (JSON) in its EXPORT_INFO_FILE and the custom ops it needs in CUSTOM_OPS_FILE.
 
@@ -291,19 +327,19 @@ def save_serving_module(module: TextServingModule, export_base: str,
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
     target = os.path.join(export_base, str(version))
     if fileio.exists(target) and not overwrite:
-        raise UserError(f"{target} already exists; pass --overwrite to replace it or omit "
-                        "--version to write the next version")
+        raise UserError(
+            f"{target} already exists; pass --overwrite to replace it or omit --version to write the next version"
+        )
     fileio.makedirs(export_base)
-    staging = os.path.join(export_base,
-                           f".writing-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(export_base, f".writing-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         ops = custom_ops(staging)
         fileio.makedirs(os.path.join(staging, "assets.extra"))
         fileio.write_json_atomic(os.path.join(staging, CUSTOM_OPS_FILE), ops)
-        fileio.write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE),
-                                 dict(info or {}, kind=module.kind, version=version,
-                                      custom_ops=ops))
+        fileio.write_json_atomic(
+            os.path.join(staging, EXPORT_INFO_FILE), dict(info or {}, kind=module.kind, version=version, custom_ops=ops)
+        )
         if fileio.exists(target):
             fileio.rmtree(target)
         fileio.move_tree(staging, target, commit_files=["saved_model.pb"])
@@ -313,10 +349,17 @@ def save_serving_module(module: TextServingModule, export_base: str,
     return target
 
 
-def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
-           vocab_file: Optional[str] = None, max_seq_length: Optional[int] = None,
-           version: Optional[int] = None, overwrite: bool = False,
-           log: Callable[[str], None] = lambda message: None) -> tuple[str, ExportSource]:
+def export(
+    input_path: str,
+    export_base: str,
+    *,
+    kind: Optional[str] = None,
+    vocab_file: Optional[str] = None,
+    max_seq_length: Optional[int] = None,
+    version: Optional[int] = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[str, ExportSource]:
     """resolve_source + build_serving_module + save_serving_module; returns (version dir,
     source). A version that exists is refused before any model is loaded.
 
@@ -346,21 +389,27 @@ def export(input_path: str, export_base: str, *, kind: Optional[str] = None,
     """
     if version is not None and version < 1:
         raise UserError(f"--version={version}: TF Serving versions are positive integers")
-    if version is not None and fileio.exists(os.path.join(export_base, str(version))) \
-            and not overwrite:
-        raise UserError(f"{os.path.join(export_base, str(version))} already exists; pass "
-                        "--overwrite to replace it or omit --version to write the next version")
+    if version is not None and fileio.exists(os.path.join(export_base, str(version))) and not overwrite:
+        raise UserError(
+            f"{os.path.join(export_base, str(version))} already exists; pass "
+            "--overwrite to replace it or omit --version to write the next version"
+        )
     source = resolve_source(input_path, kind, vocab_file, max_seq_length)
     check_same_kind(export_base, source.kind)
-    log(f"Loading the {source.kind} in {source.directory} (vocabulary {source.vocab_file}, "
-        f"max_seq_length {source.max_seq_length})")
+    log(
+        f"Loading the {source.kind} in {source.directory} (vocabulary {source.vocab_file}, "
+        f"max_seq_length {source.max_seq_length})"
+    )
     module = build_serving_module(source)
     log(f"Tracing its signatures and writing the SavedModel under {export_base}")
-    info = {"source": fileio.abspath(source.directory),
-            "task": (source.head or {}).get("task"),
-            "vocab_sha256": tokenization.vocab_sha256(source.vocab_file),
-            "do_lower_case": source.do_lower_case, "max_seq_length": source.max_seq_length,
-            "signatures": sorted(set(SIGNATURES[source.kind]) | {DEFAULT_SIGNATURE})}
+    info = {
+        "source": fileio.abspath(source.directory),
+        "task": (source.head or {}).get("task"),
+        "vocab_sha256": tokenization.vocab_sha256(source.vocab_file),
+        "do_lower_case": source.do_lower_case,
+        "max_seq_length": source.max_seq_length,
+        "signatures": sorted(set(SIGNATURES[source.kind]) | {DEFAULT_SIGNATURE}),
+    }
     return save_serving_module(module, export_base, version, overwrite, info), source
 
 
@@ -377,8 +426,7 @@ class ExportOptions:
     overwrite: bool = False
 
 
-def run_export(options: ExportOptions,
-               log: Callable[[str], None] = lambda message: None) -> tuple[str, ExportSource]:
+def run_export(options: ExportOptions, log: Callable[[str], None] = lambda message: None) -> tuple[str, ExportSource]:
     """The command's work: checks the required options, exports, and logs what was written.
 
     Args:
@@ -391,14 +439,22 @@ def run_export(options: ExportOptions,
     Raises UserError naming the flag to fix.
     """
     if not options.input:
-        raise UserError("--input is required: a fine-tuning trial's finetuned/ folder (or the "
-                        "task folder) or a run_pretraining --model_dir")
+        raise UserError(
+            "--input is required: a fine-tuning trial's finetuned/ folder (or the "
+            "task folder) or a run_pretraining --model_dir"
+        )
     if not options.export_base:
-        raise UserError("--export_base is required: the folder TF Serving serves (versions are "
-                        "written inside it)")
-    target, source = export(options.input, options.export_base, kind=options.kind,
-                            vocab_file=options.vocab_file, max_seq_length=options.max_seq_length,
-                            version=options.version, overwrite=options.overwrite, log=log)
+        raise UserError("--export_base is required: the folder TF Serving serves (versions are written inside it)")
+    target, source = export(
+        options.input,
+        options.export_base,
+        kind=options.kind,
+        vocab_file=options.vocab_file,
+        max_seq_length=options.max_seq_length,
+        version=options.version,
+        overwrite=options.overwrite,
+        log=log,
+    )
     names = sorted(set(SIGNATURES[source.kind]) | {DEFAULT_SIGNATURE})
     log(f"Exported the {source.kind} to {target} (signatures: {', '.join(names)})")
     return target, source

@@ -184,8 +184,11 @@ def glob(pattern, recursive: bool = True) -> list[str]:
     found = set()
     for root, _, files in walk(base):
         for name in files:
-            relative = posixpath.relpath(join(root, name), base) if not is_remote(base) else \
-                join(root, name)[len(base):].lstrip("/")
+            relative = (
+                posixpath.relpath(join(root, name), base)
+                if not is_remote(base)
+                else join(root, name)[len(base) :].lstrip("/")
+            )
             # "**/" also matches no folder at all.
             candidates = [relative, posixpath.basename(relative)]
             if any(_fnmatch(candidate, rest or "*") for candidate in candidates):
@@ -233,8 +236,7 @@ def read_json(path):
 def temporary_name(path, tag: str = "writing") -> str:
     """A sibling of ``path`` that no reader takes for it: hidden, and unique per writer."""
     path = os.fspath(path).rstrip("/")
-    return join(os.path.dirname(path),
-                f".{os.path.basename(path)}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return join(os.path.dirname(path), f".{os.path.basename(path)}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def write_bytes_atomic(path, data: bytes) -> None:
@@ -279,10 +281,13 @@ def files_below(directory) -> list[str]:
     directory = os.fspath(directory).rstrip("/")
     found = []
     for root, _, files in walk(directory):
-        relative_root = root[len(directory):].strip("/")
+        relative_root = root[len(directory) :].strip("/")
         # ram:// lists "a.b/x" under "a" too (as ".b"): keep only files that are there.
-        found.extend(posixpath.join(relative_root, name) if relative_root else name
-                     for name in files if not is_remote(directory) or isfile(join(root, name)))
+        found.extend(
+            posixpath.join(relative_root, name) if relative_root else name
+            for name in files
+            if not is_remote(directory) or isfile(join(root, name))
+        )
     return sorted(found)
 
 
@@ -328,8 +333,7 @@ def move_tree(source, target, commit_files: Iterable[str] = (), replace: bool = 
         os.rename(source, target)
         return
     names = files_below(source)
-    ordered = [name for name in names if name not in commit] + [
-        name for name in commit if name in names]
+    ordered = [name for name in names if name not in commit] + [name for name in commit if name in names]
     makedirs(target)
     for name in ordered:
         destination = join(target, name)
@@ -344,4 +348,3 @@ def normpath(path) -> str:
     """os.path.normpath for local paths; remote paths as they are ("gs://" must keep both "/")."""
     path = os.fspath(path)
     return path if is_remote(path) else os.path.normpath(path)
-

@@ -74,7 +74,7 @@ def average_ranks(values: Sequence[float]) -> np.ndarray:
         end = start
         while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     return ranks
 
@@ -128,8 +128,7 @@ def squad_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_scores(gold_answers: Mapping[str, Sequence[str]],
-                 predictions: Mapping[str, str]) -> dict[str, float]:
+def squad_scores(gold_answers: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> dict[str, float]:
     """exact_match and f1 in percent, averaged over every question in ``gold_answers``.
 
     gold_answers: question id -> gold answer texts (empty list: unanswerable, gold is "").
@@ -147,9 +146,9 @@ def squad_scores(gold_answers: Mapping[str, Sequence[str]],
     return {"exact_match": 100.0 * exact_total / count, "f1": 100.0 * f1_total / count}
 
 
-def best_null_threshold(gold_answers: Mapping[str, Sequence[str]],
-                        span_predictions: Mapping[str, str],
-                        null_scores: Mapping[str, float]) -> dict[str, float]:
+def best_null_threshold(
+    gold_answers: Mapping[str, Sequence[str]], span_predictions: Mapping[str, str], null_scores: Mapping[str, float]
+) -> dict[str, float]:
     """SQuAD 2.0: the no-answer threshold that maximises F1 on this set (official "best_f1").
 
     A question gets the empty answer when null_scores[id] > threshold, else its span prediction.
@@ -184,8 +183,9 @@ def best_null_threshold(gold_answers: Mapping[str, Sequence[str]],
     return result
 
 
-def apply_null_threshold(span_predictions: Mapping[str, str], null_scores: Mapping[str, float],
-                         threshold: float) -> dict[str, str]:
+def apply_null_threshold(
+    span_predictions: Mapping[str, str], null_scores: Mapping[str, float], threshold: float
+) -> dict[str, str]:
     """SQuAD 2.0's final answers: the empty answer where the null score exceeds ``threshold``.
 
     Args:
@@ -196,8 +196,7 @@ def apply_null_threshold(span_predictions: Mapping[str, str], null_scores: Mappi
     Returns:
       question id -> answer text ("" for predicted unanswerable).
     """
-    return {qid: ("" if null_scores.get(qid, 0.0) > threshold else text)
-            for qid, text in span_predictions.items()}
+    return {qid: ("" if null_scores.get(qid, 0.0) > threshold else text) for qid, text in span_predictions.items()}
 
 
 def median(values: Iterable[float]) -> float:

@@ -53,8 +53,7 @@ def answer_mask(features):
 
     As the reference: input_mask * segment_ids (the context and its closing [SEP]) + [CLS].
     """
-    mask = ops.cast(features["input_mask"], "float32") * ops.cast(features["segment_ids"],
-                                                                   "float32")
+    mask = ops.cast(features["input_mask"], "float32") * ops.cast(features["segment_ids"], "float32")
     first = ops.cast(ops.arange(ops.shape(mask)[1]) == 0, "float32")
     return ops.minimum(mask + first[None, :], 1.0)
 
@@ -69,9 +68,19 @@ class FinetuningModel(keras.Model):
     ``task_loss`` conditions the end logits on the gold start.
     """
 
-    def __init__(self, backbone, head: str, num_labels: int = 2, dropout_rate: float = 0.1,
-                 answerable: bool = False, target_scale: float = 1.0, span_head: str = "joint",
-                 beam_size: int = 20, answerable_weight: float | None = None, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        head: str,
+        num_labels: int = 2,
+        dropout_rate: float = 0.1,
+        answerable: bool = False,
+        target_scale: float = 1.0,
+        span_head: str = "joint",
+        beam_size: int = 20,
+        answerable_weight: float | None = None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "finetuning_model")
         super().__init__(**kwargs)
         if head not in HEAD_KINDS:
@@ -94,8 +103,7 @@ class FinetuningModel(keras.Model):
         self.dropout = keras.layers.Dropout(dropout_rate)
 
         def dense(units, name, inputs, activation=None):
-            layer = keras.layers.Dense(units, activation=activation, name=name,
-                                       kernel_initializer=glorot_uniform())
+            layer = keras.layers.Dense(units, activation=activation, name=name, kernel_initializer=glorot_uniform())
             layer.build((None, inputs))
             return layer
 
@@ -111,8 +119,7 @@ class FinetuningModel(keras.Model):
                 self.end_hidden = dense(JOINT_HIDDEN, "end_hidden", 2 * hidden, gelu_erf)
                 self.end_dense = dense(1, "end_logits", JOINT_HIDDEN)
                 if self.answerable:
-                    self.answerable_hidden = dense(JOINT_HIDDEN, "answerable_hidden",
-                                                   2 * hidden, gelu_erf)
+                    self.answerable_hidden = dense(JOINT_HIDDEN, "answerable_hidden", 2 * hidden, gelu_erf)
                     self.answerable_dense = dense(1, "answerable", JOINT_HIDDEN)
             else:
                 self.output_dense = dense(2, "start_end", hidden)
@@ -135,8 +142,7 @@ class FinetuningModel(keras.Model):
             return {"logits": ops.cast(logits, "float32")}
         if self.head == "regression":
             value = self.output_dense(self.dropout(cls, training=training))
-            return {"predictions": self.target_scale * ops.cast(ops.squeeze(value, -1),
-                                                                "float32")}
+            return {"predictions": self.target_scale * ops.cast(ops.squeeze(value, -1), "float32")}
         if self.joint:
             return self._joint_outputs(features, sequence, training)
         logits = ops.cast(self.output_dense(sequence), "float32")
@@ -168,18 +174,17 @@ class FinetuningModel(keras.Model):
         length = ops.shape(start_logits)[1]
         # A dynamic length (a traced graph with trimmed or ragged batches) is a tensor; top_k
         # takes one on TensorFlow, and JAX always has the static int.
-        k = (min(self.beam_size, length) if isinstance(length, int)
-             else ops.minimum(self.beam_size, length))
-        start_top_log_probs, start_top_index = ops.top_k(
-            ops.log_softmax(start_logits, axis=-1), k)
-        start_vectors = ops.take_along_axis(sequence, ops.expand_dims(start_top_index, -1),
-                                            axis=1)
+        k = min(self.beam_size, length) if isinstance(length, int) else ops.minimum(self.beam_size, length)
+        start_top_log_probs, start_top_index = ops.top_k(ops.log_softmax(start_logits, axis=-1), k)
+        start_vectors = ops.take_along_axis(sequence, ops.expand_dims(start_top_index, -1), axis=1)
         end_logits = self.end_logits_given_start(sequence, start_vectors, mask)
         end_top_log_probs, end_top_index = ops.top_k(ops.log_softmax(end_logits, axis=-1), k)
-        outputs.update(start_top_index=ops.cast(start_top_index, "int32"),
-                       start_top_log_probs=start_top_log_probs,
-                       end_top_index=ops.cast(end_top_index, "int32"),
-                       end_top_log_probs=end_top_log_probs)
+        outputs.update(
+            start_top_index=ops.cast(start_top_index, "int32"),
+            start_top_log_probs=start_top_log_probs,
+            end_top_index=ops.cast(end_top_index, "int32"),
+            end_top_log_probs=end_top_log_probs,
+        )
         return outputs
 
     def end_logits_given_start(self, sequence, start_vectors, mask):
@@ -217,36 +222,38 @@ class FinetuningModel(keras.Model):
         """
         if self.head == "classification":
             return keras.losses.sparse_categorical_crossentropy(
-                ops.cast(labels["label"], "int32"), outputs["logits"], from_logits=True)
+                ops.cast(labels["label"], "int32"), outputs["logits"], from_logits=True
+            )
         if self.head == "regression":
             # The reference's (normalised prediction - label / scale)^2.
-            return ops.square((outputs["predictions"] - ops.cast(labels["label"], "float32"))
-                              / self.target_scale)
+            return ops.square((outputs["predictions"] - ops.cast(labels["label"], "float32")) / self.target_scale)
         if self.head == "tagging":
             per_token = keras.losses.sparse_categorical_crossentropy(
-                ops.cast(labels["tag_ids"], "int32"), outputs["logits"], from_logits=True)
+                ops.cast(labels["tag_ids"], "int32"), outputs["logits"], from_logits=True
+            )
             return ops.sum(per_token * ops.cast(labels["tag_weights"], "float32"), axis=-1)
         start_positions = ops.cast(labels["start_position"], "int32")
         if self.joint:
             if "sequence_output" not in outputs:
-                raise ValueError("the joint span head's loss needs call(..., training=True) "
-                                 "outputs (the end logits are conditioned on the gold start)")
+                raise ValueError(
+                    "the joint span head's loss needs call(..., training=True) "
+                    "outputs (the end logits are conditioned on the gold start)"
+                )
             sequence = outputs["sequence_output"]
             gold_start = ops.take_along_axis(sequence, start_positions[:, None, None], axis=1)
-            end_logits = self.end_logits_given_start(sequence, gold_start,
-                                                     outputs["answer_mask"])[:, 0]
+            end_logits = self.end_logits_given_start(sequence, gold_start, outputs["answer_mask"])[:, 0]
         else:
             end_logits = outputs["end_logits"]
-        start = keras.losses.sparse_categorical_crossentropy(
-            start_positions, outputs["start_logits"], from_logits=True)
+        start = keras.losses.sparse_categorical_crossentropy(start_positions, outputs["start_logits"], from_logits=True)
         end = keras.losses.sparse_categorical_crossentropy(
-            ops.cast(labels["end_position"], "int32"), end_logits, from_logits=True)
+            ops.cast(labels["end_position"], "int32"), end_logits, from_logits=True
+        )
         loss = (start + end) / 2.0
         if self.answerable:
             answerable = 1.0 - ops.cast(labels["is_impossible"], "float32")
             loss = loss + self.answerable_weight * keras.losses.binary_crossentropy(
-                ops.expand_dims(answerable, -1), ops.expand_dims(outputs["answerable_logits"], -1),
-                from_logits=True)
+                ops.expand_dims(answerable, -1), ops.expand_dims(outputs["answerable_logits"], -1), from_logits=True
+            )
         return loss
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -259,7 +266,13 @@ class FinetuningModel(keras.Model):
         return ops.sum(self.task_loss(y, y_pred))
 
     def get_config(self):
-        return {"head": self.head, "num_labels": self.num_labels, "answerable": self.answerable,
-                "target_scale": self.target_scale, "span_head": self.span_head,
-                "beam_size": self.beam_size, "answerable_weight": self.answerable_weight,
-                "name": self.name}
+        return {
+            "head": self.head,
+            "num_labels": self.num_labels,
+            "answerable": self.answerable,
+            "target_scale": self.target_scale,
+            "span_head": self.span_head,
+            "beam_size": self.beam_size,
+            "answerable_weight": self.answerable_weight,
+            "name": self.name,
+        }

@@ -98,11 +98,12 @@ class GlueTask(SentenceTask):
         if self.name == "cola":
             result = {"mcc": metrics.matthews_corrcoef(labels, predictions)}
         elif self.name == "sts-b":
-            result = {"pearson": metrics.pearson(labels, predictions),
-                      "spearman": metrics.spearman(labels, predictions)}
+            result = {
+                "pearson": metrics.pearson(labels, predictions),
+                "spearman": metrics.spearman(labels, predictions),
+            }
         elif self.name in ("mrpc", "qqp"):
-            result = {"accuracy": metrics.accuracy(labels, predictions),
-                      "f1": metrics.binary_f1(labels, predictions)}
+            result = {"accuracy": metrics.accuracy(labels, predictions), "f1": metrics.binary_f1(labels, predictions)}
         else:
             result = {"accuracy": metrics.accuracy(labels, predictions)}
         result = {key: 100.0 * value for key, value in result.items()}
@@ -148,49 +149,143 @@ _ENTAILMENT = ("entailment", "not_entailment")
 GLUE_TASKS: dict[str, GlueTask] = {
     task.name: task
     for task in (
-        GlueTask("cola", "CoLA", (3,), 1, (1,), _BINARY, "mcc", has_header=False,
-                 expected_columns=4, submission_files=("CoLA.tsv",), tfds_name="glue/cola",
-                 tfds_text_keys=("sentence",)),
-        GlueTask("sst-2", "SST-2", (0,), 1, (1,), _BINARY, "accuracy",
-                 submission_files=("SST-2.tsv",), tfds_name="glue/sst2",
-                 tfds_text_keys=("sentence",)),
-        GlueTask("mrpc", "MRPC", (3, 4), 0, (3, 4), _BINARY, "accuracy",
-                 submission_files=("MRPC.tsv",), tfds_name="glue/mrpc",
-                 tfds_text_keys=("sentence1", "sentence2"), symmetric_pairs=True),
-        GlueTask("sts-b", "STS-B", (7, 8), -1, (7, 8), None, "spearman", num_epochs=10,
-                 submission_files=("STS-B.tsv",), tfds_name="glue/stsb",
-                 tfds_text_keys=("sentence1", "sentence2"), target_scale=5.0,
-                 symmetric_pairs=True, score_range=(0.0, 5.0)),
-        GlueTask("qqp", "QQP", (3, 4), 5, (1, 2), _BINARY, "accuracy",
-                 submission_files=("QQP.tsv",), tfds_name="glue/qqp",
-                 tfds_text_keys=("question1", "question2"), skip_short_rows=True),
-        GlueTask("mnli", "MNLI", (8, 9), -1, (8, 9), ("contradiction", "entailment", "neutral"),
-                 "accuracy", dev_splits=("dev_matched", "dev_mismatched"),
-                 test_splits=("test_matched", "test_mismatched"),
-                 submission_files=("MNLI-m.tsv", "MNLI-mm.tsv"), tfds_name="glue/mnli",
-                 tfds_text_keys=("premise", "hypothesis")),
-        GlueTask("qnli", "QNLI", (1, 2), 3, (1, 2), _ENTAILMENT, "accuracy",
-                 submission_files=("QNLI.tsv",), tfds_name="glue/qnli",
-                 tfds_text_keys=("question", "sentence")),
-        GlueTask("rte", "RTE", (1, 2), 3, (1, 2), _ENTAILMENT, "accuracy", num_epochs=10,
-                 submission_files=("RTE.tsv",), tfds_name="glue/rte",
-                 tfds_text_keys=("sentence1", "sentence2")),
-        GlueTask("wnli", "WNLI", (1, 2), 3, (1, 2), _BINARY, "accuracy",
-                 submission_files=("WNLI.tsv",), tfds_name="glue/wnli",
-                 tfds_text_keys=("sentence1", "sentence2")),
+        GlueTask(
+            "cola",
+            "CoLA",
+            (3,),
+            1,
+            (1,),
+            _BINARY,
+            "mcc",
+            has_header=False,
+            expected_columns=4,
+            submission_files=("CoLA.tsv",),
+            tfds_name="glue/cola",
+            tfds_text_keys=("sentence",),
+        ),
+        GlueTask(
+            "sst-2",
+            "SST-2",
+            (0,),
+            1,
+            (1,),
+            _BINARY,
+            "accuracy",
+            submission_files=("SST-2.tsv",),
+            tfds_name="glue/sst2",
+            tfds_text_keys=("sentence",),
+        ),
+        GlueTask(
+            "mrpc",
+            "MRPC",
+            (3, 4),
+            0,
+            (3, 4),
+            _BINARY,
+            "accuracy",
+            submission_files=("MRPC.tsv",),
+            tfds_name="glue/mrpc",
+            tfds_text_keys=("sentence1", "sentence2"),
+            symmetric_pairs=True,
+        ),
+        GlueTask(
+            "sts-b",
+            "STS-B",
+            (7, 8),
+            -1,
+            (7, 8),
+            None,
+            "spearman",
+            num_epochs=10,
+            submission_files=("STS-B.tsv",),
+            tfds_name="glue/stsb",
+            tfds_text_keys=("sentence1", "sentence2"),
+            target_scale=5.0,
+            symmetric_pairs=True,
+            score_range=(0.0, 5.0),
+        ),
+        GlueTask(
+            "qqp",
+            "QQP",
+            (3, 4),
+            5,
+            (1, 2),
+            _BINARY,
+            "accuracy",
+            submission_files=("QQP.tsv",),
+            tfds_name="glue/qqp",
+            tfds_text_keys=("question1", "question2"),
+            skip_short_rows=True,
+        ),
+        GlueTask(
+            "mnli",
+            "MNLI",
+            (8, 9),
+            -1,
+            (8, 9),
+            ("contradiction", "entailment", "neutral"),
+            "accuracy",
+            dev_splits=("dev_matched", "dev_mismatched"),
+            test_splits=("test_matched", "test_mismatched"),
+            submission_files=("MNLI-m.tsv", "MNLI-mm.tsv"),
+            tfds_name="glue/mnli",
+            tfds_text_keys=("premise", "hypothesis"),
+        ),
+        GlueTask(
+            "qnli",
+            "QNLI",
+            (1, 2),
+            3,
+            (1, 2),
+            _ENTAILMENT,
+            "accuracy",
+            submission_files=("QNLI.tsv",),
+            tfds_name="glue/qnli",
+            tfds_text_keys=("question", "sentence"),
+        ),
+        GlueTask(
+            "rte",
+            "RTE",
+            (1, 2),
+            3,
+            (1, 2),
+            _ENTAILMENT,
+            "accuracy",
+            num_epochs=10,
+            submission_files=("RTE.tsv",),
+            tfds_name="glue/rte",
+            tfds_text_keys=("sentence1", "sentence2"),
+        ),
+        GlueTask(
+            "wnli",
+            "WNLI",
+            (1, 2),
+            3,
+            (1, 2),
+            _BINARY,
+            "accuracy",
+            submission_files=("WNLI.tsv",),
+            tfds_name="glue/wnli",
+            tfds_text_keys=("sentence1", "sentence2"),
+        ),
     )
 }
 
 SQUAD_TASKS: dict[str, SquadTask] = {
-    "squad-v1.1": SquadTask("squad-v1.1", "1.1", "train-v1.1.json", "dev-v1.1.json",
-                            tfds_name="squad/v1.1"),
-    "squad-v2.0": SquadTask("squad-v2.0", "2.0", "train-v2.0.json", "dev-v2.0.json",
-                            tfds_name="squad/v2.0"),
+    "squad-v1.1": SquadTask("squad-v1.1", "1.1", "train-v1.1.json", "dev-v1.1.json", tfds_name="squad/v1.1"),
+    "squad-v2.0": SquadTask("squad-v2.0", "2.0", "train-v2.0.json", "dev-v2.0.json", tfds_name="squad/v2.0"),
 }
 
 TASK_NAMES = tuple(GLUE_TASKS) + tuple(SQUAD_TASKS) + tuple(TAGGING_TASKS)
-_ALIASES = {"sst2": "sst-2", "stsb": "sts-b", "squad": "squad-v1.1", "squad1.1": "squad-v1.1",
-            "squad2.0": "squad-v2.0", "squad-v1": "squad-v1.1", "squad-v2": "squad-v2.0"}
+_ALIASES = {
+    "sst2": "sst-2",
+    "stsb": "sts-b",
+    "squad": "squad-v1.1",
+    "squad1.1": "squad-v1.1",
+    "squad2.0": "squad-v2.0",
+    "squad-v1": "squad-v1.1",
+    "squad-v2": "squad-v2.0",
+}
 
 
 def get_task(name: str):
@@ -230,8 +325,7 @@ def parse_task_list(text: str) -> list:
     """
     names = [part for part in (text or "").split(",") if part.strip()]
     if not names:
-        raise UserError(f"--task is required: one or more of {', '.join(TASK_NAMES)}, "
-                        "comma-separated")
+        raise UserError(f"--task is required: one or more of {', '.join(TASK_NAMES)}, comma-separated")
     return [get_task(name) for name in names]
 
 
@@ -249,9 +343,11 @@ def task_file(data_dir: str, task: GlueTask, split: str) -> str:
 
 def _read_lines(path: str) -> list[str]:
     if not fileio.isfile(path):
-        raise UserError(f"{path}: file not found; --data_dir must hold the GLUE folders "
-                        "(CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI) with "
-                        "train/dev/test .tsv files")
+        raise UserError(
+            f"{path}: file not found; --data_dir must hold the GLUE folders "
+            "(CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI) with "
+            "train/dev/test .tsv files"
+        )
     try:
         text = fileio.read_text(path).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
@@ -281,8 +377,7 @@ def read_glue_split(data_dir: str, task: GlueTask, split: str) -> tuple[list[Exa
     elif task.expected_columns:
         expected = task.expected_columns
     text_columns = task.test_text_columns if is_test else task.text_columns
-    needed = [*text_columns, task.test_id_column] if is_test else [
-        *text_columns, task.label_column]
+    needed = [*text_columns, task.test_id_column] if is_test else [*text_columns, task.label_column]
     if expected is not None and any(column >= expected for column in needed):
         # A re-saved file (e.g. comma-separated from a spreadsheet) would otherwise fail as an
         # IndexError deep in the loop.
@@ -291,9 +386,11 @@ def read_glue_split(data_dir: str, task: GlueTask, split: str) -> tuple[list[Exa
             found = f"it has {expected}"
         else:
             found = "it has no tabs" + (" (it looks comma-separated)" if "," in sample else "")
-        raise UserError(f"{path}:1: the official {task.directory} {split}.tsv has at least "
-                        f"{max(needed) + 1} tab-separated columns but {found}; use the GLUE "
-                        "file as downloaded, or --task=custom for your own CSV/TSV")
+        raise UserError(
+            f"{path}:1: the official {task.directory} {split}.tsv has at least "
+            f"{max(needed) + 1} tab-separated columns but {found}; use the GLUE "
+            "file as downloaded, or --task=custom for your own CSV/TSV"
+        )
     examples: list[Example] = []
     skipped = 0
     for number, line in enumerate(lines[header_line:], start=header_line + 1):
@@ -305,8 +402,10 @@ def read_glue_split(data_dir: str, task: GlueTask, split: str) -> tuple[list[Exa
             if task.skip_short_rows and len(row) < expected:
                 skipped += 1
                 continue
-            raise UserError(f"{where}: expected {expected} tab-separated columns as in the "
-                            f"official {task.directory} {split}.tsv, found {len(row)}")
+            raise UserError(
+                f"{where}: expected {expected} tab-separated columns as in the "
+                f"official {task.directory} {split}.tsv, found {len(row)}"
+            )
         texts = [row[column] for column in text_columns]
         if is_test:
             guid = row[task.test_id_column]
@@ -318,18 +417,17 @@ def read_glue_split(data_dir: str, task: GlueTask, split: str) -> tuple[list[Exa
                 try:
                     label = float(raw_label)
                 except ValueError:
-                    raise UserError(f"{where}: similarity score {raw_label!r} is not a number"
-                                    ) from None
+                    raise UserError(f"{where}: similarity score {raw_label!r} is not a number") from None
             else:
                 if raw_label not in task.label_names:
-                    raise UserError(f"{where}: unknown {task.directory} label {raw_label!r}; "
-                                    f"expected one of {', '.join(task.label_names)}")
+                    raise UserError(
+                        f"{where}: unknown {task.directory} label {raw_label!r}; "
+                        f"expected one of {', '.join(task.label_names)}"
+                    )
                 label = task.label_names.index(raw_label)
-        examples.append(Example(guid, texts[0], texts[1] if len(texts) > 1 else None, label,
-                                where))
+        examples.append(Example(guid, texts[0], texts[1] if len(texts) > 1 else None, label, where))
     if not examples:
-        raise UserError(f"{path}: no examples after the header; expected a GLUE "
-                        f"{task.directory} TSV")
+        raise UserError(f"{path}: no examples after the header; expected a GLUE {task.directory} TSV")
     return examples, {"file": path, "examples": len(examples), "skipped_rows": skipped}
 
 
@@ -341,8 +439,7 @@ def _tfds_split(split: str) -> str:
     return split.replace("dev", "validation")
 
 
-def read_tfds_split(task: GlueTask, split: str, data_dir: Optional[str] = None
-                    ) -> tuple[list[Example], dict]:
+def read_tfds_split(task: GlueTask, split: str, data_dir: Optional[str] = None) -> tuple[list[Example], dict]:
     """The same examples from TFDS ``glue/<task>`` (downloads on first use)."""
     # Slow to import (seconds) and needed by --use_tfds only; this module stays TensorFlow-free.
     import tensorflow_datasets as tfds
@@ -354,18 +451,23 @@ def read_tfds_split(task: GlueTask, split: str, data_dir: Optional[str] = None
         dataset = builder.as_dataset(split=tfds_split)
     except Exception as error:  # network or catalogue problems are the user's to fix
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"--use_tfds: cannot load {task.tfds_name} split {tfds_split} "
-                        f"({first_line}); check the network or use --data_dir") from None
+        raise UserError(
+            f"--use_tfds: cannot load {task.tfds_name} split {tfds_split} "
+            f"({first_line}); check the network or use --data_dir"
+        ) from None
     tfds_label_names = None
     if not task.is_regression:
         tfds_label_names = list(builder.info.features["label"].names)
     return examples_from_tfds_records(task, split, tfds.as_numpy(dataset), tfds_label_names), {
-        "tfds": f"{task.tfds_name}:{tfds_split}"}
+        "tfds": f"{task.tfds_name}:{tfds_split}"
+    }
 
 
-def examples_from_tfds_records(task: GlueTask, split: str, records: Iterable[dict],
-                               tfds_label_names: Optional[Sequence[str]]) -> list[Example]:
+def examples_from_tfds_records(
+    task: GlueTask, split: str, records: Iterable[dict], tfds_label_names: Optional[Sequence[str]]
+) -> list[Example]:
     """TFDS feature dicts -> Examples with this registry's label indices."""
+
     def text(value) -> str:
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -381,13 +483,15 @@ def examples_from_tfds_records(task: GlueTask, split: str, records: Iterable[dic
             else:
                 label = task.label_names.index(tfds_label_names[int(raw)])
         guid = str(int(record["idx"])) if is_test else f"{split}-{int(record['idx'])}"
-        examples.append(Example(guid, texts[0], texts[1] if len(texts) > 1 else None, label,
-                                f"{task.tfds_name}:{split}"))
+        examples.append(
+            Example(guid, texts[0], texts[1] if len(texts) > 1 else None, label, f"{task.tfds_name}:{split}")
+        )
     return examples
 
 
-def read_split(task: GlueTask, split: str, *, data_dir: Optional[str], use_tfds: bool,
-               tfds_data_dir: Optional[str] = None) -> tuple[list[Example], dict]:
+def read_split(
+    task: GlueTask, split: str, *, data_dir: Optional[str], use_tfds: bool, tfds_data_dir: Optional[str] = None
+) -> tuple[list[Example], dict]:
     """The examples of one split, from the GLUE TSVs, TFDS or a custom task's file.
 
     Args:
@@ -415,9 +519,11 @@ def read_split(task: GlueTask, split: str, *, data_dir: Optional[str], use_tfds:
 
 def swap_sentence_order(examples: Sequence[Example]) -> list[Example]:
     """The examples followed by copies with text_a and text_b swapped (MRPC/STS-B augmentation)."""
-    swapped = [dataclasses.replace(example, guid=example.guid + "-swapped",
-                                   text_a=example.text_b, text_b=example.text_a)
-               for example in examples if example.text_b is not None]
+    swapped = [
+        dataclasses.replace(example, guid=example.guid + "-swapped", text_a=example.text_b, text_b=example.text_a)
+        for example in examples
+        if example.text_b is not None
+    ]
     return list(examples) + swapped
 
 
@@ -435,8 +541,17 @@ def submission_label(task: GlueTask, prediction) -> str:
 # A user's own CSV/TSV files (--task=custom)
 
 TASK_TYPES = ("classification", "regression")
-_DELIMITERS = {"tab": "\t", "\\t": "\t", "\t": "\t", "comma": ",", ",": ",",
-               "semicolon": ";", ";": ";", "pipe": "|", "|": "|"}
+_DELIMITERS = {
+    "tab": "\t",
+    "\\t": "\t",
+    "\t": "\t",
+    "comma": ",",
+    ",": ",",
+    "semicolon": ";",
+    ";": ";",
+    "pipe": "|",
+    "|": "|",
+}
 _EXTENSION_DELIMITERS = {".tsv": "\t", ".csv": ","}
 CUSTOM_SPLIT_FLAGS = {"train": "--train_file", "dev": "--dev_file", "test": "--test_file"}
 
@@ -497,8 +612,10 @@ class CustomTask(SentenceTask):
         """Accuracy (and binary F1 of label index 1 for two labels) or Pearson and Spearman, in
         percent, plus ``score``: their mean."""
         if self.is_regression:
-            result = {"pearson": metrics.pearson(labels, predictions),
-                      "spearman": metrics.spearman(labels, predictions)}
+            result = {
+                "pearson": metrics.pearson(labels, predictions),
+                "spearman": metrics.spearman(labels, predictions),
+            }
         else:
             result = {"accuracy": metrics.accuracy(labels, predictions)}
             if self.num_labels == 2:
@@ -538,8 +655,10 @@ def file_delimiter(path: str, delimiter: Optional[str]) -> str:
         return delimiter
     extension = os.path.splitext(path)[1].lower()
     if extension not in _EXTENSION_DELIMITERS:
-        raise UserError(f"{path}: cannot tell the delimiter from the extension {extension!r}; "
-                        "name the file .tsv or .csv, or pass --delimiter=tab|comma")
+        raise UserError(
+            f"{path}: cannot tell the delimiter from the extension {extension!r}; "
+            "name the file .tsv or .csv, or pass --delimiter=tab|comma"
+        )
     return _EXTENSION_DELIMITERS[extension]
 
 
@@ -551,11 +670,15 @@ def custom_split_file(data_dir: Optional[str], split: str, given: Optional[str])
         return given
     if not data_dir:
         return None
-    found = [os.path.join(data_dir, f"{split}{extension}") for extension in (".tsv", ".csv")
-             if fileio.isfile(os.path.join(data_dir, f"{split}{extension}"))]
+    found = [
+        os.path.join(data_dir, f"{split}{extension}")
+        for extension in (".tsv", ".csv")
+        if fileio.isfile(os.path.join(data_dir, f"{split}{extension}"))
+    ]
     if len(found) > 1:
-        raise UserError(f"--data_dir {data_dir} has both {found[0]} and {found[1]}; pass "
-                        f"{CUSTOM_SPLIT_FLAGS[split]} to choose one")
+        raise UserError(
+            f"--data_dir {data_dir} has both {found[0]} and {found[1]}; pass {CUSTOM_SPLIT_FLAGS[split]} to choose one"
+        )
     return found[0] if found else None
 
 
@@ -566,11 +689,9 @@ def _csv_rows(path: str, delimiter: str):
     try:
         text = fileio.read_text(path).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save "
-                        "it as UTF-8") from None
+        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
     if not text.strip():
-        raise UserError(f"{path}: file is empty; expected a header row naming the columns, then "
-                        "one example per row")
+        raise UserError(f"{path}: file is empty; expected a header row naming the columns, then one example per row")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
     while True:
@@ -579,16 +700,17 @@ def _csv_rows(path: str, delimiter: str):
         except StopIteration:
             return
         except csv.Error as error:
-            raise UserError(f"{path}:{start}: not valid {_delimiter_name(delimiter)}-separated "
-                            f"text ({error}); close the quote or escape it by doubling it") from None
+            raise UserError(
+                f"{path}:{start}: not valid {_delimiter_name(delimiter)}-separated "
+                f"text ({error}); close the quote or escape it by doubling it"
+            ) from None
         if any(field.strip() for field in row):
             yield start, row
         start = reader.line_num + 1
 
 
 def _delimiter_name(delimiter: str) -> str:
-    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delimiter,
-                                                                          repr(delimiter))
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(delimiter, repr(delimiter))
 
 
 def _column_index(path: str, header: list[str], name: str, flag: str) -> int:
@@ -597,8 +719,7 @@ def _column_index(path: str, header: list[str], name: str, flag: str) -> int:
         return names.index(name)
     if re.fullmatch(r"\d+", name) and int(name) < len(names):
         return int(name)  # a 0-based column number also works
-    raise UserError(f"{path}:1: no column {name!r} in the header ({', '.join(names)}); pass "
-                    f"{flag}=<one of them>")
+    raise UserError(f"{path}:1: no column {name!r} in the header ({', '.join(names)}); pass {flag}=<one of them>")
 
 
 def _read_custom_rows(task: CustomTask, path: str, *, with_labels: bool):
@@ -608,28 +729,30 @@ def _read_custom_rows(task: CustomTask, path: str, *, with_labels: bool):
     try:
         _, header = next(rows)
     except StopIteration:  # only blank lines
-        raise UserError(f"{path}: file is empty; expected a header row naming the columns"
-                        ) from None
+        raise UserError(f"{path}: file is empty; expected a header row naming the columns") from None
     columns = [_column_index(path, header, task.text_column, "--text_column")]
     if task.text_b_column:
         columns.append(_column_index(path, header, task.text_b_column, "--text_b_column"))
-    label = _column_index(path, header, task.label_column, "--label_column") if with_labels \
-        else None
-    ident = (_column_index(path, header, task.id_column, "--id_column")
-             if task.id_column and not with_labels else None)
+    label = _column_index(path, header, task.label_column, "--label_column") if with_labels else None
+    ident = _column_index(path, header, task.id_column, "--id_column") if task.id_column and not with_labels else None
     count = 0
     for number, row in rows:
         where = f"{path}:{number}"
         if len(row) != len(header):
-            hint = (" (a field with the delimiter in it must be in double quotes)"
-                    if len(row) > len(header) else "")
-            raise UserError(f"{where}: expected {len(header)} {_delimiter_name(delimiter)}-"
-                            f"separated fields as in the header, found {len(row)}{hint}; fix "
-                            "the row or pass --delimiter")
+            hint = " (a field with the delimiter in it must be in double quotes)" if len(row) > len(header) else ""
+            raise UserError(
+                f"{where}: expected {len(header)} {_delimiter_name(delimiter)}-"
+                f"separated fields as in the header, found {len(row)}{hint}; fix "
+                "the row or pass --delimiter"
+            )
         count += 1
-        yield (where, row[columns[0]], row[columns[1]] if len(columns) > 1 else None,
-               row[label].strip() if label is not None else None,
-               row[ident].strip() if ident is not None else None)
+        yield (
+            where,
+            row[columns[0]],
+            row[columns[1]] if len(columns) > 1 else None,
+            row[label].strip() if label is not None else None,
+            row[ident].strip() if ident is not None else None,
+        )
     if not count:
         raise UserError(f"{path}: no examples after the header row")
 
@@ -638,9 +761,11 @@ def infer_labels(task: CustomTask, path: str) -> tuple[str, ...]:
     """The sorted distinct labels of the training file ``path``."""
     labels = sorted({raw for _, _, _, raw, _ in _read_custom_rows(task, path, with_labels=True)})
     if len(labels) < 2:
-        raise UserError(f"{path}: the {task.label_column!r} column has only "
-                        f"{len(labels)} distinct label(s) {labels}; classification needs at "
-                        "least two (or pass --task_type=regression for numeric targets)")
+        raise UserError(
+            f"{path}: the {task.label_column!r} column has only "
+            f"{len(labels)} distinct label(s) {labels}; classification needs at "
+            "least two (or pass --task_type=regression for numeric targets)"
+        )
     return tuple(labels)
 
 
@@ -649,12 +774,12 @@ def read_custom_split(task: CustomTask, split: str) -> tuple[list[Example], dict
     --id_column value or the row's index from 0. Returns (examples, {"file", "examples"})."""
     path = task.file(split)
     if path is None:
-        raise UserError(f"--task=custom: no {split} file; pass {CUSTOM_SPLIT_FLAGS[split]} or "
-                        f"put {split}.tsv/.csv into --data_dir")
+        raise UserError(
+            f"--task=custom: no {split} file; pass {CUSTOM_SPLIT_FLAGS[split]} or put {split}.tsv/.csv into --data_dir"
+        )
     is_test = split.startswith("test")
     examples = []
-    for index, (where, text_a, text_b, raw, ident) in enumerate(
-            _read_custom_rows(task, path, with_labels=not is_test)):
+    for index, (where, text_a, text_b, raw, ident) in enumerate(_read_custom_rows(task, path, with_labels=not is_test)):
         label = None
         if not is_test:
             if task.is_regression:
@@ -663,28 +788,40 @@ def read_custom_split(task: CustomTask, split: str) -> tuple[list[Example], dict
                 except ValueError:
                     label = float("nan")
                 if label != label or label in (float("inf"), float("-inf")):
-                    raise UserError(f"{where}: --task_type=regression needs a number in column "
-                                    f"{task.label_column!r}, found {raw!r}; fix the row or use "
-                                    "--task_type=classification")
+                    raise UserError(
+                        f"{where}: --task_type=regression needs a number in column "
+                        f"{task.label_column!r}, found {raw!r}; fix the row or use "
+                        "--task_type=classification"
+                    )
             else:
                 if raw not in task.label_names:
-                    raise UserError(f"{where}: label {raw!r} is not one of the labels "
-                                    f"{','.join(task.label_names)}; fix the row or add it to "
-                                    "--labels")
+                    raise UserError(
+                        f"{where}: label {raw!r} is not one of the labels "
+                        f"{','.join(task.label_names)}; fix the row or add it to "
+                        "--labels"
+                    )
                 label = task.label_names.index(raw)
-        guid = (ident if ident is not None else str(index)) if is_test else (
-            f"{split}-{where.rsplit(':', 1)[1]}")
+        guid = (ident if ident is not None else str(index)) if is_test else (f"{split}-{where.rsplit(':', 1)[1]}")
         examples.append(Example(guid, text_a, text_b, label, where))
     return examples, {"file": path, "examples": len(examples), "skipped_rows": 0}
 
 
-def make_custom_task(*, name: str = "custom", task_type: str = "classification",
-                     data_dir: Optional[str] = None, train_file: Optional[str] = None,
-                     dev_file: Optional[str] = None, test_file: Optional[str] = None,
-                     text_column: str = "text", text_b_column: Optional[str] = None,
-                     label_column: str = "label", labels: Optional[Sequence[str]] = None,
-                     delimiter: Optional[str] = None, id_column: Optional[str] = None,
-                     need_train: bool = True) -> CustomTask:
+def make_custom_task(
+    *,
+    name: str = "custom",
+    task_type: str = "classification",
+    data_dir: Optional[str] = None,
+    train_file: Optional[str] = None,
+    dev_file: Optional[str] = None,
+    test_file: Optional[str] = None,
+    text_column: str = "text",
+    text_b_column: Optional[str] = None,
+    label_column: str = "label",
+    labels: Optional[Sequence[str]] = None,
+    delimiter: Optional[str] = None,
+    id_column: Optional[str] = None,
+    need_train: bool = True,
+) -> CustomTask:
     """The CustomTask of the --task=custom flags: files resolved, labels given or inferred.
 
     Args:
@@ -700,21 +837,30 @@ def make_custom_task(*, name: str = "custom", task_type: str = "classification",
     if task_type not in TASK_TYPES:
         raise UserError(f"--task_type={task_type!r}: use classification or regression")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
-        raise UserError(f"--task_name={name!r}: use letters, digits, '.', '_' and '-' (it names "
-                        "the output folder)")
+        raise UserError(f"--task_name={name!r}: use letters, digits, '.', '_' and '-' (it names the output folder)")
     if name.lower() in TASK_NAMES or name.lower() in _ALIASES:
         raise UserError(f"--task_name={name!r} is a built-in task; choose another name")
-    files = {split: custom_split_file(data_dir, split, given)
-             for split, given in (("train", train_file), ("dev", dev_file), ("test", test_file))}
+    files = {
+        split: custom_split_file(data_dir, split, given)
+        for split, given in (("train", train_file), ("dev", dev_file), ("test", test_file))
+    }
     for split in ("train", "dev") if need_train else ("dev",):
         if files[split] is None:
-            raise UserError(f"--task=custom needs a {split} file: pass {CUSTOM_SPLIT_FLAGS[split]}"
-                            f" or a --data_dir with {split}.tsv or {split}.csv")
-    task = CustomTask(name=name, task_type=task_type,
-                      files=tuple((k, v) for k, v in files.items() if v is not None),
-                      text_column=text_column, text_b_column=text_b_column or None,
-                      label_column=label_column, label_names=None,
-                      delimiter=parse_delimiter(delimiter), id_column=id_column or None)
+            raise UserError(
+                f"--task=custom needs a {split} file: pass {CUSTOM_SPLIT_FLAGS[split]}"
+                f" or a --data_dir with {split}.tsv or {split}.csv"
+            )
+    task = CustomTask(
+        name=name,
+        task_type=task_type,
+        files=tuple((k, v) for k, v in files.items() if v is not None),
+        text_column=text_column,
+        text_b_column=text_b_column or None,
+        label_column=label_column,
+        label_names=None,
+        delimiter=parse_delimiter(delimiter),
+        id_column=id_column or None,
+    )
     if task_type == "regression":
         if labels:
             raise UserError("--labels applies to --task_type=classification, not regression")
@@ -726,6 +872,5 @@ def make_custom_task(*, name: str = "custom", task_type: str = "classification",
     elif files["train"] is not None:
         names = infer_labels(task, files["train"])
     else:
-        raise UserError("--labels is required without a training file (the label set, in the "
-                        "model's class order)")
+        raise UserError("--labels is required without a training file (the label set, in the model's class order)")
     return dataclasses.replace(task, label_names=names)

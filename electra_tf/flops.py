@@ -43,16 +43,16 @@ from electra_tf.config import ElectraConfig
 FORWARD_AND_BACKWARD = 3
 
 
-def encoder_forward_flops_per_token(hidden: int, intermediate: int, layers: int,
-                                    seq_length: int) -> float:
+def encoder_forward_flops_per_token(hidden: int, intermediate: int, layers: int, seq_length: int) -> float:
     """Forward matmul FLOPs per token of a BERT-style encoder (`layers` Transformer layers)."""
     projections = 2 * (4 * hidden * hidden + 2 * hidden * intermediate)
     attention = 2 * 2 * seq_length * hidden
     return float(layers * (projections + attention))
 
 
-def training_step_flops(config: ElectraConfig, batch_size: int | None = None,
-                        seq_length: int | None = None) -> dict[str, float]:
+def training_step_flops(
+    config: ElectraConfig, batch_size: int | None = None, seq_length: int | None = None
+) -> dict[str, float]:
     """FLOPs of one training step by part, and their "total".
 
     batch_size / seq_length default to the config's train_batch_size / max_seq_length. Parts:
@@ -66,8 +66,7 @@ def training_step_flops(config: ElectraConfig, batch_size: int | None = None,
     parts: dict[str, float] = {}
     if config.electra_objective:
         hidden, embedding = config.hidden_size, config.embedding_size
-        discriminator = encoder_forward_flops_per_token(
-            hidden, config.intermediate_size, config.num_hidden_layers, seq)
+        discriminator = encoder_forward_flops_per_token(hidden, config.intermediate_size, config.num_hidden_layers, seq)
         if embedding != hidden:
             discriminator += 2 * embedding * hidden
         main_head = 2 * hidden * embedding + 2 * embedding * config.vocab_size
@@ -77,14 +76,13 @@ def training_step_flops(config: ElectraConfig, batch_size: int | None = None,
             discriminator += main_head
         parts["discriminator"] = FORWARD_AND_BACKWARD * discriminator * tokens
         if config.discriminator_task == "replace_mlm":  # the MLM head at the P slots
-            parts["discriminator"] += (FORWARD_AND_BACKWARD * main_head * batch
-                                       * config.max_predictions_per_seq)
+            parts["discriminator"] += FORWARD_AND_BACKWARD * main_head * batch * config.max_predictions_per_seq
     if not (config.electra_objective and config.uniform_generator):
         # config.generator_* are the full sizes when electra_objective is false.
         gen_hidden, gen_embedding = config.generator_hidden, config.generator_embedding_size
         generator = encoder_forward_flops_per_token(
-            gen_hidden, config.generator_intermediate_size, config.generator_num_hidden_layers,
-            seq)
+            gen_hidden, config.generator_intermediate_size, config.generator_num_hidden_layers, seq
+        )
         if gen_embedding != gen_hidden:
             generator += 2 * gen_embedding * gen_hidden
         parts["generator"] = FORWARD_AND_BACKWARD * generator * tokens
@@ -100,28 +98,50 @@ _PAPER_DROPOUT, _PAPER_LAYER_NORM, _PAPER_GELU, _PAPER_SOFTMAX = 4, 5, 8, 5
 _PAPER_MLM_SHARE = 0.15625
 
 
-def _paper_transformer_forward(hidden, layers, seq, vocab, embedding, intermediate, heads,
-                               head: str) -> float:
+def _paper_transformer_forward(hidden, layers, seq, vocab, embedding, intermediate, heads, head: str) -> float:
     """Forward FLOPs per sequence in the paper's convention; head is "binary" or "mlm"."""
-    block = (2 * 3 * hidden * hidden + 3 * hidden                      # Q, K, V + bias
-             + 2 * hidden * seq + (_PAPER_SOFTMAX + _PAPER_DROPOUT + 1) * seq * heads
-             + 2 * hidden * seq                                         # context
-             + 2 * hidden * hidden + hidden + _PAPER_DROPOUT * hidden + hidden
-             + _PAPER_LAYER_NORM                                        # as the script has it
-             + 2 * hidden * intermediate + _PAPER_GELU * intermediate + intermediate
-             + 2 * hidden * intermediate + hidden + _PAPER_DROPOUT * hidden + hidden
-             + _PAPER_LAYER_NORM * hidden)
-    inputs = (2 * embedding * vocab + 2 * embedding * (seq + 2) + 2 * embedding
-              + _PAPER_LAYER_NORM * embedding + _PAPER_DROPOUT * embedding)
+    block = (
+        2 * 3 * hidden * hidden
+        + 3 * hidden  # Q, K, V + bias
+        + 2 * hidden * seq
+        + (_PAPER_SOFTMAX + _PAPER_DROPOUT + 1) * seq * heads
+        + 2 * hidden * seq  # context
+        + 2 * hidden * hidden
+        + hidden
+        + _PAPER_DROPOUT * hidden
+        + hidden
+        + _PAPER_LAYER_NORM  # as the script has it
+        + 2 * hidden * intermediate
+        + _PAPER_GELU * intermediate
+        + intermediate
+        + 2 * hidden * intermediate
+        + hidden
+        + _PAPER_DROPOUT * hidden
+        + hidden
+        + _PAPER_LAYER_NORM * hidden
+    )
+    inputs = (
+        2 * embedding * vocab
+        + 2 * embedding * (seq + 2)
+        + 2 * embedding
+        + _PAPER_LAYER_NORM * embedding
+        + _PAPER_DROPOUT * embedding
+    )
     if embedding != hidden:
         inputs += 2 * hidden * embedding + hidden
     binary = 2 * hidden * hidden + hidden + _PAPER_GELU * hidden + 2 * hidden
-    mlm = (2 * embedding * vocab + 2 * hidden * embedding + embedding + _PAPER_GELU * embedding
-           + _PAPER_LAYER_NORM * embedding + _PAPER_SOFTMAX * vocab + 2 * vocab)
+    mlm = (
+        2 * embedding * vocab
+        + 2 * hidden * embedding
+        + embedding
+        + _PAPER_GELU * embedding
+        + _PAPER_LAYER_NORM * embedding
+        + _PAPER_SOFTMAX * vocab
+        + 2 * vocab
+    )
     # "binary": replaced-token detection; "mlm": an MLM head at the masked share of the tokens;
     # "all_tokens_mlm": an MLM head and a copy (binary) head on every token.
-    output = {"binary": binary, "mlm": _PAPER_MLM_SHARE * mlm,
-              "all_tokens_mlm": binary + mlm}[head]
+    output = {"binary": binary, "mlm": _PAPER_MLM_SHARE * mlm, "all_tokens_mlm": binary + mlm}[head]
     return (layers * block + inputs + output) * seq
 
 
@@ -135,14 +155,25 @@ def paper_training_step_flops(config: ElectraConfig, batch_size: int | None = No
     total = 0.0
     if config.electra_objective:
         total += _paper_transformer_forward(
-            config.hidden_size, config.num_hidden_layers, seq, vocab, config.embedding_size,
-            config.intermediate_size, max(1, config.hidden_size // 64),
-            {"detection": "binary", "replace_mlm": "mlm"}.get(config.discriminator_task,
-                                                                "all_tokens_mlm"))
+            config.hidden_size,
+            config.num_hidden_layers,
+            seq,
+            vocab,
+            config.embedding_size,
+            config.intermediate_size,
+            max(1, config.hidden_size // 64),
+            {"detection": "binary", "replace_mlm": "mlm"}.get(config.discriminator_task, "all_tokens_mlm"),
+        )
     if not (config.electra_objective and config.uniform_generator):
         gen_hidden = config.generator_hidden
         total += _paper_transformer_forward(
-            gen_hidden, config.generator_num_hidden_layers, seq, vocab,
-            config.generator_embedding_size, config.generator_intermediate_size,
-            max(1, gen_hidden // 64), "mlm")
+            gen_hidden,
+            config.generator_num_hidden_layers,
+            seq,
+            vocab,
+            config.generator_embedding_size,
+            config.generator_intermediate_size,
+            max(1, gen_hidden // 64),
+            "mlm",
+        )
     return 2 * batch * total

@@ -19,8 +19,7 @@ from electra_tf.optimization import ElectraAdamW, WarmupPolynomialDecay
 LAYERWISE_DECAY_FORMULAS = ("reference", "paper")
 
 
-def layerwise_learning_rate_multipliers(backbone, decay: float,
-                                        formula: str = "reference") -> dict[str, float]:
+def layerwise_learning_rate_multipliers(backbone, decay: float, formula: str = "reference") -> dict[str, float]:
     """Variable path -> learning-rate multiplier for every variable of ``backbone``.
 
     backbone: an ``ElectraBackbone`` (embeddings, optional embeddings_project, encoder_layers).
@@ -45,19 +44,33 @@ def layerwise_learning_rate_multipliers(backbone, decay: float,
     return multipliers
 
 
-def create_finetuning_optimizer(backbone, *, learning_rate: float, layerwise_decay: float,
-                                num_train_steps: int, warmup_proportion: float = 0.1,
-                                weight_decay_rate: float = 0.0, clip_norm: float = 1.0,
-                                beta_1: float = 0.9, beta_2: float = 0.999,
-                                epsilon: float = 1e-6,
-                                layerwise_decay_formula: str = "reference") -> ElectraAdamW:
+def create_finetuning_optimizer(
+    backbone,
+    *,
+    learning_rate: float,
+    layerwise_decay: float,
+    num_train_steps: int,
+    warmup_proportion: float = 0.1,
+    weight_decay_rate: float = 0.0,
+    clip_norm: float = 1.0,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-6,
+    layerwise_decay_formula: str = "reference",
+) -> ElectraAdamW:
     """The fine-tuning optimizer: linear warm-up over ``warmup_proportion`` then linear decay,
     with the layer-wise rates of ``layerwise_learning_rate_multipliers``."""
-    schedule = WarmupPolynomialDecay(learning_rate, max(num_train_steps, 1),
-                                     int(round(warmup_proportion * num_train_steps)), 1.0)
+    schedule = WarmupPolynomialDecay(
+        learning_rate, max(num_train_steps, 1), int(round(warmup_proportion * num_train_steps)), 1.0
+    )
     return ElectraAdamW(
         learning_rate=schedule,
         learning_rate_multipliers=layerwise_learning_rate_multipliers(
-            backbone, layerwise_decay, layerwise_decay_formula),
-        weight_decay_rate=weight_decay_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-        global_clipnorm=clip_norm if clip_norm and clip_norm > 0 else None)
+            backbone, layerwise_decay, layerwise_decay_formula
+        ),
+        weight_decay_rate=weight_decay_rate,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=epsilon,
+        global_clipnorm=clip_norm if clip_norm and clip_norm > 0 else None,
+    )

@@ -98,18 +98,22 @@ class ElectraDense(keras.layers.Dense):
         return keras.KerasTensor(shape, dtype="float32")
 
 
-def _dense(units: int, config: EncoderConfig, name: str, activation=None,
-           bias_initializer="zeros", kernel_initializer=None) -> ElectraDense:
-    return ElectraDense(units, activation=activation,
-                        kernel_initializer=kernel_initializer or _initializer(config),
-                        bias_initializer=bias_initializer, name=name)
+def _dense(
+    units: int, config: EncoderConfig, name: str, activation=None, bias_initializer="zeros", kernel_initializer=None
+) -> ElectraDense:
+    return ElectraDense(
+        units,
+        activation=activation,
+        kernel_initializer=kernel_initializer or _initializer(config),
+        bias_initializer=bias_initializer,
+        name=name,
+    )
 
 
 def _layer_norm(config: EncoderConfig, name: str) -> keras.layers.LayerNormalization:
     # float32 under every policy (Keras computes a mixed-policy LayerNorm in float32 anyway, but
     # casts its output back): the activations between layers stay float32, see ElectraDense.
-    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name,
-                                           dtype="float32")
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name, dtype="float32")
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -135,8 +139,7 @@ class ElectraDropout(keras.layers.Dropout):
             return super().call(inputs, training=training)
         shape = ops.shape(inputs)
         draw_shape = tuple(shape[:-1]) + (last // 2,)
-        bits = keras.random.randint(draw_shape, 0, 1 << (2 * self._HALF_BITS), dtype="int32",
-                                    seed=self.seed_generator)
+        bits = keras.random.randint(draw_shape, 0, 1 << (2 * self._HALF_BITS), dtype="int32", seed=self.seed_generator)
         mask = (1 << self._HALF_BITS) - 1
         halves = ops.concatenate([ops.bitwise_and(bits, mask), ops.right_shift(bits, self._HALF_BITS)], axis=-1)
         keep = halves >= int(round(self.rate * (1 << self._HALF_BITS)))
@@ -163,8 +166,10 @@ def _encoder_only(config: EncoderConfig, model: str) -> EncoderConfig:
     # An ElectraConfig is refused here: it holds two encoders, and taking the discriminator's for
     # a generator would silently build a full-size one.
     if isinstance(config, ElectraConfig):
-        raise TypeError(f"{model} takes an EncoderConfig; build one from an ElectraConfig with "
-                        f"build_{model.lower().replace('electra', '')}(config)")
+        raise TypeError(
+            f"{model} takes an EncoderConfig; build one from an ElectraConfig with "
+            f"build_{model.lower().replace('electra', '')}(config)"
+        )
     return as_encoder(config)
 
 
@@ -187,8 +192,7 @@ class ElectraEmbeddings(BuiltFromEncoderConfig, keras.layers.Layer):
     [batch, seq] -> embeddings [batch, seq, E].
     """
 
-    def __init__(self, config: EncoderConfig | ElectraConfig, embedding_size: int | None = None,
-                 **kwargs):
+    def __init__(self, config: EncoderConfig | ElectraConfig, embedding_size: int | None = None, **kwargs):
         kwargs.setdefault("name", "embeddings")
         # Looked up in float32 under every policy: casting the whole [V, E] table to bfloat16
         # for a gather costs more than it saves, and the output is float32 like ElectraDense's.
@@ -203,14 +207,14 @@ class ElectraEmbeddings(BuiltFromEncoderConfig, keras.layers.Layer):
     def build(self, input_shape=None):
         config, width = self.encoder, self.embedding_size
         self.word_embeddings = self.add_weight(
-            shape=(config.vocab_size, width), initializer=_initializer(config),
-            name="word_embeddings")
+            shape=(config.vocab_size, width), initializer=_initializer(config), name="word_embeddings"
+        )
         self.position_embeddings = self.add_weight(
-            shape=(config.max_position_embeddings, width), initializer=_initializer(config),
-            name="position_embeddings")
+            shape=(config.max_position_embeddings, width), initializer=_initializer(config), name="position_embeddings"
+        )
         self.token_type_embeddings = self.add_weight(
-            shape=(config.type_vocab_size, width), initializer=_initializer(config),
-            name="token_type_embeddings")
+            shape=(config.type_vocab_size, width), initializer=_initializer(config), name="token_type_embeddings"
+        )
         self.layer_norm.build((None, None, width))
         self.built = True
 
@@ -223,8 +227,7 @@ class ElectraEmbeddings(BuiltFromEncoderConfig, keras.layers.Layer):
         return self.dropout(embeddings, training=training)
 
     def get_config(self):
-        return {**super().get_config(), "encoder": self.encoder.to_dict(),
-                "embedding_size": self.embedding_size}
+        return {**super().get_config(), "encoder": self.encoder.to_dict(), "embedding_size": self.embedding_size}
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -238,8 +241,9 @@ class TransformerLayer(BuiltFromEncoderConfig, keras.layers.Layer):
     LayerNorm epsilon.
     """
 
-    def __init__(self, config: EncoderConfig, hidden_size: int, num_attention_heads: int,
-                 intermediate_size: int, **kwargs):
+    def __init__(
+        self, config: EncoderConfig, hidden_size: int, num_attention_heads: int, intermediate_size: int, **kwargs
+    ):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.encoder = config = as_encoder(config)
@@ -300,8 +304,7 @@ class TransformerLayer(BuiltFromEncoderConfig, keras.layers.Layer):
             query, key, value = projected
         query_length = 1 if first_position_only else seq_length
         # Scaling the queries (seq x d) is cheaper than scaling the scores (seq x seq).
-        query = self._split_heads(query, batch, query_length) * ops.cast(
-            1.0 / math.sqrt(self.head_size), dtype)
+        query = self._split_heads(query, batch, query_length) * ops.cast(1.0 / math.sqrt(self.head_size), dtype)
         key = self._split_heads(key, batch, seq_length)
         value = self._split_heads(value, batch, seq_length)
         scores = ops.einsum("bqnd,bknd->bnqk", query, key)
@@ -310,16 +313,19 @@ class TransformerLayer(BuiltFromEncoderConfig, keras.layers.Layer):
         context = ops.einsum("bnqk,bknd->bqnd", ops.cast(probs, dtype), value)
         context = ops.reshape(context, (batch, query_length, self.hidden_size))
         attended = self.attention_layer_norm(
-            residual + self.hidden_dropout(self.attention_output(context), training=training))
+            residual + self.hidden_dropout(self.attention_output(context), training=training)
+        )
         transformed = self.output_dense(self.intermediate(attended))
-        return self.output_layer_norm(
-            attended + self.hidden_dropout(transformed, training=training))
+        return self.output_layer_norm(attended + self.hidden_dropout(transformed, training=training))
 
     def get_config(self):
-        return {**super().get_config(), "encoder": self.encoder.to_dict(),
-                "hidden_size": self.hidden_size,
-                "num_attention_heads": self.num_attention_heads,
-                "intermediate_size": self.intermediate_size}
+        return {
+            **super().get_config(),
+            "encoder": self.encoder.to_dict(),
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+        }
 
 
 def attention_bias_from_mask(input_mask):
@@ -351,8 +357,7 @@ class ElectraBackbone(BuiltFromEncoderConfig, keras.Model):
         # hidden: [batch, seq, 256]
     """
 
-    def __init__(self, config: EncoderConfig | ElectraConfig,
-                 embeddings: ElectraEmbeddings | None = None, **kwargs):
+    def __init__(self, config: EncoderConfig | ElectraConfig, embeddings: ElectraEmbeddings | None = None, **kwargs):
         kwargs.setdefault("name", "electra")
         super().__init__(**kwargs)
         self.encoder = config = as_encoder(config)
@@ -365,30 +370,35 @@ class ElectraBackbone(BuiltFromEncoderConfig, keras.Model):
             self.embeddings = embeddings
             width = embeddings.embedding_size
             self.embeddings_project = (
-                _dense(self.hidden_size, config, "embeddings_project",
-                       kernel_initializer=glorot_uniform())
-                if width != self.hidden_size else None)
+                _dense(self.hidden_size, config, "embeddings_project", kernel_initializer=glorot_uniform())
+                if width != self.hidden_size
+                else None
+            )
             if self.embeddings_project is not None:
                 self.embeddings_project.build((None, None, width))
             self.encoder_layers = [
-                TransformerLayer(config, self.hidden_size, config.num_attention_heads,
-                                 config.intermediate_size, name=f"layer_{index}")
-                for index in range(config.num_hidden_layers)]
+                TransformerLayer(
+                    config,
+                    self.hidden_size,
+                    config.num_attention_heads,
+                    config.intermediate_size,
+                    name=f"layer_{index}",
+                )
+                for index in range(config.num_hidden_layers)
+            ]
         self.built = True
 
     def call(self, inputs, training=None, cls_only=False):
         """``cls_only=True`` returns [batch, 1, H]: the [CLS] output alone (equal to position 0 of
         the full output), computed without the last layer's work for the other positions."""
         input_ids = ops.cast(inputs["input_ids"], "int32")
-        hidden = self.embeddings(input_ids, ops.cast(inputs["segment_ids"], "int32"),
-                                 training=training)
+        hidden = self.embeddings(input_ids, ops.cast(inputs["segment_ids"], "int32"), training=training)
         if self.embeddings_project is not None:
             hidden = self.embeddings_project(hidden)
         attention_bias = attention_bias_from_mask(inputs["input_mask"])
         last = len(self.encoder_layers) - 1
         for index, layer in enumerate(self.encoder_layers):
-            hidden = layer(hidden, attention_bias, training=training,
-                           first_position_only=cls_only and index == last)
+            hidden = layer(hidden, attention_bias, training=training, first_position_only=cls_only and index == last)
         if cls_only and not self.encoder_layers:
             hidden = hidden[:, :1]
         return hidden
@@ -411,8 +421,14 @@ class ElectraDiscriminator(BuiltFromEncoderConfig, keras.Model):
     builds one from an ElectraConfig.
     """
 
-    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings | None = None,
-                 task: str = "detection", bias_prior: float = 0.5, **kwargs):
+    def __init__(
+        self,
+        config: EncoderConfig,
+        embeddings: ElectraEmbeddings | None = None,
+        task: str = "detection",
+        bias_prior: float = 0.5,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
         self.encoder = config = _encoder_only(config, "ElectraDiscriminator")
@@ -421,16 +437,20 @@ class ElectraDiscriminator(BuiltFromEncoderConfig, keras.Model):
         self.head_dense = self.head_logit = self.lm_head = None
         if task != "replace_mlm":
             with keras.name_scope("discriminator_predictions"):
-                self.head_dense = _dense(config.hidden_size, config, "dense",
-                                         activation=gelu_erf)
-                self.head_logit = _dense(1, config, "dense_1", bias_initializer=(
-                    keras.initializers.Constant(math.log(bias_prior / (1.0 - bias_prior)))),
-                    kernel_initializer=glorot_uniform())
+                self.head_dense = _dense(config.hidden_size, config, "dense", activation=gelu_erf)
+                self.head_logit = _dense(
+                    1,
+                    config,
+                    "dense_1",
+                    bias_initializer=(keras.initializers.Constant(math.log(bias_prior / (1.0 - bias_prior)))),
+                    kernel_initializer=glorot_uniform(),
+                )
                 self.head_dense.build((None, None, config.hidden_size))
                 self.head_logit.build((None, None, config.hidden_size))
         if task != "detection":
-            self.lm_head = MaskedLMHead(config, self.backbone.embeddings, config.hidden_size,
-                                        name="discriminator_lm_predictions")
+            self.lm_head = MaskedLMHead(
+                config, self.backbone.embeddings, config.hidden_size, name="discriminator_lm_predictions"
+            )
         self.built = True
 
     def call(self, inputs, training=None):
@@ -439,20 +459,17 @@ class ElectraDiscriminator(BuiltFromEncoderConfig, keras.Model):
     def detection_logits(self, hidden):
         """hidden [batch, seq, H] -> [batch, seq] float32: the replaced-token (or copy) logit."""
         if self.head_logit is None:
-            raise UserError("a discriminator_task \"replace_mlm\" model has no per-token "
-                            "binary head; use its encoder")
+            raise UserError('a discriminator_task "replace_mlm" model has no per-token binary head; use its encoder')
         return ops.cast(ops.squeeze(self.head_logit(self.head_dense(hidden)), -1), "float32")
 
     def mlm_logits(self, hidden, positions=None):
         """hidden [batch, seq, H] (and positions [batch, P]) -> [batch, P or seq, V] float32."""
         if positions is not None:
-            hidden = ops.take_along_axis(
-                hidden, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
+            hidden = ops.take_along_axis(hidden, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
         return self.lm_head(hidden)
 
     def get_config(self):
-        return {"encoder": self.encoder.to_dict(), "task": self.task,
-                "bias_prior": self.bias_prior, "name": self.name}
+        return {"encoder": self.encoder.to_dict(), "task": self.task, "bias_prior": self.bias_prior, "name": self.name}
 
 
 class MaskedLMHead(keras.layers.Layer):
@@ -462,8 +479,7 @@ class MaskedLMHead(keras.layers.Layer):
     hidden [batch, P, H_gen] -> logits [batch, P, V] in float32.
     """
 
-    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings, input_size: int,
-                 **kwargs):
+    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings, input_size: int, **kwargs):
         kwargs.setdefault("name", "generator_predictions")
         kwargs.setdefault("autocast", False)  # as ElectraDense: matmul operands only
         super().__init__(**kwargs)
@@ -479,8 +495,7 @@ class MaskedLMHead(keras.layers.Layer):
         width = self.embeddings.embedding_size
         self.dense.build((None, None, self.input_size))
         self.layer_norm.build((None, None, width))
-        self.output_bias = self.add_weight(shape=(self.encoder.vocab_size,), initializer="zeros",
-                                           name="output_bias")
+        self.output_bias = self.add_weight(shape=(self.encoder.vocab_size,), initializer="zeros", name="output_bias")
         self.built = True
 
     def call(self, hidden):
@@ -509,8 +524,13 @@ class ElectraGenerator(BuiltFromEncoderConfig, keras.Model):
     builds one from an ElectraConfig.
     """
 
-    def __init__(self, config: EncoderConfig, embeddings: ElectraEmbeddings | None = None,
-                 backbone_name: str = "generator", **kwargs):
+    def __init__(
+        self,
+        config: EncoderConfig,
+        embeddings: ElectraEmbeddings | None = None,
+        backbone_name: str = "generator",
+        **kwargs,
+    ):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
         self.encoder = config = _encoder_only(config, "ElectraGenerator")
@@ -522,25 +542,21 @@ class ElectraGenerator(BuiltFromEncoderConfig, keras.Model):
     def call(self, inputs, masked_positions=None, training=None):
         hidden = self.backbone(inputs, training=training)
         if masked_positions is not None:
-            hidden = ops.take_along_axis(
-                hidden, ops.expand_dims(ops.cast(masked_positions, "int32"), -1), axis=1)
+            hidden = ops.take_along_axis(hidden, ops.expand_dims(ops.cast(masked_positions, "int32"), -1), axis=1)
         return self.lm_head(hidden)
 
     def get_config(self):
-        return {"encoder": self.encoder.to_dict(), "backbone_name": self.backbone_name,
-                "name": self.name}
+        return {"encoder": self.encoder.to_dict(), "backbone_name": self.backbone_name, "name": self.name}
 
 
-def build_discriminator(config: ElectraConfig,
-                        embeddings: ElectraEmbeddings | None = None) -> ElectraDiscriminator:
+def build_discriminator(config: ElectraConfig, embeddings: ElectraEmbeddings | None = None) -> ElectraDiscriminator:
     """The discriminator of ``config``: its encoder, discriminator_task and disc_bias_prior."""
-    return ElectraDiscriminator(config.encoder, embeddings=embeddings,
-                                task=config.discriminator_task,
-                                bias_prior=config.disc_bias_prior)
+    return ElectraDiscriminator(
+        config.encoder, embeddings=embeddings, task=config.discriminator_task, bias_prior=config.disc_bias_prior
+    )
 
 
-def build_generator(config: ElectraConfig,
-                    embeddings: ElectraEmbeddings | None = None) -> ElectraGenerator:
+def build_generator(config: ElectraConfig, embeddings: ElectraEmbeddings | None = None) -> ElectraGenerator:
     """The generator of ``config``; it shares ``embeddings`` unless the config unties them.
 
     Without the ELECTRA objective this is the full-size BERT-style model that is kept.
@@ -564,8 +580,7 @@ DISCRIMINATOR_WEIGHTS_FILE = artifacts.DISCRIMINATOR_WEIGHTS_FILE
 GENERATOR_WEIGHTS_FILE = artifacts.GENERATOR_WEIGHTS_FILE
 
 
-def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfig,
-                                                                     ElectraBackbone]:
+def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfig, ElectraBackbone]:
     """Reads what ``save_pretrained`` wrote: the config and the encoder fine-tuning starts from.
 
     That encoder is the discriminator's (or, for electra_objective=false, the masked LM's).
@@ -588,15 +603,15 @@ def load_pretrained_backbone(directory: str | os.PathLike) -> tuple[ElectraConfi
     """
     directory = os.fspath(directory)  # not pathlib, which breaks gs:// paths
     config_path, weights_path = artifacts.check_pretrained(
-        directory, "point to a directory written by save_pretrained (run_pretraining's export)")
+        directory, "point to a directory written by save_pretrained (run_pretraining's export)"
+    )
     config = ElectraConfig.from_json_file(config_path)
     backbone = ElectraBackbone(config.encoder)
     backbone.load_weights(str(weights_path))
     return config, backbone
 
 
-def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[ElectraConfig,
-                                                                          ElectraDiscriminator]:
+def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[ElectraConfig, ElectraDiscriminator]:
     """The config and the full discriminator (backbone + replaced-token head).
 
     Args:
@@ -619,8 +634,9 @@ def load_pretrained_discriminator(directory: str | os.PathLike) -> tuple[Electra
     directory = os.fspath(directory)
     weights_path = fileio.join(directory, DISCRIMINATOR_WEIGHTS_FILE)
     if not fileio.isfile(weights_path):
-        raise UserError(f"{weights_path} not found; it is written by save_pretrained for models "
-                        "trained with electra_objective=true")
+        raise UserError(
+            f"{weights_path} not found; it is written by save_pretrained for models trained with electra_objective=true"
+        )
     config = artifacts.read_config(directory)
     discriminator = build_discriminator(config)
     discriminator.load_weights(str(weights_path))

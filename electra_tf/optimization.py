@@ -37,8 +37,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     ramp (so at t = W the rate is peak * (1 - W/T) ** power, not the peak).
     """
 
-    def __init__(self, learning_rate: float, num_train_steps: int, num_warmup_steps: int = 0,
-                 power: float = 1.0):
+    def __init__(self, learning_rate: float, num_train_steps: int, num_warmup_steps: int = 0, power: float = 1.0):
         self.learning_rate = float(learning_rate)
         self.num_train_steps = int(num_train_steps)
         self.num_warmup_steps = int(num_warmup_steps)
@@ -55,8 +54,12 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         return rate
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "num_train_steps": self.num_train_steps,
-                "num_warmup_steps": self.num_warmup_steps, "power": self.power}
+        return {
+            "learning_rate": self.learning_rate,
+            "num_train_steps": self.num_train_steps,
+            "num_warmup_steps": self.num_warmup_steps,
+            "power": self.power,
+        }
 
 
 def densify_gradient(gradient):
@@ -135,11 +138,18 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
     [0.9968, 2.0031]
     """
 
-    def __init__(self, learning_rate=1e-3, weight_decay_rate: float = 0.0, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-6,
-                 exclude_from_weight_decay: Sequence[str] = NO_WEIGHT_DECAY_PATTERNS,
-                 learning_rate_multipliers: Mapping[str, float] | None = None, name=None,
-                 **kwargs):
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        weight_decay_rate: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        exclude_from_weight_decay: Sequence[str] = NO_WEIGHT_DECAY_PATTERNS,
+        learning_rate_multipliers: Mapping[str, float] | None = None,
+        name=None,
+        **kwargs,
+    ):
         # The name keras.optimizers.AdamW gets (adam_w, adam_w_1, ...), so optimizer variable
         # paths (adam_w/<variable>_momentum) and checkpoints written before this class existed
         # keep their names.
@@ -151,20 +161,18 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
         self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay)
         self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
         self._no_decay_regex = re.compile(
-            "|".join(re.escape(p) for p in self.exclude_from_weight_decay_patterns) or "$^")
+            "|".join(re.escape(p) for p in self.exclude_from_weight_decay_patterns) or "$^"
+        )
 
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            var_list, ["momentum", "velocity"])
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
         # Indexed like the variables, because under TensorFlow update_step receives the backend
         # variable, which no longer carries the Keras path.
-        self._multipliers = [float(self.learning_rate_multipliers.get(v.path, 1.0))
-                             for v in var_list]
-        self._decays = [0.0 if self._no_decay_regex.search(v.path) else self.weight_decay_rate
-                        for v in var_list]
+        self._multipliers = [float(self.learning_rate_multipliers.get(v.path, 1.0)) for v in var_list]
+        self._decays = [0.0 if self._no_decay_regex.search(v.path) else self.weight_decay_rate for v in var_list]
 
     def apply(self, grads, trainable_variables=None):
         """Applies one step of ``grads`` (densified first: see densify_gradient) to ``trainable_variables``."""
@@ -183,10 +191,8 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         m = self._momentums[index]
         v = self._velocities[index]
-        self.assign(m, ops.add(ops.multiply(m, self.beta_1),
-                               ops.multiply(gradient, 1.0 - self.beta_1)))
-        self.assign(v, ops.add(ops.multiply(v, self.beta_2),
-                               ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
+        self.assign(m, ops.add(ops.multiply(m, self.beta_1), ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign(v, ops.add(ops.multiply(v, self.beta_2), ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         update = ops.divide(m, ops.add(ops.sqrt(v), self.epsilon))
         decay = self._decays[index]
         if decay:
@@ -195,28 +201,32 @@ class ElectraAdamW(ClipsAfterCrossReplicaSum, keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "weight_decay_rate": self.weight_decay_rate,
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
-            "learning_rate_multipliers": self.learning_rate_multipliers,
-        })
+        config.update(
+            {
+                "weight_decay_rate": self.weight_decay_rate,
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "exclude_from_weight_decay": list(self.exclude_from_weight_decay_patterns),
+                "learning_rate_multipliers": self.learning_rate_multipliers,
+            }
+        )
         return config
 
 
-def create_optimizer(config: ElectraConfig,
-                     num_train_steps: int | None = None) -> keras.optimizers.Optimizer:
+def create_optimizer(config: ElectraConfig, num_train_steps: int | None = None) -> keras.optimizers.Optimizer:
     """The pretraining optimizer: ElectraAdamW with the config's betas, epsilon and weight decay,
     the reference's warm-up x polynomial-decay schedule and global-norm clipping.
 
     ``num_train_steps`` (default ``config.num_train_steps``) sets where the rate reaches 0.
     """
     steps = config.num_train_steps if num_train_steps is None else int(num_train_steps)
-    schedule = WarmupPolynomialDecay(config.learning_rate, steps, config.num_warmup_steps,
-                                     config.lr_decay_power)
+    schedule = WarmupPolynomialDecay(config.learning_rate, steps, config.num_warmup_steps, config.lr_decay_power)
     return ElectraAdamW(
-        learning_rate=schedule, weight_decay_rate=config.weight_decay_rate,
-        beta_1=config.adam_beta1, beta_2=config.adam_beta2, epsilon=config.adam_epsilon,
-        global_clipnorm=config.clip_norm if config.clip_norm > 0 else None)
+        learning_rate=schedule,
+        weight_decay_rate=config.weight_decay_rate,
+        beta_1=config.adam_beta1,
+        beta_2=config.adam_beta2,
+        epsilon=config.adam_epsilon,
+        global_clipnorm=config.clip_norm if config.clip_norm > 0 else None,
+    )

@@ -40,14 +40,21 @@ def resolve_export_dir(path: str) -> str:
     if fileio.isfile(os.path.join(path, "saved_model.pb")):
         return path
     if not fileio.isdir(path):
-        raise UserError(f"--export_dir {path}: not a directory; give the folder written by "
-                        "python -m electra_tf.export (or one of its version folders)")
-    versions = sorted((int(name) for name in fileio.listdir(path)
-                       if re.fullmatch(r"[0-9]+", name) and int(name) > 0
-                       and fileio.isfile(os.path.join(path, name, "saved_model.pb"))))
+        raise UserError(
+            f"--export_dir {path}: not a directory; give the folder written by "
+            "python -m electra_tf.export (or one of its version folders)"
+        )
+    versions = sorted(
+        (
+            int(name)
+            for name in fileio.listdir(path)
+            if re.fullmatch(r"[0-9]+", name)
+            and int(name) > 0
+            and fileio.isfile(os.path.join(path, name, "saved_model.pb"))
+        )
+    )
     if not versions:
-        raise UserError(f"--export_dir {path}: no saved_model.pb in it or in a numbered version "
-                        "folder inside it")
+        raise UserError(f"--export_dir {path}: no saved_model.pb in it or in a numbered version folder inside it")
     return os.path.join(path, str(versions[-1]))
 
 
@@ -58,21 +65,24 @@ class ExportedModel:
         self.export_dir = resolve_export_dir(export_dir)
         self.saved_model = tf.saved_model.load(self.export_dir)
         if signature not in self.saved_model.signatures:
-            raise UserError(f"--signature={signature}: {self.export_dir} has the signatures "
-                            f"{', '.join(sorted(self.saved_model.signatures))}")
+            raise UserError(
+                f"--signature={signature}: {self.export_dir} has the signatures "
+                f"{', '.join(sorted(self.saved_model.signatures))}"
+            )
         self.signature_name = signature
         self.function = self.saved_model.signatures[signature]
         _, keyword_specs = self.function.structured_input_signature
         unknown = set(keyword_specs) - set(INPUT_ORDER)
         if unknown:
-            raise UserError(f"{self.export_dir}: signature {signature} takes {sorted(unknown)}, "
-                            "which is not an export of electra_tf.export")
+            raise UserError(
+                f"{self.export_dir}: signature {signature} takes {sorted(unknown)}, "
+                "which is not an export of electra_tf.export"
+            )
         self.input_names = [name for name in INPUT_ORDER if name in keyword_specs]
 
     def __call__(self, columns: dict) -> dict:
         """{input name: list of str} -> {output name: numpy array with the batch first}."""
-        tensors = {name: tf.constant(list(columns[name]), dtype=tf.string)
-                   for name in self.input_names}
+        tensors = {name: tf.constant(list(columns[name]), dtype=tf.string) for name in self.input_names}
         return {name: value.numpy() for name, value in self.function(**tensors).items()}
 
 
@@ -100,8 +110,7 @@ def rows_of(outputs: dict) -> Iterator[dict]:
         tokens = int(outputs[count_name][index]) if count_name else None
         for name in names:
             value = outputs[name][index]
-            if tokens is not None and name != count_name and np.ndim(value) >= 1 \
-                    and name != "cls_vector":
+            if tokens is not None and name != count_name and np.ndim(value) >= 1 and name != "cls_vector":
                 value = value[:tokens]
             row[name] = _json_value(value)
         yield row
@@ -110,22 +119,27 @@ def rows_of(outputs: dict) -> Iterator[dict]:
 def _split(line: str, names: list, where: str) -> list:
     fields = line.split("\t")
     if len(fields) != len(names):
-        raise UserError(f"{where}: expected {len(names)} tab-separated field(s) "
-                        f"({', '.join(names)}), got {len(fields)}")
+        raise UserError(
+            f"{where}: expected {len(names)} tab-separated field(s) ({', '.join(names)}), got {len(fields)}"
+        )
     return fields
 
 
-def predict_lines(model: ExportedModel, lines: Iterable[str], source: str,
-                  batch_size: int = 32, out=None, progress: Optional[ProgressReporter] = None
-                  ) -> int:
+def predict_lines(
+    model: ExportedModel,
+    lines: Iterable[str],
+    source: str,
+    batch_size: int = 32,
+    out=None,
+    progress: Optional[ProgressReporter] = None,
+) -> int:
     """Writes one JSON line per input line to ``out``; returns the number of examples."""
     out = out if out is not None else sys.stdout
     batch, written = [], 0
 
     def flush():
         nonlocal written
-        columns = {name: [fields[i] for fields in batch]
-                   for i, name in enumerate(model.input_names)}
+        columns = {name: [fields[i] for fields in batch] for i, name in enumerate(model.input_names)}
         for row in rows_of(model(columns)):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         out.flush()
@@ -174,8 +188,9 @@ def run_predict(options: PredictOptions, out=None) -> int:
             with fileio.open(source, "r") as handle:
                 count = predict_lines(model, handle, source, options.batch_size, out=out, progress=progress)
     except UnicodeDecodeError as error:
-        raise UserError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start} of a "
-                        "read block); save the input as UTF-8") from None
+        raise UserError(
+            f"{source}: not UTF-8 text ({error.reason} at byte {error.start} of a read block); save the input as UTF-8"
+        ) from None
     if count >= 1000:
         progress.finish()
     return count
@@ -186,17 +201,24 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r}; all options are --flags")
     values = flags.FLAGS
-    run_predict(PredictOptions(export_dir=values.export_dir, signature=values.signature, input=values.input,
-                               batch_size=values.batch_size))
+    run_predict(
+        PredictOptions(
+            export_dir=values.export_dir, signature=values.signature, input=values.input, batch_size=values.batch_size
+        )
+    )
 
 
 def define_flags() -> None:
     """Defines the predict command's flags (--export_dir, --signature, --input, --batch_size) on absl's FLAGS."""
-    flags.DEFINE_string("export_dir", None, "The --export_base of python -m electra_tf.export "
-                        "(its highest version is used) or one version folder.")
+    flags.DEFINE_string(
+        "export_dir",
+        None,
+        "The --export_base of python -m electra_tf.export (its highest version is used) or one version folder.",
+    )
     flags.DEFINE_string("signature", DEFAULT_SIGNATURE, "Signature to run (e.g. single, pair).")
-    flags.DEFINE_string("input", "-", "Text file, one example per line (tab-separated fields "
-                        "for two inputs); - for stdin.")
+    flags.DEFINE_string(
+        "input", "-", "Text file, one example per line (tab-separated fields for two inputs); - for stdin."
+    )
     flags.DEFINE_integer("batch_size", 32, "Examples per call of the model.")
 
 

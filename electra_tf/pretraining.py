@@ -192,10 +192,25 @@ def train(
     if lock is not None:
         lock.acquire()
     try:
-        return _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
-                      eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
-                      save_pretrained_model, init_checkpoint, stop_at_step,
-                      dict(pretrained_extra_files or {}), continue_training, steps_per_execution)
+        return _train(
+            config,
+            strategy,
+            model_dir,
+            train_input_fn,
+            eval_input_fn,
+            eval_steps,
+            eval_at_checkpoints,
+            seed,
+            mixed_precision,
+            jit_compile,
+            log_every_steps,
+            save_pretrained_model,
+            init_checkpoint,
+            stop_at_step,
+            dict(pretrained_extra_files or {}),
+            continue_training,
+            steps_per_execution,
+        )
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
         if not distribution.is_multi_worker(strategy):
             raise
@@ -205,8 +220,9 @@ def train(
             lock.release()
 
 
-def lost_worker_error(error: Exception, strategy: tf.distribute.Strategy, model_dir: str,
-                      worker_timeout_seconds: Optional[float]) -> WorkerLostError:
+def lost_worker_error(
+    error: Exception, strategy: tf.distribute.Strategy, model_dir: str, worker_timeout_seconds: Optional[float]
+) -> WorkerLostError:
     """The one-line error of a worker whose collective failed because a peer was lost.
 
     Args:
@@ -233,23 +249,37 @@ def lost_worker_error(error: Exception, strategy: tf.distribute.Strategy, model_
         detail = detail.strip()
         reason = f"{type(error).__name__}: {detail[:120]}"
     step = checkpointing.latest_checkpoint_step(model_dir)
-    resume = (f"resume from the last checkpoint (step {step})" if step
-              else "start again (no checkpoint was written yet)")
-    return WorkerLostError(f"{task_type} {task_id}: lost contact with {lost} ({reason}); "
-                           f"rerun every worker to {resume}")
+    resume = f"resume from the last checkpoint (step {step})" if step else "start again (no checkpoint was written yet)"
+    return WorkerLostError(
+        f"{task_type} {task_id}: lost contact with {lost} ({reason}); rerun every worker to {resume}"
+    )
 
 
-def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_steps,
-           eval_at_checkpoints, seed, mixed_precision, jit_compile, log_every_steps,
-           save_pretrained_model, init_checkpoint, stop_at_step, extra_files,
-           continue_training=False, steps_per_execution=None):
+def _train(
+    config,
+    strategy,
+    model_dir,
+    train_input_fn,
+    eval_input_fn,
+    eval_steps,
+    eval_at_checkpoints,
+    seed,
+    mixed_precision,
+    jit_compile,
+    log_every_steps,
+    save_pretrained_model,
+    init_checkpoint,
+    stop_at_step,
+    extra_files,
+    continue_training=False,
+    steps_per_execution=None,
+):
     final_step = config.num_train_steps
     _check_positive("num_train_steps", final_step)
     _check_positive("save_checkpoints_steps", config.save_checkpoints_steps)
     stop_step = final_step if stop_at_step is None else stop_at_step
     if not 1 <= stop_step <= final_step:
-        raise UserError(f"--stop_at_step={stop_at_step} must be between 1 and "
-                        f"--num_train_steps={final_step}")
+        raise UserError(f"--stop_at_step={stop_at_step} must be between 1 and --num_train_steps={final_step}")
     chief = distribution.is_chief(strategy)
     task_type, task_id = distribution.task_identity(strategy)
     start_step = checkpointing.latest_checkpoint_step(model_dir)
@@ -257,41 +287,63 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
 
     # Checked before config.json is written: a refused run leaves model_dir as it was.
     per_call = resolve_steps_per_execution(
-        steps_per_execution, strategy, save_checkpoints_steps=config.save_checkpoints_steps,
-        log_every_steps=log_every_steps, final_step=final_step, stop_step=stop_step,
-        start_step=start_step, mixed_precision=mixed_precision)
+        steps_per_execution,
+        strategy,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        log_every_steps=log_every_steps,
+        final_step=final_step,
+        stop_step=stop_step,
+        start_step=start_step,
+        mixed_precision=mixed_precision,
+    )
     if chief:
+
         def set_aside_pretrained(old_total: int, new_total: int) -> None:
             if not fileio.exists(pretrained_dir):
                 return
             aside = f"{pretrained_dir.rstrip('/')}.step_{start_step}"
             if fileio.exists(aside):
-                raise UserError(f"--continue_training would move {pretrained_dir} to {aside}, "
-                                "which exists; move one of them away first")
+                raise UserError(
+                    f"--continue_training would move {pretrained_dir} to {aside}, "
+                    "which exists; move one of them away first"
+                )
             fileio.move_tree(pretrained_dir, aside, commit_files=[artifacts.CONFIG_FILE])
             log(f"Moved the step-{start_step} model {pretrained_dir} to {aside}")
 
         if checkpointing.write_or_check_config(
-                model_dir, config.to_dict(), resuming=start_step > 0,
-                continue_training=continue_training, trained_step=start_step,
-                before_rewrite=set_aside_pretrained):
-            log(f"Continuing {model_dir} from step {start_step} to --num_train_steps="
+            model_dir,
+            config.to_dict(),
+            resuming=start_step > 0,
+            continue_training=continue_training,
+            trained_step=start_step,
+            before_rewrite=set_aside_pretrained,
+        ):
+            log(
+                f"Continuing {model_dir} from step {start_step} to --num_train_steps="
                 f"{final_step}: the learning rate jumps to the {final_step}-step schedule's "
-                f"value at step {start_step} (recorded in config.json's history)")
-    if (chief and save_pretrained_model and start_step >= final_step
-            and not artifacts.pretrained_is_complete(pretrained_dir, config)):
-        log(f"{model_dir} is trained to step {start_step} but {pretrained_dir} is "
+                f"value at step {start_step} (recorded in config.json's history)"
+            )
+    if (
+        chief
+        and save_pretrained_model
+        and start_step >= final_step
+        and not artifacts.pretrained_is_complete(pretrained_dir, config)
+    ):
+        log(
+            f"{model_dir} is trained to step {start_step} but {pretrained_dir} is "
             f"{'incomplete' if fileio.exists(pretrained_dir) else 'missing'}; writing it from "
-            "the final checkpoint")
+            "the final checkpoint"
+        )
         model = _model_from_checkpoint(config, model_dir, start_step)
         artifacts.write_pretrained(model, pretrained_dir, extra_files)
         log(f"Saved the pretrained model in {pretrained_dir}")
         return PretrainingResult(start_step, start_step, {}, None, pretrained_dir, model)
     if start_step >= stop_step:
-        log(f"{model_dir} is already trained to step {start_step} (stopping at {stop_step} of "
-            f"--num_train_steps={final_step}); nothing to do")
-        return PretrainingResult(start_step, start_step, {}, None,
-                                 pretrained_dir if start_step >= final_step else None)
+        log(
+            f"{model_dir} is already trained to step {start_step} (stopping at {stop_step} of "
+            f"--num_train_steps={final_step}); nothing to do"
+        )
+        return PretrainingResult(start_step, start_step, {}, None, pretrained_dir if start_step >= final_step else None)
     if chief and tf.io.gfile.exists(pretrained_dir):
         raise UserError(
             f"{pretrained_dir} already exists but training is at step {start_step} of {final_step}; "
@@ -325,8 +377,12 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
     counter = training_callbacks.StepCounter(stop_step)
     checkpointer = training_callbacks.RestoreAndCheckpoint(
         lambda built_model: checkpointing.TrainingCheckpoint(
-            model_dir, built_model, built_model.optimizer,
-            max_to_keep=config.keep_checkpoint_max, is_chief=chief, worker_tag=worker_tag,
+            model_dir,
+            built_model,
+            built_model.optimizer,
+            max_to_keep=config.keep_checkpoint_max,
+            is_chief=chief,
+            worker_tag=worker_tag,
         ),
         counter,
         expected_start_step=start_step,
@@ -382,8 +438,7 @@ def _train(config, strategy, model_dir, train_input_fn, eval_input_fn, eval_step
             eval_metrics = dict(progress.last_eval_logs)
         else:
             eval_metrics = {
-                name: float(value)
-                for name, value in model.evaluate(eval_dataset, verbose=0, return_dict=True).items()
+                name: float(value) for name, value in model.evaluate(eval_dataset, verbose=0, return_dict=True).items()
             }
             training_callbacks.write_eval_summaries(eval_writer, reached, eval_metrics, sys.stdout)
         if chief:
@@ -412,32 +467,50 @@ def default_tpu_steps_per_execution(*steps: int) -> int:
     return max(k for k in range(1, TPU_STEPS_PER_EXECUTION + 1) if common % k == 0)
 
 
-def resolve_steps_per_execution(requested: Optional[int], strategy, *, save_checkpoints_steps: int,
-                                log_every_steps: int, final_step: int, stop_step: int,
-                                start_step: int, mixed_precision: str) -> int:
+def resolve_steps_per_execution(
+    requested: Optional[int],
+    strategy,
+    *,
+    save_checkpoints_steps: int,
+    log_every_steps: int,
+    final_step: int,
+    stop_step: int,
+    start_step: int,
+    mixed_precision: str,
+) -> int:
     """Steps per compiled call. Keras runs the callbacks once per call, after its last step, so
     every step that must checkpoint, log or stop has to end a call: they must be multiples."""
     if requested is None:
         if not isinstance(strategy, tf.distribute.TPUStrategy) or mixed_precision == "fp16":
             return 1
-        return default_tpu_steps_per_execution(save_checkpoints_steps, log_every_steps,
-                                               final_step, stop_step, start_step)
+        return default_tpu_steps_per_execution(
+            save_checkpoints_steps, log_every_steps, final_step, stop_step, start_step
+        )
     _check_positive("steps_per_execution", requested)
     if requested == 1:
         return 1
     if mixed_precision == "fp16":
-        raise UserError(f"--steps_per_execution={requested} cannot be used with "
-                        "--mixed_precision=fp16 (skipped overflow batches shift the step count "
-                        "within a call); use --steps_per_execution=1")
-    for flag, value in (("save_checkpoints_steps", save_checkpoints_steps),
-                        ("log_every_steps", log_every_steps),
-                        ("num_train_steps", final_step), ("stop_at_step", stop_step)):
+        raise UserError(
+            f"--steps_per_execution={requested} cannot be used with "
+            "--mixed_precision=fp16 (skipped overflow batches shift the step count "
+            "within a call); use --steps_per_execution=1"
+        )
+    for flag, value in (
+        ("save_checkpoints_steps", save_checkpoints_steps),
+        ("log_every_steps", log_every_steps),
+        ("num_train_steps", final_step),
+        ("stop_at_step", stop_step),
+    ):
         if value % requested:
-            raise UserError(f"--{flag}={value} is not a multiple of --steps_per_execution="
-                            f"{requested}; make it one or lower --steps_per_execution")
+            raise UserError(
+                f"--{flag}={value} is not a multiple of --steps_per_execution="
+                f"{requested}; make it one or lower --steps_per_execution"
+            )
     if start_step % requested:
-        raise UserError(f"the newest checkpoint is at step {start_step}, not a multiple of "
-                        f"--steps_per_execution={requested}; resume with a divisor of {start_step}")
+        raise UserError(
+            f"the newest checkpoint is at step {start_step}, not a multiple of "
+            f"--steps_per_execution={requested}; resume with a divisor of {start_step}"
+        )
     return requested
 
 
@@ -446,9 +519,13 @@ def _model_from_checkpoint(config, model_dir: str, step: int):
     path = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
     model = pretraining_objective.ElectraPretrainer(config, seed=config.seed)
     length = config.max_seq_length
-    model({"input_ids": np.full((1, length), config.cls_token_id, np.int32),
-           "input_mask": np.ones((1, length), np.int32),
-           "segment_ids": np.zeros((1, length), np.int32)})
+    model(
+        {
+            "input_ids": np.full((1, length), config.cls_token_id, np.int32),
+            "input_mask": np.ones((1, length), np.int32),
+            "segment_ids": np.zeros((1, length), np.int32),
+        }
+    )
     # The optimizer's slots are not needed for the final model, only the networks' weights.
     status = tf.train.Checkpoint(model=model).read(path)
     status.expect_partial().assert_existing_objects_matched()
@@ -457,6 +534,7 @@ def _model_from_checkpoint(config, model_dir: str, step: int):
 
 def pretraining_input_fn(files, config, *, global_batch_size: int, seed: int) -> InputFunction:
     """Training input: shuffled, repeated, sharded by input pipeline, per-replica batches."""
+
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         # Given the context, make_pretraining_dataset divides the global batch by the replicas.
         return pretraining_dataset.make_pretraining_dataset(
@@ -478,18 +556,14 @@ def evaluation_input_fn(files, config, *, global_batch_size: int, steps: int) ->
     evaluation sees exactly `steps` full batches on every replica: a short final batch or
     workers with different batch counts would stall the cross-replica reductions.
     """
+
     def input_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(global_batch_size)
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
         dataset = pretraining_dataset.make_pretraining_dataset(
             files, per_replica, config.max_seq_length, is_training=False
         )
-        return (
-            dataset.unbatch()
-            .repeat()
-            .batch(per_replica, drop_remainder=True)
-            .take(steps * replicas_here)
-        )
+        return dataset.unbatch().repeat().batch(per_replica, drop_remainder=True).take(steps * replicas_here)
 
     return input_fn
 
@@ -532,16 +606,27 @@ class CheckpointEvaluator:
     on the same masks and replacements and the numbers are comparable across steps.
     """
 
-    def __init__(self, config, strategy, model_dir: str, eval_input_fn: InputFunction, *,
-                 seed: int, mixed_precision: str, jit_compile: bool):
+    def __init__(
+        self,
+        config,
+        strategy,
+        model_dir: str,
+        eval_input_fn: InputFunction,
+        *,
+        seed: int,
+        mixed_precision: str,
+        jit_compile: bool,
+    ):
         self.model_dir = model_dir
         self.strategy = strategy
         distribution.set_mixed_precision(mixed_precision)
         keras.utils.set_random_seed(seed)
         length = config.max_seq_length
-        batch = {"input_ids": tf.fill([1, length], config.cls_token_id),
-                 "input_mask": tf.ones([1, length], tf.int32),
-                 "segment_ids": tf.zeros([1, length], tf.int32)}
+        batch = {
+            "input_ids": tf.fill([1, length], config.cls_token_id),
+            "input_mask": tf.ones([1, length], tf.int32),
+            "segment_ids": tf.zeros([1, length], tf.int32),
+        }
         with strategy.scope():
             self.model = pretraining_objective.ElectraPretrainer(config, seed=seed)
             self.model(batch)
@@ -554,8 +639,7 @@ class CheckpointEvaluator:
         self.initial_states = [variable.numpy() for variable in self.random_states]
         self.dataset = strategy.distribute_datasets_from_function(eval_input_fn)
         self.chief = distribution.is_chief(strategy)
-        self.writer = (tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
-                       if self.chief else None)
+        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval")) if self.chief else None
 
     def score(self, step: int) -> dict:
         """Scores model_dir's checkpoint ckpt-<step> on the held-out data.
@@ -574,8 +658,9 @@ class CheckpointEvaluator:
             target.assign(source)
         for variable, value in zip(self.random_states, self.initial_states):
             variable.assign(value)
-        metrics = {name: float(value) for name, value in
-                   self.model.evaluate(self.dataset, verbose=0, return_dict=True).items()}
+        metrics = {
+            name: float(value) for name, value in self.model.evaluate(self.dataset, verbose=0, return_dict=True).items()
+        }
         training_callbacks.write_eval_summaries(self.writer, step, metrics, sys.stdout)
         if self.chief:
             log(f"Wrote {_write_eval_results(self.model_dir, step, metrics)}")
@@ -587,10 +672,13 @@ class CheckpointEvaluator:
             self.writer.close()
 
 
-def evaluate_checkpoints(options: PretrainingOptions, *,
-                         strategy: Optional[tf.distribute.Strategy] = None,
-                         clock: Callable[[], float] = time.monotonic,
-                         sleep: Callable[[float], None] = time.sleep) -> dict:
+def evaluate_checkpoints(
+    options: PretrainingOptions,
+    *,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """--mode=eval / continuous_eval: {step: metrics} of the checkpoints scored, no training.
 
     The model is the one model_dir/config.json records. continuous_eval scores the newest
@@ -602,19 +690,22 @@ def evaluate_checkpoints(options: PretrainingOptions, *,
     if not model_dir:
         raise UserError(f"--model_dir is required with --mode={options.mode}")
     if not options.eval_data:
-        raise UserError(f"--eval_data is required with --mode={options.mode}: the held-out "
-                        "TFRecords (glob or manifest directory) to score checkpoints on")
+        raise UserError(
+            f"--eval_data is required with --mode={options.mode}: the held-out "
+            "TFRecords (glob or manifest directory) to score checkpoints on"
+        )
     continuous = options.mode == "continuous_eval"
     if continuous and options.checkpoint_step is not None:
-        raise UserError("--checkpoint_step applies to --mode=eval; continuous_eval scores each "
-                        "new checkpoint")
+        raise UserError("--checkpoint_step applies to --mode=eval; continuous_eval scores each new checkpoint")
     if options.eval_poll_seconds < 0 or options.eval_timeout_seconds < 0:
         raise UserError("--eval_poll_seconds and --eval_timeout_seconds must be >= 0")
     waited_since = clock()
     while continuous and checkpointing.latest_checkpoint_step(model_dir) == 0:
         if clock() - waited_since >= options.eval_timeout_seconds:
-            log(f"No checkpoint appeared in {model_dir} within --eval_timeout_seconds="
-                f"{options.eval_timeout_seconds:g}; stopping")
+            log(
+                f"No checkpoint appeared in {model_dir} within --eval_timeout_seconds="
+                f"{options.eval_timeout_seconds:g}; stopping"
+            )
             return {}
         sleep(options.eval_poll_seconds)
     config = checkpointing.load_run_config(model_dir)
@@ -622,24 +713,35 @@ def evaluate_checkpoints(options: PretrainingOptions, *,
         config = dataclasses.replace(config, seed=options.seed)
     available = _checkpoint_steps(model_dir)
     if not available:
-        raise UserError(f"{model_dir} has no checkpoint to evaluate; train first, or watch it "
-                        "with --mode=continuous_eval")
+        raise UserError(
+            f"{model_dir} has no checkpoint to evaluate; train first, or watch it with --mode=continuous_eval"
+        )
     if options.checkpoint_step is not None and options.checkpoint_step not in available:
-        raise UserError(f"--checkpoint_step={options.checkpoint_step}: {model_dir} has "
-                        f"checkpoints at steps {', '.join(map(str, available))}; pick one of them")
+        raise UserError(
+            f"--checkpoint_step={options.checkpoint_step}: {model_dir} has "
+            f"checkpoints at steps {', '.join(map(str, available))}; pick one of them"
+        )
     eval_files, eval_manifest = _resolve_data("--eval_data", options.eval_data)
     _check_against_manifest(config, eval_manifest, options.eval_data)
     eval_steps = options.eval_steps if options.eval_steps is not None else config.num_eval_steps
     _check_positive("eval_steps", eval_steps)
     distribution.set_mixed_precision(options.mixed_precision)
     if strategy is None:
-        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu,
-                                                worker_timeout_seconds=_worker_timeout(options))
+        strategy = distribution.create_strategy(
+            options.strategy, tpu=options.tpu, worker_timeout_seconds=_worker_timeout(options)
+        )
     eval_input = evaluation_input_fn(
-        eval_files, config, global_batch_size=_eval_batch_size(config, strategy), steps=eval_steps)
-    evaluator = CheckpointEvaluator(config, strategy, model_dir, eval_input, seed=config.seed,
-                                    mixed_precision=options.mixed_precision,
-                                    jit_compile=options.jit_compile)
+        eval_files, config, global_batch_size=_eval_batch_size(config, strategy), steps=eval_steps
+    )
+    evaluator = CheckpointEvaluator(
+        config,
+        strategy,
+        model_dir,
+        eval_input,
+        seed=config.seed,
+        mixed_precision=options.mixed_precision,
+        jit_compile=options.jit_compile,
+    )
     results: dict = {}
     try:
         if not continuous:
@@ -663,8 +765,10 @@ def evaluate_checkpoints(options: PretrainingOptions, *,
                     break
                 continue
             if clock() - waited_since >= options.eval_timeout_seconds:
-                log(f"No new checkpoint in {model_dir} for --eval_timeout_seconds="
-                    f"{options.eval_timeout_seconds:g} after step {max(results, default=0)}; stopping")
+                log(
+                    f"No new checkpoint in {model_dir} for --eval_timeout_seconds="
+                    f"{options.eval_timeout_seconds:g} after step {max(results, default=0)}; stopping"
+                )
                 break
             sleep(options.eval_poll_seconds)
     finally:
@@ -753,19 +857,21 @@ def run_pretraining(
 
     strategy_was_made = strategy is None
     if strategy is None:
-        strategy = distribution.create_strategy(options.strategy, tpu=options.tpu,
-                                                worker_timeout_seconds=_worker_timeout(options))
+        strategy = distribution.create_strategy(
+            options.strategy, tpu=options.tpu, worker_timeout_seconds=_worker_timeout(options)
+        )
     distribution.per_replica_batch_size(resolved.train_batch_size, strategy)
     start_step = checkpointing.latest_checkpoint_step(options.model_dir)
     train_input = pretraining_input_fn(
-        files, resolved, global_batch_size=resolved.train_batch_size,
+        files,
+        resolved,
+        global_batch_size=resolved.train_batch_size,
         seed=resumed_data_seed(resolved.seed, start_step),
     )
     eval_input = None
     if eval_files:
         eval_input = evaluation_input_fn(
-            eval_files, resolved, global_batch_size=_eval_batch_size(resolved, strategy),
-            steps=eval_steps
+            eval_files, resolved, global_batch_size=_eval_batch_size(resolved, strategy), steps=eval_steps
         )
     result = train(
         resolved,
@@ -825,8 +931,5 @@ def _check_against_manifest(config, manifest: Optional[dict], source: str) -> No
         do_lower_case=config.do_lower_case,
         max_seq_length=config.max_seq_length,
         source=source,
-        special_token_ids={
-            name: getattr(config, name)
-            for name in config_lib.SPECIAL_TOKEN_ID_KEYS
-        },
+        special_token_ids={name: getattr(config, name) for name in config_lib.SPECIAL_TOKEN_ID_KEYS},
     )

@@ -71,15 +71,21 @@ class BuildOptions:
 
 def _validate_options(options: BuildOptions) -> None:
     checks = [
-        (options.max_seq_length >= MIN_RANDOM_TARGET_LENGTH,
-         f"--max_seq_length={options.max_seq_length} must be at least {MIN_RANDOM_TARGET_LENGTH}"),
+        (
+            options.max_seq_length >= MIN_RANDOM_TARGET_LENGTH,
+            f"--max_seq_length={options.max_seq_length} must be at least {MIN_RANDOM_TARGET_LENGTH}",
+        ),
         (options.num_processes >= 1, f"--num_processes={options.num_processes} must be at least 1"),
         (options.num_workers >= 1, f"--num_workers={options.num_workers} must be at least 1"),
-        (0 <= options.worker_index < options.num_workers,
-         f"--worker_index={options.worker_index} must be in [0, --num_workers={options.num_workers})"),
-        (options.num_shards >= options.num_processes,
-         f"--num_shards={options.num_shards} must be at least --num_processes={options.num_processes} "
-         "(each process writes its own shards)"),
+        (
+            0 <= options.worker_index < options.num_workers,
+            f"--worker_index={options.worker_index} must be in [0, --num_workers={options.num_workers})",
+        ),
+        (
+            options.num_shards >= options.num_processes,
+            f"--num_shards={options.num_shards} must be at least --num_processes={options.num_processes} "
+            "(each process writes its own shards)",
+        ),
         (bool(options.output_dir), "--output_dir is required"),
         (bool(options.vocab_file), "--vocab_file is required"),
         (bool(options.corpus_dir), "--corpus_dir is required"),
@@ -149,10 +155,12 @@ class _PackingProcess:
         environment["PYTHONPATH"] = package_root + os.pathsep + environment.get("PYTHONPATH", "")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-c",
+                sys.executable,
+                "-c",
                 "import sys; from electra_tf.example_packing import _run_packing_worker; "
                 "_run_packing_worker(int(sys.argv[1]), int(sys.argv[2]))",
-                str(to_child_read), str(from_child_write),
+                str(to_child_read),
+                str(from_child_write),
             ],
             pass_fds=(to_child_read, from_child_write),
             env=environment,
@@ -327,8 +335,11 @@ def _build_with_processes(options, files, processes, started, progress_stream, p
 
     total_bytes = sum(fileio.getsize(path) for path in files)
     progress = ProgressReporter(
-        "build_pretraining_data", total=total_bytes, total_key="bytes",
-        interval_seconds=progress_interval_seconds, stream=progress_stream,
+        "build_pretraining_data",
+        total=total_bytes,
+        total_key="bytes",
+        interval_seconds=progress_interval_seconds,
+        stream=progress_stream,
     )
     progress_lock = threading.Lock()
 

@@ -98,13 +98,33 @@ def manifest_part_names(directory: str) -> list[str]:
 
 
 _SUMMED_FIELDS = (
-    "num_input_files", "input_bytes", "input_text_bytes", "num_documents", "num_lines", "num_examples",
-    "num_single_segment_examples", "num_tokens", "num_text_tokens", "num_truncated_tokens",
-    "non_utf8_replacements", "overlong_line_cuts",
+    "num_input_files",
+    "input_bytes",
+    "input_text_bytes",
+    "num_documents",
+    "num_lines",
+    "num_examples",
+    "num_single_segment_examples",
+    "num_tokens",
+    "num_text_tokens",
+    "num_truncated_tokens",
+    "non_utf8_replacements",
+    "overlong_line_cuts",
 )
 _SHARED_FIELDS = (
-    "format", "max_seq_length", "do_lower_case", "vocab_size", "vocab_sha256", "special_token_ids", "seed",
-    "num_processes", "num_workers", "input_format", "blanks_separate_docs", "json_text_field", "num_shards_per_worker",
+    "format",
+    "max_seq_length",
+    "do_lower_case",
+    "vocab_size",
+    "vocab_sha256",
+    "special_token_ids",
+    "seed",
+    "num_processes",
+    "num_workers",
+    "input_format",
+    "blanks_separate_docs",
+    "json_text_field",
+    "num_shards_per_worker",
 )
 
 
@@ -168,7 +188,12 @@ def combine_manifest_parts(output_dir: str, *, overwrite: bool = False) -> dict:
 
 
 def check_manifest_compatible(
-    manifest: dict, *, vocab_size: int, do_lower_case: bool, max_seq_length: int, source: str,
+    manifest: dict,
+    *,
+    vocab_size: int,
+    do_lower_case: bool,
+    max_seq_length: int,
+    source: str,
     special_token_ids: Optional[dict] = None,
 ) -> None:
     """Raises a one-line UserError when the data was built for a different model.

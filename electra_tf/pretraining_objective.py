@@ -43,8 +43,14 @@ from electra_tf.modeling import (
     load_pretrained_discriminator,
 )
 
-__all__ = ["MaskedBatch", "mask_inputs", "ElectraPretrainer", "save_pretrained",
-           "load_pretrained_backbone", "load_pretrained_discriminator"]
+__all__ = [
+    "MaskedBatch",
+    "mask_inputs",
+    "ElectraPretrainer",
+    "save_pretrained",
+    "load_pretrained_backbone",
+    "load_pretrained_discriminator",
+]
 
 # Share of the chosen positions that become [MASK]; the rest keep the original token.
 MASK_TOKEN_SHARE = 0.85
@@ -81,15 +87,17 @@ def _scatter_to_sequence(values, positions, weights, seq_length: int):
     """
     hits = ops.logical_and(
         ops.equal(ops.expand_dims(positions, -1), ops.arange(seq_length, dtype="int32")),
-        ops.expand_dims(weights > 0, -1))                      # [batch, P, seq]
+        ops.expand_dims(weights > 0, -1),
+    )  # [batch, P, seq]
     hits_int = ops.cast(hits, "int32")
     count = ops.sum(hits_int, axis=1)
     total = ops.sum(hits_int * ops.expand_dims(ops.cast(values, "int32"), -1), axis=1)
     return ops.floor_divide(total, ops.maximum(count, 1)), count > 0
 
 
-def mask_inputs(input_ids, input_mask, config: ElectraConfig, seed_generator,
-                mask_prob: float | None = None) -> MaskedBatch:
+def mask_inputs(
+    input_ids, input_mask, config: ElectraConfig, seed_generator, mask_prob: float | None = None
+) -> MaskedBatch:
     """Chooses masked positions and writes [MASK] at 85% of them.
 
     input_ids, input_mask: int [batch, seq] (seq known statically). By default the positions are
@@ -108,40 +116,33 @@ def mask_inputs(input_ids, input_mask, config: ElectraConfig, seed_generator,
     num_slots = config.max_predictions_per_seq
 
     candidates = real
-    for special in (config.cls_token_id, config.sep_token_id, config.mask_token_id,
-                    config.pad_token_id):
+    for special in (config.cls_token_id, config.sep_token_id, config.mask_token_id, config.pad_token_id):
         candidates = ops.logical_and(candidates, ops.not_equal(input_ids, special))
     num_tokens = ops.sum(ops.cast(real, "float32"), axis=-1)
-    num_to_predict = ops.maximum(1, ops.minimum(
-        num_slots, ops.cast(ops.round(num_tokens * mask_prob), "int32")))
+    num_to_predict = ops.maximum(1, ops.minimum(num_slots, ops.cast(ops.round(num_tokens * mask_prob), "int32")))
 
     if config.mask_with_replacement:
         # -1e9 rather than log(0): a row without candidates draws position 0 ([CLS]) instead of
         # NaN; its slots are then ignored like the reference's unused ones (scatters skip 0).
         logits = ops.where(candidates, 0.0, -1e9)
-        positions = keras.random.categorical(logits, num_slots, seed=seed_generator,
-                                             dtype="int32")
+        positions = keras.random.categorical(logits, num_slots, seed=seed_generator, dtype="int32")
     else:
-        num_to_predict = ops.minimum(
-            num_to_predict, ops.sum(ops.cast(candidates, "int32"), axis=-1))
-        scores = ops.where(candidates,
-                           keras.random.uniform(ops.shape(input_ids), seed=seed_generator), -1.0)
+        num_to_predict = ops.minimum(num_to_predict, ops.sum(ops.cast(candidates, "int32"), axis=-1))
+        scores = ops.where(candidates, keras.random.uniform(ops.shape(input_ids), seed=seed_generator), -1.0)
         top = min(num_slots, seq_length)
         _, positions = ops.top_k(scores, k=top, sorted=True)
         positions = ops.cast(positions, "int32")
         if top < num_slots:
             positions = ops.pad(positions, [[0, 0], [0, num_slots - top]])
-    slot_in_use = ops.less(ops.arange(num_slots, dtype="int32"),
-                           ops.expand_dims(num_to_predict, -1))
+    slot_in_use = ops.less(ops.arange(num_slots, dtype="int32"), ops.expand_dims(num_to_predict, -1))
     weights = ops.cast(slot_in_use, "float32")
     positions = positions * ops.cast(slot_in_use, "int32")
-    masked_lm_ids = ops.take_along_axis(input_ids, positions, axis=1) * ops.cast(
-        slot_in_use, "int32")
+    masked_lm_ids = ops.take_along_axis(input_ids, positions, axis=1) * ops.cast(slot_in_use, "int32")
 
-    use_mask_token = keras.random.uniform(ops.shape(weights), seed=seed_generator) < (
-        MASK_TOKEN_SHARE)
+    use_mask_token = keras.random.uniform(ops.shape(weights), seed=seed_generator) < (MASK_TOKEN_SHARE)
     _, to_mask_token = _scatter_to_sequence(
-        positions, positions, weights * ops.cast(use_mask_token, "float32"), seq_length)
+        positions, positions, weights * ops.cast(use_mask_token, "float32"), seq_length
+    )
     masked_ids = ops.where(to_mask_token, config.mask_token_id, input_ids)
     return MaskedBatch(masked_ids, positions, masked_lm_ids, weights)
 
@@ -174,8 +175,7 @@ def _label_log_probs(logits, labels):
     # The fused cross-entropy (TensorFlow's SparseSoftmaxCrossEntropyWithLogits) rather than
     # log_softmax + take_along_axis, whose gradient scatters into a dense [..., V] tensor: that
     # scatter alone was ~4% of an ELECTRA-Small step on CPU.
-    return -ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"), logits,
-                                                from_logits=True)
+    return -ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"), logits, from_logits=True)
 
 
 def _weighted_mean(values, weights):
@@ -210,23 +210,23 @@ class ElectraPretrainer(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="masking_seed")
         with keras.name_scope("electra"):  # the reference keeps shared embeddings there
             self.embeddings = ElectraEmbeddings(config)
-        self.generator = None if (config.uniform_generator and config.electra_objective) else (
-            build_generator(config, self.embeddings))
-        self.discriminator = (build_discriminator(config, self.embeddings)
-                              if config.electra_objective else None)
+        self.generator = (
+            None
+            if (config.uniform_generator and config.electra_objective)
+            else (build_generator(config, self.embeddings))
+        )
+        self.discriminator = build_discriminator(config, self.embeddings) if config.electra_objective else None
 
         self.masked_lm_accuracy = keras.metrics.Mean(name="masked_lm_accuracy")
         self.masked_lm_loss = keras.metrics.Mean(name="masked_lm_loss")
         self.task = config.discriminator_task if config.electra_objective else None
         if self.task in ("replace_mlm", "all_tokens_mlm"):
-            self.sampled_masked_lm_accuracy = keras.metrics.Mean(
-                name="sampled_masked_lm_accuracy")
+            self.sampled_masked_lm_accuracy = keras.metrics.Mean(name="sampled_masked_lm_accuracy")
             # The main network's loss and its accuracy at the replaced/masked positions.
             self.main_mlm_loss = keras.metrics.Mean(name="main_mlm_loss")
             self.main_mlm_accuracy = keras.metrics.Mean(name="main_mlm_accuracy")
         if self.task == "detection":
-            self.sampled_masked_lm_accuracy = keras.metrics.Mean(
-                name="sampled_masked_lm_accuracy")
+            self.sampled_masked_lm_accuracy = keras.metrics.Mean(name="sampled_masked_lm_accuracy")
             self.disc_loss = keras.metrics.Mean(name="disc_loss")
             self.disc_accuracy = keras.metrics.Mean(name="disc_accuracy")
             self.disc_precision = keras.metrics.Precision(thresholds=0.5, name="disc_precision")
@@ -253,40 +253,47 @@ class ElectraPretrainer(keras.Model):
         masked = mask_inputs(original_ids, input_mask, config, self.seed_generator)
 
         if self.generator is None:  # uniform_generator: every token equally likely
-            mlm_logits = ops.zeros(ops.shape(masked.masked_lm_ids) + (config.vocab_size,),
-                                   dtype="float32")
+            mlm_logits = ops.zeros(ops.shape(masked.masked_lm_ids) + (config.vocab_size,), dtype="float32")
         else:
             mlm_logits = self.generator(
-                {"input_ids": masked.input_ids, "input_mask": input_mask,
-                 "segment_ids": segment_ids},
-                masked_positions=masked.masked_lm_positions, training=training)
-        outputs = {"mlm_logits": mlm_logits,
-                   "masked_lm_ids": masked.masked_lm_ids,
-                   "masked_lm_positions": masked.masked_lm_positions,
-                   "masked_lm_weights": masked.masked_lm_weights,
-                   "input_mask": ops.cast(input_mask, "float32")}
+                {"input_ids": masked.input_ids, "input_mask": input_mask, "segment_ids": segment_ids},
+                masked_positions=masked.masked_lm_positions,
+                training=training,
+            )
+        outputs = {
+            "mlm_logits": mlm_logits,
+            "masked_lm_ids": masked.masked_lm_ids,
+            "masked_lm_positions": masked.masked_lm_positions,
+            "masked_lm_weights": masked.masked_lm_weights,
+            "input_mask": ops.cast(input_mask, "float32"),
+        }
         if self.discriminator is None:
             return outputs
 
         sampled_ids = sample_from_logits(
-            mlm_logits, self.seed_generator, config.temperature,
-            disallowed_ids=masked.masked_lm_ids if config.disallow_correct else None)
+            mlm_logits,
+            self.seed_generator,
+            config.temperature,
+            disallowed_ids=masked.masked_lm_ids if config.disallow_correct else None,
+        )
         sampled_at_sequence, written = _scatter_to_sequence(
-            sampled_ids, masked.masked_lm_positions, masked.masked_lm_weights,
-            _static_length(original_ids))
+            sampled_ids, masked.masked_lm_positions, masked.masked_lm_weights, _static_length(original_ids)
+        )
         corrupted_ids = ops.where(written, sampled_at_sequence, original_ids)
         disc_labels = ops.cast(ops.not_equal(corrupted_ids, original_ids), "float32")
         hidden = self.discriminator.backbone(
-            {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids},
-            training=training)
-        outputs.update(sampled_ids=sampled_ids, corrupted_ids=corrupted_ids,
-                       disc_labels=disc_labels,
-                       masked_sequence_weights=ops.cast(written, "float32"))
+            {"input_ids": corrupted_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=training
+        )
+        outputs.update(
+            sampled_ids=sampled_ids,
+            corrupted_ids=corrupted_ids,
+            disc_labels=disc_labels,
+            masked_sequence_weights=ops.cast(written, "float32"),
+        )
         if self.task == "detection":
             outputs["disc_logits"] = self.discriminator.detection_logits(hidden)
         elif self.task == "replace_mlm":
-            outputs["main_mlm_logits"] = self.discriminator.mlm_logits(
-                hidden, masked.masked_lm_positions)
+            outputs["main_mlm_logits"] = self.discriminator.mlm_logits(hidden, masked.masked_lm_positions)
         else:  # all_tokens_mlm
             outputs["main_mlm_logits"] = self.discriminator.mlm_logits(hidden)
             outputs["copy_logits"] = self.discriminator.detection_logits(hidden)
@@ -302,16 +309,14 @@ class ElectraPretrainer(keras.Model):
         weights = outputs["masked_lm_weights"]
         logits = outputs["mlm_logits"]
         mlm_per_position = -_label_log_probs(logits, outputs["masked_lm_ids"])
-        parts = {"mlm_per_position": mlm_per_position,
-                 "mlm_loss": _weighted_mean(mlm_per_position, weights)}
+        parts = {"mlm_per_position": mlm_per_position, "mlm_loss": _weighted_mean(mlm_per_position, weights)}
         total = self.config.gen_weight * parts["mlm_loss"]
         if "disc_logits" in outputs:
             input_mask = outputs["input_mask"]
             disc_logits = outputs["disc_logits"]
             labels = outputs["disc_labels"]
             # Stable sigmoid cross-entropy: max(z, 0) - z * y + log(1 + exp(-|z|)).
-            disc_per_token = (ops.relu(disc_logits) - disc_logits * labels
-                              + ops.log1p(ops.exp(-ops.abs(disc_logits))))
+            disc_per_token = ops.relu(disc_logits) - disc_logits * labels + ops.log1p(ops.exp(-ops.abs(disc_logits)))
             parts["disc_per_token"] = disc_per_token
             counted = input_mask
             if self.config.disc_loss_masked_only:
@@ -319,8 +324,7 @@ class ElectraPretrainer(keras.Model):
             parts["disc_loss"] = _weighted_mean(disc_per_token, counted)
             total = total + self.config.disc_weight * parts["disc_loss"]
         elif "copy_logits" in outputs:  # all_tokens_mlm: every real token, with copying
-            original_log_probs = _label_log_probs(outputs["main_mlm_logits"],
-                                                  outputs["original_ids"])
+            original_log_probs = _label_log_probs(outputs["main_mlm_logits"], outputs["original_ids"])
             copy_logits = outputs["copy_logits"]
             # log P = log(D + (1 - D) q) where the input is the original token, else
             # log((1 - D) q); log D = -softplus(-c), log(1 - D) = -softplus(c).
@@ -332,8 +336,7 @@ class ElectraPretrainer(keras.Model):
             parts["main_mlm_loss"] = _weighted_mean(main_per_token, outputs["input_mask"])
             total = total + parts["main_mlm_loss"]
         elif "main_mlm_logits" in outputs:  # replace_mlm: the masked positions, as BERT
-            main_per_position = -_label_log_probs(outputs["main_mlm_logits"],
-                                                  outputs["masked_lm_ids"])
+            main_per_position = -_label_log_probs(outputs["main_mlm_logits"], outputs["masked_lm_ids"])
             parts["main_per_position"] = main_per_position
             parts["main_mlm_loss"] = _weighted_mean(main_per_position, weights)
             total = total + parts["main_mlm_loss"]
@@ -355,25 +358,24 @@ class ElectraPretrainer(keras.Model):
         masked_lm_ids = outputs["masked_lm_ids"]
         predictions = ops.cast(ops.argmax(outputs["mlm_logits"], axis=-1), "int32")
         self.masked_lm_accuracy.update_state(
-            ops.cast(ops.equal(predictions, masked_lm_ids), "float32"), sample_weight=weights)
+            ops.cast(ops.equal(predictions, masked_lm_ids), "float32"), sample_weight=weights
+        )
         self.masked_lm_loss.update_state(parts["mlm_per_position"], sample_weight=weights)
         if "sampled_ids" not in outputs:
             return
         self.sampled_masked_lm_accuracy.update_state(
-            ops.cast(ops.equal(outputs["sampled_ids"], masked_lm_ids), "float32"),
-            sample_weight=weights)
+            ops.cast(ops.equal(outputs["sampled_ids"], masked_lm_ids), "float32"), sample_weight=weights
+        )
         if "main_mlm_loss" in parts:
             self._update_main_mlm_metrics(outputs, parts)
             return
         input_mask = outputs["input_mask"]
-        per_example = (ops.sum(parts["disc_per_token"] * input_mask, axis=-1)
-                       / (ops.sum(input_mask, axis=-1) + 1e-6))
+        per_example = ops.sum(parts["disc_per_token"] * input_mask, axis=-1) / (ops.sum(input_mask, axis=-1) + 1e-6)
         self.disc_loss.update_state(per_example)
         labels = outputs["disc_labels"]
         probabilities = ops.sigmoid(outputs["disc_logits"])
         predicted = ops.cast(outputs["disc_logits"] > 0, "float32")
-        self.disc_accuracy.update_state(ops.cast(ops.equal(predicted, labels), "float32"),
-                                        sample_weight=input_mask)
+        self.disc_accuracy.update_state(ops.cast(ops.equal(predicted, labels), "float32"), sample_weight=input_mask)
         self.disc_precision.update_state(labels, probabilities, sample_weight=input_mask)
         self.disc_recall.update_state(labels, probabilities, sample_weight=input_mask)
         self.disc_auc.update_state(labels, probabilities, sample_weight=input_mask)
@@ -382,22 +384,19 @@ class ElectraPretrainer(keras.Model):
         weights = outputs["masked_lm_weights"]
         main_logits = outputs["main_mlm_logits"]
         if "copy_logits" in outputs:  # every position: read off the masked ones
-            main_logits = ops.take_along_axis(
-                main_logits, ops.expand_dims(outputs["masked_lm_positions"], -1), axis=1)
+            main_logits = ops.take_along_axis(main_logits, ops.expand_dims(outputs["masked_lm_positions"], -1), axis=1)
         predictions = ops.cast(ops.argmax(main_logits, axis=-1), "int32")
         self.main_mlm_accuracy.update_state(
-            ops.cast(ops.equal(predictions, outputs["masked_lm_ids"]), "float32"),
-            sample_weight=weights)
+            ops.cast(ops.equal(predictions, outputs["masked_lm_ids"]), "float32"), sample_weight=weights
+        )
         self.main_mlm_loss.update_state(parts["main_mlm_loss"])
 
     def discriminator_replaced_probabilities(self, batch):
         """P(replaced) per token [batch, seq] from the discriminator for a features dict."""
         if self.discriminator is None:
-            raise UserError("this model was trained with electra_objective=false and has no "
-                            "discriminator")
+            raise UserError("this model was trained with electra_objective=false and has no discriminator")
         if self.task != "detection":
-            raise UserError(f"this model's discriminator_task is {self.task}, not replaced-token "
-                            "detection")
+            raise UserError(f"this model's discriminator_task is {self.task}, not replaced-token detection")
         return ops.sigmoid(self.discriminator(batch, training=False))
 
     def get_config(self):

@@ -61,8 +61,13 @@ class RunLock:
 
     def _record(self) -> dict:
         pid = os.getpid()
-        return {"host": socket.gethostname(), "pid": pid, "process_start": _process_start(pid),
-                "token": self.token, "heartbeat": time.time()}
+        return {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "process_start": _process_start(pid),
+            "token": self.token,
+            "heartbeat": time.time(),
+        }
 
     def _read(self) -> Optional[dict]:
         try:
@@ -89,15 +94,17 @@ class RunLock:
             raise UserError(
                 f"{self.model_dir} is in use by a running run_pretraining (pid {holder.get('pid')} "
                 f"on {holder.get('host')}, lock {self.path}); wait for it to finish or use "
-                "another --model_dir")
+                "another --model_dir"
+            )
         fileio.makedirs(self.model_dir)
         fileio.write_json_atomic(self.path, self._record())
         holder = self._read()
         if holder is None or holder.get("token") != self.token:
-            raise UserError(f"{self.model_dir} was claimed by another run at the same moment "
-                            f"(lock {self.path}); use another --model_dir")
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                        name="electra_tf-run-lock")
+            raise UserError(
+                f"{self.model_dir} was claimed by another run at the same moment "
+                f"(lock {self.path}); use another --model_dir"
+            )
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="electra_tf-run-lock")
         self._thread.start()
 
     def _heartbeat(self) -> None:

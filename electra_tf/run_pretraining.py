@@ -17,9 +17,13 @@ from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("mode", "train", ["train", "eval", "continuous_eval"],
-                  "train; eval: score the newest (or --checkpoint_step) checkpoint on --eval_data; "
-                  "continuous_eval: score each new checkpoint of --model_dir as it appears.")
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval", "continuous_eval"],
+    "train; eval: score the newest (or --checkpoint_step) checkpoint on --eval_data; "
+    "continuous_eval: score each new checkpoint of --model_dir as it appears.",
+)
 flags.DEFINE_string("config", "electra_small", "Config preset name or path to a config JSON file.")
 flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys.")
 flags.DEFINE_string("pretrain_data", None, "Glob of TFRecord files, or a directory holding manifest.json.")
@@ -33,26 +37,40 @@ cli.define_runtime_flags()
 flags.DEFINE_string("eval_data", None, "Held-out TFRecords (glob or manifest directory) to evaluate on.")
 flags.DEFINE_integer("eval_steps", None, "Batches per evaluation (default: the config's num_eval_steps).")
 flags.DEFINE_bool("eval_at_checkpoints", True, "Also evaluate at every checkpoint, not only at the end.")
-flags.DEFINE_integer("seed", None, "Seed of model init, masking/dropout randomness and data order "
-                     "(default: the config's seed).")
-flags.DEFINE_string("init_checkpoint", None,
-                    "Start from this save_pretrained directory (e.g. a converted released checkpoint) "
-                    "instead of random weights: continued pretraining. Ignored when resuming.")
+flags.DEFINE_integer(
+    "seed", None, "Seed of model init, masking/dropout randomness and data order (default: the config's seed)."
+)
+flags.DEFINE_string(
+    "init_checkpoint",
+    None,
+    "Start from this save_pretrained directory (e.g. a converted released checkpoint) "
+    "instead of random weights: continued pretraining. Ignored when resuming.",
+)
 flags.DEFINE_integer("log_every_steps", 100, "Print progress and write train summaries this often.")
-flags.DEFINE_bool("continue_training", False,
-                  "Accept a --num_train_steps other than the one --model_dir was trained with: resume "
-                  "from its newest checkpoint with the schedule of the new total.")
-flags.DEFINE_integer("steps_per_execution", None,
-                     "Train steps per compiled call (Keras's steps_per_execution); checkpoint and "
-                     "log intervals must be multiples. Default: up to 100 under --strategy=tpu, else 1.")
-flags.DEFINE_float("worker_timeout_seconds", 60.0,
-                   "--strategy=multi_worker: once a worker has sent no heartbeat for this long, the "
-                   "others stop with one line naming it (exit status 3); rerun every worker to resume "
-                   "from the last checkpoint.")
+flags.DEFINE_bool(
+    "continue_training",
+    False,
+    "Accept a --num_train_steps other than the one --model_dir was trained with: resume "
+    "from its newest checkpoint with the schedule of the new total.",
+)
+flags.DEFINE_integer(
+    "steps_per_execution",
+    None,
+    "Train steps per compiled call (Keras's steps_per_execution); checkpoint and "
+    "log intervals must be multiples. Default: up to 100 under --strategy=tpu, else 1.",
+)
+flags.DEFINE_float(
+    "worker_timeout_seconds",
+    60.0,
+    "--strategy=multi_worker: once a worker has sent no heartbeat for this long, the "
+    "others stop with one line naming it (exit status 3); rerun every worker to resume "
+    "from the last checkpoint.",
+)
 flags.DEFINE_integer("checkpoint_step", None, "--mode=eval: score this checkpoint instead of the newest.")
 flags.DEFINE_float("eval_poll_seconds", 30.0, "--mode=continuous_eval: look for a new checkpoint this often.")
-flags.DEFINE_float("eval_timeout_seconds", 3600.0,
-                   "--mode=continuous_eval: stop after this long without a new checkpoint.")
+flags.DEFINE_float(
+    "eval_timeout_seconds", 3600.0, "--mode=continuous_eval: stop after this long without a new checkpoint."
+)
 
 
 def main(argv: list[str]) -> None:

@@ -91,8 +91,7 @@ SIGNATURES = {
         "pair": {"inputs": _text_inputs("text_a", "text_b"), "outputs": _REGRESSOR_OUTPUTS},
     },
     "squad": {
-        DEFAULT_SIGNATURE: {"inputs": _text_inputs("question", "context"),
-                            "outputs": _SQUAD_OUTPUTS},
+        DEFAULT_SIGNATURE: {"inputs": _text_inputs("question", "context"), "outputs": _SQUAD_OUTPUTS},
     },
     "tagger": {
         DEFAULT_SIGNATURE: {"inputs": _text_inputs("text"), "outputs": _TAGGER_OUTPUTS},
@@ -106,6 +105,7 @@ SIGNATURES = {
     },
 }
 
+
 def signature_table_markdown() -> str:
     """The SIGNATURES table as Markdown (for the README)."""
     lines = ["| kind | signature | inputs | outputs |", "|---|---|---|---|"]
@@ -115,10 +115,12 @@ def signature_table_markdown() -> str:
             outputs = ", ".join(f"`{n}` {d} {s}" for n, (d, s) in spec["outputs"].items())
             lines.append(f"| {kind} | `{name}` | {inputs} | {outputs} |")
     lines.append("")
-    lines.append("Classifiers and regressors also have `serving_default`: their `pair` signature "
-                 "for pair tasks (MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI), `single` for CoLA and "
-                 "SST-2. B: batch, T: tokens of the longest row in the batch, W: words of the "
-                 "longest row, H: hidden size, L: number of labels.")
+    lines.append(
+        "Classifiers and regressors also have `serving_default`: their `pair` signature "
+        "for pair tasks (MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI), `single` for CoLA and "
+        "SST-2. B: batch, T: tokens of the longest row in the batch, W: words of the "
+        "longest row, H: hidden size, L: number of labels."
+    )
     return "\n".join(lines)
 
 
@@ -128,8 +130,10 @@ def _backing_variables(model) -> list:
     for variable in model.variables:
         backing = getattr(variable, "value", variable)
         if not isinstance(backing, tf.Variable):
-            raise TypeError(f"{variable.path}: not backed by a tf.Variable (Keras backend "
-                            f"{type(variable).__module__}); export needs the TensorFlow backend")
+            raise TypeError(
+                f"{variable.path}: not backed by a tf.Variable (Keras backend "
+                f"{type(variable).__module__}); export needs the TensorFlow backend"
+            )
         if id(backing) not in seen:
             seen.add(id(backing))
             found.append(backing)
@@ -156,8 +160,8 @@ class TextServingModule(tf.Module):
 
     def _row_of(self, batch: tf.Tensor, token_id: int) -> tf.RaggedTensor:
         return tf.RaggedTensor.from_tensor(
-            tf.fill(tf.stack([tf.shape(batch, out_type=tf.int64)[0], 1]),
-                    tf.constant(token_id, tf.int64)))
+            tf.fill(tf.stack([tf.shape(batch, out_type=tf.int64)[0], 1]), tf.constant(token_id, tf.int64))
+        )
 
     def pack(self, texts_a: tf.Tensor, texts_b: Optional[tf.Tensor] = None):
         """[CLS] a [SEP] (b [SEP]) for string batches [B], by fine-tuning's packer
@@ -169,8 +173,10 @@ class TextServingModule(tf.Module):
         features = text_packing.pack(
             self.tokenizer.tokenize(texts_a),
             None if texts_b is None else self.tokenizer.tokenize(texts_b),
-            cls_id=self.tokenizer.cls_id, sep_id=self.tokenizer.sep_id,
-            max_seq_length=self.max_seq_length)
+            cls_id=self.tokenizer.cls_id,
+            sep_id=self.tokenizer.sep_id,
+            max_seq_length=self.max_seq_length,
+        )
         return features, tf.cast(features["input_ids"], tf.int64)
 
     def signatures(self) -> dict:
@@ -194,16 +200,17 @@ class ClassifierServingModule(TextServingModule):
         self.label_names = list(label_names)
         self.default_is_pair = bool(default_is_pair)
         self.single = tf.function(self._single, input_signature=[_string_spec("text_a")])
-        self.pair = tf.function(self._pair, input_signature=[_string_spec("text_a"),
-                                                             _string_spec("text_b")])
+        self.pair = tf.function(self._pair, input_signature=[_string_spec("text_a"), _string_spec("text_b")])
 
     def _outputs(self, features):
         logits = self.model(features, training=False)["logits"]
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {"label_id": label_id,
-                "label_name": tf.gather(tf.constant(self.label_names), label_id),
-                "probabilities": probabilities}
+        return {
+            "label_id": label_id,
+            "label_name": tf.gather(tf.constant(self.label_names), label_id),
+            "probabilities": probabilities,
+        }
 
     def _single(self, text_a):
         return self._outputs(self.pack(text_a)[0])
@@ -216,8 +223,7 @@ class ClassifierServingModule(TextServingModule):
         serving_default (one of them)."""
         single = self.single.get_concrete_function()
         pair = self.pair.get_concrete_function()
-        return {"single": single, "pair": pair,
-                DEFAULT_SIGNATURE: pair if self.default_is_pair else single}
+        return {"single": single, "pair": pair, DEFAULT_SIGNATURE: pair if self.default_is_pair else single}
 
 
 class RegressorServingModule(ClassifierServingModule):
@@ -230,8 +236,7 @@ class RegressorServingModule(ClassifierServingModule):
         super().__init__(model, tokenizer, max_seq_length, [], default_is_pair)
 
     def _outputs(self, features):
-        return {"score": tf.cast(self.model(features, training=False)["predictions"],
-                                 tf.float32)}
+        return {"score": tf.cast(self.model(features, training=False)["predictions"], tf.float32)}
 
 
 class DiscriminatorServingModule(TextServingModule):
@@ -251,10 +256,12 @@ class DiscriminatorServingModule(TextServingModule):
         token_count = tf.reduce_sum(tf.cast(features["input_mask"], tf.int64), axis=1) - 2
         width = tf.shape(ids)[1] - 2
         real = tf.sequence_mask(token_count, width)
-        tokens = self.tokenizer.lookup_tokens(ids[:, 1:1 + width])
-        return {"tokens": tf.where(real, tokens, ""),
-                "replaced_probability": tf.where(real, probabilities[:, 1:1 + width], 0.0),
-                "token_count": token_count}
+        tokens = self.tokenizer.lookup_tokens(ids[:, 1 : 1 + width])
+        return {
+            "tokens": tf.where(real, tokens, ""),
+            "replaced_probability": tf.where(real, probabilities[:, 1 : 1 + width], 0.0),
+            "token_count": token_count,
+        }
 
     def signatures(self):
         """The SavedModel signatures: serving_default only (text [batch] string)."""
@@ -270,16 +277,17 @@ class EncoderServingModule(TextServingModule):
     def __init__(self, model, tokenizer, max_seq_length):
         super().__init__(model, tokenizer, max_seq_length)
         self.single = tf.function(self._single, input_signature=[_string_spec("text")])
-        self.pair = tf.function(self._pair, input_signature=[_string_spec("text"),
-                                                             _string_spec("text_b")])
+        self.pair = tf.function(self._pair, input_signature=[_string_spec("text"), _string_spec("text_b")])
 
     def _outputs(self, features, ids):
         sequence = tf.cast(self.model(features, training=False), tf.float32)
         mask = features["input_mask"] > 0
-        return {"cls_vector": sequence[:, 0],
-                "token_vectors": tf.where(mask[:, :, tf.newaxis], sequence, 0.0),
-                "tokens": tf.where(mask, self.tokenizer.lookup_tokens(ids), ""),
-                "token_count": tf.reduce_sum(tf.cast(mask, tf.int64), axis=1)}
+        return {
+            "cls_vector": sequence[:, 0],
+            "token_vectors": tf.where(mask[:, :, tf.newaxis], sequence, 0.0),
+            "tokens": tf.where(mask, self.tokenizer.lookup_tokens(ids), ""),
+            "token_count": tf.reduce_sum(tf.cast(mask, tf.int64), axis=1),
+        }
 
     def _single(self, text):
         return self._outputs(*self.pack(text))
@@ -289,12 +297,12 @@ class EncoderServingModule(TextServingModule):
 
     def signatures(self):
         """The SavedModel signatures: serving_default (text [batch] string) and "pair" (text, text_b [batch] string)."""
-        return {DEFAULT_SIGNATURE: self.single.get_concrete_function(),
-                "pair": self.pair.get_concrete_function()}
+        return {DEFAULT_SIGNATURE: self.single.get_concrete_function(), "pair": self.pair.get_concrete_function()}
 
 
 # ---------------------------------------------------------------------------------------------
 # SQuAD in-graph
+
 
 class SquadServingModule(TextServingModule):
     """A fine-tuned SQuAD model: question, context [B] -> answer_text string [B], answer_start /
@@ -305,22 +313,22 @@ class SquadServingModule(TextServingModule):
 
     kind = "squad"
 
-    def __init__(self, model, tokenizer, settings: squad.SquadSettings,
-                 null_threshold: Optional[float] = None):
+    def __init__(self, model, tokenizer, settings: squad.SquadSettings, null_threshold: Optional[float] = None):
         """``settings``: the windows and decoding fine-tuning used (its max_seq_length is the
         window length); ``null_threshold``: SQuAD 2.0's dev-tuned no-answer margin, None to
         always answer."""
         max_seq_length = settings.max_seq_length
         super().__init__(model, tokenizer, max_seq_length)
         if max_seq_length - settings.max_query_length - 3 < 1:
-            raise UserError(f"max_seq_length {max_seq_length} leaves no room for the context "
-                            f"after a {settings.max_query_length}-token question")
+            raise UserError(
+                f"max_seq_length {max_seq_length} leaves no room for the context "
+                f"after a {settings.max_query_length}-token question"
+            )
         self.settings = settings
         self.max_answer_length = int(settings.max_answer_length)
         self.n_best_size = int(settings.n_best_size)
         self.null_threshold = null_threshold
-        self.serve = tf.function(self._serve, input_signature=[_string_spec("question"),
-                                                               _string_spec("context")])
+        self.serve = tf.function(self._serve, input_signature=[_string_spec("question"), _string_spec("context")])
 
     def windows(self, question: tf.Tensor, context: tf.Tensor) -> squad.Windows:
         """Every window of every question, by fine-tuning's windowing (squad.windows)."""
@@ -337,17 +345,18 @@ class SquadServingModule(TextServingModule):
         k_end = tf.shape(end_positions)[2]
         start_pieces = tf.gather(piece_index, start_positions, batch_dims=1)
         end_pieces = tf.reshape(
-            tf.gather(piece_index, tf.reshape(end_positions, [num_windows, -1]), batch_dims=1),
-            tf.shape(end_positions))
-        start_ok = tf.logical_and(start_pieces >= 0,
-                                  tf.gather(max_context, start_positions, batch_dims=1))
+            tf.gather(piece_index, tf.reshape(end_positions, [num_windows, -1]), batch_dims=1), tf.shape(end_positions)
+        )
+        start_ok = tf.logical_and(start_pieces >= 0, tf.gather(max_context, start_positions, batch_dims=1))
         starts_k = start_positions[:, :, tf.newaxis]
-        valid = (start_ok[:, :, tf.newaxis] & (end_pieces >= 0)
-                 & (end_positions >= starts_k)
-                 & (end_positions - starts_k + 1 <= self.max_answer_length))
+        valid = (
+            start_ok[:, :, tf.newaxis]
+            & (end_pieces >= 0)
+            & (end_positions >= starts_k)
+            & (end_positions - starts_k + 1 <= self.max_answer_length)
+        )
         # decode_predictions adds the float32 scores and compares the sums.
-        span_scores = tf.where(valid, start_values[:, :, tf.newaxis] + end_values,
-                               -float("inf"))
+        span_scores = tf.where(valid, start_values[:, :, tf.newaxis] + end_values, -float("inf"))
         span_scores = tf.reshape(span_scores, [num_windows, -1])
         # Python walks windows in order and each window's starts and ends by rank, and a stable
         # sort keeps the first of equal scores: argmax's first maximum in that same order.
@@ -355,61 +364,65 @@ class SquadServingModule(TextServingModule):
         window_choice = tf.argmax(span_scores, axis=1, output_type=tf.int32)
         # A question has an answer span when one of its windows has one (unsorted_segment_max
         # starts from float32's lowest value, not -inf, so it cannot tell by itself).
-        found = tf.math.unsorted_segment_max(
-            tf.cast(window_best > -float("inf"), tf.int32), window_example, batch) > 0
-        best_score = tf.where(
-            found, tf.math.unsorted_segment_max(window_best, window_example, batch), 0.0)
-        is_best = tf.logical_and(tf.equal(window_best, tf.gather(best_score, window_example)),
-                                 tf.gather(found, window_example))
+        found = tf.math.unsorted_segment_max(tf.cast(window_best > -float("inf"), tf.int32), window_example, batch) > 0
+        best_score = tf.where(found, tf.math.unsorted_segment_max(window_best, window_example, batch), 0.0)
+        is_best = tf.logical_and(
+            tf.equal(window_best, tf.gather(best_score, window_example)), tf.gather(found, window_example)
+        )
         best_window = tf.math.unsorted_segment_min(
-            tf.where(is_best, tf.range(num_windows), num_windows), window_example, batch)
+            tf.where(is_best, tf.range(num_windows), num_windows), window_example, batch
+        )
         best_window = tf.cast(tf.minimum(best_window, num_windows - 1), tf.int32)
         choice = tf.gather(window_choice, best_window)
         start_rank, end_rank = choice // k_end, choice % k_end
         start_position = tf.gather_nd(start_positions, tf.stack([best_window, start_rank], 1))
-        end_position = tf.gather_nd(end_positions, tf.stack([best_window, start_rank, end_rank],
-                                                            1))
+        end_position = tf.gather_nd(end_positions, tf.stack([best_window, start_rank, end_rank], 1))
         best_window = tf.cast(best_window, tf.int64)
-        first_piece = tf.gather_nd(piece_index, tf.stack(
-            [best_window, tf.cast(start_position, tf.int64)], 1))
-        last_piece = tf.gather_nd(piece_index, tf.stack(
-            [best_window, tf.cast(end_position, tf.int64)], 1))
+        first_piece = tf.gather_nd(piece_index, tf.stack([best_window, tf.cast(start_position, tf.int64)], 1))
+        last_piece = tf.gather_nd(piece_index, tf.stack([best_window, tf.cast(end_position, tf.int64)], 1))
         char_start = self._piece_value(starts, first_piece, found)
         char_end = self._piece_value(ends, last_piece, found)
 
-        no_answer_score = self._no_answer_score(outputs, found, best_score, best_window,
-                                                window_example, batch)
+        no_answer_score = self._no_answer_score(outputs, found, best_score, best_window, window_example, batch)
         has_answer = found
         if self.null_threshold is not None:
             has_answer = tf.logical_and(found, no_answer_score <= self.null_threshold)
         length = char_end - char_start
-        text = tf.strings.substr(context, tf.where(has_answer, char_start, 0),
-                                 tf.where(has_answer, length, 0), unit="UTF8_CHAR")
-        return {"answer_text": text,
-                "answer_start": tf.where(has_answer, char_start, -1),
-                "answer_end": tf.where(has_answer, char_end, -1),
-                "score": best_score,
-                "has_answer": has_answer,
-                "no_answer_score": tf.cast(no_answer_score, tf.float32)}
+        text = tf.strings.substr(
+            context, tf.where(has_answer, char_start, 0), tf.where(has_answer, length, 0), unit="UTF8_CHAR"
+        )
+        return {
+            "answer_text": text,
+            "answer_start": tf.where(has_answer, char_start, -1),
+            "answer_end": tf.where(has_answer, char_end, -1),
+            "score": best_score,
+            "has_answer": has_answer,
+            "no_answer_score": tf.cast(no_answer_score, tf.float32),
+        }
 
     def _beam(self, outputs):
         """The candidate spans of every window, as squad.span_beams gives them: start positions
         int32 [W, k], their scores float32 [W, k], end positions int32 [W, k, k'] and scores
         [W, k, k'] (the joint head's beam, or the independent head's top starts x top ends)."""
         if "start_top_index" in outputs:
-            return (tf.cast(outputs["start_top_index"], tf.int32),
-                    tf.cast(outputs["start_top_log_probs"], tf.float32),
-                    tf.cast(outputs["end_top_index"], tf.int32),
-                    tf.cast(outputs["end_top_log_probs"], tf.float32))
+            return (
+                tf.cast(outputs["start_top_index"], tf.int32),
+                tf.cast(outputs["start_top_log_probs"], tf.float32),
+                tf.cast(outputs["end_top_index"], tf.int32),
+                tf.cast(outputs["end_top_log_probs"], tf.float32),
+            )
         start_logits = tf.cast(outputs["start_logits"], tf.float32)
         end_logits = tf.cast(outputs["end_logits"], tf.float32)
         k = tf.minimum(self.n_best_size, tf.shape(start_logits)[1])
         start_values, start_positions = tf.math.top_k(start_logits, k)
         end_values, end_positions = tf.math.top_k(end_logits, k)
         shape = tf.stack([tf.shape(start_logits)[0], k, k])
-        return (start_positions, start_values,
-                tf.broadcast_to(end_positions[:, tf.newaxis, :], shape),
-                tf.broadcast_to(end_values[:, tf.newaxis, :], shape))
+        return (
+            start_positions,
+            start_values,
+            tf.broadcast_to(end_positions[:, tf.newaxis, :], shape),
+            tf.broadcast_to(end_values[:, tf.newaxis, :], shape),
+        )
 
     @staticmethod
     def _no_answer_score(outputs, found, best_score, best_window, window_example, batch):
@@ -420,11 +433,13 @@ class SquadServingModule(TextServingModule):
             if "answerable_logits" not in outputs:
                 return tf.zeros([batch], tf.float64)
             return -tf.math.unsorted_segment_max(
-                tf.cast(outputs["answerable_logits"], tf.float64), window_example, batch)
+                tf.cast(outputs["answerable_logits"], tf.float64), window_example, batch
+            )
         start_logits = tf.cast(outputs["start_logits"], tf.float32)
         end_logits = tf.cast(outputs["end_logits"], tf.float32)
         null_scores = tf.math.unsorted_segment_min(
-            tf.cast(start_logits[:, 0] + end_logits[:, 0], tf.float64), window_example, batch)
+            tf.cast(start_logits[:, 0] + end_logits[:, 0], tf.float64), window_example, batch
+        )
         best64 = tf.cast(best_score, tf.float64)
         no_answer_score = tf.where(found, null_scores - best64, 0.0)
         if "answerable_logits" in outputs:
@@ -436,8 +451,7 @@ class SquadServingModule(TextServingModule):
     def _piece_value(values: tf.RaggedTensor, piece: tf.Tensor, found: tf.Tensor) -> tf.Tensor:
         """values[i][piece[i]] where found[i], else 0 (values int64 ragged [B, (n)])."""
         flat = tf.concat([values.flat_values, [0]], 0)
-        index = tf.where(found, values.row_starts() + piece,
-                         tf.size(values.flat_values, out_type=tf.int64))
+        index = tf.where(found, values.row_starts() + piece, tf.size(values.flat_values, out_type=tf.int64))
         return tf.gather(flat, index)
 
     def signatures(self):
@@ -452,8 +466,16 @@ class TaggerServingModule(TextServingModule):
 
     kind = "tagger"
 
-    def __init__(self, model, tokenizer, max_seq_length, tag_names, scheme: str = "file",
-                 default_tag: str = "O", segment_id: int = 0):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_seq_length,
+        tag_names,
+        scheme: str = "file",
+        default_tag: str = "O",
+        segment_id: int = 0,
+    ):
         super().__init__(model, tokenizer, max_seq_length)
         self.tag_names = list(tag_names)
         self.segment_id = int(segment_id)
@@ -465,21 +487,19 @@ class TaggerServingModule(TextServingModule):
         # Dropped before splitting, as BERT's cleaning drops them ("a\x00b" is one word), and
         # because regex_split stops reading a string at a NUL.
         text = tf.strings.regex_replace(text, tokenization._DROPPED_CLASS, "")
-        words = tf_text.regex_split(text, squad.CONTEXT_WORD_BREAK,
-                                    keep_delim_regex_pattern=squad.CONTEXT_KEPT_BREAK)
+        words = tf_text.regex_split(text, squad.CONTEXT_WORD_BREAK, keep_delim_regex_pattern=squad.CONTEXT_KEPT_BREAK)
         pieces = self.tokenizer.tokenize(words.flat_values)  # [all words, (pieces)]
         counts = pieces.row_lengths()
         batch = tf.shape(text, out_type=tf.int64)[0]
         per_sentence = tf.math.unsorted_segment_sum(counts, words.value_rowids(), batch)
         sentence_start = tf.cumsum(per_sentence, exclusive=True)
-        offset = tf.cumsum(counts, exclusive=True) - tf.gather(sentence_start,
-                                                               words.value_rowids())
+        offset = tf.cumsum(counts, exclusive=True) - tf.gather(sentence_start, words.value_rowids())
         budget = self.max_seq_length - 2
         kept = tf.logical_and(counts > 0, offset < budget)
         ids = tf.RaggedTensor.from_row_lengths(pieces.flat_values, per_sentence)
-        features = text_packing.pack(ids, cls_id=self.tokenizer.cls_id,
-                                     sep_id=self.tokenizer.sep_id,
-                                     max_seq_length=self.max_seq_length)
+        features = text_packing.pack(
+            ids, cls_id=self.tokenizer.cls_id, sep_id=self.tokenizer.sep_id, max_seq_length=self.max_seq_length
+        )
         features["segment_ids"] = features["input_mask"] * self.segment_id
         logits = tf.cast(self.model(features, training=False)["logits"], tf.float32)
         # Position 0 ([CLS]) stands in for words without a first piece; their tag is replaced.
@@ -487,12 +507,10 @@ class TaggerServingModule(TextServingModule):
         best = tf.argmax(tf.gather(logits, positions, batch_dims=1), axis=-1)
         tags = tf.gather(tf.constant(self.tag_names), best)
         if self.scheme == "bioes":
-            tags = tf.strings.regex_replace(tf.strings.regex_replace(tags, "^S-", "B-"),
-                                            "^E-", "I-")
+            tags = tf.strings.regex_replace(tf.strings.regex_replace(tags, "^S-", "B-"), "^E-", "I-")
         tags = tf.where(words.with_flat_values(kept).to_tensor(False), tags, self.default_tag)
         real = tf.sequence_mask(words.row_lengths(), tf.shape(positions, out_type=tf.int64)[1])
-        return {"words": words.to_tensor(""), "tags": tf.where(real, tags, ""),
-                "word_count": words.row_lengths()}
+        return {"words": words.to_tensor(""), "tags": tf.where(real, tags, ""), "word_count": words.row_lengths()}
 
     def signatures(self):
         """The SavedModel signatures: serving_default only (text [batch] string)."""

@@ -85,8 +85,7 @@ def _line_of(text: str, needle: str) -> int:
     return 1 if position < 0 else text.count("\n", 0, position) + 1
 
 
-def read_squad(path: str, *, is_training: bool, version: str = "1.1"
-               ) -> tuple[list[SquadExample], dict]:
+def read_squad(path: str, *, is_training: bool, version: str = "1.1") -> tuple[list[SquadExample], dict]:
     """Questions of an official SQuAD JSON file and reading statistics.
 
     For training, each answerable question needs an answer whose answer_start points at its text
@@ -94,8 +93,10 @@ def read_squad(path: str, *, is_training: bool, version: str = "1.1"
     needs the gold texts, so offsets are not checked there.
     """
     if not fileio.isfile(path):
-        raise UserError(f"{path}: SQuAD file not found; give the official train/dev JSON "
-                        f"(e.g. {'train' if is_training else 'dev'}-v{version}.json)")
+        raise UserError(
+            f"{path}: SQuAD file not found; give the official train/dev JSON "
+            f"(e.g. {'train' if is_training else 'dev'}-v{version}.json)"
+        )
     with fileio.open(path, "r") as handle:
         raw = handle.read()
     if not raw.strip():
@@ -105,15 +106,13 @@ def read_squad(path: str, *, is_training: bool, version: str = "1.1"
     except json.JSONDecodeError as error:
         raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise UserError(f"{path}:1: not a SQuAD file: expected an object with a 'data' list of "
-                        "articles")
+        raise UserError(f"{path}:1: not a SQuAD file: expected an object with a 'data' list of articles")
     examples = []
     for article_index, article in enumerate(document["data"]):
         for paragraph in article.get("paragraphs", []):
             context = paragraph.get("context")
             if not isinstance(context, str):
-                raise UserError(f"{path}: article {article_index} has a paragraph without a "
-                                "'context' string")
+                raise UserError(f"{path}: article {article_index} has a paragraph without a 'context' string")
             for qa in paragraph.get("qas", []):
                 qid = str(qa.get("id"))
                 where = lambda: f"{path}:{_line_of(raw, json.dumps(qid))}"  # noqa: E731
@@ -125,25 +124,31 @@ def read_squad(path: str, *, is_training: bool, version: str = "1.1"
                     try:
                         answers.append((str(answer["text"]), int(answer["answer_start"])))
                     except (KeyError, TypeError, ValueError):
-                        raise UserError(f"{where()}: question {qid} has an answer without "
-                                        "'text' and integer 'answer_start'") from None
+                        raise UserError(
+                            f"{where()}: question {qid} has an answer without 'text' and integer 'answer_start'"
+                        ) from None
                 if is_training and not impossible:
                     if not answers:
-                        raise UserError(f"{where()}: training question {qid} has no answer and "
-                                        "is not marked is_impossible")
+                        raise UserError(
+                            f"{where()}: training question {qid} has no answer and is not marked is_impossible"
+                        )
                     text, start = answers[0]
-                    if context[start:start + len(text)] != text:
-                        found = context[start:start + len(text)]
-                        raise UserError(f"{where()}: question {qid}: answer {text!r} does not "
-                                        f"match its context at answer_start {start} (context "
-                                        f"there has {found!r}); fix answer_start")
+                    if context[start : start + len(text)] != text:
+                        found = context[start : start + len(text)]
+                        raise UserError(
+                            f"{where()}: question {qid}: answer {text!r} does not "
+                            f"match its context at answer_start {start} (context "
+                            f"there has {found!r}); fix answer_start"
+                        )
                     answers = answers[:1]
-                examples.append(SquadExample(qid, qa["question"], context, answers, impossible,
-                                             article.get("title", ""), article_index))
+                examples.append(
+                    SquadExample(
+                        qid, qa["question"], context, answers, impossible, article.get("title", ""), article_index
+                    )
+                )
     if not examples:
         raise UserError(f"{path}: no questions found")
-    return examples, {"file": path, "questions": len(examples),
-                      "articles": len(document["data"])}
+    return examples, {"file": path, "questions": len(examples), "articles": len(document["data"])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +199,8 @@ class Windows:
 def _column(rows: tf.Tensor, token_id: int) -> tf.RaggedTensor:
     """[len(rows), 1] ragged int64 filled with ``token_id``."""
     return tf.RaggedTensor.from_tensor(
-        tf.fill(tf.stack([tf.shape(rows, out_type=tf.int64)[0], 1]),
-                tf.constant(token_id, tf.int64)))
+        tf.fill(tf.stack([tf.shape(rows, out_type=tf.int64)[0], 1]), tf.constant(token_id, tf.int64))
+    )
 
 
 def context_piece_spans(context: tf.Tensor, tokenizer):
@@ -206,18 +211,17 @@ def context_piece_spans(context: tf.Tensor, tokenizer):
     assigned one by one (an [UNK], or normalisation changed its length) span the word.
     """
     words, byte_begin, byte_end = tf_text.regex_split_with_offsets(
-        context, CONTEXT_WORD_BREAK, keep_delim_regex_pattern=CONTEXT_KEPT_BREAK)
+        context, CONTEXT_WORD_BREAK, keep_delim_regex_pattern=CONTEXT_KEPT_BREAK
+    )
     # Byte offsets -> code point offsets: count the characters that start before the byte.
     _, char_bytes = tf.strings.unicode_decode_with_offsets(context, "UTF-8")
-    beyond = tf.fill(tf.stack([tf.shape(context, out_type=tf.int64)[0], 1]),
-                     tf.constant(tf.int64.max, tf.int64))
+    beyond = tf.fill(tf.stack([tf.shape(context, out_type=tf.int64)[0], 1]), tf.constant(tf.int64.max, tf.int64))
     char_bytes = tf.concat([char_bytes.to_tensor(default_value=tf.int64.max), beyond], 1)
 
     def to_chars(byte_offsets: tf.RaggedTensor) -> tf.Tensor:
         dense = byte_offsets.to_tensor(default_value=0)
         chars = tf.searchsorted(char_bytes, dense, side="left", out_type=tf.int64)
-        return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths()
-                                           ).flat_values
+        return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths()).flat_values
 
     word_start, word_end = to_chars(byte_begin), to_chars(byte_end)
     flat_words = words.flat_values
@@ -225,36 +229,40 @@ def context_piece_spans(context: tf.Tensor, tokenizer):
     tokens = tokenizer.lookup_tokens(pieces.flat_values)
     piece_word = pieces.value_rowids()
     first_of_word = tf.ragged.range(pieces.row_lengths()).flat_values == 0
-    continuation = tf.logical_and(tf.logical_not(first_of_word),
-                                  tf.strings.regex_full_match(tokens, "##.*"))
+    continuation = tf.logical_and(tf.logical_not(first_of_word), tf.strings.regex_full_match(tokens, "##.*"))
     lengths = tf.strings.length(tokens, unit="UTF8_CHAR")
     lengths = tf.cast(tf.where(continuation, lengths - 2, lengths), tf.int64)
     num_words = tf.shape(flat_words, out_type=tf.int64)[0]
     word_length = word_end - word_start
-    has_unknown = tf.math.unsorted_segment_max(
-        tf.cast(tf.equal(pieces.flat_values, tokenizer.unk_id), tf.int32), piece_word,
-        num_words) > 0
-    normalized_length = tf.cast(tf.strings.length(
-        tokenization.normalize_texts(flat_words, tokenizer.do_lower_case),
-        unit="UTF8_CHAR"), tf.int64)
+    has_unknown = (
+        tf.math.unsorted_segment_max(
+            tf.cast(tf.equal(pieces.flat_values, tokenizer.unk_id), tf.int32), piece_word, num_words
+        )
+        > 0
+    )
+    normalized_length = tf.cast(
+        tf.strings.length(tokenization.normalize_texts(flat_words, tokenizer.do_lower_case), unit="UTF8_CHAR"), tf.int64
+    )
     exact = tf.logical_and(
         tf.logical_not(has_unknown),
-        tf.logical_and(tf.math.unsorted_segment_sum(lengths, piece_word, num_words)
-                       == word_length, normalized_length == word_length))
+        tf.logical_and(
+            tf.math.unsorted_segment_sum(lengths, piece_word, num_words) == word_length,
+            normalized_length == word_length,
+        ),
+    )
     running = tf.cumsum(lengths, exclusive=True)
     within_word = running - tf.gather(running, tf.gather(pieces.row_starts(), piece_word))
     piece_exact = tf.gather(exact, piece_word)
-    starts = tf.where(piece_exact, tf.gather(word_start, piece_word) + within_word,
-                      tf.gather(word_start, piece_word))
+    starts = tf.where(piece_exact, tf.gather(word_start, piece_word) + within_word, tf.gather(word_start, piece_word))
     ends = tf.where(piece_exact, starts + lengths, tf.gather(word_end, piece_word))
     pieces_per_context = tf.math.unsorted_segment_sum(
-        pieces.row_lengths(), words.value_rowids(), tf.shape(context, out_type=tf.int64)[0])
+        pieces.row_lengths(), words.value_rowids(), tf.shape(context, out_type=tf.int64)[0]
+    )
 
     def by_context(values):
         return tf.RaggedTensor.from_row_lengths(values, pieces_per_context)
 
     return by_context(pieces.flat_values), by_context(starts), by_context(ends)
-
 
 
 def windows(question: tf.Tensor, context: tf.Tensor, tokenizer, settings: SquadSettings) -> Windows:
@@ -273,21 +281,25 @@ def windows(question: tf.Tensor, context: tf.Tensor, tokenizer, settings: SquadS
     Returns:
       Windows: W windows in question order, each question's in context order; see its fields.
     """
-    return windows_of_pieces(question, *context_piece_spans(context, tokenizer), tokenizer,
-                             settings)
+    return windows_of_pieces(question, *context_piece_spans(context, tokenizer), tokenizer, settings)
 
 
-def windows_of_pieces(question: tf.Tensor, pieces: tf.RaggedTensor, starts: tf.RaggedTensor,
-                      ends: tf.RaggedTensor, tokenizer, settings: SquadSettings) -> Windows:
+def windows_of_pieces(
+    question: tf.Tensor,
+    pieces: tf.RaggedTensor,
+    starts: tf.RaggedTensor,
+    ends: tf.RaggedTensor,
+    tokenizer,
+    settings: SquadSettings,
+) -> Windows:
     """``windows`` with each question's context already split (context_piece_spans' output,
     one row per question), so a context shared by several questions is split once."""
-    question_ids = tokenizer.tokenize(question)[:, :settings.max_query_length]
+    question_ids = tokenizer.tokenize(question)[:, : settings.max_query_length]
     num_pieces = pieces.row_lengths()
     window_length = settings.max_seq_length - question_ids.row_lengths() - 3
     stride = tf.minimum(window_length, settings.doc_stride)
     overflow = num_pieces - window_length
-    num_windows = tf.where(overflow <= 0, tf.ones_like(overflow),
-                           1 + (overflow + stride - 1) // tf.maximum(stride, 1))
+    num_windows = tf.where(overflow <= 0, tf.ones_like(overflow), 1 + (overflow + stride - 1) // tf.maximum(stride, 1))
     window_rank = tf.ragged.range(num_windows)
     window_example = window_rank.value_rowids()
     window_rank = window_rank.flat_values
@@ -300,56 +312,64 @@ def windows_of_pieces(question: tf.Tensor, pieces: tf.RaggedTensor, starts: tf.R
     position_window = piece_index.value_rowids()
     position_example = tf.gather(window_example, position_window)
     position_piece = piece_index.flat_values
-    context_ids = piece_index.with_flat_values(tf.gather(
-        pieces.flat_values,
-        tf.gather(pieces.row_starts(), position_example) + position_piece))
+    context_ids = piece_index.with_flat_values(
+        tf.gather(pieces.flat_values, tf.gather(pieces.row_starts(), position_example) + position_piece)
+    )
 
     # Max context: among the question's windows holding the piece, the first one with the
     # highest min(left, right) + 0.01 * window size (float64, as Python computes it).
     max_windows = tf.reduce_max(tf.concat([num_windows, [1]], 0))
     other = tf.range(max_windows, dtype=tf.int64)[tf.newaxis, :]
     other_start = other * tf.gather(example_stride, position_window)[:, tf.newaxis]
-    other_size = tf.minimum(tf.gather(example_window_length, position_window)[:, tf.newaxis],
-                            tf.gather(example_pieces, position_window)[:, tf.newaxis]
-                            - other_start)
+    other_size = tf.minimum(
+        tf.gather(example_window_length, position_window)[:, tf.newaxis],
+        tf.gather(example_pieces, position_window)[:, tf.newaxis] - other_start,
+    )
     piece = position_piece[:, tf.newaxis]
     holds = tf.logical_and(
         other < tf.gather(num_windows, position_example)[:, tf.newaxis],
-        tf.logical_and(other_start <= piece, piece < other_start + other_size))
-    score = (tf.cast(tf.minimum(piece - other_start, other_start + other_size - 1 - piece),
-                     tf.float64)
-             + 0.01 * tf.cast(other_size, tf.float64))
+        tf.logical_and(other_start <= piece, piece < other_start + other_size),
+    )
+    score = tf.cast(tf.minimum(piece - other_start, other_start + other_size - 1 - piece), tf.float64) + 0.01 * tf.cast(
+        other_size, tf.float64
+    )
     score = tf.where(holds, score, tf.constant(-float("inf"), tf.float64))
     best = tf.argmax(score, axis=1, output_type=tf.int64)
-    max_context = piece_index.with_flat_values(
-        tf.equal(best, tf.gather(window_rank, position_window)))
+    max_context = piece_index.with_flat_values(tf.equal(best, tf.gather(window_rank, position_window)))
 
     question_rows = tf.gather(question_ids, window_example)
     cls = _column(window_rank, tokenizer.cls_id)
     sep = _column(window_rank, tokenizer.sep_id)
     # Each window fits beside its question by construction, so the packer cuts nothing.
-    features = text_packing.pack(question_rows, context_ids, cls_id=tokenizer.cls_id,
-                                 sep_id=tokenizer.sep_id,
-                                 max_seq_length=settings.max_seq_length)
-    outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows),
-                         -tf.ones_like(sep)], axis=1)
+    features = text_packing.pack(
+        question_rows,
+        context_ids,
+        cls_id=tokenizer.cls_id,
+        sep_id=tokenizer.sep_id,
+        max_seq_length=settings.max_seq_length,
+    )
+    outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows), -tf.ones_like(sep)], axis=1)
     positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
     no = tf.zeros_like(outside, dtype=tf.bool)
     flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
-    return Windows(features, positions.to_tensor(default_value=-1),
-                   flags.to_tensor(default_value=False), window_example, pieces, starts, ends)
-
+    return Windows(
+        features,
+        positions.to_tensor(default_value=-1),
+        flags.to_tensor(default_value=False),
+        window_example,
+        pieces,
+        starts,
+        ends,
+    )
 
 
 def context_pieces(text: str, tokenizer) -> ContextPieces:
     """WordPiece ids of one ``text`` with each piece's character span in it (eager)."""
     ids, starts, ends = context_piece_spans(tf.constant([text]), tokenizer)
-    return ContextPieces(ids[0].numpy().tolist(), starts[0].numpy().tolist(),
-                         ends[0].numpy().tolist())
+    return ContextPieces(ids[0].numpy().tolist(), starts[0].numpy().tolist(), ends[0].numpy().tolist())
 
 
-def answer_piece_span(pieces: ContextPieces, start_char: int, end_char: int
-                      ) -> Optional[tuple[int, int]]:
+def answer_piece_span(pieces: ContextPieces, start_char: int, end_char: int) -> Optional[tuple[int, int]]:
     """First and last piece overlapping [start_char, end_char), or None."""
     first = last = None
     for index, (start, end) in enumerate(zip(pieces.starts, pieces.ends)):
@@ -364,9 +384,9 @@ def answer_piece_span(pieces: ContextPieces, start_char: int, end_char: int
 _FEATURIZE_CHUNK = 256
 
 
-def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettings, *,
-              is_training: bool, progress=None
-              ) -> tuple[list[SquadFeature], list[ContextPieces], dict]:
+def featurize(
+    examples: Sequence[SquadExample], tokenizer, settings: SquadSettings, *, is_training: bool, progress=None
+) -> tuple[list[SquadFeature], list[ContextPieces], dict]:
     """Windows of every question (``windows``), as SquadFeatures padded to max_seq_length.
 
     Args:
@@ -383,26 +403,29 @@ def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettin
     """
     seq = settings.max_seq_length
     if seq - settings.max_query_length - 3 < 1:
-        longest = max((len(ids) for ids in tokenizer.encode([e.question for e in examples])),
-                      default=0)
+        longest = max((len(ids) for ids in tokenizer.encode([e.question for e in examples])), default=0)
         if seq - min(longest, settings.max_query_length) - 3 < 1:
-            raise UserError(f"max_seq_length {seq} leaves no room for the context after a "
-                            f"{min(longest, settings.max_query_length)}-token question; raise "
-                            "max_seq_length or lower max_query_length")
+            raise UserError(
+                f"max_seq_length {seq} leaves no room for the context after a "
+                f"{min(longest, settings.max_query_length)}-token question; raise "
+                "max_seq_length or lower max_query_length"
+            )
     all_pieces: list[ContextPieces] = []
     features: list[SquadFeature] = []
     counts = collections.Counter()
     for chunk_start in range(0, len(examples), _FEATURIZE_CHUNK):
-        chunk = examples[chunk_start:chunk_start + _FEATURIZE_CHUNK]
+        chunk = examples[chunk_start : chunk_start + _FEATURIZE_CHUNK]
         # SQuAD asks several questions about each paragraph: split each context once.
         contexts = list(dict.fromkeys(e.context for e in chunk))
         row_of = {context: row for row, context in enumerate(contexts)}
         rows = tf.constant([row_of[e.context] for e in chunk], tf.int64)
         spans = context_piece_spans(tf.constant(contexts), tokenizer)
-        found = windows_of_pieces(tf.constant([e.question for e in chunk]),
-                                  *(tf.gather(part, rows) for part in spans), tokenizer, settings)
-        pieces = [ContextPieces(*lists) for lists in zip(
-            found.pieces.to_list(), found.starts.to_list(), found.ends.to_list())]
+        found = windows_of_pieces(
+            tf.constant([e.question for e in chunk]), *(tf.gather(part, rows) for part in spans), tokenizer, settings
+        )
+        pieces = [
+            ContextPieces(*lists) for lists in zip(found.pieces.to_list(), found.starts.to_list(), found.ends.to_list())
+        ]
         all_pieces.extend(pieces)
         arrays = {name: value.numpy() for name, value in found.features.items()}
         piece_index, max_context = found.piece_index.numpy(), found.max_context.numpy()
@@ -416,7 +439,8 @@ def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettin
                 if example_row not in answer_spans:
                     text, start_char = example.answers[0]
                     answer_spans[example_row] = answer_piece_span(
-                        pieces[example_row], start_char, start_char + len(text))
+                        pieces[example_row], start_char, start_char + len(text)
+                    )
                     if answer_spans[example_row] is None:
                         counts["answers_without_pieces"] += 1
                 if answer_spans[example_row] is None:
@@ -428,10 +452,15 @@ def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettin
                 return out
 
             feature = SquadFeature(
-                chunk_start + int(example_row), int(row - first_window[example_row]),
-                padded(arrays["input_ids"], 0, np.int32), padded(arrays["input_mask"], 0, np.int32),
-                padded(arrays["segment_ids"], 0, np.int32), padded(piece_index, -1, np.int32),
-                padded(max_context, False, bool), is_impossible=example.is_impossible)
+                chunk_start + int(example_row),
+                int(row - first_window[example_row]),
+                padded(arrays["input_ids"], 0, np.int32),
+                padded(arrays["input_mask"], 0, np.int32),
+                padded(arrays["segment_ids"], 0, np.int32),
+                padded(piece_index, -1, np.int32),
+                padded(max_context, False, bool),
+                is_impossible=example.is_impossible,
+            )
             span = answer_spans.get(example_row)
             if span is not None:
                 positions = np.flatnonzero(feature.piece_index == span[0])
@@ -450,11 +479,14 @@ def featurize(examples: Sequence[SquadExample], tokenizer, settings: SquadSettin
 def feature_arrays(features: Sequence[SquadFeature]) -> tuple[dict, dict]:
     """Stacked model inputs and labels: ({input_ids, input_mask, segment_ids}: int32 [n, seq],
     {start_position, end_position, is_impossible}: int32 [n])."""
-    inputs = {name: np.stack([getattr(f, name) for f in features])
-              for name in ("input_ids", "input_mask", "segment_ids")}
-    labels = {"start_position": np.array([f.start_position for f in features], np.int32),
-              "end_position": np.array([f.end_position for f in features], np.int32),
-              "is_impossible": np.array([int(f.is_impossible) for f in features], np.int32)}
+    inputs = {
+        name: np.stack([getattr(f, name) for f in features]) for name in ("input_ids", "input_mask", "segment_ids")
+    }
+    labels = {
+        "start_position": np.array([f.start_position for f in features], np.int32),
+        "end_position": np.array([f.end_position for f in features], np.int32),
+        "is_impossible": np.array([int(f.is_impossible) for f in features], np.int32),
+    }
     return inputs, labels
 
 
@@ -472,8 +504,7 @@ def is_joint_output(outputs: Mapping) -> bool:
     return "start_top_index" in outputs
 
 
-def span_beams(outputs: Mapping, n_best_size: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def span_beams(outputs: Mapping, n_best_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every window's candidate spans as one beam, whichever head made ``outputs``.
 
     Args:
@@ -488,10 +519,12 @@ def span_beams(outputs: Mapping, n_best_size: int
       (float32). For the independent head every start shares the same top ends.
     """
     if is_joint_output(outputs):
-        return (np.asarray(outputs["start_top_index"]),
-                np.asarray(outputs["start_top_log_probs"], np.float32),
-                np.asarray(outputs["end_top_index"]),
-                np.asarray(outputs["end_top_log_probs"], np.float32))
+        return (
+            np.asarray(outputs["start_top_index"]),
+            np.asarray(outputs["start_top_log_probs"], np.float32),
+            np.asarray(outputs["end_top_index"]),
+            np.asarray(outputs["end_top_log_probs"], np.float32),
+        )
     starts = np.asarray(outputs["start_logits"], np.float32)
     ends = np.asarray(outputs["end_logits"], np.float32)
     start_index = _top_indices(starts, n_best_size)
@@ -499,14 +532,21 @@ def span_beams(outputs: Mapping, n_best_size: int
     start_score = np.take_along_axis(starts, start_index, axis=1)
     end_score = np.take_along_axis(ends, end_index, axis=1)
     shape = (len(starts), start_index.shape[1], end_index.shape[1])
-    return (start_index, start_score, np.broadcast_to(end_index[:, None, :], shape),
-            np.broadcast_to(end_score[:, None, :], shape))
+    return (
+        start_index,
+        start_score,
+        np.broadcast_to(end_index[:, None, :], shape),
+        np.broadcast_to(end_score[:, None, :], shape),
+    )
 
 
-def decode_predictions(examples: Sequence[SquadExample], features: Sequence[SquadFeature],
-                       pieces: Sequence[ContextPieces], outputs: Mapping,
-                       settings: SquadSettings
-                       ) -> tuple[dict[str, str], dict[str, list], dict[str, float]]:
+def decode_predictions(
+    examples: Sequence[SquadExample],
+    features: Sequence[SquadFeature],
+    pieces: Sequence[ContextPieces],
+    outputs: Mapping,
+    settings: SquadSettings,
+) -> tuple[dict[str, str], dict[str, list], dict[str, float]]:
     """Best answer text per question id, its n-best list, and its no-answer score.
 
     Args:
@@ -529,8 +569,9 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
     start_index, start_score, end_index, end_score = span_beams(outputs, settings.n_best_size)
     answerable_logits = outputs.get("answerable_logits")
     if not joint:
-        null_spans = (np.asarray(outputs["start_logits"], np.float32)[:, 0]
-                      + np.asarray(outputs["end_logits"], np.float32)[:, 0])
+        null_spans = (
+            np.asarray(outputs["start_logits"], np.float32)[:, 0] + np.asarray(outputs["end_logits"], np.float32)[:, 0]
+        )
     by_example = collections.defaultdict(list)
     for feature_index, feature in enumerate(features):
         by_example[feature.example_index].append(feature_index)
@@ -557,8 +598,9 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
                         continue
                     first, last = feature.piece_index[s], feature.piece_index[e]
                     score = start_score[feature_index, i] + end_score[feature_index, i, j]
-                    candidates.append((float(score), feature_index,
-                                       context_pieces_.starts[first], context_pieces_.ends[last]))
+                    candidates.append(
+                        (float(score), feature_index, context_pieces_.starts[first], context_pieces_.ends[last])
+                    )
         # Stable: equal scores keep window, start-rank, end-rank order (the export's argmax).
         candidates.sort(key=lambda item: -item[0])
         seen, entries = set(), []
@@ -567,8 +609,7 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
             if text in seen:
                 continue
             seen.add(text)
-            entries.append({"text": text, "score": score, "start_char": start_char,
-                            "feature": feature_index})
+            entries.append({"text": text, "score": score, "start_char": start_char, "feature": feature_index})
             if len(entries) >= settings.n_best_size:
                 break
         if entries:
@@ -588,25 +629,26 @@ def decode_predictions(examples: Sequence[SquadExample], features: Sequence[Squa
             if answerable_logits is not None and best is not None:
                 score -= float(answerable_logits[best["feature"]])
         null_scores[example.qid] = float(score)
-        nbest[example.qid] = [{k: v for k, v in entry.items() if k != "feature"}
-                              for entry in entries]
+        nbest[example.qid] = [{k: v for k, v in entry.items() if k != "feature"} for entry in entries]
     return predictions, nbest, null_scores
 
 
 def gold_answers(examples: Sequence[SquadExample]) -> dict[str, list[str]]:
     """Question id -> gold answer texts ([] for unanswerable questions), as
     finetuning_metrics.squad_scores takes them."""
-    return {example.qid: ([] if example.is_impossible else example.answer_texts)
-            for example in examples}
+    return {example.qid: ([] if example.is_impossible else example.answer_texts) for example in examples}
 
 
-def split_by_article(examples: Sequence[SquadExample], num_eval_articles: int
-                     ) -> tuple[list[SquadExample], list[SquadExample]]:
+def split_by_article(
+    examples: Sequence[SquadExample], num_eval_articles: int
+) -> tuple[list[SquadExample], list[SquadExample]]:
     """(train, eval): the last ``num_eval_articles`` articles are held out for evaluation."""
     articles = sorted({example.article_index for example in examples})
-    held_out = set(articles[len(articles) - num_eval_articles:])
-    return ([e for e in examples if e.article_index not in held_out],
-            [e for e in examples if e.article_index in held_out])
+    held_out = set(articles[len(articles) - num_eval_articles :])
+    return (
+        [e for e in examples if e.article_index not in held_out],
+        [e for e in examples if e.article_index in held_out],
+    )
 
 
 def write_json(path: str, value: Mapping) -> None:

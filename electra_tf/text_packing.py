@@ -54,11 +54,19 @@ def _truncate_rows(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTens
 def _column_of(rows: tf.RaggedTensor, token_id: int) -> tf.RaggedTensor:
     """[B, 1] ragged int64 filled with ``token_id``."""
     return tf.RaggedTensor.from_tensor(
-        tf.fill(tf.stack([rows.nrows(out_type=tf.int64), 1]), tf.constant(token_id, tf.int64)))
+        tf.fill(tf.stack([rows.nrows(out_type=tf.int64), 1]), tf.constant(token_id, tf.int64))
+    )
 
 
-def pack(ids_a: tf.RaggedTensor, ids_b: Optional[tf.RaggedTensor] = None, *, cls_id: int,
-         sep_id: int, max_seq_length: int, pad_to_max_length: bool = False) -> dict:
+def pack(
+    ids_a: tf.RaggedTensor,
+    ids_b: Optional[tf.RaggedTensor] = None,
+    *,
+    cls_id: int,
+    sep_id: int,
+    max_seq_length: int,
+    pad_to_max_length: bool = False,
+) -> dict:
     """[CLS] a [SEP] (b [SEP]) for a batch of WordPiece id rows, truncated to max_seq_length.
 
     A single text keeps its first max_seq_length - 2 ids; a pair is cut by ``pair_lengths``.
@@ -79,22 +87,29 @@ def pack(ids_a: tf.RaggedTensor, ids_b: Optional[tf.RaggedTensor] = None, *, cls
     ids_a = tf.cast(ids_a, tf.int64)
     cls, sep = _column_of(ids_a, cls_id), _column_of(ids_a, sep_id)
     if ids_b is None:
-        ids_a = ids_a[:, :max_seq_length - 2]
+        ids_a = ids_a[:, : max_seq_length - 2]
         parts = [cls, ids_a, sep]
         segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep)]
     else:
         ids_b = tf.cast(ids_b, tf.int64)
-        length_a, length_b = pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(),
-                                          max_seq_length - 3)
+        length_a, length_b = pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(), max_seq_length - 3)
         ids_a, ids_b = _truncate_rows(ids_a, length_a), _truncate_rows(ids_b, length_b)
         parts = [cls, ids_a, sep, ids_b, sep]
-        segments = [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep),
-                    tf.ones_like(ids_b), tf.ones_like(sep)]
+        segments = [
+            tf.zeros_like(cls),
+            tf.zeros_like(ids_a),
+            tf.zeros_like(sep),
+            tf.ones_like(ids_b),
+            tf.ones_like(sep),
+        ]
     ids = tf.concat(parts, axis=1)
     shape = [None, max_seq_length] if pad_to_max_length else None
 
     def dense(ragged):
         return tf.cast(ragged.to_tensor(default_value=0, shape=shape), tf.int32)
 
-    return {"input_ids": dense(ids), "input_mask": dense(tf.ones_like(ids)),
-            "segment_ids": dense(tf.concat(segments, axis=1))}
+    return {
+        "input_ids": dense(ids),
+        "input_mask": dense(tf.ones_like(ids)),
+        "segment_ids": dense(tf.concat(segments, axis=1)),
+    }

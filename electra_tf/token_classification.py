@@ -93,8 +93,9 @@ class TaggingTask:
 
 # The reference's chunk task scores entity-level F1 as NER does (its EntityLevelF1Scorer) and
 # packs 256 tokens (configure_finetuning.py).
-TAGGING_TASKS = {task.name: task for task in (TaggingTask("ner", "NER"),
-                                              TaggingTask("chunk", "CHUNK", max_seq_length=256))}
+TAGGING_TASKS = {
+    task.name: task for task in (TaggingTask("ner", "NER"), TaggingTask("chunk", "CHUNK", max_seq_length=256))
+}
 
 
 def is_tagging(task) -> bool:
@@ -125,8 +126,7 @@ def split_file(data_dir: str, task: TaggingTask, split: str) -> str:
     return flat
 
 
-def read_conll(path: str, tag_column: int = -1, require_tags: bool = True
-               ) -> tuple[list[Sentence], dict]:
+def read_conll(path: str, tag_column: int = -1, require_tags: bool = True) -> tuple[list[Sentence], dict]:
     """Sentences of a CoNLL file.
 
     Args:
@@ -139,11 +139,12 @@ def read_conll(path: str, tag_column: int = -1, require_tags: bool = True
       UserError naming file and line: missing file, a line without a tag, a malformed tag.
     """
     if not fileio.isfile(path):
-        raise UserError(f"{path}: file not found; --data_dir must hold the task folder with "
-                        "train.txt, dev.txt (and optionally test.txt) in CoNLL format")
+        raise UserError(
+            f"{path}: file not found; --data_dir must hold the task folder with "
+            "train.txt, dev.txt (and optionally test.txt) in CoNLL format"
+        )
     if tag_column == 0:
-        raise UserError("--tag_column=0 is the token column; give the tag's 0-based column or "
-                        "-1 for the last")
+        raise UserError("--tag_column=0 is the token column; give the tag's 0-based column or -1 for the last")
     try:
         lines = fileio.read_text(path).removeprefix("\ufeff").split("\n")
     except UnicodeDecodeError as error:
@@ -156,8 +157,7 @@ def read_conll(path: str, tag_column: int = -1, require_tags: bool = True
     def close() -> None:
         if words:
             has_tags = all(tag is not None for tag in tags)
-            sentences.append(Sentence(tuple(words), tuple(tags) if has_tags else None,
-                                      f"{path}:{first_line}"))
+            sentences.append(Sentence(tuple(words), tuple(tags) if has_tags else None, f"{path}:{first_line}"))
             words.clear()
             tags.clear()
 
@@ -174,27 +174,37 @@ def read_conll(path: str, tag_column: int = -1, require_tags: bool = True
             first_line = number
         if len(fields) < needed:
             if require_tags and tag_column < 0:
-                raise UserError(f"{path}:{number}: no tag after the token {fields[0]!r}; CoNLL "
-                                "lines are 'token ... tag', white-space separated, the tag last "
-                                "(or in --tag_column)")
+                raise UserError(
+                    f"{path}:{number}: no tag after the token {fields[0]!r}; CoNLL "
+                    "lines are 'token ... tag', white-space separated, the tag last "
+                    "(or in --tag_column)"
+                )
             if require_tags:
-                raise UserError(f"{path}:{number}: {len(fields)} column(s), so no tag in column "
-                                f"{tag_column} (--tag_column, 0-based); fix the line or the flag")
+                raise UserError(
+                    f"{path}:{number}: {len(fields)} column(s), so no tag in column "
+                    f"{tag_column} (--tag_column, 0-based); fix the line or the flag"
+                )
             words.append(fields[0])
             tags.append(None)
             continue
         tag = fields[tag_column]
         if require_tags and not _TAG_PATTERN.match(tag):
-            raise UserError(f"{path}:{number}: tag {tag!r} is not O or B-/I-/E-/S-<type>; "
-                            "check --tag_column (the last column by default)")
+            raise UserError(
+                f"{path}:{number}: tag {tag!r} is not O or B-/I-/E-/S-<type>; "
+                "check --tag_column (the last column by default)"
+            )
         words.append(fields[0])
         tags.append(tag)
     close()
     if not sentences:
-        raise UserError(f"{path}: no sentences; expected CoNLL lines 'token ... tag' with a "
-                        "blank line between sentences")
-    return sentences, {"file": path, "sentences": len(sentences),
-                       "words": sum(len(sentence.words) for sentence in sentences)}
+        raise UserError(
+            f"{path}: no sentences; expected CoNLL lines 'token ... tag' with a blank line between sentences"
+        )
+    return sentences, {
+        "file": path,
+        "sentences": len(sentences),
+        "words": sum(len(sentence.words) for sentence in sentences),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,12 +294,14 @@ def to_bioes(tags: Sequence[str], rule: str = "conlleval") -> list[str]:
 
 def from_bioes(tags: Sequence[str]) -> list[str]:
     """BIOES predictions as IOB2 (S- -> B-, E- -> I-): what prediction files and metrics use."""
-    return [("B-" + tag[2:]) if tag.startswith("S-") else ("I-" + tag[2:])
-            if tag.startswith("E-") else tag for tag in tags]
+    return [
+        ("B-" + tag[2:]) if tag.startswith("S-") else ("I-" + tag[2:]) if tag.startswith("E-") else tag for tag in tags
+    ]
 
 
-def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]],
-                 rule: str = "conlleval") -> dict[str, float]:
+def span_metrics(
+    gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], rule: str = "conlleval"
+) -> dict[str, float]:
     """Entity-level precision/recall/F1 and token accuracy, in percent.
 
     Args:
@@ -313,17 +325,29 @@ def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
     precision = 100.0 * correct / found if found else 0.0
     recall = 100.0 * correct / expected if expected else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "accuracy": 100.0 * right / words if words else 0.0,
-            "gold_spans": expected, "predicted_spans": found, "correct_spans": correct}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": 100.0 * right / words if words else 0.0,
+        "gold_spans": expected,
+        "predicted_spans": found,
+        "correct_spans": correct,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # First-sub-word alignment
 
 
-def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
-          tag_to_id: Optional[dict] = None, segment_id: int = 0, truncation: str = "score_all"):
+def align(
+    sentences: Sequence[Sentence],
+    tokenizer,
+    max_seq_length: int,
+    tag_to_id: Optional[dict] = None,
+    segment_id: int = 0,
+    truncation: str = "score_all",
+):
     """[CLS] pieces of every word [SEP], and where each word's first piece is.
 
     Args:
@@ -380,17 +404,17 @@ def align(sentences: Sequence[Sentence], tokenizer, max_seq_length: int,
         cursor += len(sentence.words)
         ids.append(tokenizer.sep_id)
         truncated += lost
-        input_ids[row, :len(ids)] = ids
-        input_mask[row, :len(ids)] = 1
+        input_ids[row, : len(ids)] = ids
+        input_mask[row, : len(ids)] = 1
         positions.append(word_positions)
-    features = {"input_ids": input_ids, "input_mask": input_mask,
-                "segment_ids": input_mask * np.int32(segment_id)}
+    features = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": input_mask * np.int32(segment_id)}
     labels = {"tag_ids": tag_ids, "tag_weights": tag_weights} if tag_to_id is not None else None
     return features, labels, positions, truncated
 
 
-def decode(logits: np.ndarray, positions: Sequence[Sequence[int]], tag_names: Sequence[str],
-           scheme: str = "file") -> list[list[str]]:
+def decode(
+    logits: np.ndarray, positions: Sequence[Sequence[int]], tag_names: Sequence[str], scheme: str = "file"
+) -> list[list[str]]:
     """One tag per word: the argmax at its first piece, DEFAULT_TAG where it has none.
 
     logits: float [n, T, num_tags]; positions: from ``align`` (a sentence truncated with
@@ -405,12 +429,18 @@ def decode(logits: np.ndarray, positions: Sequence[Sequence[int]], tag_names: Se
     return out
 
 
-def predict_tags(model, tokenizer, sentences: Sequence[Sentence], max_seq_length: int,
-                 tag_names: Sequence[str], scheme: str = "file", batch_size: int = 64,
-                 segment_id: int = 0) -> list[list[str]]:
+def predict_tags(
+    model,
+    tokenizer,
+    sentences: Sequence[Sentence],
+    max_seq_length: int,
+    tag_names: Sequence[str],
+    scheme: str = "file",
+    batch_size: int = 64,
+    segment_id: int = 0,
+) -> list[list[str]]:
     """Python prediction: a FinetuningModel with the tagging head -> one tag per word."""
-    features, _, positions, _ = align(sentences, tokenizer, max_seq_length,
-                                      segment_id=segment_id)
+    features, _, positions, _ = align(sentences, tokenizer, max_seq_length, segment_id=segment_id)
     logits = np.asarray(model.predict(features, batch_size=batch_size, verbose=0)["logits"])
     return decode(logits, positions, tag_names, scheme)
 
@@ -424,19 +454,22 @@ def check_data_files(task: TaggingTask, data_dir: str) -> None:
     for split in ("train",) + task.dev_splits:
         path = split_file(data_dir, task, split)
         if not fileio.isfile(path):
-            raise UserError(f"{path}: file not found; --data_dir must hold {task.directory}/"
-                            f"{SPLIT_FILES[split]} (CoNLL format) for --task={task.name}")
+            raise UserError(
+                f"{path}: file not found; --data_dir must hold {task.directory}/"
+                f"{SPLIT_FILES[split]} (CoNLL format) for --task={task.name}"
+            )
 
 
 def _log_truncation(task, split: str, truncated: int, total: int, max_seq_length: int) -> None:
     if truncated:
         fate = "lose their last words" if split == "train" else "get O for their last words"
-        log(f"[{task.name}] WARNING: {truncated} of {total} {split} sentences are longer than "
-            f"--max_seq_length={max_seq_length} WordPieces and {fate}")
+        log(
+            f"[{task.name}] WARNING: {truncated} of {total} {split} sentences are longer than "
+            f"--max_seq_length={max_seq_length} WordPieces and {fate}"
+        )
 
 
-def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
-                 tag_names: Optional[tuple] = None):
+def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int, tag_names: Optional[tuple] = None):
     """Reads, tags and aligns every split for fine-tuning.
 
     Args:
@@ -455,30 +488,33 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
     if options.use_tfds:
         raise UserError(f"--use_tfds: {task.name} reads CoNLL files; pass --data_dir")
     if options.tagging_scheme not in SCHEMES:
-        raise UserError(f"--tagging_scheme={options.tagging_scheme}: use one of "
-                        f"{', '.join(SCHEMES)}")
+        raise UserError(f"--tagging_scheme={options.tagging_scheme}: use one of {', '.join(SCHEMES)}")
     if options.tagging_segment_id not in (0, 1):
         raise UserError(f"--tagging_segment_id={options.tagging_segment_id}: use 0 or 1")
-    for flag, value, allowed in (("tagging_span_rule", options.tagging_span_rule, SPAN_RULES),
-                                 ("tagging_truncation", options.tagging_truncation, TRUNCATIONS),
-                                 ("tag_set_from", options.tag_set_from, TAG_SETS)):
+    for flag, value, allowed in (
+        ("tagging_span_rule", options.tagging_span_rule, SPAN_RULES),
+        ("tagging_truncation", options.tagging_truncation, TRUNCATIONS),
+        ("tag_set_from", options.tag_set_from, TAG_SETS),
+    ):
         if value not in allowed:
             raise UserError(f"--{flag}={value}: use one of {', '.join(allowed)}")
-    task = dataclasses.replace(task, tag_column=options.tag_column,
-                               scheme=options.tagging_scheme,
-                               segment_id=options.tagging_segment_id,
-                               span_rule=options.tagging_span_rule,
-                               truncation=options.tagging_truncation)
+    task = dataclasses.replace(
+        task,
+        tag_column=options.tag_column,
+        scheme=options.tagging_scheme,
+        segment_id=options.tagging_segment_id,
+        span_rule=options.tagging_span_rule,
+        truncation=options.tagging_truncation,
+    )
     info = {"splits": {}}
     if tag_names is not None:
         return _prepare_eval_only(task, options, tokenizer, max_seq_length, tuple(tag_names), info)
     train, stats = read_conll(split_file(options.data_dir, task, "train"), task.tag_column)
     if options.max_train_examples:
         order = np.random.RandomState(options.seed).permutation(len(train))
-        train = [train[i] for i in sorted(order[:options.max_train_examples])]
+        train = [train[i] for i in sorted(order[: options.max_train_examples])]
     if task.scheme == "bioes":
-        train = [dataclasses.replace(s, tags=tuple(to_bioes(s.tags, task.span_rule)))
-                 for s in train]
+        train = [dataclasses.replace(s, tags=tuple(to_bioes(s.tags, task.span_rule))) for s in train]
     # Sorted, so the class ids do not depend on the order of the file.
     tags = {tag for sentence in train for tag in sentence.tags}
     if options.tag_set_from == "all_splits":
@@ -486,8 +522,9 @@ def prepare_data(task: TaggingTask, options, tokenizer, max_seq_length: int,
     tag_names = tuple(sorted(tags))
     task = dataclasses.replace(task, tag_names=tag_names)
     tag_to_id = {tag: index for index, tag in enumerate(tag_names)}
-    features, labels, _, truncated = align(train, tokenizer, max_seq_length, tag_to_id,
-                                           task.segment_id, task.truncation)
+    features, labels, _, truncated = align(
+        train, tokenizer, max_seq_length, tag_to_id, task.segment_id, task.truncation
+    )
     _log_truncation(task, "train", truncated, len(train), max_seq_length)
     info["splits"]["train"] = dict(stats, used=len(train), truncated=truncated)
     info["tag_names"] = list(tag_names)
@@ -508,8 +545,7 @@ def _other_split_tags(task, options) -> set:
             # A test file may hold tokens alone, or other columns where the tag would be.
             if sentence.tags is None or not all(_TAG_PATTERN.match(t) for t in sentence.tags):
                 continue
-            tags.update(to_bioes(sentence.tags, task.span_rule) if task.scheme == "bioes"
-                        else sentence.tags)
+            tags.update(to_bioes(sentence.tags, task.span_rule) if task.scheme == "bioes" else sentence.tags)
     return tags
 
 
@@ -530,18 +566,20 @@ def _eval_and_test_sets(task, options, tokenizer, max_seq_length, info):
     eval_sets = {}
     for split in task.dev_splits:
         sentences, stats = read_conll(split_file(options.data_dir, task, split), task.tag_column)
-        sentences = sentences[:options.max_eval_examples] if options.max_eval_examples \
-            else sentences
-        dev_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
-                                                      segment_id=task.segment_id,
-                                                      truncation=task.truncation)
+        sentences = sentences[: options.max_eval_examples] if options.max_eval_examples else sentences
+        dev_features, _, positions, truncated = align(
+            sentences, tokenizer, max_seq_length, segment_id=task.segment_id, truncation=task.truncation
+        )
         _log_truncation(task, split, truncated, len(sentences), max_seq_length)
-        unseen = sorted({kind for s in sentences
-                         for kind, _, _ in extract_spans(s.tags, task.span_rule)}
-                        - {_split_tag(tag)[1] for tag in tag_names})
+        unseen = sorted(
+            {kind for s in sentences for kind, _, _ in extract_spans(s.tags, task.span_rule)}
+            - {_split_tag(tag)[1] for tag in tag_names}
+        )
         if unseen:
-            log(f"[{task.name}] WARNING: {split} has entity types never seen in training (so "
-                f"never predicted): {', '.join(unseen)}")
+            log(
+                f"[{task.name}] WARNING: {split} has entity types never seen in training (so "
+                f"never predicted): {', '.join(unseen)}"
+            )
         info["splits"][split] = dict(stats, used=len(sentences), truncated=truncated)
         eval_sets[split] = (dev_features, None, sentences, positions)
     test_sets = {}
@@ -552,9 +590,9 @@ def _eval_and_test_sets(task, options, tokenizer, max_seq_length, info):
                 log(f"[{task.name}] no {path}; skipping test predictions")
                 continue
             sentences, stats = read_conll(path, task.tag_column, require_tags=False)
-            test_features, _, positions, truncated = align(sentences, tokenizer, max_seq_length,
-                                                           segment_id=task.segment_id,
-                                                           truncation=task.truncation)
+            test_features, _, positions, truncated = align(
+                sentences, tokenizer, max_seq_length, segment_id=task.segment_id, truncation=task.truncation
+            )
             _log_truncation(task, split, truncated, len(sentences), max_seq_length)
             info["splits"][split] = dict(stats, used=len(sentences), truncated=truncated)
             test_sets[split] = (test_features, (sentences, positions))
@@ -589,33 +627,45 @@ def evaluate(task: TaggingTask, model, data, options, trial_dir: str) -> dict:
     """
     metrics = {}
     for split, (features, _, sentences, positions) in data.eval_sets.items():
-        logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size,
-                                          verbose=0)["logits"])
+        logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size, verbose=0)["logits"])
         predicted = decode(logits, positions, task.tag_names, task.scheme)
         # "reference" truncation: only the kept words have predictions, and only they count.
-        gold = [s.tags[:len(tags)] for s, tags in zip(sentences, predicted)]
+        gold = [s.tags[: len(tags)] for s, tags in zip(sentences, predicted)]
         metrics = span_metrics(gold, predicted, task.span_rule)
-        _write_tagged(os.path.join(trial_dir, f"{split}_predictions.txt"),
-                      ([f"{w} {g} {p}" for w, g, p in zip(s.words, gold_tags, tags)]
-                       for s, gold_tags, tags in zip(sentences, gold, predicted)))
+        _write_tagged(
+            os.path.join(trial_dir, f"{split}_predictions.txt"),
+            (
+                [f"{w} {g} {p}" for w, g, p in zip(s.words, gold_tags, tags)]
+                for s, gold_tags, tags in zip(sentences, gold, predicted)
+            ),
+        )
     metrics["score"] = metrics["f1"]
     for split, (features, (sentences, positions)) in data.test_sets.items():
-        logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size,
-                                          verbose=0)["logits"])
-        predicted = [tags + [DEFAULT_TAG] * (len(s.words) - len(tags)) for s, tags in
-                     zip(sentences, decode(logits, positions, task.tag_names, task.scheme))]
+        logits = np.asarray(model.predict(features, batch_size=options.eval_batch_size, verbose=0)["logits"])
+        predicted = [
+            tags + [DEFAULT_TAG] * (len(s.words) - len(tags))
+            for s, tags in zip(sentences, decode(logits, positions, task.tag_names, task.scheme))
+        ]
         name = TEST_PREDICTIONS_FILE if split == "test" else f"{split}_predictions.txt"
-        _write_tagged(os.path.join(trial_dir, name),
-                      ([f"{w}\t{p}" for w, p in zip(s.words, tags)]
-                       for s, tags in zip(sentences, predicted)))
+        _write_tagged(
+            os.path.join(trial_dir, name),
+            ([f"{w}\t{p}" for w, p in zip(s.words, tags)] for s, tags in zip(sentences, predicted)),
+        )
     return metrics
 
 
 def head_info(task: TaggingTask) -> dict:
     """What head.json records for export: {"tagging": {...}} (artifacts.tagging_settings)."""
-    return {"tagging": artifacts.tagging_settings(
-        scheme=task.scheme, default_tag=DEFAULT_TAG, tag_column=task.tag_column,
-        segment_id=task.segment_id, span_rule=task.span_rule, truncation=task.truncation)}
+    return {
+        "tagging": artifacts.tagging_settings(
+            scheme=task.scheme,
+            default_tag=DEFAULT_TAG,
+            tag_column=task.tag_column,
+            segment_id=task.segment_id,
+            span_rule=task.span_rule,
+            truncation=task.truncation,
+        )
+    }
 
 
 def copy_median_outputs(task_dir: str, median_trial_dir: str) -> None:

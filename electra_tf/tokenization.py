@@ -57,9 +57,7 @@ _PUNCTUATION_AND_CJK_CHARS = (
 # Cheap line filter for over-long words: ASCII-only break characters keep the RE2 automaton small
 # (the exact class with \\p{P} and CJK repeated 101 times exhausts RE2's DFA memory). Every line
 # with a real over-long word matches; the few false alarms are handled exactly, word by word.
-_MAYBE_OVERLONG_LINE = (
-    "(?s).*[^" + _WHITESPACE_CHARS + r"!-/:-@\[-`{-~]{" + str(MAX_CHARS_PER_WORD + 1) + "}.*"
-)
+_MAYBE_OVERLONG_LINE = "(?s).*[^" + _WHITESPACE_CHARS + r"!-/:-@\[-`{-~]{" + str(MAX_CHARS_PER_WORD + 1) + "}.*"
 _WORD_BREAK_CHAR = "[" + _WHITESPACE_CHARS + _PUNCTUATION_AND_CJK_CHARS + "]"
 _KEPT_WORD_BREAK_CHAR = "[" + _PUNCTUATION_AND_CJK_CHARS + "]"
 # Private-use characters: never punctuation, white space or CJK, and absent from any normal
@@ -201,9 +199,7 @@ class Tokenizer(tf.Module):
         self.sep_id = self.token_to_id["[SEP]"]
         self.mask_id = self.token_to_id["[MASK]"]
         self.vocab_asset = tf.saved_model.Asset(self.vocab_file)
-        self._unknown_word = next(
-            (char for char in _UNKNOWN_WORD_CANDIDATES if char not in self.token_to_id), None
-        )
+        self._unknown_word = next((char for char in _UNKNOWN_WORD_CANDIDATES if char not in self.token_to_id), None)
         if self._unknown_word is None:
             raise UserError(
                 f"{self.vocab_file}: vocabulary contains every character U+E000..U+E0FF; cannot mark over-long words"
@@ -250,13 +246,9 @@ class Tokenizer(tf.Module):
             lines = tf.gather_nd(flat, suspect)
             # Spaces are dropped and punctuation/CJK kept as their own pieces, so re-joining the
             # pieces with spaces changes nothing for WordPiece except the replaced words.
-            pieces = tf_text.regex_split(
-                lines, _WORD_BREAK_CHAR, keep_delim_regex_pattern=_KEPT_WORD_BREAK_CHAR
-            )
+            pieces = tf_text.regex_split(lines, _WORD_BREAK_CHAR, keep_delim_regex_pattern=_KEPT_WORD_BREAK_CHAR)
             too_long = tf.strings.length(pieces.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
-            pieces = pieces.with_flat_values(
-                tf.where(too_long, tf.constant(self._unknown_word), pieces.flat_values)
-            )
+            pieces = pieces.with_flat_values(tf.where(too_long, tf.constant(self._unknown_word), pieces.flat_values))
             rewritten = tf.strings.reduce_join(pieces, axis=-1, separator=" ")
             return tf.tensor_scatter_nd_update(flat, suspect, rewritten)
 

@@ -18,8 +18,15 @@ from electra_tf.progress import ProgressReporter
 THROUGHPUT_SCALARS = ("sequences_per_second", "tokens_per_second", "step_time_seconds")
 
 # Shown first on each progress line, in this order, when the model reports them.
-HEADLINE_METRICS = ("loss", "disc_auc", "masked_lm_accuracy", "disc_loss", "masked_lm_loss",
-                    "main_mlm_accuracy", "main_mlm_loss")
+HEADLINE_METRICS = (
+    "loss",
+    "disc_auc",
+    "masked_lm_accuracy",
+    "disc_loss",
+    "masked_lm_loss",
+    "main_mlm_accuracy",
+    "main_mlm_loss",
+)
 
 
 def _scalar_metadata() -> bytes:
@@ -213,8 +220,7 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         ordered = [name for name in HEADLINE_METRICS if name in values]
         metrics = " | ".join(f"{name} {values[name]:.4f}" for name in ordered)
         self.stream.write(
-            f"step {step}/{self.final_step} | {metrics} | lr {learning_rate:.3g} | "
-            f"{self.reporter.line()}\n"
+            f"step {step}/{self.final_step} | {metrics} | lr {learning_rate:.3g} | {self.reporter.line()}\n"
         )
         self.stream.flush()
         throughput = self._throughput(step)
@@ -227,8 +233,7 @@ class ProgressAndSummaries(keras.callbacks.Callback):
         self.interval_start = (now, step, self.sequences_seen)
         seconds = max(now - start_time, 1e-9)
         sequences = self.sequences_seen - start_sequences
-        values = {"sequences_per_second": sequences / seconds,
-                  "step_time_seconds": seconds / max(step - start_step, 1)}
+        values = {"sequences_per_second": sequences / seconds, "step_time_seconds": seconds / max(step - start_step, 1)}
         if self.tokens_per_sequence:
             values["tokens_per_second"] = sequences * self.tokens_per_sequence / seconds
         return values
@@ -236,18 +241,14 @@ class ProgressAndSummaries(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         """Writes the epoch's validation metrics (fit's val_* logs) as eval/ scalars at the current step."""
         eval_logs = {
-            name[len("val_"):]: _as_float(value)
-            for name, value in (logs or {}).items()
-            if name.startswith("val_")
+            name[len("val_") :]: _as_float(value) for name, value in (logs or {}).items() if name.startswith("val_")
         }
         if eval_logs:
             self.last_eval_logs, self.last_eval_step = eval_logs, self.counter.step
             write_eval_summaries(self.eval_writer, self.counter.step, eval_logs, self.stream)
 
 
-def write_eval_summaries(
-    writer: Optional[tf.summary.SummaryWriter], step: int, results: dict, stream: TextIO
-) -> None:
+def write_eval_summaries(writer: Optional[tf.summary.SummaryWriter], step: int, results: dict, stream: TextIO) -> None:
     """Prints eval metrics in one line and writes them as TensorBoard scalars at `step`."""
     line = " | ".join(f"{name} {value:.4f}" for name, value in sorted(results.items()))
     stream.write(f"eval at step {step} | {line}\n")

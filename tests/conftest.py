@@ -7,9 +7,7 @@ import pytest
 from pretraining_test_data import mechanics_data  # noqa: F401 (registers the fixture for every module)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(
-    os.environ.get("ELECTRA_TF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
-)
+SHARED_DATA = pathlib.Path(os.environ.get("ELECTRA_TF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def _require(path: pathlib.Path) -> pathlib.Path:

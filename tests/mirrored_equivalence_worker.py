@@ -34,8 +34,10 @@ def clipped_first_moment_norms(strategy):
     import keras
 
     norms = {}
-    for name, optimizer_class in (("keras_adamw", keras.optimizers.AdamW),
-                                  ("electra_adamw", optimization.ElectraAdamW)):
+    for name, optimizer_class in (
+        ("keras_adamw", keras.optimizers.AdamW),
+        ("electra_adamw", optimization.ElectraAdamW),
+    ):
         with strategy.scope():
             variable = keras.Variable(np.zeros(2, np.float32))
             optimizer = optimizer_class(learning_rate=0.1, global_clipnorm=CLIP_NORM)
@@ -43,8 +45,7 @@ def clipped_first_moment_norms(strategy):
 
         @tf.function
         def step():
-            strategy.run(lambda: optimizer.apply_gradients(
-                [(tf.constant([3.0, 4.0]), variable)]))
+            strategy.run(lambda: optimizer.apply_gradients([(tf.constant([3.0, 4.0]), variable)]))
 
         step()
         momentum = optimizer._momentums[0]
@@ -65,12 +66,12 @@ def first_step_update_norm(variables, beta_1):
     moment after one step is (1 - beta_1) * gradient. Keras orders the optimizer's variables
     iterations (saved under its own key), then (momentum, velocity) per trained variable; with a
     schedule there is no learning-rate variable, so the momenta are the odd indices."""
-    slots = {int(key.split("/")[2]): value for key, value in variables.items()
-             if key.startswith("optimizer/_variables/")}
+    slots = {
+        int(key.split("/")[2]): value for key, value in variables.items() if key.startswith("optimizer/_variables/")
+    }
     assert sorted(slots) == list(range(1, len(slots) + 1)) and len(slots) % 2 == 0, sorted(slots)
     assert all(np.min(slots[index]) >= 0 for index in range(2, len(slots) + 1, 2)), "velocities?"
-    squares = sum(float(np.sum(np.square(slots[index], dtype=np.float64)))
-                  for index in range(1, len(slots) + 1, 2))
+    squares = sum(float(np.sum(np.square(slots[index], dtype=np.float64))) for index in range(1, len(slots) + 1, 2))
     return float(np.sqrt(squares) / (1 - beta_1))
 
 
@@ -81,8 +82,11 @@ def zero_gradient_variables(first_step):
     softmax is shift-invariant, so its gradient is exactly 0 in exact arithmetic and only
     rounding noise in float32. Adam normalises that noise into a full-size step whose sign
     depends on summation order, so one device and two replicas legitimately disagree there."""
-    momenta = {int(key.split("/")[2]): np.max(np.abs(value)) for key, value in first_step.items()
-               if key.startswith("optimizer/_variables/") and int(key.split("/")[2]) % 2 == 1}
+    momenta = {
+        int(key.split("/")[2]): np.max(np.abs(value))
+        for key, value in first_step.items()
+        if key.startswith("optimizer/_variables/") and int(key.split("/")[2]) % 2 == 1
+    }
     largest = max(momenta.values())
     return sorted((index - 1) // 2 for index, size in momenta.items() if size < 1e-11 * largest)
 
@@ -91,8 +95,7 @@ def keys_of_trained_variables(indices):
     keys = []
     for index in indices:
         keys.append(f"optimizer/_trainable_variables/{index}/.ATTRIBUTES/VARIABLE_VALUE")
-        keys.extend(f"optimizer/_variables/{2 * index + offset}/.ATTRIBUTES/VARIABLE_VALUE"
-                    for offset in (1, 2))
+        keys.extend(f"optimizer/_variables/{2 * index + offset}/.ATTRIBUTES/VARIABLE_VALUE" for offset in (1, 2))
     return keys
 
 
@@ -108,9 +111,7 @@ def input_fn(files, max_seq_length, *, copies_per_batch):
             files, PER_REPLICA_BATCH, max_seq_length, is_training=False
         ).repeat()
         if copies_per_batch > 1:
-            dataset = dataset.flat_map(
-                lambda batch: tf.data.Dataset.from_tensors(batch).repeat(copies_per_batch)
-            )
+            dataset = dataset.flat_map(lambda batch: tf.data.Dataset.from_tensors(batch).repeat(copies_per_batch))
         return dataset
 
     return make
@@ -122,10 +123,15 @@ def main():
     base = config_lib.load_config(
         "electra_tiny",
         {
-            "hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 1, "num_attention_heads": 1,
+            "hidden_size": 64,
+            "embedding_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 1,
             # No warm-up, so the first step already moves the weights.
-            "num_train_steps": STEPS, "num_warmup_steps": 0, "save_checkpoints_steps": 1,
+            "num_train_steps": STEPS,
+            "num_warmup_steps": 0,
+            "save_checkpoints_steps": 1,
             # Far below the first step's gradient norm, so clipping decides every update.
             "clip_norm": CLIP_NORM,
         },
@@ -150,11 +156,15 @@ def main():
         checkpoint_dir = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR)
         variables = load_checkpoint_variables(tf.train.latest_checkpoint(checkpoint_dir))
         first_step = load_checkpoint_variables(os.path.join(checkpoint_dir, "ckpt-1"))
-        results[name] = dict(replicas=replicas, loss=outcome.train_metrics["loss"],
-                             final_step=outcome.final_step, variables=variables,
-                             clipped_norms=clipped_first_moment_norms(strategy),
-                             first_update_norm=first_step_update_norm(first_step, config.adam_beta1),
-                             zero_gradient=zero_gradient_variables(first_step))
+        results[name] = dict(
+            replicas=replicas,
+            loss=outcome.train_metrics["loss"],
+            final_step=outcome.final_step,
+            variables=variables,
+            clipped_norms=clipped_first_moment_norms(strategy),
+            first_update_norm=first_step_update_norm(first_step, config.adam_beta1),
+            zero_gradient=zero_gradient_variables(first_step),
+        )
 
     single, mirrored = results["one_device"], results["mirrored"]
     missing = sorted(set(single["variables"]) ^ set(mirrored["variables"]))
@@ -171,29 +181,39 @@ def main():
         nonzero = np.abs(a) > 1e-30
         if differences[key] > 1e-5 and nonzero.any():
             ratios[key] = [float(r) for r in np.percentile(b[nonzero] / a[nonzero], [0, 100])]
-    largest_slot = float(max(
-        np.max(np.abs(np.asarray(value, np.float64))) for key, value in single["variables"].items()
-        if key.startswith("optimizer/_variables")
-    ))
+    largest_slot = float(
+        max(
+            np.max(np.abs(np.asarray(value, np.float64)))
+            for key, value in single["variables"].items()
+            if key.startswith("optimizer/_variables")
+        )
+    )
     worst = sorted(differences, key=differences.get, reverse=True)[:5]
-    print("RESULT " + json.dumps({
-        "replicas": [single["replicas"], mirrored["replicas"]],
-        "losses": [single["loss"], mirrored["loss"]],
-        "final_steps": [single["final_step"], mirrored["final_step"]],
-        "unmatched_variables": missing,
-        "max_relative_difference": max(differences.values()),
-        "mismatch_ratio_ranges": ratios,
-        "worst_variables": {key: differences[key] for key in worst},
-        "shapes": {key: list(np.shape(single["variables"][key])) for key in worst},
-        "num_variables": len(differences),
-        "zero_gradient_variables": {
-            str(index): list(np.shape(single["variables"][keys_of_trained_variables([index])[0]]))
-            for index in zero_gradient},
-        "clip_norm": CLIP_NORM,
-        "first_step_update_norms": [single["first_update_norm"], mirrored["first_update_norm"]],
-        "clipped_first_moment_norms": [single["clipped_norms"], mirrored["clipped_norms"]],
-        "largest_optimizer_slot": largest_slot,
-    }), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "replicas": [single["replicas"], mirrored["replicas"]],
+                "losses": [single["loss"], mirrored["loss"]],
+                "final_steps": [single["final_step"], mirrored["final_step"]],
+                "unmatched_variables": missing,
+                "max_relative_difference": max(differences.values()),
+                "mismatch_ratio_ranges": ratios,
+                "worst_variables": {key: differences[key] for key in worst},
+                "shapes": {key: list(np.shape(single["variables"][key])) for key in worst},
+                "num_variables": len(differences),
+                "zero_gradient_variables": {
+                    str(index): list(np.shape(single["variables"][keys_of_trained_variables([index])[0]]))
+                    for index in zero_gradient
+                },
+                "clip_norm": CLIP_NORM,
+                "first_step_update_norms": [single["first_update_norm"], mirrored["first_update_norm"]],
+                "clipped_first_moment_norms": [single["clipped_norms"], mirrored["clipped_norms"]],
+                "largest_optimizer_slot": largest_slot,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

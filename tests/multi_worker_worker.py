@@ -36,19 +36,27 @@ def main():
     strategy = distribution.create_strategy("multi_worker")
     unpatched_error = keras_scalar_reduction_error(strategy)
     options = pretraining.PretrainingOptions(
-        model_dir=model_dir, pretrain_data=pretrain_data, strategy="multi_worker",
+        model_dir=model_dir,
+        pretrain_data=pretrain_data,
+        strategy="multi_worker",
         log_every_steps=1,
     )
     outcome = pretraining.run_pretraining(
         options, config="electra_tiny", hparams=json.loads(hparams), strategy=strategy
     )
-    print("RESULT " + json.dumps({
-        "chief": distribution.is_chief(strategy),
-        "replicas": strategy.num_replicas_in_sync,
-        "unpatched_keras_error": unpatched_error,
-        "final_step": outcome.final_step,
-        "train_metrics": outcome.train_metrics,
-    }), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "chief": distribution.is_chief(strategy),
+                "replicas": strategy.num_replicas_in_sync,
+                "unpatched_keras_error": unpatched_error,
+                "final_step": outcome.final_step,
+                "train_metrics": outcome.train_metrics,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,5 @@ def mechanics_data(tmp_path_factory, wikipedia_dir, bert_vocab_file):
     """~2,200 examples of 128 tokens from wiki_00..01 in 4 shards, for runs that check mechanics."""
     root = tmp_path_factory.getbasetemp() / "pretraining_data"
     root.mkdir(exist_ok=True)
-    train_dir = build_once("mechanics", root, wikipedia_dir, bert_vocab_file,
-                           ["wiki_00", "wiki_01"], 128, 4)
+    train_dir = build_once("mechanics", root, wikipedia_dir, bert_vocab_file, ["wiki_00", "wiki_01"], 128, 4)
     return {"train_dir": train_dir, "train_glob": train_dir / "pretrain_data.tfrecord-*"}

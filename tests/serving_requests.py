@@ -32,8 +32,7 @@ class RequestError(ValueError):
 def _decode_value(value):
     if isinstance(value, dict):
         if set(value) != {"b64"}:
-            raise RequestError(f"JSON object {value!r} is not a value; binary values are "
-                               "{\"b64\": \"...\"}")
+            raise RequestError(f'JSON object {value!r} is not a value; binary values are {{"b64": "..."}}')
         return base64.b64decode(value["b64"])
     if isinstance(value, list):
         return [_decode_value(item) for item in value]
@@ -59,8 +58,7 @@ def request_to_inputs(request: Mapping, input_names: Sequence[str]) -> tuple[str
     signature = request.get("signature_name", DEFAULT_SIGNATURE)
     names = list(input_names)
     if ("instances" in request) == ("inputs" in request):
-        raise RequestError("the request needs exactly one of 'instances' (row format) or "
-                           "'inputs' (columnar format)")
+        raise RequestError("the request needs exactly one of 'instances' (row format) or 'inputs' (columnar format)")
     if "instances" in request:
         instances = request["instances"]
         if not isinstance(instances, list):
@@ -69,15 +67,19 @@ def request_to_inputs(request: Mapping, input_names: Sequence[str]) -> tuple[str
         for index, instance in enumerate(instances):
             if isinstance(instance, dict) and "b64" not in instance:
                 if set(instance) != set(names):
-                    raise RequestError(f"instance {index} has inputs {sorted(instance)}; the "
-                                       f"signature {signature!r} takes {sorted(names)}")
+                    raise RequestError(
+                        f"instance {index} has inputs {sorted(instance)}; the "
+                        f"signature {signature!r} takes {sorted(names)}"
+                    )
                 for name in names:
                     columns[name].append(instance[name])
             elif len(names) == 1:
                 columns[names[0]].append(instance)
             else:
-                raise RequestError(f"instance {index} is a bare value but signature "
-                                   f"{signature!r} has inputs {sorted(names)}; send objects")
+                raise RequestError(
+                    f"instance {index} is a bare value but signature "
+                    f"{signature!r} has inputs {sorted(names)}; send objects"
+                )
         inputs = {name: _to_array(values) for name, values in columns.items()}
     else:
         columns = request["inputs"]
@@ -86,8 +88,7 @@ def request_to_inputs(request: Mapping, input_names: Sequence[str]) -> tuple[str
                 raise RequestError(f"'inputs' must be an object with {sorted(names)}")
             columns = {names[0]: columns}
         if set(columns) != set(names):
-            raise RequestError(f"'inputs' has {sorted(columns)}; the signature {signature!r} "
-                               f"takes {sorted(names)}")
+            raise RequestError(f"'inputs' has {sorted(columns)}; the signature {signature!r} takes {sorted(names)}")
         inputs = {name: _to_array(columns[name]) for name in names}
     sizes = {name: (array.shape[0] if array.ndim else None) for name, array in inputs.items()}
     if len(set(sizes.values())) > 1:
@@ -115,8 +116,9 @@ def outputs_to_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> 
         return {"outputs": {name: _jsonable(array) for name, array in arrays.items()}}
     batch = {array.shape[0] for array in arrays.values()}
     if len(batch) != 1:
-        raise RequestError("outputs of different batch sizes cannot be written as rows; use "
-                           "the columnar 'inputs' format")
+        raise RequestError(
+            "outputs of different batch sizes cannot be written as rows; use the columnar 'inputs' format"
+        )
     rows = []
     for index in range(batch.pop()):
         if len(names) == 1:

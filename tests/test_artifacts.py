@@ -16,8 +16,14 @@ from electra_tf import artifacts, fileio
 from electra_tf.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = {"hidden_size": 16, "embedding_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-        "num_attention_heads": 1, "max_seq_length": 16}
+TINY = {
+    "hidden_size": 16,
+    "embedding_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "max_seq_length": 16,
+}
 
 
 def _config(**overrides):
@@ -52,8 +58,7 @@ def test_pretrained_folder_round_trip(tmp_path, root):
     vocab = _vocab(tmp_path)
     artifacts.write_pretrained(model, directory, {artifacts.VOCAB_FILE: vocab})
 
-    assert fileio.listdir(directory) == sorted(
-        artifacts.pretrained_files(config) + [artifacts.VOCAB_FILE])
+    assert fileio.listdir(directory) == sorted(artifacts.pretrained_files(config) + [artifacts.VOCAB_FILE])
     assert not any(".writing-" in name for name in fileio.listdir(model_dir))
     assert artifacts.find_pretrained(model_dir) == directory
     assert artifacts.find_pretrained(directory) == directory
@@ -79,31 +84,43 @@ def test_pretrained_folder_round_trip(tmp_path, root):
 
 
 def _fake_task(name, *, pair=False, squad=False, regression=False, labels=None):
-    return types.SimpleNamespace(name=name, is_pair=pair, is_squad=squad,
-                                 is_regression=regression, label_names=labels,
-                                 version="2.0" if squad else None)
+    return types.SimpleNamespace(
+        name=name,
+        is_pair=pair,
+        is_squad=squad,
+        is_regression=regression,
+        label_names=labels,
+        version="2.0" if squad else None,
+    )
 
 
 def _finetuned_model(config, head, **kwargs):
     from electra_tf import finetuning_models, modeling
 
-    return finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), head,
-                                             dropout_rate=0.0, **kwargs)
+    return finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), head, dropout_rate=0.0, **kwargs)
 
 
 # (head kind, task, model arguments, finetuned_head's keyword arguments)
 KINDS = {
-    "classification": ("classification", _fake_task("mnli", pair=True,
-                                                    labels=("a", "b", "c")),
-                       {"num_labels": 3}, {}),
-    "regression": ("regression", _fake_task("scores", pair=True, regression=True),
-                   {"num_labels": 1, "target_scale": 5.0}, {}),
-    "squad": ("span", _fake_task("squad-v2.0", squad=True),
-              {"answerable": True, "span_head": "joint", "beam_size": 7},
-              {"squad": {"max_seq_length": 16, "doc_stride": 8, "null_threshold": -2.5}}),
-    "tagging": ("tagging", _fake_task("ner", labels=("B-X", "I-X", "O")), {"num_labels": 3},
-                {"extra": {"tagging": artifacts.tagging_settings(
-                    scheme="bioes", default_tag="O", tag_column=2, segment_id=1)}}),
+    "classification": ("classification", _fake_task("mnli", pair=True, labels=("a", "b", "c")), {"num_labels": 3}, {}),
+    "regression": (
+        "regression",
+        _fake_task("scores", pair=True, regression=True),
+        {"num_labels": 1, "target_scale": 5.0},
+        {},
+    ),
+    "squad": (
+        "span",
+        _fake_task("squad-v2.0", squad=True),
+        {"answerable": True, "span_head": "joint", "beam_size": 7},
+        {"squad": {"max_seq_length": 16, "doc_stride": 8, "null_threshold": -2.5}},
+    ),
+    "tagging": (
+        "tagging",
+        _fake_task("ner", labels=("B-X", "I-X", "O")),
+        {"num_labels": 3},
+        {"extra": {"tagging": artifacts.tagging_settings(scheme="bioes", default_tag="O", tag_column=2, segment_id=1)}},
+    ),
 }
 
 
@@ -119,18 +136,15 @@ def test_finetuned_folder_round_trip_for_every_head_kind(tmp_path, kind):
     vocab = _vocab(tmp_path)
     artifacts.save_finetuned(model, config, directory, head, vocab_file=vocab)
 
-    assert fileio.listdir(directory) == ["config.json", "head.json", "model.weights.h5",
-                                         "vocab.txt"]
+    assert fileio.listdir(directory) == ["config.json", "head.json", "model.weights.h5", "vocab.txt"]
     read, loaded = artifacts.load_finetuned(directory)
     assert read == artifacts.check_finetuned(directory)
     assert (read["task"], read["head"], read["max_seq_length"]) == (task.name, head_kind, 16)
     assert read["vocab_file"] == "vocab.txt" and read["do_lower_case"] is True
     assert artifacts.finetuned_vocab(directory, read) == os.path.join(directory, "vocab.txt")
-    assert fileio.read_text(os.path.join(directory, "vocab.txt")) == pathlib.Path(
-        vocab).read_text()
+    assert fileio.read_text(os.path.join(directory, "vocab.txt")) == pathlib.Path(vocab).read_text()
     if kind == "classification":
-        assert (read["label_names"], read["pair"], read["num_labels"]) == (["a", "b", "c"],
-                                                                           True, 3)
+        assert (read["label_names"], read["pair"], read["num_labels"]) == (["a", "b", "c"], True, 3)
     elif kind == "regression":
         assert (read["label_names"], read["target_scale"], read["pair"]) == (None, 5.0, True)
     elif kind == "squad":
@@ -138,9 +152,14 @@ def test_finetuned_folder_round_trip_for_every_head_kind(tmp_path, kind):
         assert read["squad"]["null_threshold"] == -2.5 and read["label_names"] is None
         assert (loaded.span_head, loaded.beam_size) == ("joint", 7)
     else:
-        assert read["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2,
-                                   "segment_id": 1, "span_rule": "conlleval",
-                                   "truncation": "score_all"}
+        assert read["tagging"] == {
+            "scheme": "bioes",
+            "default_tag": "O",
+            "tag_column": 2,
+            "segment_id": 1,
+            "span_rule": "conlleval",
+            "truncation": "score_all",
+        }
         assert read["label_names"] == ["B-X", "I-X", "O"]
     weights, restored = model.get_weights(), loaded.get_weights()
     assert len(weights) == len(restored)
@@ -154,35 +173,64 @@ def test_head_json_of_older_writers_reads_with_their_defaults(tmp_path):
     """Before the joint head: no span_head/beam_size (the independent head); before custom
     tasks: no pair (the GLUE task's own); early folders: no target_scale/answerable, and an
     absolute vocab_file."""
-    old_span = {"task": "squad-v1.1", "head": "span", "num_labels": 2, "max_seq_length": 384,
-                "label_names": None, "vocab_file": "/data/vocab.txt"}
+    old_span = {
+        "task": "squad-v1.1",
+        "head": "span",
+        "num_labels": 2,
+        "max_seq_length": 384,
+        "label_names": None,
+        "vocab_file": "/data/vocab.txt",
+    }
     _write_head(tmp_path / "span", old_span)
     head = artifacts.read_head(str(tmp_path / "span"))
-    assert (head["span_head"], head["beam_size"], head["answerable"], head["pair"],
-            head["target_scale"]) == ("independent", 20, False, False, 1.0)
+    assert (head["span_head"], head["beam_size"], head["answerable"], head["pair"], head["target_scale"]) == (
+        "independent",
+        20,
+        False,
+        False,
+        1.0,
+    )
     assert artifacts.finetuned_vocab(str(tmp_path / "span"), head) == "/data/vocab.txt"
     for task, pair in (("mnli", True), ("sst-2", False), ("my_task", False)):
-        _write_head(tmp_path / task, {"task": task, "head": "classification", "num_labels": 2,
-                                      "max_seq_length": 128})
+        _write_head(tmp_path / task, {"task": task, "head": "classification", "num_labels": 2, "max_seq_length": 128})
         assert artifacts.read_head(str(tmp_path / task))["pair"] is pair
-    _write_head(tmp_path / "recorded", {"task": "mnli", "head": "classification",
-                                        "num_labels": 2, "max_seq_length": 128, "pair": False})
+    _write_head(
+        tmp_path / "recorded",
+        {"task": "mnli", "head": "classification", "num_labels": 2, "max_seq_length": 128, "pair": False},
+    )
     assert artifacts.read_head(str(tmp_path / "recorded"))["pair"] is False
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{\"task\": \"mnli\",", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object, found list"),
-    ({"task": "mnli", "num_labels": 2, "max_seq_length": 128}, "no 'head'"),
-    ({"task": "mnli", "head": "ranking", "num_labels": 2, "max_seq_length": 128},
-     "'head' is 'ranking', expected one of classification, regression, span, tagging"),
-    ({"task": "mnli", "head": "classification", "num_labels": "2", "max_seq_length": 128},
-     "'num_labels' is \"2\", expected an integer"),
-    ({"task": "mnli", "head": "classification", "num_labels": True, "max_seq_length": 128},
-     "'num_labels' is true, expected an integer"),
-    ({"task": "mnli", "head": "classification", "num_labels": 3, "max_seq_length": 128,
-      "label_names": ["a", "b"]}, "2 label_names for num_labels 3"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"task": "mnli",', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, found list"),
+        ({"task": "mnli", "num_labels": 2, "max_seq_length": 128}, "no 'head'"),
+        (
+            {"task": "mnli", "head": "ranking", "num_labels": 2, "max_seq_length": 128},
+            "'head' is 'ranking', expected one of classification, regression, span, tagging",
+        ),
+        (
+            {"task": "mnli", "head": "classification", "num_labels": "2", "max_seq_length": 128},
+            "'num_labels' is \"2\", expected an integer",
+        ),
+        (
+            {"task": "mnli", "head": "classification", "num_labels": True, "max_seq_length": 128},
+            "'num_labels' is true, expected an integer",
+        ),
+        (
+            {
+                "task": "mnli",
+                "head": "classification",
+                "num_labels": 3,
+                "max_seq_length": 128,
+                "label_names": ["a", "b"],
+            },
+            "2 label_names for num_labels 3",
+        ),
+    ],
+)
 def test_a_malformed_head_json_is_a_one_line_error_naming_the_file(tmp_path, content, problem):
     path = _write_head(tmp_path, content)
     with pytest.raises(UserError) as raised:
@@ -202,23 +250,31 @@ def test_find_finetuned_and_the_median_trial(tmp_path):
     assert artifacts.median_trial(str(task_dir)) == 2
     assert artifacts.find_finetuned(str(task_dir), flag="--input x") == median
     assert artifacts.find_finetuned(str(task_dir / "trial_3"), flag="--input x") == str(
-        task_dir / "trial_3" / "finetuned")
+        task_dir / "trial_3" / "finetuned"
+    )
     assert artifacts.find_finetuned(median, flag="--input x") == median
     assert artifacts.find_finetuned(str(tmp_path), flag="--input x") is None
 
     fileio.rmtree(median)
-    with pytest.raises(UserError, match=r"^--input x: the median trial's .*trial_2/finetuned "
-                                        r"has no head\.json; fine-tune with weights saved"):
+    with pytest.raises(
+        UserError,
+        match=r"^--input x: the median trial's .*trial_2/finetuned "
+        r"has no head\.json; fine-tune with weights saved",
+    ):
         artifacts.find_finetuned(str(task_dir), flag="--input x")
     # A run that has not written results.json yet: its first trial, when asked for.
     (task_dir / "results.json").unlink()
     assert artifacts.find_finetuned(str(task_dir), flag="f") is None
-    assert artifacts.find_finetuned(str(task_dir), flag="f", first_trial_if_unfinished=True) == \
-        str(task_dir / "trial_1" / "finetuned")
+    assert artifacts.find_finetuned(str(task_dir), flag="f", first_trial_if_unfinished=True) == str(
+        task_dir / "trial_1" / "finetuned"
+    )
 
     # A folder with head.json but no weights is found, and refused when checked.
-    with pytest.raises(UserError, match=r"trial_1/finetuned/config\.json not found; .* is an "
-                                        "incomplete finetuned/ folder"):
+    with pytest.raises(
+        UserError,
+        match=r"trial_1/finetuned/config\.json not found; .* is an "
+        "incomplete finetuned/ folder",
+    ):
         artifacts.check_finetuned(str(task_dir / "trial_1" / "finetuned"))
 
 
@@ -228,15 +284,13 @@ def _electra_imports(module: str, everywhere: bool) -> set[str]:
     tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
     found = set()
     for node in ast.walk(tree) if everywhere else tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-                "electra_tf"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("electra_tf"):
             if node.module == "electra_tf":
                 found.update(f"electra_tf.{alias.name}" for alias in node.names)
             else:
                 found.add(node.module)
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names
-                         if alias.name.startswith("electra_tf."))
+            found.update(alias.name for alias in node.names if alias.name.startswith("electra_tf."))
     return {name for name in found if (REPO / (name.replace(".", "/") + ".py")).exists()}
 
 
@@ -252,26 +306,39 @@ def _reached(roots: set[str]) -> set[str]:
     return reached
 
 
-TRAINING_JOBS = {"electra_tf.finetuning", "electra_tf.pretraining", "electra_tf.run_finetuning",
-                 "electra_tf.run_pretraining"}
+TRAINING_JOBS = {
+    "electra_tf.finetuning",
+    "electra_tf.pretraining",
+    "electra_tf.run_finetuning",
+    "electra_tf.run_pretraining",
+}
 
 
 def test_serving_depends_on_the_folder_format_not_on_the_training_jobs():
     """The export command, the exporter and the serving modules reach the folder format and the
     networks, never a training job; the serving modules wrap whatever Keras model they are given,
     so they reach neither the folder format nor the model code."""
-    reached = _reached({"electra_tf.export", "electra_tf.exporter", "electra_tf.serving_modules",
-                        "electra_tf.artifacts"})
+    reached = _reached(
+        {"electra_tf.export", "electra_tf.exporter", "electra_tf.serving_modules", "electra_tf.artifacts"}
+    )
     assert "electra_tf.artifacts" in _electra_imports("electra_tf.exporter", everywhere=False)
     assert {"electra_tf.exporter", "electra_tf.serving_modules"} <= _electra_imports(
-        "electra_tf.export", everywhere=False)
+        "electra_tf.export", everywhere=False
+    )
     assert not reached & TRAINING_JOBS
     assert {"electra_tf.finetuning_models", "electra_tf.modeling"} <= reached
     serving_modules = _reached({"electra_tf.serving_modules"})
     assert "electra_tf.squad" in serving_modules
-    assert not serving_modules & (TRAINING_JOBS | {"electra_tf.artifacts", "electra_tf.modeling",
-                                                   "electra_tf.finetuning_models",
-                                                   "electra_tf.exporter", "electra_tf.export"})
+    assert not serving_modules & (
+        TRAINING_JOBS
+        | {
+            "electra_tf.artifacts",
+            "electra_tf.modeling",
+            "electra_tf.finetuning_models",
+            "electra_tf.exporter",
+            "electra_tf.export",
+        }
+    )
 
 
 @pytest.mark.parametrize("where", ["local", "ram"])
@@ -294,8 +361,7 @@ def test_save_finetuned_replaces_a_folder_only_when_asked(tmp_path, where):
     artifacts.save_finetuned(second, config, directory, head, vocab_file=_vocab(tmp_path), replace=True)
 
     assert fileio.listdir(directory) == ["config.json", "head.json", "model.weights.h5", "vocab.txt"]
-    assert [name.rstrip("/") for name in fileio.listdir(os.path.dirname(directory))] == [
-        artifacts.FINETUNED_DIR]
+    assert [name.rstrip("/") for name in fileio.listdir(os.path.dirname(directory))] == [artifacts.FINETUNED_DIR]
     _, loaded = artifacts.load_finetuned(directory)
     for ours, theirs in zip(second.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(ours, theirs)

@@ -114,7 +114,11 @@ def test_build_equals_in_process_packing_and_manifest_adds_up(tmp_path, wiki_cor
     assert manifest["vocab_size"] == 30522 and manifest["vocab_sha256"] == vocab_sha256(bert_vocab_file)
     assert manifest["max_seq_length"] == 64 and manifest["do_lower_case"] is True
     assert manifest["special_token_ids"] == {
-        "pad_token_id": 0, "unk_token_id": 100, "cls_token_id": 101, "sep_token_id": 102, "mask_token_id": 103,
+        "pad_token_id": 0,
+        "unk_token_id": 100,
+        "cls_token_id": 101,
+        "sep_token_id": 102,
+        "mask_token_id": 103,
     }
     assert manifest["seed"] == 7 and manifest["num_processes"] == 2
     assert manifest["non_utf8_replacements"] == 0
@@ -232,7 +236,10 @@ def test_empty_corpus_and_bad_vocab_are_user_errors(tmp_path, bert_vocab_file):
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "electra_tf.build_pretraining_data", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -256,8 +263,14 @@ def test_cli_errors_are_one_line(tmp_path, bert_vocab_file):
 
 def test_cli_builds(tmp_path, bert_vocab_file):
     (tmp_path / "a.txt").write_text("The first document has two lines.\nThis is the second.\n\nA second document.\n")
-    result = run_cli(f"--corpus_dir={tmp_path}/a.txt", f"--vocab_file={bert_vocab_file}",
-                     f"--output_dir={tmp_path}/out", "--max_seq_length=16", "--num_shards=2", "--num_processes=2")
+    result = run_cli(
+        f"--corpus_dir={tmp_path}/a.txt",
+        f"--vocab_file={bert_vocab_file}",
+        f"--output_dir={tmp_path}/out",
+        "--max_seq_length=16",
+        "--num_shards=2",
+        "--num_processes=2",
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote " in result.stderr.strip().split("\n")[-1]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -269,7 +282,8 @@ def test_unreadable_input_is_refused_before_any_work(tmp_path, bert_vocab_file, 
     (tmp_path / "locked.txt").write_text("secret\n")
     real_access = os.access
     monkeypatch.setattr(
-        pretraining_data.os, "access",
+        pretraining_data.os,
+        "access",
         lambda path, mode: False if path.endswith("locked.txt") else real_access(path, mode),
     )
     with pytest.raises(UserError, match=r"locked.txt: cannot read \(permission denied\)"):

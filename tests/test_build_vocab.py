@@ -48,9 +48,13 @@ def test_layout_special_tokens_first_and_exact_size(learned):
 def test_learned_vocab_tokenizes_held_out_text_with_few_unknowns(learned):
     tokens, path, held_out = learned
     tokenizer = Tokenizer(path)
-    assert (
-        tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id
-    ) == (0, 100, 101, 102, 103)
+    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id) == (
+        0,
+        100,
+        101,
+        102,
+        103,
+    )
     ids = [i for row in tokenizer.encode(held_out) for i in row]
     words = sum(len(line.split()) for line in held_out)
     assert len(ids) > words  # WordPiece splits rarer words
@@ -74,8 +78,9 @@ def test_refuses_a_tiny_vocab_size_and_bad_options(tmp_path):
     with pytest.raises(UserError, match="too small"):
         learn_vocab(["a b c"], 10)
     (tmp_path / "a.txt").write_text("Some words.\n", encoding="utf-8")
-    options = build_vocab.VocabOptions(corpus_dir=str(tmp_path / "missing*"), vocab_size=300,
-                                       output_file=str(tmp_path / "vocab.txt"))
+    options = build_vocab.VocabOptions(
+        corpus_dir=str(tmp_path / "missing*"), vocab_size=300, output_file=str(tmp_path / "vocab.txt")
+    )
     with pytest.raises(UserError, match=r"missing\*: matches no files"):
         build_vocab.build_vocab(options)
     options.corpus_dir = str(tmp_path)
@@ -97,8 +102,13 @@ def test_write_vocab_refuses_existing_file(tmp_path):
 def test_cli_learns_then_refuses_to_overwrite(wikipedia_dir, tmp_path):
     output = tmp_path / "vocab.txt"
     command = [
-        sys.executable, "-m", "electra_tf.build_vocab", f"--corpus={wikipedia_dir}/wiki_0*",
-        "--vocab_size=300", f"--output_file={output}", "--max_lines=300",
+        sys.executable,
+        "-m",
+        "electra_tf.build_vocab",
+        f"--corpus={wikipedia_dir}/wiki_0*",
+        "--vocab_size=300",
+        f"--output_file={output}",
+        "--max_lines=300",
     ]
     first = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -125,7 +135,7 @@ def documents(wikipedia_dir):
     paragraphs = text_lines([str(wikipedia_dir / "wiki_01")], max_lines=600)
     clean = [p for p in paragraphs if not set(p) & set('{}":') and "text" not in p.lower()][:156]
     assert len(clean) == 156
-    return [clean[start:start + 13] for start in range(0, len(clean), 13)]
+    return [clean[start : start + 13] for start in range(0, len(clean), 13)]
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +169,11 @@ CORPUS_FORMATS = {
     "gzip": ("corpus.txt.gz", lambda docs: gzip.compress(_plain(docs).encode("utf-8")), {}),
     "bzip2": ("corpus.txt.bz2", lambda docs: bz2.compress(_plain(docs).encode("utf-8")), {}),
     "jsonl": ("docs.jsonl", lambda docs: _jsonl(docs, "text").encode("utf-8"), {}),
-    "jsonl_field_gz": ("docs.ndjson.gz", lambda docs: gzip.compress(_jsonl(docs, "body").encode("utf-8")),
-                       {"json_text_field": "body"}),
+    "jsonl_field_gz": (
+        "docs.ndjson.gz",
+        lambda docs: gzip.compress(_jsonl(docs, "body").encode("utf-8")),
+        {"json_text_field": "body"},
+    ),
     "wikiextractor": ("AA/wiki_00", lambda docs: _wikiextractor(docs).encode("utf-8"), {}),
 }
 
@@ -172,8 +185,9 @@ def test_every_input_format_learns_the_vocab_of_its_plain_text(name, documents, 
     path.parent.mkdir(parents=True)
     path.write_bytes(write(documents))
     output = tmp_path / "vocab.txt"
-    options = build_vocab.VocabOptions(corpus_dir=str(tmp_path / "corpus"), vocab_size=FORMAT_VOCAB_SIZE,
-                                       output_file=str(output), **extra)
+    options = build_vocab.VocabOptions(
+        corpus_dir=str(tmp_path / "corpus"), vocab_size=FORMAT_VOCAB_SIZE, output_file=str(output), **extra
+    )
     result = build_vocab.build_vocab(options)
     assert result["lines"] == sum(map(len, documents)) and result["files"] == 1
     assert output.read_text(encoding="utf-8").splitlines() == result["tokens"] == reference_vocab
@@ -183,8 +197,12 @@ def test_every_input_format_learns_the_vocab_of_its_plain_text(name, documents, 
 def test_jsonl_read_as_text_learns_json_syntax(documents, reference_vocab, tmp_path):
     # What build_vocab did before it read through electra_tf.corpus: the control for the test above.
     (tmp_path / "docs.jsonl").write_text(_jsonl(documents, "text"), encoding="utf-8")
-    options = build_vocab.VocabOptions(corpus_dir=str(tmp_path / "docs.jsonl"), vocab_size=FORMAT_VOCAB_SIZE,
-                                       output_file=str(tmp_path / "vocab.txt"), input_format="text")
+    options = build_vocab.VocabOptions(
+        corpus_dir=str(tmp_path / "docs.jsonl"),
+        vocab_size=FORMAT_VOCAB_SIZE,
+        output_file=str(tmp_path / "vocab.txt"),
+        input_format="text",
+    )
     tokens = build_vocab.build_vocab(options)["tokens"]
     # Quotes and the backslashes of escaped newlines are frequent enough to be learned here.
     assert {'"', "\\"} <= set(tokens) and tokens != reference_vocab
@@ -197,8 +215,9 @@ def test_remote_compressed_corpus_and_output(documents, reference_vocab):
     fileio.makedirs(f"{REMOTE_ROOT}/corpus/sub")
     fileio.write_bytes_atomic(f"{REMOTE_ROOT}/corpus/a.txt.gz", gzip.compress(_plain(documents[:half]).encode()))
     fileio.write_bytes_atomic(f"{REMOTE_ROOT}/corpus/sub/b.jsonl", _jsonl(documents[half:], "text").encode())
-    options = build_vocab.VocabOptions(corpus_dir=f"{REMOTE_ROOT}/corpus", vocab_size=FORMAT_VOCAB_SIZE,
-                                       output_file=f"{REMOTE_ROOT}/out/vocab.txt")
+    options = build_vocab.VocabOptions(
+        corpus_dir=f"{REMOTE_ROOT}/corpus", vocab_size=FORMAT_VOCAB_SIZE, output_file=f"{REMOTE_ROOT}/out/vocab.txt"
+    )
     result = build_vocab.build_vocab(options)
     assert result["files"] == 2
     assert fileio.read_text(f"{REMOTE_ROOT}/out/vocab.txt").splitlines() == reference_vocab
@@ -214,14 +233,27 @@ def test_flags_are_the_corpus_flags_of_build_pretraining_data():
 
     values = flags.FlagValues()
     build_vocab.define_flags(values)
-    values([
-        "build_vocab", "--corpus_dir=a/,b.txt", "--corpus=c/*.gz", "--corpus=d", "--input_format=jsonl",
-        "--json_text_field=body", "--blanks_separate_docs=false", "--vocab_size=500", "--output_file=v.txt",
-    ])
+    values(
+        [
+            "build_vocab",
+            "--corpus_dir=a/,b.txt",
+            "--corpus=c/*.gz",
+            "--corpus=d",
+            "--input_format=jsonl",
+            "--json_text_field=body",
+            "--blanks_separate_docs=false",
+            "--vocab_size=500",
+            "--output_file=v.txt",
+        ]
+    )
     options = build_vocab.options_from_flags(values)
     assert options == build_vocab.VocabOptions(
-        corpus_dir="a/,b.txt,c/*.gz,d", vocab_size=500, output_file="v.txt", input_format="jsonl",
-        json_text_field="body", blanks_separate_docs=False,
+        corpus_dir="a/,b.txt,c/*.gz,d",
+        vocab_size=500,
+        output_file="v.txt",
+        input_format="jsonl",
+        json_text_field="body",
+        blanks_separate_docs=False,
     )
     # Same defaults as the data builder's options, so both tools read a corpus alike by default.
     shared = ("input_format", "blanks_separate_docs", "json_text_field")

@@ -18,17 +18,33 @@ from electra_tf.experiments import objective_comparison as comparison
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # The tiny preset shrunk to seconds per stage.
-TOY_HPARAMS = {"hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
-               "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
-               "train_batch_size": 8}
+TOY_HPARAMS = {
+    "hidden_size": 64,
+    "embedding_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "num_warmup_steps": 2,
+    "train_batch_size": 8,
+}
 
 
 def _options(tmp_path, data_dir, glue_dir, **overrides):
-    values = dict(pretrain_data=str(data_dir), glue_data_dir=str(glue_dir),
-                  output_dir=str(tmp_path / "out"), config="electra_tiny", hparams=TOY_HPARAMS,
-                  budget_electra_steps=6, fractions=(0.5, 1.0), tasks=("sts-b",), num_seeds=2,
-                  max_train_examples=48, max_eval_examples=64, finetune_steps=2,
-                  log_every_steps=1000)
+    values = dict(
+        pretrain_data=str(data_dir),
+        glue_data_dir=str(glue_dir),
+        output_dir=str(tmp_path / "out"),
+        config="electra_tiny",
+        hparams=TOY_HPARAMS,
+        budget_electra_steps=6,
+        fractions=(0.5, 1.0),
+        tasks=("sts-b",),
+        num_seeds=2,
+        max_train_examples=48,
+        max_eval_examples=64,
+        finetune_steps=2,
+        log_every_steps=1000,
+    )
     values.update(overrides)
     return comparison.ComparisonOptions(**values)
 
@@ -42,13 +58,13 @@ def _h5_arrays(path) -> dict:
 
     arrays = {}
     with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                          if isinstance(item, h5py.Dataset) else None)
+        handle.visititems(
+            lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
+        )
     return arrays
 
 
-def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics_data,
-                                                             shared_data, monkeypatch):
+def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics_data, shared_data, monkeypatch):
     options = _options(tmp_path, mechanics_data["train_dir"], shared_data / "glue")
     out = pathlib.Path(options.output_dir)
     calls = {"pretrain": [], "finetune": []}
@@ -83,8 +99,8 @@ def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics
     with pytest.raises(_Interrupted):
         comparison.run_comparison(options)
     assert sorted(calls["pretrain"]) == sorted(
-        ["electra_step_3", "electra_step_6", f"bert_step_{round(bert_total / 2)}",
-         f"bert_step_{bert_total}"])
+        ["electra_step_3", "electra_step_6", f"bert_step_{round(bert_total / 2)}", f"bert_step_{bert_total}"]
+    )
     # The full-budget snapshots are fine-tuned first.
     assert calls["finetune"] == ["electra_step_6", f"bert_step_{bert_total}"]
     partial = json.loads((out / "results.json").read_text())
@@ -108,26 +124,29 @@ def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics
     assert sorted(after) == sorted(before) and len(before) > 10
     for name, value in before.items():
         np.testing.assert_array_equal(after[name], value, err_msg=name)
-    assert calls["finetune"] == ["random_init", "electra_step_3",
-                                 f"bert_step_{round(bert_total / 2)}"]
+    assert calls["finetune"] == ["random_init", "electra_step_3", f"bert_step_{round(bert_total / 2)}"]
 
     # Results: five encoders, medians of the two seeds, STS-B's score.
     assert results["complete"] is True
     names = {e["name"]: e for e in results["encoders"]}
-    assert set(names) == {"electra_step_3", "electra_step_6", f"bert_step_{round(bert_total / 2)}",
-                          f"bert_step_{bert_total}", "random_init"}
+    assert set(names) == {
+        "electra_step_3",
+        "electra_step_6",
+        f"bert_step_{round(bert_total / 2)}",
+        f"bert_step_{bert_total}",
+        "random_init",
+    }
     for encoder in results["encoders"]:
         task = encoder["tasks"]["sts-b"]
         assert len(task["trial_scores"]) == 2 and task["seeds"] == [12345, 12346]
-        assert task["median_score"] == pytest.approx(sorted(task["trial_scores"])[0] / 2
-                                                     + sorted(task["trial_scores"])[1] / 2)
+        assert task["median_score"] == pytest.approx(
+            sorted(task["trial_scores"])[0] / 2 + sorted(task["trial_scores"])[1] / 2
+        )
         assert encoder["glue_average"] == pytest.approx(task["median_score"])
-        task_results = json.loads((out / "finetune" / encoder["name"] / "sts-b" /
-                                   "results.json").read_text())
+        task_results = json.loads((out / "finetune" / encoder["name"] / "sts-b" / "results.json").read_text())
         assert task_results["model"]["pretrained"] is (encoder["name"] != "random_init")
     assert names["electra_step_6"]["pretraining_flops"] == pytest.approx(6 * electra_step)
-    assert names[f"bert_step_{bert_total}"]["pretraining_flops"] == pytest.approx(
-        bert_total * bert_step)
+    assert names[f"bert_step_{bert_total}"]["pretraining_flops"] == pytest.approx(bert_total * bert_step)
     saved = json.loads((out / "results.json").read_text())
     assert saved["encoders"] == json.loads(json.dumps(results["encoders"]))
     assert saved["flops_per_step"]["electra"]["total"] == electra_step
@@ -160,18 +179,17 @@ def test_toy_experiment_runs_every_stage_resumes_and_reports(tmp_path, mechanics
 
     # Another experiment in the same directory is refused, naming the difference.
     with pytest.raises(UserError, match=r"experiment\.json.*fractions"):
-        comparison.run_comparison(_options(tmp_path, mechanics_data["train_dir"],
-                                           shared_data / "glue", fractions=(0.25, 1.0)))
+        comparison.run_comparison(
+            _options(tmp_path, mechanics_data["train_dir"], shared_data / "glue", fractions=(0.25, 1.0))
+        )
     with pytest.raises(UserError, match=r"num_seeds: 2 -> 3"):
-        comparison.run_comparison(_options(tmp_path, mechanics_data["train_dir"],
-                                           shared_data / "glue", num_seeds=3))
+        comparison.run_comparison(_options(tmp_path, mechanics_data["train_dir"], shared_data / "glue", num_seeds=3))
     assert json.loads((out / "results.json").read_text())["complete"] is True
 
 
 def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data):
     def plan(**overrides):
-        return comparison.make_plan(_options(tmp_path, mechanics_data["train_dir"],
-                                             shared_data / "glue", **overrides))
+        return comparison.make_plan(_options(tmp_path, mechanics_data["train_dir"], shared_data / "glue", **overrides))
 
     cases = [
         (dict(fractions=(0.5,)), "must include 1"),
@@ -192,35 +210,36 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     ablation = plan(objectives=("electra", "electra_15"))
     assert ablation.configs["electra_15"].disc_loss_masked_only
     assert not ablation.configs["electra"].disc_loss_masked_only
-    assert (ablation.settings["pretraining"]["electra_15"]["steps"]
-            == ablation.settings["pretraining"]["electra"]["steps"])
+    assert (
+        ablation.settings["pretraining"]["electra_15"]["steps"] == ablation.settings["pretraining"]["electra"]["steps"]
+    )
     assert ablation.configs["electra_15"].disc_bias_prior == 0.5  # the reference's zero bias
     # A generator of 1/2 the width costs more per step, so it gets fewer steps for the budget.
     half = plan(objectives=("electra", "electra_gen_half"), budget_electra_steps=20)
     assert half.configs["electra_gen_half"].generator_hidden_size == 0.5
     assert half.configs["electra"].generator_hidden_size == 0.25
-    assert (half.settings["pretraining"]["electra_gen_half"]["steps"][-1]
-            < half.settings["pretraining"]["electra"]["steps"][-1] == 20)
+    assert (
+        half.settings["pretraining"]["electra_gen_half"]["steps"][-1]
+        < half.settings["pretraining"]["electra"]["steps"][-1]
+        == 20
+    )
     # The MLM ablations: their own main-network heads, so their own step counts for the budget.
     mlm = plan(objectives=("electra", "replace_mlm", "all_tokens_mlm"), budget_electra_steps=20)
     assert mlm.configs["replace_mlm"].discriminator_task == "replace_mlm"
     assert mlm.configs["all_tokens_mlm"].discriminator_task == "all_tokens_mlm"
     for name, config in mlm.configs.items():
         step_flops = flops.training_step_flops(config)["total"]
-        assert mlm.settings["pretraining"][name]["steps"][-1] == int(mlm.budget_flops
-                                                                     // step_flops), name
+        assert mlm.settings["pretraining"][name]["steps"][-1] == int(mlm.budget_flops // step_flops), name
     # Predicting every token costs an MLM head on every token: fewest steps for the budget.
     steps = {name: mlm.settings["pretraining"][name]["steps"][-1] for name in mlm.configs}
     assert steps["all_tokens_mlm"] < min(steps["electra"], steps["replace_mlm"]), steps
     # A replaced-rate prior for all tokens becomes the masked positions' rate for ELECTRA 15%.
-    prior = plan(objectives=("electra", "electra_15"),
-                 hparams=dict(TOY_HPARAMS, disc_bias_prior=0.15))
+    prior = plan(objectives=("electra", "electra_15"), hparams=dict(TOY_HPARAMS, disc_bias_prior=0.15))
     assert prior.configs["electra"].disc_bias_prior == pytest.approx(0.15)
     assert prior.configs["electra_15"].disc_bias_prior == pytest.approx(0.85)
     # The paper convention budgets with the reference script's count.
     paper = plan(flops_convention="paper")
-    assert paper.budget_flops == pytest.approx(
-        6 * flops.paper_training_step_flops(paper.configs["electra"]))
+    assert paper.budget_flops == pytest.approx(6 * flops.paper_training_step_flops(paper.configs["electra"]))
     # Changed fine-tuning settings reuse the snapshots only once the old fine-tuning results
     # have been moved away by the user; changed pretraining settings are always refused.
     experiment = tmp_path / "experiment"
@@ -228,15 +247,17 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
     comparison.check_or_write_settings(str(experiment), settings, overwrite=False)
     (experiment / "finetune").mkdir()
     retuned = dict(settings, num_seeds=5, tasks=["rte"])
-    with pytest.raises(UserError, match=r"num_seeds: 2 -> 5\); the pretraining settings match, so "
-                                        r"moving .*finetune aside reuses the snapshots"):
+    with pytest.raises(
+        UserError,
+        match=r"num_seeds: 2 -> 5\); the pretraining settings match, so "
+        r"moving .*finetune aside reuses the snapshots",
+    ):
         comparison.check_or_write_settings(str(experiment), retuned, overwrite=False)
     (experiment / "finetune").rmdir()
     comparison.check_or_write_settings(str(experiment), retuned, overwrite=False)
     assert json.loads((experiment / "experiment.json").read_text()) == retuned
     with pytest.raises(UserError, match=r"budget_flops") as error:
-        comparison.check_or_write_settings(str(experiment), dict(retuned, budget_flops=1.0),
-                                           overwrite=False)
+        comparison.check_or_write_settings(str(experiment), dict(retuned, budget_flops=1.0), overwrite=False)
     assert "pretraining settings match" not in str(error.value)
     # A non-empty directory that is not an experiment is never written into.
     (tmp_path / "busy").mkdir()
@@ -246,15 +267,32 @@ def test_bad_settings_are_one_line_errors(tmp_path, mechanics_data, shared_data)
 
 
 def test_cli_rejects_an_unknown_objective_in_one_line(tmp_path, mechanics_data, shared_data):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                        os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    )
     process = subprocess.run(
-        [sys.executable, "-m", "electra_tf.experiments.compare_objectives",
-         "--pretrain_data", str(mechanics_data["train_dir"]),
-         "--glue_data_dir", str(shared_data / "glue"), "--output_dir", str(tmp_path / "out"),
-         "--budget_electra_steps", "4", "--objectives", "electra,replace_lm"],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.experiments.compare_objectives",
+            "--pretrain_data",
+            str(mechanics_data["train_dir"]),
+            "--glue_data_dir",
+            str(shared_data / "glue"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--budget_electra_steps",
+            "4",
+            "--objectives",
+            "electra,replace_lm",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     errors = [line for line in process.stderr.splitlines() if "error:" in line]
     assert process.returncode == 2, process.stderr[-2000:]
     assert "Traceback" not in process.stderr
@@ -285,17 +323,14 @@ def test_merge_puts_runs_of_one_budget_side_by_side(tmp_path):
     with pytest.raises(UserError, match="objective bert is already in an earlier input"):
         merge_directories([electra_bert, electra_bert], str(tmp_path / "again"))
     # A run with another schedule is refused even at the same budget.
-    other_schedule = json.loads((results / "compare_objectives_mini_3000_all_tokens_mlm"
-                                 / "results.json").read_text())
+    other_schedule = json.loads((results / "compare_objectives_mini_3000_all_tokens_mlm" / "results.json").read_text())
     pretraining = other_schedule["settings"]["pretraining"]["all_tokens_mlm"]
     pretraining["config"]["learning_rate"] = 5e-4
     (tmp_path / "schedule.json").write_text(json.dumps(other_schedule))
     with pytest.raises(UserError, match="pretraining config learning_rate = 0.0005 differs"):
-        merge_directories([electra_bert, str(tmp_path / "schedule.json")],
-                          str(tmp_path / "schedule_merged"))
+        merge_directories([electra_bert, str(tmp_path / "schedule.json")], str(tmp_path / "schedule_merged"))
     with pytest.raises(UserError, match=r"mini: pretraining budget [0-9.e+]+ FLOPs differs"):
-        merge_directories([electra_bert, str(results / "compare_objectives_mini")],
-                          str(tmp_path / "other"))
+        merge_directories([electra_bert, str(results / "compare_objectives_mini")], str(tmp_path / "other"))
 
 
 def test_snapshots_and_settings_on_ram_paths():
@@ -317,8 +352,9 @@ def test_snapshots_and_settings_on_ram_paths():
     fileio.write_text_atomic(fileio.join(target, "stale.weights.h5"), "old")
     assert comparison.read_snapshot(output_dir, segment) is None
 
-    config = config_lib.load_config("electra_tiny", dict(TOY_HPARAMS, hidden_size=16, embedding_size=16,
-                                                         intermediate_size=32, max_seq_length=16))
+    config = config_lib.load_config(
+        "electra_tiny", dict(TOY_HPARAMS, hidden_size=16, embedding_size=16, intermediate_size=32, max_seq_length=16)
+    )
     record = {"objective": "electra", "step": 3}
     comparison.save_snapshot(ElectraPretrainer(config, seed=1), target, record)
     assert comparison.read_snapshot(output_dir, segment) == record

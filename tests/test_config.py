@@ -10,27 +10,49 @@ from electra_tf.errors import UserError
 
 def test_presets_match_the_reference_table():
     small = load_config("electra_small")
-    assert (small.hidden_size, small.num_hidden_layers, small.embedding_size,
-            small.num_attention_heads, small.intermediate_size) == (256, 12, 128, 4, 1024)
-    assert (small.max_seq_length, small.train_batch_size, small.learning_rate,
-            small.num_train_steps, small.num_warmup_steps, small.mask_prob) == (
-                128, 128, 5e-4, 1_000_000, 10_000, 0.15)
+    assert (
+        small.hidden_size,
+        small.num_hidden_layers,
+        small.embedding_size,
+        small.num_attention_heads,
+        small.intermediate_size,
+    ) == (256, 12, 128, 4, 1024)
+    assert (
+        small.max_seq_length,
+        small.train_batch_size,
+        small.learning_rate,
+        small.num_train_steps,
+        small.num_warmup_steps,
+        small.mask_prob,
+    ) == (128, 128, 5e-4, 1_000_000, 10_000, 0.15)
     assert small.generator_hidden == 64 and small.generator_num_attention_heads == 1
     assert small.generator_intermediate_size == 256 and small.generator_num_hidden_layers == 12
     assert small.max_predictions_per_seq == 19
 
     base = load_config("electra_base")
-    assert (base.hidden_size, base.embedding_size, base.num_attention_heads,
-            base.intermediate_size, base.max_seq_length, base.train_batch_size,
-            base.learning_rate, base.num_train_steps) == (768, 768, 12, 3072, 512, 256, 2e-4,
-                                                          766_000)
+    assert (
+        base.hidden_size,
+        base.embedding_size,
+        base.num_attention_heads,
+        base.intermediate_size,
+        base.max_seq_length,
+        base.train_batch_size,
+        base.learning_rate,
+        base.num_train_steps,
+    ) == (768, 768, 12, 3072, 512, 256, 2e-4, 766_000)
     assert base.generator_hidden == 256 and base.generator_num_attention_heads == 4
     assert base.max_predictions_per_seq == 79
 
     large = load_config("electra_large")
-    assert (large.hidden_size, large.num_hidden_layers, large.embedding_size,
-            large.num_attention_heads, large.train_batch_size, large.num_train_steps,
-            large.mask_prob) == (1024, 24, 1024, 16, 2048, 400_000, 0.25)
+    assert (
+        large.hidden_size,
+        large.num_hidden_layers,
+        large.embedding_size,
+        large.num_attention_heads,
+        large.train_batch_size,
+        large.num_train_steps,
+        large.mask_prob,
+    ) == (1024, 24, 1024, 16, 2048, 400_000, 0.25)
     assert large.generator_hidden == 256
     assert large.max_predictions_per_seq == int(0.255 * 512)
 
@@ -42,13 +64,17 @@ def test_presets_match_the_reference_table():
     for name in ("electra_small", "electra_base", "electra_large", "bert_small", "electra_tiny"):
         assert name in preset_names()
         config = load_config(name)
-        assert (config.gen_weight, config.disc_weight, config.adam_epsilon, config.clip_norm,
-                config.weight_decay_rate) == (1.0, 50.0, 1e-6, 1.0, 0.01)
+        assert (
+            config.gen_weight,
+            config.disc_weight,
+            config.adam_epsilon,
+            config.clip_norm,
+            config.weight_decay_rate,
+        ) == (1.0, 50.0, 1e-6, 1.0, 0.01)
 
 
 def test_tiny_preset_is_small_and_overridable_vocab():
-    tiny = load_config("electra_tiny", {"vocab_size": 8000, "cls_token_id": 2,
-                                        "sep_token_id": 3, "mask_token_id": 4})
+    tiny = load_config("electra_tiny", {"vocab_size": 8000, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4})
     assert tiny.vocab_size == 8000 and tiny.hidden_size <= 128
     assert tiny.num_warmup_steps < tiny.num_train_steps <= 1000
 
@@ -111,11 +137,15 @@ def test_wrong_types_and_bad_values_are_one_line_errors(tmp_path):
 def test_special_token_ids_from_a_vocabulary():
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a"]
     config = load_config("electra_tiny").with_vocab(tokens)
-    assert (config.vocab_size, config.pad_token_id, config.cls_token_id, config.sep_token_id,
-            config.mask_token_id) == (7, 0, 2, 3, 4)
+    assert (config.vocab_size, config.pad_token_id, config.cls_token_id, config.sep_token_id, config.mask_token_id) == (
+        7,
+        0,
+        2,
+        3,
+        4,
+    )
     with pytest.raises(UserError, match=r"\[MASK\]"):
-        load_config("electra_tiny").with_vocab(["[PAD]", "[CLS]", "[SEP]", "x"],
-                                               source="vocab.txt")
+        load_config("electra_tiny").with_vocab(["[PAD]", "[CLS]", "[SEP]", "x"], source="vocab.txt")
 
 
 def test_presets_on_disk_are_complete():

@@ -69,9 +69,12 @@ def test_real_wikipedia_file_has_one_document_per_article(wikipedia_dir):
 def test_jsonl_documents_paragraphs_and_custom_field(tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text(
-        json.dumps({"text": "Para one.\nPara two.\n\n", "id": 1}) + "\n\n"
-        + json.dumps({"text": "Only para.", "body": "x"}) + "\n"
-        + json.dumps({"text": "  \n "}) + "\n"
+        json.dumps({"text": "Para one.\nPara two.\n\n", "id": 1})
+        + "\n\n"
+        + json.dumps({"text": "Only para.", "body": "x"})
+        + "\n"
+        + json.dumps({"text": "  \n "})
+        + "\n"
     )
     lines, stats = lines_of(path)
     assert lines == ["Para one.", "Para two.", "", "Only para.", ""]

@@ -75,8 +75,7 @@ class FixtureServer:
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
                 body = data[start:]
@@ -97,8 +96,7 @@ class FixtureServer:
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def stop(self):
@@ -163,8 +161,7 @@ def test_interrupted_download_resumes_from_the_partial_file(server, tmp_path):
     destination = tmp_path / "big.bin"
     half = len(PAYLOAD) // 2
     (tmp_path / "big.bin.part").write_bytes(PAYLOAD[:half])  # what a killed run leaves
-    fetch(server.url + "/big.bin", destination, checksums={"md5": md5(PAYLOAD)},
-          size=len(PAYLOAD))
+    fetch(server.url + "/big.bin", destination, checksums={"md5": md5(PAYLOAD)}, size=len(PAYLOAD))
     assert destination.read_bytes() == PAYLOAD
     assert not (tmp_path / "big.bin.part").exists()
     assert server.requests == [("/big.bin", f"bytes={half}-")]
@@ -173,8 +170,12 @@ def test_interrupted_download_resumes_from_the_partial_file(server, tmp_path):
 def test_dropped_connection_is_resumed_within_bounded_attempts(server, tmp_path, capsys):
     server.files["/big.bin"] = PAYLOAD
     server.cut_once["/big.bin"] = 100_000
-    fetch(server.url + "/big.bin", tmp_path / "big.bin", checksums={"sha256": hashlib.sha256(
-        PAYLOAD).hexdigest()}, attempts=3)
+    fetch(
+        server.url + "/big.bin",
+        tmp_path / "big.bin",
+        checksums={"sha256": hashlib.sha256(PAYLOAD).hexdigest()},
+        attempts=3,
+    )
     assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
     assert server.requests == [("/big.bin", None), ("/big.bin", "bytes=100000-")]
     progress = capsys.readouterr().err
@@ -192,8 +193,7 @@ def test_server_that_ignores_range_restarts_the_file(server, tmp_path):
 def test_checksum_mismatch_is_refused_and_the_file_is_not_put_in_place(server, tmp_path):
     server.files["/a.json"] = b'{"data": []}'
     destination = tmp_path / "a.json"
-    message = one_line_error(fetch, server.url + "/a.json", destination,
-                             checksums={"md5": "0" * 32})
+    message = one_line_error(fetch, server.url + "/a.json", destination, checksums={"md5": "0" * 32})
     assert "a.json: md5 checksum mismatch" in message and "--overwrite" in message
     assert not destination.exists() and (tmp_path / "a.json.part").exists()
     # A rerun does not download again (the server has nothing more) and still refuses.
@@ -206,8 +206,10 @@ def test_checksum_mismatch_is_refused_and_the_file_is_not_put_in_place(server, t
 
 def test_server_published_md5_is_checked(server, tmp_path):
     server.files["/model.zip"] = b"zip bytes"
-    server.headers["/model.zip"] = {"x-goog-hash": "crc32c=AAAAAA==, md5=" + __import__(
-        "base64").b64encode(hashlib.md5(b"other bytes").digest()).decode()}
+    server.headers["/model.zip"] = {
+        "x-goog-hash": "crc32c=AAAAAA==, md5="
+        + __import__("base64").b64encode(hashlib.md5(b"other bytes").digest()).decode()
+    }
     message = one_line_error(fetch, server.url + "/model.zip", tmp_path / "model.zip")
     assert "md5 checksum mismatch" in message
 
@@ -228,8 +230,7 @@ def test_reused_download_that_fails_verification_needs_overwrite(server, tmp_pat
     destination = tmp_path / "a.zip"
     destination.write_bytes(b"corrupted!")
     checksums = {"md5": md5(b"good bytes")}
-    message = one_line_error(fetch, server.url + "/a.zip", destination, checksums=checksums,
-                             reuse=True)
+    message = one_line_error(fetch, server.url + "/a.zip", destination, checksums=checksums, reuse=True)
     assert "md5 checksum mismatch" in message and destination.read_bytes() == b"corrupted!"
     fetch(server.url + "/a.zip", destination, checksums=checksums, reuse=True, overwrite=True)
     assert destination.read_bytes() == b"good bytes" and len(server.requests) == 1
@@ -258,32 +259,35 @@ def test_zip_members_outside_the_folder_are_refused(tmp_path):
 
 
 def glue_fixture_files() -> dict[str, bytes]:
-    cola = b"".join(f"gj04\t{i % 2}\t\tSentence number {i} is here .\n".encode()
-                    for i in range(6))
-    sst_train = b"sentence\tlabel\n" + b"".join(f"a film {i} \t{i % 2}\n".encode()
-                                               for i in range(6))
+    cola = b"".join(f"gj04\t{i % 2}\t\tSentence number {i} is here .\n".encode() for i in range(6))
+    sst_train = b"sentence\tlabel\n" + b"".join(f"a film {i} \t{i % 2}\n".encode() for i in range(6))
     sst_test = b"index\tsentence\n" + b"".join(f"{i}\ta film {i} \n".encode() for i in range(3))
     cola_test = b"index\tsentence\n" + b"".join(f"{i}\tA test {i} .\n".encode() for i in range(3))
     folder = {name: (FIXTURES / "glue" / name) for name in ("MNLI", "QNLI", "QQP")}
     files = {
-        "/glue/data/CoLA.zip": zip_bytes({"CoLA/train.tsv": cola, "CoLA/dev.tsv": cola,
-                                          "CoLA/test.tsv": cola_test,
-                                          "CoLA/original/raw/in_domain_train.tsv": cola}),
-        "/glue/data/SST-2.zip": zip_bytes({"SST-2/train.tsv": sst_train,
-                                           "SST-2/dev.tsv": sst_train,
-                                           "SST-2/test.tsv": sst_test}),
+        "/glue/data/CoLA.zip": zip_bytes(
+            {
+                "CoLA/train.tsv": cola,
+                "CoLA/dev.tsv": cola,
+                "CoLA/test.tsv": cola_test,
+                "CoLA/original/raw/in_domain_train.tsv": cola,
+            }
+        ),
+        "/glue/data/SST-2.zip": zip_bytes(
+            {"SST-2/train.tsv": sst_train, "SST-2/dev.tsv": sst_train, "SST-2/test.tsv": sst_test}
+        ),
         # GLUE's QNLIv2.zip unpacks to QNLI/, QQP-clean.zip to QQP/.
-        "/glue/data/QNLIv2.zip": zip_bytes({f"QNLI/{path.name}": path.read_bytes()
-                                            for path in folder["QNLI"].iterdir()}),
-        "/glue/data/QQP-clean.zip": zip_bytes({f"QQP/{path.name}": path.read_bytes()
-                                               for path in folder["QQP"].iterdir()}),
-        "/glue/data/MNLI.zip": zip_bytes({f"MNLI/{path.name}": path.read_bytes()
-                                          for path in folder["MNLI"].iterdir()}),
+        "/glue/data/QNLIv2.zip": zip_bytes(
+            {f"QNLI/{path.name}": path.read_bytes() for path in folder["QNLI"].iterdir()}
+        ),
+        "/glue/data/QQP-clean.zip": zip_bytes(
+            {f"QQP/{path.name}": path.read_bytes() for path in folder["QQP"].iterdir()}
+        ),
+        "/glue/data/MNLI.zip": zip_bytes({f"MNLI/{path.name}": path.read_bytes() for path in folder["MNLI"].iterdir()}),
         "/glue/data/AX.tsv": b"index\tsentence1\tsentence2\n0\tA dog .\tAn animal .\n",
     }
     header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n".encode()
-    rows = [f"{i % 2}\t{100 + i}\t{200 + i}\tFirst sentence {i}.\tSecond sentence {i}.\r\n"
-            for i in range(5)]
+    rows = [f"{i % 2}\t{100 + i}\t{200 + i}\tFirst sentence {i}.\tSecond sentence {i}.\r\n" for i in range(5)]
     files["/senteval/senteval_data/msr_paraphrase_train.txt"] = header + "".join(rows).encode()
     files["/senteval/senteval_data/msr_paraphrase_test.txt"] = header + "".join(rows[:2]).encode()
     files["/glue/data/mrpc_dev_ids.tsv"] = b"101\t201\n103\t203\n"
@@ -293,16 +297,21 @@ def glue_fixture_files() -> dict[str, bytes]:
 @pytest.fixture
 def glue_server(server, monkeypatch):
     server.files.update(glue_fixture_files())
-    checked = {name: (path, md5(server.files["/" + path]))
-               for name, (path, _) in download_glue.MRPC_FILES.items()}
+    checked = {name: (path, md5(server.files["/" + path])) for name, (path, _) in download_glue.MRPC_FILES.items()}
     monkeypatch.setattr(download_glue, "MRPC_FILES", checked)
     return server
 
 
 def test_glue_layout_is_what_run_finetunings_reader_reads(glue_server, tmp_path):
     output = tmp_path / "glue"
-    download_glue.main([f"--output_dir={output}", f"--base_url={glue_server.url}",
-                        "--tasks=cola,sst-2,mrpc,qnli,qqp,mnli,diagnostic", "--timeout=5"])
+    download_glue.main(
+        [
+            f"--output_dir={output}",
+            f"--base_url={glue_server.url}",
+            "--tasks=cola,sst-2,mrpc,qnli,qqp,mnli,diagnostic",
+            "--timeout=5",
+        ]
+    )
     for name in ("cola", "sst-2", "mrpc", "qnli", "qqp", "mnli"):
         task = finetuning_tasks.get_task(name)
         for split in ("train",) + task.dev_splits + task.test_splits:
@@ -312,33 +321,45 @@ def test_glue_layout_is_what_run_finetunings_reader_reads(glue_server, tmp_path)
     train, _ = finetuning_tasks.read_glue_split(str(output), mrpc, "train")
     dev, _ = finetuning_tasks.read_glue_split(str(output), mrpc, "dev")
     test, _ = finetuning_tasks.read_glue_split(str(output), mrpc, "test")
-    assert ([e.text_a for e in dev] == ["First sentence 1.", "First sentence 3."]
-            and len(train) == 3 and [e.guid for e in test] == ["0", "1"])
+    assert (
+        [e.text_a for e in dev] == ["First sentence 1.", "First sentence 3."]
+        and len(train) == 3
+        and [e.guid for e in test] == ["0", "1"]
+    )
     assert (output / "CoLA" / "original" / "raw" / "in_domain_train.tsv").is_file()
     assert (output / "diagnostic" / "diagnostic.tsv").read_bytes().startswith(b"index\t")
     assert not list(output.glob(".*"))  # no staging folders left behind
     # A second run refuses before downloading anything; --overwrite replaces.
     before = len(glue_server.requests)
-    message = one_line_error(download_glue.main, [f"--output_dir={output}",
-                                                  f"--base_url={glue_server.url}",
-                                                  "--tasks=rte,cola"])
+    message = one_line_error(
+        download_glue.main, [f"--output_dir={output}", f"--base_url={glue_server.url}", "--tasks=rte,cola"]
+    )
     assert message.startswith(f"{output / 'CoLA'}: already exists; pass --overwrite")
     assert len(glue_server.requests) == before
-    download_glue.main([f"--output_dir={output}", f"--base_url={glue_server.url}",
-                        "--tasks=cola", "--overwrite"])
+    download_glue.main([f"--output_dir={output}", f"--base_url={glue_server.url}", "--tasks=cola", "--overwrite"])
     assert len(glue_server.requests) == before  # the verified archive was reused
 
 
 def test_glue_cli_reports_one_line_errors(glue_server, tmp_path):
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     script = REPO_ROOT / "data" / "download_glue.py"
-    result = subprocess.run([sys.executable, str(script), f"--output_dir={tmp_path / 'glue'}",
-                             f"--base_url={glue_server.url}", "--tasks=sst-2"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            f"--output_dir={tmp_path / 'glue'}",
+            f"--base_url={glue_server.url}",
+            "--tasks=sst-2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"download_glue.py: error: {tmp_path / 'glue' / 'SST-2'}: already exists; pass "
-        "--overwrite to replace it (or choose another --output_dir)"]
+        "--overwrite to replace it (or choose another --output_dir)"
+    ]
     message = one_line_error(download_glue.main, [f"--output_dir={tmp_path}", "--tasks=squad"])
     assert "unknown GLUE task 'squad'" in message
 
@@ -347,9 +368,9 @@ def test_mrpc_is_rebuilt_byte_identically_from_its_sources(tmp_path):
     mrpc = REPO_ROOT.parent / "shared" / "data" / "glue" / "MRPC"
     if not (mrpc / "msr_paraphrase_train.txt").is_file():
         pytest.skip(f"shared GLUE data not found at {mrpc}")
-    counts = download_glue.write_mrpc(mrpc / "msr_paraphrase_train.txt",
-                                      mrpc / "msr_paraphrase_test.txt", mrpc / "dev_ids.tsv",
-                                      tmp_path)
+    counts = download_glue.write_mrpc(
+        mrpc / "msr_paraphrase_train.txt", mrpc / "msr_paraphrase_test.txt", mrpc / "dev_ids.tsv", tmp_path
+    )
     assert counts == {"train": 3668, "dev": 408, "test": 1725}
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         assert (tmp_path / name).read_bytes() == (mrpc / name).read_bytes(), name
@@ -359,10 +380,26 @@ def test_mrpc_is_rebuilt_byte_identically_from_its_sources(tmp_path):
 # SQuAD
 
 
-SQUAD_V1 = {"version": "1.1", "data": [{"title": "T", "paragraphs": [{
-    "context": "The cat sat on the mat.",
-    "qas": [{"id": "q1", "question": "Where did the cat sit?",
-             "answers": [{"text": "on the mat", "answer_start": 12}]}]}]}]}
+SQUAD_V1 = {
+    "version": "1.1",
+    "data": [
+        {
+            "title": "T",
+            "paragraphs": [
+                {
+                    "context": "The cat sat on the mat.",
+                    "qas": [
+                        {
+                            "id": "q1",
+                            "question": "Where did the cat sit?",
+                            "answers": [{"text": "on the mat", "answer_start": 12}],
+                        }
+                    ],
+                }
+            ],
+        }
+    ],
+}
 
 
 def test_squad_files_are_verified_and_found_by_run_finetuning(server, tmp_path, monkeypatch):
@@ -374,9 +411,11 @@ def test_squad_files_are_verified_and_found_by_run_finetuning(server, tmp_path, 
     for name in ("train-v2.0.json", "dev-v2.0.json"):
         served[name] = (FIXTURES / "squad_v2" / name).read_bytes()
     server.files.update({f"/dataset/{name}": data for name, data in served.items()})
-    monkeypatch.setattr(download_squad, "FILES", {
-        version: {name: md5(served[name]) for name in names}
-        for version, names in download_squad.FILES.items()})
+    monkeypatch.setattr(
+        download_squad,
+        "FILES",
+        {version: {name: md5(served[name]) for name in names} for version, names in download_squad.FILES.items()},
+    )
     output = tmp_path / "squad"
     download_squad.main([f"--output_dir={output}", f"--base_url={server.url}/dataset"])
     for task_name in ("squad-v1.1", "squad-v2.0"):
@@ -385,14 +424,15 @@ def test_squad_files_are_verified_and_found_by_run_finetuning(server, tmp_path, 
             path = squad_file(str(output), name, task.version)
             examples, _ = squad.read_squad(path, is_training=training, version=task.version)
             assert path == str(output / f"v{task.version}" / name) and examples
-    message = one_line_error(download_squad.main, [f"--output_dir={output}",
-                                                   f"--base_url={server.url}/dataset",
-                                                   "--versions=2.0"])
+    message = one_line_error(
+        download_squad.main, [f"--output_dir={output}", f"--base_url={server.url}/dataset", "--versions=2.0"]
+    )
     assert "train-v2.0.json: already exists; pass --overwrite" in message
     monkeypatch.setattr(download_squad, "FILES", {"1.1": {"dev-v1.1.json": "f" * 32}})
-    message = one_line_error(download_squad.main, [f"--output_dir={tmp_path / 'other'}",
-                                                   f"--base_url={server.url}/dataset",
-                                                   "--versions=1.1"])
+    message = one_line_error(
+        download_squad.main,
+        [f"--output_dir={tmp_path / 'other'}", f"--base_url={server.url}/dataset", "--versions=1.1"],
+    )
     assert "dev-v1.1.json: md5 checksum mismatch" in message
     assert not (tmp_path / "other" / "v1.1" / "dev-v1.1.json").exists()
 
@@ -405,9 +445,11 @@ def page(page_id: int, title: str, text: str, namespace: int = 0, redirect: str 
     redirect_tag = f'<redirect title="{redirect}" />' if redirect else ""
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     title = title.replace("&", "&amp;")
-    return (f"<page><title>{title}</title><ns>{namespace}</ns><id>{page_id}</id>{redirect_tag}"
-            f"<revision><id>{page_id * 100}</id><timestamp>2024-01-01T00:00:00Z</timestamp>"
-            f'<text bytes="{len(text)}" xml:space="preserve">{escaped}</text></revision></page>\n')
+    return (
+        f"<page><title>{title}</title><ns>{namespace}</ns><id>{page_id}</id>{redirect_tag}"
+        f"<revision><id>{page_id * 100}</id><timestamp>2024-01-01T00:00:00Z</timestamp>"
+        f'<text bytes="{len(text)}" xml:space="preserve">{escaped}</text></revision></page>\n'
+    )
 
 
 WIKI_ARTICLE = """{{Short description|Fictional town}}
@@ -432,21 +474,25 @@ SECOND_ARTICLE = "'''Second''' is another article &amp; it has two sentences. Th
 
 
 def wiki_dump_bytes() -> bytes:
-    xml = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" '
-           'xml:lang="en">\n<siteinfo><sitename>Wikipedia</sitename><namespaces>'
-           '<namespace key="0" case="first-letter" /></namespaces></siteinfo>\n'
-           + page(12, "Exampleville", WIKI_ARTICLE)
-           + page(13, "Examplevile", "#REDIRECT [[Exampleville]]", redirect="Exampleville")
-           + page(14, "Talk:Exampleville", "Talk text that is not an article.", namespace=1)
-           + page(15, "Second & more", SECOND_ARTICLE)
-           + "</mediawiki>\n")
+    xml = (
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" '
+        'xml:lang="en">\n<siteinfo><sitename>Wikipedia</sitename><namespaces>'
+        '<namespace key="0" case="first-letter" /></namespaces></siteinfo>\n'
+        + page(12, "Exampleville", WIKI_ARTICLE)
+        + page(13, "Examplevile", "#REDIRECT [[Exampleville]]", redirect="Exampleville")
+        + page(14, "Talk:Exampleville", "Talk text that is not an article.", namespace=1)
+        + page(15, "Second & more", SECOND_ARTICLE)
+        + "</mediawiki>\n"
+    )
     return bz2.compress(xml.encode("utf-8"))
 
 
 def tiny_vocab(path: pathlib.Path) -> pathlib.Path:
-    words = ("exampleville is a small town in the republic of examplia . it has rivers and "
-             "market history was founded 1850 by settlers second another article & two "
-             "sentences this").split()
+    words = (
+        "exampleville is a small town in the republic of examplia . it has rivers and "
+        "market history was founded 1850 by settlers second another article & two "
+        "sentences this"
+    ).split()
     path.write_text("\n".join(SPECIAL_TOKENS + sorted(set(words))) + "\n", encoding="utf-8")
     return path
 
@@ -459,31 +505,44 @@ def test_wikipedia_dump_is_verified_extracted_and_built_into_pretraining_data(se
     server.files[f"{folder}/enwiki-20240101-pages-articles.xml.bz2"] = dump
     server.files[f"{folder}/enwiki-20240101-sha1sums.txt"] = (
         f"{'1' * 40}  enwiki-20240101-pages-articles-multistream.xml.bz2\n"
-        f"{hashlib.sha1(dump).hexdigest()}  enwiki-20240101-pages-articles.xml.bz2\n").encode()
+        f"{hashlib.sha1(dump).hexdigest()}  enwiki-20240101-pages-articles.xml.bz2\n"
+    ).encode()
     output = tmp_path / "wikipedia"
-    download_wikipedia.main([f"--output_dir={output}", f"--base_url={server.url}",
-                             "--dump_date=20240101", "--timeout=5"])
+    download_wikipedia.main(
+        [f"--output_dir={output}", f"--base_url={server.url}", "--dump_date=20240101", "--timeout=5"]
+    )
     text = (output / "text" / "AA" / "wiki_00").read_text(encoding="utf-8")
-    assert text.startswith('<doc id="12" url="https://en.wikipedia.org/wiki?curid=12" '
-                           'title="Exampleville">\nExampleville\n\nExampleville is a small town '
-                           "in the Republic of Examplia. It has a rivers and a market.\n"
-                           "History.\nThe town was founded in 1850 by settlers.\n</doc>\n")
-    assert '<doc id="15" url="https://en.wikipedia.org/wiki?curid=15" title="Second &amp; more">'\
-        in text
+    assert text.startswith(
+        '<doc id="12" url="https://en.wikipedia.org/wiki?curid=12" '
+        'title="Exampleville">\nExampleville\n\nExampleville is a small town '
+        "in the Republic of Examplia. It has a rivers and a market.\n"
+        "History.\nThe town was founded in 1850 by settlers.\n</doc>\n"
+    )
+    assert '<doc id="15" url="https://en.wikipedia.org/wiki?curid=15" title="Second &amp; more">' in text
     assert "Talk text" not in text and "REDIRECT" not in text and "See also" not in text
     lines = list(corpus.read_lines(str(output / "text" / "AA" / "wiki_00")))
-    assert lines == ["Exampleville is a small town in the Republic of Examplia. It has a rivers "
-                     "and a market.", "History.", "The town was founded in 1850 by settlers.",
-                     "", "Second is another article & it has two sentences. This is the second.",
-                     ""]
-    manifest = pretraining_data.build_pretraining_data(pretraining_data.BuildOptions(
-        corpus_dir=str(output / "text"), vocab_file=str(tiny_vocab(tmp_path / "vocab.txt")),
-        output_dir=str(tmp_path / "pretrain"), max_seq_length=16, num_shards=1))
+    assert lines == [
+        "Exampleville is a small town in the Republic of Examplia. It has a rivers and a market.",
+        "History.",
+        "The town was founded in 1850 by settlers.",
+        "",
+        "Second is another article & it has two sentences. This is the second.",
+        "",
+    ]
+    manifest = pretraining_data.build_pretraining_data(
+        pretraining_data.BuildOptions(
+            corpus_dir=str(output / "text"),
+            vocab_file=str(tiny_vocab(tmp_path / "vocab.txt")),
+            output_dir=str(tmp_path / "pretrain"),
+            max_seq_length=16,
+            num_shards=1,
+        )
+    )
     assert manifest["num_documents"] == 2 and manifest["num_examples"] > 0
     # Rerunning refuses to replace the text; the dump is reused, not fetched again.
-    message = one_line_error(download_wikipedia.main, [f"--output_dir={output}",
-                                                       f"--base_url={server.url}",
-                                                       "--dump_date=20240101"])
+    message = one_line_error(
+        download_wikipedia.main, [f"--output_dir={output}", f"--base_url={server.url}", "--dump_date=20240101"]
+    )
     assert message.startswith(f"{output / 'text'}: already exists; pass --overwrite")
 
 
@@ -491,28 +550,30 @@ def test_wikipedia_sha1_mismatch_and_missing_listing_are_refused(server, tmp_pat
     folder = "/enwiki/latest"
     server.files[f"{folder}/enwiki-latest-pages-articles.xml.bz2"] = wiki_dump_bytes()
     server.files[f"{folder}/enwiki-latest-sha1sums.txt"] = (
-        f"{'2' * 40}  enwiki-20240101-pages-articles.xml.bz2\n").encode()
-    message = one_line_error(download_wikipedia.main, [f"--output_dir={tmp_path}",
-                                                       f"--base_url={server.url}"])
+        f"{'2' * 40}  enwiki-20240101-pages-articles.xml.bz2\n"
+    ).encode()
+    message = one_line_error(download_wikipedia.main, [f"--output_dir={tmp_path}", f"--base_url={server.url}"])
     assert "sha1 checksum mismatch" in message
     assert not (tmp_path / "text").exists()
-    message = one_line_error(download_wikipedia.main, [f"--output_dir={tmp_path / 'de'}",
-                                                       f"--base_url={server.url}", "--lang=de",
-                                                       "--attempts=1"])
+    message = one_line_error(
+        download_wikipedia.main,
+        [f"--output_dir={tmp_path / 'de'}", f"--base_url={server.url}", "--lang=de", "--attempts=1"],
+    )
     assert "dewiki-latest-sha1sums.txt: HTTP 404" in message
 
 
 def test_extraction_splits_files_and_does_not_depend_on_processes(tmp_path):
     dump = tmp_path / "enwiki-20240101-pages-articles.xml.bz2"
-    xml = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/">'
-           + "".join(page(i, f"Article {i}", f"Paragraph of article {i}. " * 20)
-                     for i in range(1, 40)) + "</mediawiki>")
+    xml = (
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/">'
+        + "".join(page(i, f"Article {i}", f"Paragraph of article {i}. " * 20) for i in range(1, 40))
+        + "</mediawiki>"
+    )
     dump.write_bytes(bz2.compress(xml.encode()))
     one = extract_wikipedia.extract(dump, tmp_path / "one", file_bytes=2000)
     two = extract_wikipedia.extract(dump, tmp_path / "two", file_bytes=2000, processes=2)
     assert one == two and one["articles"] == 39 and one["files"] > 3
-    files = sorted(path.relative_to(tmp_path / "one") for path in (tmp_path / "one").rglob("*")
-                   if path.is_file())
+    files = sorted(path.relative_to(tmp_path / "one") for path in (tmp_path / "one").rglob("*") if path.is_file())
     assert files[0] == pathlib.Path("AA/wiki_00")
     for name in files:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
@@ -527,9 +588,12 @@ def test_extraction_splits_files_and_does_not_depend_on_processes(tmp_path):
 def openwebtext_archive() -> bytes:
     subsets = {}
     for subset in range(2):
-        pages = {f"{subset:04d}{page:03d}-{'ab' * 8}.txt":
-                 f"Web page {page} of subset {subset}.\n\nIt has a second paragraph.\n".encode()
-                 for page in range(3)}
+        pages = {
+            f"{subset:04d}{page:03d}-{'ab' * 8}.txt": (
+                f"Web page {page} of subset {subset}.\n\nIt has a second paragraph.\n".encode()
+            )
+            for page in range(3)
+        }
         pages["empty-page.txt"] = b"\n"
         subsets[f"openwebtext/urlsf_subset0{subset}-{subset + 1}_data.xz"] = tar_xz_bytes(pages)
     return tar_xz_bytes(subsets)
@@ -539,35 +603,43 @@ def openwebtext_archive() -> bytes:
 def test_openwebtext_is_verified_and_unpacked_for_the_builder(server, tmp_path, layout):
     archive = openwebtext_archive()
     server.files["/records/3834942/files/openwebtext.tar.xz"] = archive
-    server.files["/api/records/3834942"] = json.dumps({"files": [
-        {"key": "openwebtext.tar.xz", "size": len(archive), "checksum": f"md5:{md5(archive)}"}
-    ]}).encode()
+    server.files["/api/records/3834942"] = json.dumps(
+        {"files": [{"key": "openwebtext.tar.xz", "size": len(archive), "checksum": f"md5:{md5(archive)}"}]}
+    ).encode()
     output = tmp_path / "owt"
-    download_openwebtext.main([f"--output_dir={output}", f"--base_url={server.url}",
-                               f"--layout={layout}", "--timeout=5"])
+    download_openwebtext.main(
+        [f"--output_dir={output}", f"--base_url={server.url}", f"--layout={layout}", "--timeout=5"]
+    )
     files = sorted((output / "text").rglob("*.*"))
     documents = 0
     for path in files:
-        blocks = list(corpus.read_line_blocks(str(path), corpus.ReadStats(),
-                                              blanks_separate_docs=False))
+        blocks = list(corpus.read_line_blocks(str(path), corpus.ReadStats(), blanks_separate_docs=False))
         lines = [line for block in blocks for line in block]
         documents += lines.count("")
         assert lines[1] == "It has a second paragraph."
     assert documents == 6
     assert len(files) == (2 if layout == "jsonl" else 6)
     if layout == "jsonl":
-        assert [path.name for path in files] == ["urlsf_subset00-1_data.jsonl",
-                                                 "urlsf_subset01-2_data.jsonl"]
+        assert [path.name for path in files] == ["urlsf_subset00-1_data.jsonl", "urlsf_subset01-2_data.jsonl"]
 
 
 def test_openwebtext_with_a_wrong_published_md5_is_refused(server, tmp_path):
     archive = openwebtext_archive()
     server.files["/records/3834942/files/openwebtext.tar.xz"] = archive
-    server.files["/api/records/3834942"] = json.dumps({"files": {"entries": {
-        "openwebtext.tar.xz": {"key": "openwebtext.tar.xz", "size": len(archive),
-                               "checksum": "md5:" + "e" * 32}}}}).encode()
-    message = one_line_error(download_openwebtext.main, [f"--output_dir={tmp_path}",
-                                                         f"--base_url={server.url}"])
+    server.files["/api/records/3834942"] = json.dumps(
+        {
+            "files": {
+                "entries": {
+                    "openwebtext.tar.xz": {
+                        "key": "openwebtext.tar.xz",
+                        "size": len(archive),
+                        "checksum": "md5:" + "e" * 32,
+                    }
+                }
+            }
+        }
+    ).encode()
+    message = one_line_error(download_openwebtext.main, [f"--output_dir={tmp_path}", f"--base_url={server.url}"])
     assert "openwebtext.tar.xz: md5 checksum mismatch" in message
     assert not (tmp_path / "text").exists()
 
@@ -576,9 +648,17 @@ def test_openwebtext_with_a_wrong_published_md5_is_refused(server, tmp_path):
 # ELECTRA checkpoints
 
 
-TINY_CONFIG = dict(vocab_size=110, embedding_size=16, hidden_size=32, num_hidden_layers=1,
-                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=16,
-                   max_seq_length=8, generator_hidden_size=1.0)
+TINY_CONFIG = dict(
+    vocab_size=110,
+    embedding_size=16,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=16,
+    max_seq_length=8,
+    generator_hidden_size=1.0,
+)
 
 
 def released_zip(tmp_path: pathlib.Path) -> bytes:
@@ -592,17 +672,22 @@ def released_zip(tmp_path: pathlib.Path) -> bytes:
 
     config = ElectraConfig(**TINY_CONFIG)
     rng = np.random.default_rng(0)
-    tensors = {variable.official: rng.normal(0, 0.02, variable.shape).astype(np.float32)
-               for variable in checkpoint_conversion.variable_table(config)}
+    tensors = {
+        variable.official: rng.normal(0, 0.02, variable.shape).astype(np.float32)
+        for variable in checkpoint_conversion.variable_table(config)
+    }
     tensors["global_step"] = np.array(1000, dtype=np.int64)
     prefix = tmp_path / "release" / "electra_small"
     prefix.parent.mkdir()
     names = sorted(tensors)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(tensors[name]) for name in names])
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(tensors[name]) for name in names],
+    )
     vocab = "\n".join(SPECIAL_TOKENS + [f"word{i}" for i in range(105)]) + "\n"
-    members = {f"electra_small/{path.name}": path.read_bytes()
-               for path in prefix.parent.iterdir()}
+    members = {f"electra_small/{path.name}": path.read_bytes() for path in prefix.parent.iterdir()}
     members["electra_small/vocab.txt"] = vocab.encode()
     return zip_bytes(members)
 
@@ -613,25 +698,43 @@ def test_electra_checkpoint_is_downloaded_unpacked_and_converted(server, tmp_pat
     data = released_zip(tmp_path)
     server.files["/electra-data/electra_small.zip"] = data
     server.headers["/electra-data/electra_small.zip"] = {
-        "x-goog-hash": "md5=" + base64.b64encode(hashlib.md5(data).digest()).decode()}
+        "x-goog-hash": "md5=" + base64.b64encode(hashlib.md5(data).digest()).decode()
+    }
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY_CONFIG))
     output = tmp_path / "checkpoints"
-    download_electra.main([f"--output_dir={output}", f"--base_url={server.url}/electra-data",
-                           "--models=small", f"--config={config}", "--timeout=5"])
+    download_electra.main(
+        [
+            f"--output_dir={output}",
+            f"--base_url={server.url}/electra-data",
+            "--models=small",
+            f"--config={config}",
+            "--timeout=5",
+        ]
+    )
     release = output / "electra_small"
     assert sorted(path.name for path in release.iterdir()) == [
-        "electra_small.data-00000-of-00001", "electra_small.index", "vocab.txt"]
+        "electra_small.data-00000-of-00001",
+        "electra_small.index",
+        "vocab.txt",
+    ]
     converted = output / "electra_small_tf"
-    assert {"config.json", "backbone.weights.h5", "discriminator.weights.h5",
-            "generator.weights.h5", "vocab.txt"} <= {path.name for path in converted.iterdir()}
+    assert {"config.json", "backbone.weights.h5", "discriminator.weights.h5", "generator.weights.h5", "vocab.txt"} <= {
+        path.name for path in converted.iterdir()
+    }
     assert json.loads((converted / "config.json").read_text())["hidden_size"] == 32
-    message = one_line_error(download_electra.main, [f"--output_dir={output}",
-                                                     f"--base_url={server.url}/electra-data"])
+    message = one_line_error(download_electra.main, [f"--output_dir={output}", f"--base_url={server.url}/electra-data"])
     assert message.startswith(f"{release}: already exists; pass --overwrite")
     # A conversion that does not fit is one line naming the release, and leaves no output.
-    message = one_line_error(download_electra.main, [
-        f"--output_dir={tmp_path / 'wrong'}", f"--base_url={server.url}/electra-data",
-        "--models=small", f"--config={config}", '--hparams={"hidden_size": 64}'])
+    message = one_line_error(
+        download_electra.main,
+        [
+            f"--output_dir={tmp_path / 'wrong'}",
+            f"--base_url={server.url}/electra-data",
+            "--models=small",
+            f"--config={config}",
+            '--hparams={"hidden_size": 64}',
+        ],
+    )
     assert message.startswith(f"converting {tmp_path / 'wrong' / 'electra_small'} failed:")
     assert not (tmp_path / "wrong" / "electra_small_tf").exists()

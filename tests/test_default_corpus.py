@@ -77,8 +77,13 @@ def test_paragraph_extraction_joins_prose_and_drops_code():
 
 def test_cli_writes_and_summarises_and_refuses_stray_arguments(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "electra_tf.default_corpus", *args], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "electra_tf.default_corpus", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     written = run(f"--output_dir={tmp_path}/corpus", "--max_bytes=5000")
     assert written.returncode == 0, written.stderr[-2000:]

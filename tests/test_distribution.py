@@ -22,8 +22,12 @@ REPO_ROOT = TESTS_DIR.parent
 # Small enough that a step is quick on 2 cores; the tiny preset's vocabulary and sequence length
 # stay so the data's manifest matches.
 MECHANICS_HPARAMS = {
-    "hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
+    "hidden_size": 64,
+    "embedding_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "num_warmup_steps": 2,
 }
 
 
@@ -38,7 +42,7 @@ def _worker_env(**extra):
 def _result_line(output: str) -> dict:
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     assert lines, f"worker printed no RESULT line; output tail:\n{output[-4000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,8 +118,7 @@ def test_precision_and_batch_helpers_match_the_cli_flags():
     assert (values.strategy, values.mixed_precision, values.num_cpu_devices) == ("mirrored", "bf16", 2)
     assert values.tpu is None and values.jit_compile is False
     only_precision = flags.FlagValues()
-    cli.define_runtime_flags(strategy=False, mixed_precision_modes=("none", "bf16"),
-                             flag_values=only_precision)
+    cli.define_runtime_flags(strategy=False, mixed_precision_modes=("none", "bf16"), flag_values=only_precision)
     assert set(only_precision) == {"mixed_precision"}
 
     before = keras.mixed_precision.dtype_policy().name
@@ -157,9 +160,16 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, mechanics_data):
     each update (the first step's applied gradient norm is exactly the clip norm).
     """
     completed = subprocess.run(
-        [sys.executable, str(TESTS_DIR / "mirrored_equivalence_worker.py"),
-         str(mechanics_data["train_glob"]), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=_worker_env(),
+        [
+            sys.executable,
+            str(TESTS_DIR / "mirrored_equivalence_worker.py"),
+            str(mechanics_data["train_glob"]),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_worker_env(),
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
@@ -204,8 +214,7 @@ def test_global_norm_clipping_sees_the_cross_replica_sum():
     assert clip_at < apply_source.rindex("self._backend_update_step(")
     update_source = inspect.getsource(TFOptimizer._backend_update_step)
     assert "grads_and_vars = self._all_reduce_sum_gradients(grads_and_vars)" in update_source
-    assert list(inspect.signature(TFOptimizer._all_reduce_sum_gradients).parameters) == [
-        "self", "grads_and_vars"]
+    assert list(inspect.signature(TFOptimizer._all_reduce_sum_gradients).parameters) == ["self", "grads_and_vars"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,11 +238,15 @@ def _start_workers(script, cluster, args_of, env_of=lambda index: {}):
     workers = []
     for index in range(len(cluster["worker"])):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, str(TESTS_DIR / script), *args_of(index)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=_worker_env(TF_CONFIG=tf_config, **env_of(index)),
-        ))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, str(TESTS_DIR / script), *args_of(index)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=_worker_env(TF_CONFIG=tf_config, **env_of(index)),
+            )
+        )
     return workers
 
 
@@ -249,8 +262,7 @@ def _finish(workers, timeout=300):
     return outputs
 
 
-TWO_WORKER_HPARAMS = dict(MECHANICS_HPARAMS, num_train_steps=6, save_checkpoints_steps=3,
-                          train_batch_size=8)
+TWO_WORKER_HPARAMS = dict(MECHANICS_HPARAMS, num_train_steps=6, save_checkpoints_steps=3, train_batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -262,12 +274,18 @@ def uninterrupted_two_workers(tmp_path_factory, mechanics_data):
     worker_tmp.mkdir()
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = _start_workers(
-        "multi_worker_worker.py", cluster,
+        "multi_worker_worker.py",
+        cluster,
         lambda index: [str(mechanics_data["train_dir"]), str(model_dir), json.dumps(TWO_WORKER_HPARAMS)],
-        lambda index: {"TMPDIR": str(worker_tmp)})
+        lambda index: {"TMPDIR": str(worker_tmp)},
+    )
     outputs = _finish(workers)
-    return {"model_dir": model_dir, "worker_tmp": worker_tmp, "outputs": outputs,
-            "returncodes": [worker.returncode for worker in workers]}
+    return {
+        "model_dir": model_dir,
+        "worker_tmp": worker_tmp,
+        "outputs": outputs,
+        "returncodes": [worker.returncode for worker in workers],
+    }
 
 
 def test_two_workers_train_together_and_leave_one_checkpoint(uninterrupted_two_workers):
@@ -292,8 +310,10 @@ def test_two_workers_train_together_and_leave_one_checkpoint(uninterrupted_two_w
     checkpoints = sorted(path.name for path in (model_dir / "checkpoints").iterdir())
     assert checkpoints == [
         "checkpoint",
-        "ckpt-3.data-00000-of-00001", "ckpt-3.index",
-        "ckpt-6.data-00000-of-00001", "ckpt-6.index",
+        "ckpt-3.data-00000-of-00001",
+        "ckpt-3.index",
+        "ckpt-6.data-00000-of-00001",
+        "ckpt-6.index",
     ]
     assert (model_dir / "config.json").is_file()
     assert (model_dir / "pretrained").is_dir()
@@ -317,9 +337,8 @@ def test_lost_tasks_are_read_from_the_heartbeat_error_or_found_by_probing_their_
     listening.bind(("127.0.0.1", 0))
     listening.listen()
     try:
-        closed_port, = _free_ports(1)
-        cluster = {"worker": [f"127.0.0.1:{listening.getsockname()[1]}", "127.0.0.1:1",
-                              f"127.0.0.1:{closed_port}"]}
+        (closed_port,) = _free_ports(1)
+        cluster = {"worker": [f"127.0.0.1:{listening.getsockname()[1]}", "127.0.0.1:1", f"127.0.0.1:{closed_port}"]}
         me = ("worker", 1)
         # The task in "Error reported from" is the reporter, not the lost one.
         assert distribution.find_lost_tasks(HEARTBEAT_ERROR, cluster, me) == ["/job:worker/task:2"]
@@ -340,14 +359,18 @@ def test_a_lost_worker_is_one_line_with_the_step_to_resume_from(monkeypatch, tmp
     monkeypatch.setattr(distribution, "task_identity", lambda strategy: ("worker", 1))
     monkeypatch.setattr(distribution, "lost_tasks", lambda error, strategy: ["/job:worker/task:0"])
     reset = tf.errors.UnavailableError(
-        None, None, "{{function_node x}} Collective ops is aborted by: recvmsg:Connection reset by peer "
+        None,
+        None,
+        "{{function_node x}} Collective ops is aborted by: recvmsg:Connection reset by peer "
         "Additional GRPC error information from remote target /job:worker/replica:0/task:0 while "
-        "calling /tensorflow.WorkerService/RecvBuf: :{created_time:...} [Op:CollectiveReduceV2] name: ")
+        "calling /tensorflow.WorkerService/RecvBuf: :{created_time:...} [Op:CollectiveReduceV2] name: ",
+    )
     error = pretraining.lost_worker_error(reset, None, str(tmp_path), 60.0)
     assert isinstance(error, errors.WorkerLostError) and error.exit_code == 3
     assert str(error) == (
         "worker 1: lost contact with /job:worker/task:0 (UnavailableError: recvmsg:Connection reset "
-        "by peer); rerun every worker to start again (no checkpoint was written yet)")
+        "by peer); rerun every worker to start again (no checkpoint was written yet)"
+    )
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
@@ -356,7 +379,8 @@ def test_a_lost_worker_is_one_line_with_the_step_to_resume_from(monkeypatch, tmp
     heartbeat = tf.errors.UnavailableError(None, None, HEARTBEAT_ERROR)
     assert str(pretraining.lost_worker_error(heartbeat, None, str(tmp_path), 2.5)) == (
         "worker 1: lost contact with /job:worker/task:0 (no heartbeat for 2.5 s, "
-        "--worker_timeout_seconds); rerun every worker to resume from the last checkpoint (step 3)")
+        "--worker_timeout_seconds); rerun every worker to resume from the last checkpoint (step 3)"
+    )
 
 
 def test_worker_timeout_flag_and_the_tensorflow_hook_it_uses(monkeypatch):
@@ -376,8 +400,9 @@ def test_worker_timeout_flag_and_the_tensorflow_hook_it_uses(monkeypatch):
     source = inspect.getsource(collective_all_reduce_strategy.CollectiveAllReduceExtended)
     assert "if context.context().coordination_service is None:" in source
 
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
-                                                "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}})
+    )
     for bad in (0, -5.0):
         with pytest.raises(UserError, match=f"--worker_timeout_seconds={bad} must be a positive"):
             distribution.configure_worker_heartbeat(bad)
@@ -387,12 +412,16 @@ def _checkpoint_values(path) -> dict:
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(path))
-    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(str(path))
-            if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(str(path))
+        if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")
+    }
 
 
 def test_a_dead_worker_stops_the_other_in_bounded_time_and_a_rerun_resumes(
-        tmp_path, mechanics_data, uninterrupted_two_workers):
+    tmp_path, mechanics_data, uninterrupted_two_workers
+):
     """Worker 1 is SIGKILLed right after checkpoint 3 (as a lost machine); worker 0, waiting on
     it in step 4's all-reduce, must exit within --worker_timeout_seconds plus its own shutdown,
     with one line naming the lost task and the step to resume from, and exit status 3. Rerunning
@@ -403,11 +432,21 @@ def test_a_dead_worker_stops_the_other_in_bounded_time_and_a_rerun_resumes(
     timeout = 3
     model_dir = tmp_path / "model"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    flags = ["--strategy=multi_worker", "--config=electra_tiny", f"--hparams={json.dumps(TWO_WORKER_HPARAMS)}",
-             f"--pretrain_data={mechanics_data['train_dir']}", f"--model_dir={model_dir}",
-             "--log_every_steps=1", f"--worker_timeout_seconds={timeout}"]
-    workers = _start_workers("multi_worker_cli.py", cluster, lambda index: flags,
-                             lambda index: {"ELECTRA_TF_TEST_DIE_AFTER_STEP": "3"} if index == 1 else {})
+    flags = [
+        "--strategy=multi_worker",
+        "--config=electra_tiny",
+        f"--hparams={json.dumps(TWO_WORKER_HPARAMS)}",
+        f"--pretrain_data={mechanics_data['train_dir']}",
+        f"--model_dir={model_dir}",
+        "--log_every_steps=1",
+        f"--worker_timeout_seconds={timeout}",
+    ]
+    workers = _start_workers(
+        "multi_worker_cli.py",
+        cluster,
+        lambda index: flags,
+        lambda index: {"ELECTRA_TF_TEST_DIE_AFTER_STEP": "3"} if index == 1 else {},
+    )
     try:
         dead_output = workers[1].communicate(timeout=300)[0]
         died_at = time.monotonic()

@@ -39,7 +39,7 @@ TEXTS_B = [NON_ASCII, "Fine!", "", "", LONG + " Again"]
 # case also runs that way (tf.saved_model.load would hide variables the saver leaves
 # uninitialised). Only the op libraries the exports list in assets.extra/custom_ops.json are
 # loaded, which shows that list is enough.
-FRESH_PROCESS_SCRIPT = r'''
+FRESH_PROCESS_SCRIPT = r"""
 import importlib.util, json, os, sys
 for blocked in ("keras", "tf_keras", "electra_tf"):
     sys.modules[blocked] = None  # "import keras" now raises ImportError
@@ -87,7 +87,7 @@ results["libraries"] = sorted(libraries)
 results["modules"] = sorted(name for name, module in sys.modules.items() if module is not None
                             and name.split(".")[0] in ("keras", "electra_tf", "tf_keras"))
 json.dump(results, open(sys.argv[2], "w"))
-'''
+"""
 
 
 def _squad_data(shared_data, directory):
@@ -98,28 +98,39 @@ def _squad_data(shared_data, directory):
         paragraphs = json.load(handle)["data"][1]["paragraphs"][:8]
     out = []
     for index, paragraph in enumerate(paragraphs):
-        out.append({"context": paragraph["context"],
-                    "qas": [dict(qa, is_impossible=False) for qa in paragraph["qas"][:4]]})
+        out.append(
+            {"context": paragraph["context"], "qas": [dict(qa, is_impossible=False) for qa in paragraph["qas"][:4]]}
+        )
         following = paragraphs[(index + 1) % len(paragraphs)]
-        out.append({"context": following["context"],
-                    "qas": [{"id": qa["id"] + "_unanswerable", "question": qa["question"],
-                             "answers": [], "is_impossible": True}
-                            for qa in paragraph["qas"][4:5]]})
+        out.append(
+            {
+                "context": following["context"],
+                "qas": [
+                    {"id": qa["id"] + "_unanswerable", "question": qa["question"], "answers": [], "is_impossible": True}
+                    for qa in paragraph["qas"][4:5]
+                ],
+            }
+        )
     directory.mkdir(parents=True)
     for name in ("train-v2.0.json", "dev-v2.0.json"):
-        (directory / name).write_text(json.dumps({"version": "v2.0", "data": [
-            {"title": "Warsaw", "paragraphs": out}]}))
+        (directory / name).write_text(json.dumps({"version": "v2.0", "data": [{"title": "Warsaw", "paragraphs": out}]}))
     for name in ("train-v1.1.json", "dev-v1.1.json"):
-        (directory / name).write_text(json.dumps({"version": "1.1", "data": [
-            {"title": "Warsaw", "paragraphs": out[::2]}]}))
+        (directory / name).write_text(
+            json.dumps({"version": "1.1", "data": [{"title": "Warsaw", "paragraphs": out[::2]}]})
+        )
     return directory
 
 
 def _finetune(output_dir, vocab, **values):
     options = finetuning.FinetuningOptions(
-        output_dir=str(output_dir), config="electra_tiny", hparams=ONE_LAYER,
-        vocab_file=str(vocab), log_every_steps=1000, write_test_predictions=False,
-        **values)
+        output_dir=str(output_dir),
+        config="electra_tiny",
+        hparams=ONE_LAYER,
+        vocab_file=str(vocab),
+        log_every_steps=1000,
+        write_test_predictions=False,
+        **values,
+    )
     finetuning.run_finetuning(options)
     return output_dir
 
@@ -130,38 +141,79 @@ def exported(tmp_path_factory, shared_data, bert_vocab_file):
     from electra_tf import pretraining_objective
 
     root = tmp_path_factory.mktemp("export")
-    out = _finetune(root / "glue", bert_vocab_file, tasks="mnli", data_dir=str(FIXTURES / "glue"),
-                    max_seq_length=GLUE_MAX_SEQ, num_train_steps=2, train_batch_size=4)
-    _finetune(root / "glue", bert_vocab_file, tasks="sts-b", data_dir=str(shared_data / "glue"),
-              max_seq_length=GLUE_MAX_SEQ, num_train_steps=1, train_batch_size=8,
-              max_train_examples=16, max_eval_examples=8)
+    out = _finetune(
+        root / "glue",
+        bert_vocab_file,
+        tasks="mnli",
+        data_dir=str(FIXTURES / "glue"),
+        max_seq_length=GLUE_MAX_SEQ,
+        num_train_steps=2,
+        train_batch_size=4,
+    )
+    _finetune(
+        root / "glue",
+        bert_vocab_file,
+        tasks="sts-b",
+        data_dir=str(shared_data / "glue"),
+        max_seq_length=GLUE_MAX_SEQ,
+        num_train_steps=1,
+        train_batch_size=8,
+        max_train_examples=16,
+        max_eval_examples=8,
+    )
     # The reference's joint head learns the 40 questions in 100 steps (87% exact match
     # measured, threshold tuned on the same questions).
     squad_data = str(_squad_data(shared_data, root / "squad_data"))
-    _finetune(root / "squad", bert_vocab_file, tasks="squad-v2.0", data_dir=squad_data,
-              max_seq_length=128, doc_stride=64, max_query_length=32, num_train_steps=100,
-              train_batch_size=16, learning_rate=3e-3)
+    _finetune(
+        root / "squad",
+        bert_vocab_file,
+        tasks="squad-v2.0",
+        data_dir=squad_data,
+        max_seq_length=128,
+        doc_stride=64,
+        max_query_length=32,
+        num_train_steps=100,
+        train_batch_size=16,
+        learning_rate=3e-3,
+    )
     # SQuAD 1.1 (no answerability head), briefly: the export must decode its beam the same.
-    _finetune(root / "squad", bert_vocab_file, tasks="squad-v1.1", data_dir=squad_data,
-              max_seq_length=128, doc_stride=64, max_query_length=32, num_train_steps=20,
-              train_batch_size=16, learning_rate=3e-3)
+    _finetune(
+        root / "squad",
+        bert_vocab_file,
+        tasks="squad-v1.1",
+        data_dir=squad_data,
+        max_seq_length=128,
+        doc_stride=64,
+        max_query_length=32,
+        num_train_steps=20,
+        train_batch_size=16,
+        learning_rate=3e-3,
+    )
     config = config_lib.load_config("electra_tiny", dict(ONE_LAYER, max_seq_length=GLUE_MAX_SEQ))
     pretrainer = pretraining_objective.ElectraPretrainer(config, seed=3)
     pretraining_objective.save_pretrained(pretrainer, root / "pretraining" / "pretrained")
     paths = {
         # A task folder exports its median trial.
         "classifier": exporter.export(str(out / "mnli"), str(root / "serving" / "mnli"))[0],
-        "regressor": exporter.export(str(out / "sts-b" / "trial_1"),
-                                   str(root / "serving" / "stsb"))[0],
-        "squad": exporter.export(str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
-                               str(root / "serving" / "squad"))[0],
-        "squad_v11": exporter.export(str(root / "squad" / "squad-v1.1" / "trial_1" / "finetuned"),
-                                   str(root / "serving" / "squad_v11"))[0],
-        "discriminator": exporter.export(str(root / "pretraining"),
-                                       str(root / "serving" / "discriminator"),
-                                       kind="discriminator", vocab_file=str(bert_vocab_file))[0],
-        "encoder": exporter.export(str(root / "pretraining"), str(root / "serving" / "encoder"),
-                                 kind="encoder", vocab_file=str(bert_vocab_file))[0],
+        "regressor": exporter.export(str(out / "sts-b" / "trial_1"), str(root / "serving" / "stsb"))[0],
+        "squad": exporter.export(
+            str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"), str(root / "serving" / "squad")
+        )[0],
+        "squad_v11": exporter.export(
+            str(root / "squad" / "squad-v1.1" / "trial_1" / "finetuned"), str(root / "serving" / "squad_v11")
+        )[0],
+        "discriminator": exporter.export(
+            str(root / "pretraining"),
+            str(root / "serving" / "discriminator"),
+            kind="discriminator",
+            vocab_file=str(bert_vocab_file),
+        )[0],
+        "encoder": exporter.export(
+            str(root / "pretraining"),
+            str(root / "serving" / "encoder"),
+            kind="encoder",
+            vocab_file=str(bert_vocab_file),
+        )[0],
     }
     return root, paths
 
@@ -169,8 +221,9 @@ def exported(tmp_path_factory, shared_data, bert_vocab_file):
 def _squad_examples(root, version="2.0"):
     from electra_tf import squad
 
-    examples, _ = squad.read_squad(str(root / "squad_data" / f"dev-v{version}.json"),
-                                   is_training=False, version=version)
+    examples, _ = squad.read_squad(
+        str(root / "squad_data" / f"dev-v{version}.json"), is_training=False, version=version
+    )
     return examples
 
 
@@ -180,19 +233,25 @@ def _cases(root, paths):
     return {
         "classifier_single": (paths["classifier"], "single", {"text_a": TEXTS_A}),
         "classifier_pair": (paths["classifier"], "pair", {"text_a": TEXTS_A, "text_b": TEXTS_B}),
-        "classifier_default": (paths["classifier"], "serving_default",
-                               {"text_a": TEXTS_A, "text_b": TEXTS_B}),
+        "classifier_default": (paths["classifier"], "serving_default", {"text_a": TEXTS_A, "text_b": TEXTS_B}),
         "regressor_pair": (paths["regressor"], "pair", {"text_a": TEXTS_A, "text_b": TEXTS_B}),
         "regressor_single": (paths["regressor"], "single", {"text_a": TEXTS_A}),
         "discriminator": (paths["discriminator"], "serving_default", {"text": TEXTS_A}),
         "encoder": (paths["encoder"], "serving_default", {"text": TEXTS_A}),
         "encoder_pair": (paths["encoder"], "pair", {"text": TEXTS_A, "text_b": TEXTS_B}),
-        "squad": (paths["squad"], "serving_default",
-                  {"question": [e.question for e in squad_examples] + ["Who?", ""],
-                   "context": [e.context for e in squad_examples] + ["", NON_ASCII]}),
-        "squad_v11": (paths["squad_v11"], "serving_default",
-                      {"question": [e.question for e in v11_examples],
-                       "context": [e.context for e in v11_examples]}),
+        "squad": (
+            paths["squad"],
+            "serving_default",
+            {
+                "question": [e.question for e in squad_examples] + ["Who?", ""],
+                "context": [e.context for e in squad_examples] + ["", NON_ASCII],
+            },
+        ),
+        "squad_v11": (
+            paths["squad_v11"],
+            "serving_default",
+            {"question": [e.question for e in v11_examples], "context": [e.context for e in v11_examples]},
+        ),
     }
 
 
@@ -205,7 +264,12 @@ def fresh_outputs(exported, tmp_path_factory):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     completed = subprocess.run(
         [sys.executable, str(work / "run.py"), str(work / "cases.json"), str(work / "out.json")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads((work / "out.json").read_text())
 
@@ -219,8 +283,10 @@ def loaded(exported):
 
 def _glue_features(tokenizer, texts_a, texts_b=None):
     """What fine-tuning feeds the Keras model: int32 [batch, GLUE_MAX_SEQ] arrays."""
-    examples = [finetuning_tasks.Example(str(i), a, None if texts_b is None else texts_b[i], None)
-                for i, a in enumerate(texts_a)]
+    examples = [
+        finetuning_tasks.Example(str(i), a, None if texts_b is None else texts_b[i], None)
+        for i, a in enumerate(texts_a)
+    ]
     return finetuning.encode_glue(examples, tokenizer, GLUE_MAX_SEQ)
 
 
@@ -229,23 +295,19 @@ def _softmax(logits):
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def test_fresh_process_without_keras_matches_the_keras_models(exported, fresh_outputs,
-                                                              bert_vocab_file):
+def test_fresh_process_without_keras_matches_the_keras_models(exported, fresh_outputs, bert_vocab_file):
     root, paths = exported
     assert fresh_outputs["modules"] == []  # neither keras nor electra_tf was imported
     tokenizer = tokenization.Tokenizer(str(bert_vocab_file))
-    head, classifier = finetuning.load_finetuned(
-        str(root / "glue" / "mnli" / "trial_1" / "finetuned"))
-    for case, texts_b in (("classifier_single", None), ("classifier_pair", TEXTS_B),
-                          ("classifier_default", TEXTS_B)):
+    head, classifier = finetuning.load_finetuned(str(root / "glue" / "mnli" / "trial_1" / "finetuned"))
+    for case, texts_b in (("classifier_single", None), ("classifier_pair", TEXTS_B), ("classifier_default", TEXTS_B)):
         features = _glue_features(tokenizer, TEXTS_A, texts_b)
         expected = _softmax(np.asarray(classifier(features, training=False)["logits"]))
         got = fresh_outputs[case]
         assert np.abs(np.array(got["probabilities"]) - expected).max() <= 1e-5, case
         assert got["label_id"] == expected.argmax(-1).tolist()
         assert got["label_name"] == [head["label_names"][i] for i in expected.argmax(-1)]
-    _, regressor = finetuning.load_finetuned(
-        str(root / "glue" / "sts-b" / "trial_1" / "finetuned"))
+    _, regressor = finetuning.load_finetuned(str(root / "glue" / "sts-b" / "trial_1" / "finetuned"))
     features = _glue_features(tokenizer, TEXTS_A, TEXTS_B)
     expected = np.asarray(regressor(features, training=False)["predictions"])
     assert np.abs(np.array(fresh_outputs["regressor_pair"]["score"]) - expected).max() <= 1e-5
@@ -253,18 +315,21 @@ def test_fresh_process_without_keras_matches_the_keras_models(exported, fresh_ou
     pretrained = root / "pretraining" / "pretrained"
     _, discriminator = modeling.load_pretrained_discriminator(pretrained)
     features = _glue_features(tokenizer, TEXTS_A)
-    probabilities = 1 / (1 + np.exp(-np.asarray(discriminator(features, training=False),
-                                                np.float64)))
+    probabilities = 1 / (1 + np.exp(-np.asarray(discriminator(features, training=False), np.float64)))
     got = fresh_outputs["discriminator"]
     lengths = features["input_mask"].sum(1) - 2
     assert got["token_count"] == lengths.tolist()
     assert lengths[1] == GLUE_MAX_SEQ - 2 and lengths[2] == 0  # truncated, empty
     for row, length in enumerate(lengths):
-        ids = features["input_ids"][row, 1:1 + length]
+        ids = features["input_ids"][row, 1 : 1 + length]
         assert got["tokens"][row][:length] == tokenizer.convert_ids_to_tokens(ids)
         assert set(got["tokens"][row][length:]) <= {""}
-        assert np.abs(np.array(got["replaced_probability"][row][:length])
-                      - probabilities[row, 1:1 + length]).max(initial=0) <= 1e-5
+        assert (
+            np.abs(np.array(got["replaced_probability"][row][:length]) - probabilities[row, 1 : 1 + length]).max(
+                initial=0
+            )
+            <= 1e-5
+        )
 
     _, backbone = modeling.load_pretrained_backbone(pretrained)
     for case, texts_b in (("encoder", None), ("encoder_pair", TEXTS_B)):
@@ -278,8 +343,7 @@ def test_fresh_process_without_keras_matches_the_keras_models(exported, fresh_ou
         for row, length in enumerate(lengths):
             assert np.abs(vectors[row, :length] - sequence[row, :length]).max() <= 1e-5
             assert not vectors[row, length:].any()
-            assert got["tokens"][row][:length] == tokenizer.convert_ids_to_tokens(
-                features["input_ids"][row, :length])
+            assert got["tokens"][row][:length] == tokenizer.convert_ids_to_tokens(features["input_ids"][row, :length])
 
 
 def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs):
@@ -287,23 +351,23 @@ def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs)
     what tf.saved_model.load gives, with only the recorded tensorflow-text libraries loaded."""
     _, paths = exported
     tf1 = fresh_outputs["tf1_loader"]
-    cases = [case for case in fresh_outputs
-             if case not in ("tf1_loader", "modules", "libraries")]
+    cases = [case for case in fresh_outputs if case not in ("tf1_loader", "modules", "libraries")]
     assert sorted(tf1) == sorted(cases)
     # The tagger's export runs through the TF1 loader in tests/test_token_classification.py.
     assert {case.split("_")[0] for case in cases} == set(serving_modules.KINDS) - {"tagger"}
     for case in cases:
         assert sorted(tf1[case]) == sorted(fresh_outputs[case]), case
         for name, value in fresh_outputs[case].items():
-            if isinstance(value, list) and value and not isinstance(
-                    np.array(value, dtype=object).flat[0], str):
-                np.testing.assert_allclose(np.array(tf1[case][name], np.float64),
-                                           np.array(value, np.float64), atol=1e-6,
-                                           err_msg=f"{case} {name}")
+            if isinstance(value, list) and value and not isinstance(np.array(value, dtype=object).flat[0], str):
+                np.testing.assert_allclose(
+                    np.array(tf1[case][name], np.float64),
+                    np.array(value, np.float64),
+                    atol=1e-6,
+                    err_msg=f"{case} {name}",
+                )
             else:
                 assert tf1[case][name] == value, (case, name)
-    assert fresh_outputs["libraries"] == ["_fast_wordpiece_tokenizer.so", "_normalize_ops.so",
-                                          "_regex_split_ops.so"]
+    assert fresh_outputs["libraries"] == ["_fast_wordpiece_tokenizer.so", "_normalize_ops.so", "_regex_split_ops.so"]
     for kind, path in paths.items():
         recorded = json.loads((pathlib.Path(path) / exporter.CUSTOM_OPS_FILE).read_text())
         ops = recorded["tensorflow-text"]["ops"]
@@ -314,19 +378,31 @@ def test_tf1_loader_as_tf_serving_uses_answers_the_same(exported, fresh_outputs)
 def test_saved_model_cli_runs_an_export_with_the_text_ops_loaded(exported):
     """The README's saved_model_cli command (which loads through the TF1 loader too)."""
     _, paths = exported
-    command = [sys.executable, "-c", SAVED_MODEL_CLI, "run", "--dir", paths["discriminator"],
-               "--tag_set", "serve", "--signature_def", "serving_default",
-               "--input_exprs", 'text=["the chef ate the meal"]']
+    command = [
+        sys.executable,
+        "-c",
+        SAVED_MODEL_CLI,
+        "run",
+        "--dir",
+        paths["discriminator"],
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--input_exprs",
+        'text=["the chef ate the meal"]',
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "Result for output key tokens:\n[[b'the' b'chef' b'ate' b'the' b'meal']]" in \
-        completed.stdout
+    assert "Result for output key tokens:\n[[b'the' b'chef' b'ate' b'the' b'meal']]" in completed.stdout
 
 
 # The README's way of running saved_model_cli with tensorflow-text's ops registered.
-SAVED_MODEL_CLI = ("import sys, tensorflow_text; "
-                   "from tensorflow.python.tools.saved_model_cli import main; "
-                   "sys.argv[0] = 'saved_model_cli'; sys.exit(main())")
+SAVED_MODEL_CLI = (
+    "import sys, tensorflow_text; "
+    "from tensorflow.python.tools.saved_model_cli import main; "
+    "sys.argv[0] = 'saved_model_cli'; sys.exit(main())"
+)
 
 
 def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
@@ -338,8 +414,7 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
     trial = root / "squad" / "squad-v2.0" / "trial_1"
     predictions = json.loads((trial / "dev_predictions.json").read_text())
     null_scores = json.loads((trial / "dev_null_scores.json").read_text())
-    threshold = json.loads((trial / "finetuned" / "head.json").read_text())["squad"][
-        "null_threshold"]
+    threshold = json.loads((trial / "finetuned" / "head.json").read_text())["squad"]["null_threshold"]
     examples = _squad_examples(root)
     got = fresh_outputs["squad"]
     gold_hits = borderline = unanswered = 0
@@ -351,8 +426,7 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
             # A 1e-6 logit difference may flip this one's no-answer decision; the answer it
             # gives otherwise must still be fine-tuning's.
             borderline += 1
-            assert text in ("", predictions[example.qid]) or not predictions[example.qid], \
-                example.qid
+            assert text in ("", predictions[example.qid]) or not predictions[example.qid], example.qid
             continue
         assert text == predictions[example.qid], example.qid
         if text:
@@ -375,9 +449,7 @@ def test_squad_export_answers_like_fine_tuning(exported, fresh_outputs):
     assert (head["span_head"], head["beam_size"]) == ("joint", 20)
 
 
-
-def test_scoring_a_fine_tuned_squad_model_without_training_repeats_its_dev_metrics(
-        exported, shared_data, tmp_path):
+def test_scoring_a_fine_tuned_squad_model_without_training_repeats_its_dev_metrics(exported, shared_data, tmp_path):
     root, _ = exported
     trained = json.loads((root / "squad" / "squad-v2.0" / "results.json").read_text())
     trained = trained["trials"][0]["metrics"]
@@ -387,15 +459,21 @@ def test_scoring_a_fine_tuned_squad_model_without_training_repeats_its_dev_metri
     data.mkdir()
     (data / "dev-v2.0.json").write_text((root / "squad_data" / "dev-v2.0.json").read_text())
     options = finetuning.FinetuningOptions(
-        tasks="squad-v2.0", output_dir=str(tmp_path / "scored"), data_dir=str(data),
-        do_train=False, finetuned_dir=str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
-        log_every_steps=1000)
+        tasks="squad-v2.0",
+        output_dir=str(tmp_path / "scored"),
+        data_dir=str(data),
+        do_train=False,
+        finetuned_dir=str(root / "squad" / "squad-v2.0" / "trial_1" / "finetuned"),
+        log_every_steps=1000,
+    )
     metrics = finetuning.run_finetuning(options)["tasks"]["squad-v2.0"]
     for name in ("exact_match", "f1", "null_threshold"):
         assert metrics[name] == pytest.approx(trained[name], abs=1e-4), name
     scored = root / "squad" / "squad-v2.0" / "trial_1"
-    assert json.loads((tmp_path / "scored" / "squad-v2.0" / "scored" / "dev_predictions.json")
-                      .read_text()) == json.loads((scored / "dev_predictions.json").read_text())
+    assert json.loads(
+        (tmp_path / "scored" / "squad-v2.0" / "scored" / "dev_predictions.json").read_text()
+    ) == json.loads((scored / "dev_predictions.json").read_text())
+
 
 def test_squad_v11_export_answers_like_fine_tuning(exported, fresh_outputs):
     """SQuAD 1.1's joint head (no answerability classifier, always an answer): the served
@@ -430,22 +508,20 @@ def test_signatures_are_the_documented_ones(exported, loaded):
         signature_defs = saved_model.meta_graphs[0].signature_def
         served = {name for name in signature_defs if not name.startswith("__")}
         assert served == set(serving_modules.SIGNATURES[kind]) | {serving_modules.DEFAULT_SIGNATURE}
-        assert {signature_defs[name].method_name for name in served} == {
-            "tensorflow/serving/predict"}
+        assert {signature_defs[name].method_name for name in served} == {"tensorflow/serving/predict"}
         documented = serving_modules.SIGNATURES[kind]
         assert serving_modules.DEFAULT_SIGNATURE in loaded[name_of_export].signatures
-        assert set(loaded[name_of_export].signatures) == (set(documented)
-                                                          | {serving_modules.DEFAULT_SIGNATURE})
+        assert set(loaded[name_of_export].signatures) == (set(documented) | {serving_modules.DEFAULT_SIGNATURE})
         for name, spec in documented.items():
             function = loaded[name_of_export].signatures[name]
             _, inputs = function.structured_input_signature
-            assert {key: (value.dtype.name, value.shape.rank) for key, value in inputs.items()} \
-                == {key: (dtype, shape.count(",") + 1)
-                    for key, (dtype, shape) in spec["inputs"].items()}, (kind, name)
+            assert {key: (value.dtype.name, value.shape.rank) for key, value in inputs.items()} == {
+                key: (dtype, shape.count(",") + 1) for key, (dtype, shape) in spec["inputs"].items()
+            }, (kind, name)
             outputs = function.structured_outputs
-            assert {key: (value.dtype.name, value.shape.rank) for key, value in outputs.items()} \
-                == {key: (dtype, shape.count(",") + 1)
-                    for key, (dtype, shape) in spec["outputs"].items()}, (kind, name)
+            assert {key: (value.dtype.name, value.shape.rank) for key, value in outputs.items()} == {
+                key: (dtype, shape.count(",") + 1) for key, (dtype, shape) in spec["outputs"].items()
+            }, (kind, name)
     # MNLI is a pair task: its serving_default is the pair signature.
     _, inputs = loaded["classifier"].signatures["serving_default"].structured_input_signature
     assert set(inputs) == {"text_a", "text_b"}
@@ -461,10 +537,10 @@ def _run_request(loaded, request):
     function = loaded.signatures[request.get("signature_name", "serving_default")]
     _, specs = function.structured_input_signature
     name, inputs = serving_requests.request_to_inputs(request, list(specs))
-    outputs = function(**{key: tf.constant(value, specs[key].dtype)
-                          for key, value in inputs.items()})
+    outputs = function(**{key: tf.constant(value, specs[key].dtype) for key, value in inputs.items()})
     reply = serving_requests.outputs_to_response(
-        {key: value.numpy() for key, value in outputs.items()}, "instances" in request)
+        {key: value.numpy() for key, value in outputs.items()}, "instances" in request
+    )
     return json.loads(json.dumps(reply))
 
 
@@ -472,28 +548,28 @@ def test_tf_serving_rest_requests_map_onto_the_signatures(exported, loaded, fres
     root, _ = exported
     classifier = loaded["classifier"]
     expected = fresh_outputs["classifier_pair"]
-    rows = _run_request(classifier, {"signature_name": "pair", "instances": [
-        {"text_a": a, "text_b": b} for a, b in zip(TEXTS_A, TEXTS_B)]})
+    rows = _run_request(
+        classifier,
+        {"signature_name": "pair", "instances": [{"text_a": a, "text_b": b} for a, b in zip(TEXTS_A, TEXTS_B)]},
+    )
     assert [row["label_name"] for row in rows["predictions"]] == expected["label_name"]
-    np.testing.assert_allclose([row["probabilities"] for row in rows["predictions"]],
-                               expected["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(
+        [row["probabilities"] for row in rows["predictions"]], expected["probabilities"], atol=1e-6
+    )
     columns = _run_request(classifier, {"inputs": {"text_a": TEXTS_A, "text_b": TEXTS_B}})
     assert columns["outputs"]["label_id"] == expected["label_id"]
     single = _run_request(classifier, {"signature_name": "single", "instances": TEXTS_A})
-    assert [row["label_id"] for row in single["predictions"]] == \
-        fresh_outputs["classifier_single"]["label_id"]
+    assert [row["label_id"] for row in single["predictions"]] == fresh_outputs["classifier_single"]["label_id"]
     bare = _run_request(loaded["encoder"], {"inputs": TEXTS_A})
     assert bare["outputs"]["token_count"] == fresh_outputs["encoder"]["token_count"]
     examples = _squad_examples(root)[:3]
-    reply = _run_request(loaded["squad"], {"instances": [{"question": e.question, "context": e.context}
-                                               for e in examples]})
-    assert [row["answer_text"] for row in reply["predictions"]] == \
-        fresh_outputs["squad"]["answer_text"][:3]
-    assert set(reply["predictions"][0]) == set(serving_modules.SIGNATURES["squad"]["serving_default"][
-        "outputs"])
+    reply = _run_request(
+        loaded["squad"], {"instances": [{"question": e.question, "context": e.context} for e in examples]}
+    )
+    assert [row["answer_text"] for row in reply["predictions"]] == fresh_outputs["squad"]["answer_text"][:3]
+    assert set(reply["predictions"][0]) == set(serving_modules.SIGNATURES["squad"]["serving_default"]["outputs"])
     with pytest.raises(serving_requests.RequestError, match="takes"):
-        serving_requests.request_to_inputs({"instances": [{"text_a": "x"}]},
-                                           ["text_a", "text_b"])
+        serving_requests.request_to_inputs({"instances": [{"text_a": "x"}]}, ["text_a", "text_b"])
     with pytest.raises(serving_requests.RequestError, match="exactly one"):
         serving_requests.request_to_inputs({"inputs": ["x"], "instances": ["x"]}, ["text"])
 
@@ -507,11 +583,11 @@ def test_versions_are_never_overwritten_without_the_flag(exported, bert_vocab_fi
     assert exporter.existing_versions(str(base)) == [1, 2]
     before = (base / "1" / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(UserError, match=r"/1 already exists; pass --overwrite"):
-        exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
-                      version=1)
+        exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file), version=1)
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns == before
-    exporter.export(source, str(base), kind="encoder", vocab_file=str(bert_vocab_file),
-                  version=1, overwrite=True, max_seq_length=16)
+    exporter.export(
+        source, str(base), kind="encoder", vocab_file=str(bert_vocab_file), version=1, overwrite=True, max_seq_length=16
+    )
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns != before
     assert sorted(os.listdir(base)) == ["1", "2"]  # no staging folder left behind
     assert exporter.export_info(str(base / "1"))["max_seq_length"] == 16
@@ -532,12 +608,18 @@ def test_versions_are_never_overwritten_without_the_flag(exported, bert_vocab_fi
         exporter.resolve_source(str(tmp_path))
 
 
-def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_outputs,
-                                                               bert_vocab_file):
+def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_outputs, bert_vocab_file):
     root, paths = exported
-    command = [sys.executable, "-m", "electra_tf.export", f"--input={root / 'pretraining'}",
-               "--kind=encoder", f"--vocab_file={bert_vocab_file}",
-               f"--export_base={pathlib.Path(paths['encoder']).parent}", "--version=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.export",
+        f"--input={root / 'pretraining'}",
+        "--kind=encoder",
+        f"--vocab_file={bert_vocab_file}",
+        f"--export_base={pathlib.Path(paths['encoder']).parent}",
+        "--version=1",
+    ]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
@@ -547,26 +629,27 @@ def test_cli_errors_are_one_line_and_predict_runs_without_keras(exported, fresh_
     examples = _squad_examples(root)[:3]
     lines = "".join(f"{e.question}\t{e.context}\n" for e in examples) + "only one field\n"
     # predict loads the SavedModel alone: neither the model code nor the exporter is imported.
-    probe = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
-             "'MODEL_CODE_IMPORTED=%s\\n' % sorted(set(sys.modules) & {'electra_tf.modeling', "
-             "'electra_tf.export', 'electra_tf.exporter', 'electra_tf.serving_modules', "
-             "'electra_tf.finetuning_models'}))); "
-             f"sys.argv = ['predict', '--export_dir={pathlib.Path(paths['squad']).parent}', "
-             "'--batch_size=2']; runpy.run_module('electra_tf.predict', run_name='__main__')")
-    completed = subprocess.run([sys.executable, "-c", probe], cwd=REPO, input=lines,
-                               capture_output=True, text=True, timeout=300)
+    probe = (
+        "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+        "'MODEL_CODE_IMPORTED=%s\\n' % sorted(set(sys.modules) & {'electra_tf.modeling', "
+        "'electra_tf.export', 'electra_tf.exporter', 'electra_tf.serving_modules', "
+        "'electra_tf.finetuning_models'}))); "
+        f"sys.argv = ['predict', '--export_dir={pathlib.Path(paths['squad']).parent}', "
+        "'--batch_size=2']; runpy.run_module('electra_tf.predict', run_name='__main__')"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, input=lines, capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 2
     assert "MODEL_CODE_IMPORTED=[]" in completed.stderr
     errors = [line for line in completed.stderr.splitlines() if ": error: " in line]
-    assert errors == ["predict: error: <stdin>:4: expected 2 tab-separated field(s) "
-                      "(question, context), got 1"]
+    assert errors == ["predict: error: <stdin>:4: expected 2 tab-separated field(s) (question, context), got 1"]
     rows = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [row["answer_text"] for row in rows] == fresh_outputs["squad"]["answer_text"][:2]
 
 
 @pytest.mark.parametrize("span_head", ["joint", "independent"])
-def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_file,
-                                                                   span_head):
+def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_file, span_head):
     """A random SQuAD 1.1 model (no answerability head, no threshold) with short windows (64
     tokens, stride 16): the serving module (which windows through squad.windows, as
     fine-tuning does) picks decode_predictions' answer, span and no-answer score for every
@@ -576,21 +659,19 @@ def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_f
 
     tokenizer = tokenization.Tokenizer(str(bert_vocab_file))
     config = config_lib.load_config("electra_tiny", ONE_LAYER)
-    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "span",
-                                              span_head=span_head)
-    examples, _ = squad.read_squad(str(shared_data / "squad" / "v1.1" / "dev-v1.1.json"),
-                                   is_training=False)
+    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "span", span_head=span_head)
+    examples, _ = squad.read_squad(str(shared_data / "squad" / "v1.1" / "dev-v1.1.json"), is_training=False)
     examples = [e for e in examples if e.article_index == 5][:24] + [
         squad.SquadExample("empty-context", "What?", "", []),
-        squad.SquadExample("odd", "", "Ünïcode café—naïve 東京 text… " + "x" * 120 + " Ａ end.", [])]
+        squad.SquadExample("odd", "", "Ünïcode café—naïve 東京 text… " + "x" * 120 + " Ａ end.", []),
+    ]
     if span_head == "independent":  # the earlier head, more briefly
         examples = examples[:6] + examples[-2:]
     settings = squad.SquadSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
     features, pieces, _ = squad.featurize(examples, tokenizer, settings, is_training=False)
     inputs, _ = squad.feature_arrays(features)
     outputs = model.predict(inputs, verbose=0, batch_size=len(features))
-    predictions, _, null_scores = squad.decode_predictions(examples, features, pieces, outputs,
-                                                           settings)
+    predictions, _, null_scores = squad.decode_predictions(examples, features, pieces, outputs, settings)
     module = serving_modules.SquadServingModule(model, tokenizer, settings)
     questions = tf.constant([e.question for e in examples])
     contexts = tf.constant([e.context for e in examples])
@@ -601,8 +682,7 @@ def test_in_graph_squad_decoding_equals_the_python_one(shared_data, bert_vocab_f
         assert text == predictions[example.qid], example.qid
         start, end = int(got["answer_start"][index]), int(got["answer_end"][index])
         assert example.context[start:end] == text if text else (start, end) == (-1, -1)
-        assert float(got["no_answer_score"][index]) == pytest.approx(null_scores[example.qid],
-                                                                     abs=1e-4)
+        assert float(got["no_answer_score"][index]) == pytest.approx(null_scores[example.qid], abs=1e-4)
     assert not got["has_answer"][-2] and got["has_answer"][-1]
     # A batch of windows shorter than the beam (12 tokens < 20): the joint head's beam shrinks
     # to the window in the graph and still picks the decoder's span and score.
@@ -622,13 +702,31 @@ def test_the_command_module_keeps_the_names_of_the_library_it_was_split_from():
     before any model folder is read."""
     from electra_tf import export
 
-    old_names = ["CUSTOM_OPS_FILE", "ClassifierServingModule", "DEFAULT_SIGNATURE",
-                 "DiscriminatorServingModule", "EXPORT_INFO_FILE", "EncoderServingModule",
-                 "ExportSource", "KINDS", "RegressorServingModule", "SIGNATURES",
-                 "SquadServingModule", "TaggerServingModule", "TextServingModule",
-                 "build_serving_module", "check_same_kind", "custom_ops", "existing_versions",
-                 "export", "export_info", "resolve_source", "save_serving_module",
-                 "signature_table_markdown", "tensorflow_text_ops"]
+    old_names = [
+        "CUSTOM_OPS_FILE",
+        "ClassifierServingModule",
+        "DEFAULT_SIGNATURE",
+        "DiscriminatorServingModule",
+        "EXPORT_INFO_FILE",
+        "EncoderServingModule",
+        "ExportSource",
+        "KINDS",
+        "RegressorServingModule",
+        "SIGNATURES",
+        "SquadServingModule",
+        "TaggerServingModule",
+        "TextServingModule",
+        "build_serving_module",
+        "check_same_kind",
+        "custom_ops",
+        "existing_versions",
+        "export",
+        "export_info",
+        "resolve_source",
+        "save_serving_module",
+        "signature_table_markdown",
+        "tensorflow_text_ops",
+    ]
     for name in old_names:
         owner = serving_modules if hasattr(serving_modules, name) else exporter
         assert getattr(export, name) is getattr(owner, name), name

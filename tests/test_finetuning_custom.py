@@ -21,10 +21,18 @@ WORDS = ["good", "bad", "great", "awful", "fine", "poor"]
 
 
 def _options(tmp_path, vocab, **overrides):
-    values = dict(tasks="custom", output_dir=str(tmp_path / "out"), config="electra_tiny",
-                  hparams={"num_hidden_layers": 1}, vocab_file=str(vocab), max_seq_length=32,
-                  num_train_steps=8, train_batch_size=4, log_every_steps=2,
-                  save_checkpoints_steps=3)
+    values = dict(
+        tasks="custom",
+        output_dir=str(tmp_path / "out"),
+        config="electra_tiny",
+        hparams={"num_hidden_layers": 1},
+        vocab_file=str(vocab),
+        max_seq_length=32,
+        num_train_steps=8,
+        train_batch_size=4,
+        log_every_steps=2,
+        save_checkpoints_steps=3,
+    )
     values.update(overrides)
     return finetuning.FinetuningOptions(**values)
 
@@ -35,8 +43,7 @@ def _classification_csv(directory):
     with open(directory / "train.csv", "w") as handle:
         handle.write("id,text,label\n")
         for i in range(24):
-            handle.write(f'{i},"a {WORDS[i % 6]}, very {WORDS[i % 6]} film",'
-                         f'{"pos" if i % 2 == 0 else "neg"}\n')
+            handle.write(f'{i},"a {WORDS[i % 6]}, very {WORDS[i % 6]} film",{"pos" if i % 2 == 0 else "neg"}\n')
     with open(directory / "dev.csv", "w") as handle:
         handle.write("id,text,label\n")
         for i in range(10):
@@ -63,11 +70,9 @@ def _run_tf1_loader(export_dir, inputs, signature="serving_default"):
         return sorted(signature_def.inputs), session.run(fetches, feeds)
 
 
-def test_custom_csv_classification_end_to_end_export_and_scoring_without_training(
-        tmp_path, bert_vocab_file):
+def test_custom_csv_classification_end_to_end_export_and_scoring_without_training(tmp_path, bert_vocab_file):
     data = _classification_csv(tmp_path / "data")
-    options = _options(tmp_path, bert_vocab_file, data_dir=str(data), task_name="movies",
-                       id_column="id")
+    options = _options(tmp_path, bert_vocab_file, data_dir=str(data), task_name="movies", id_column="id")
     summary = finetuning.run_finetuning(options)
     task_dir = tmp_path / "out" / "movies"
     results = json.loads((task_dir / "results.json").read_text())
@@ -93,23 +98,29 @@ def test_custom_csv_classification_end_to_end_export_and_scoring_without_trainin
     with pytest.raises(UserError, match="scored already exists; pass --overwrite"):
         finetuning.run_finetuning(dataclasses.replace(options, do_train=False))
     with pytest.raises(UserError, match="fine-tuned on movies, not films"):
-        finetuning.run_finetuning(dataclasses.replace(
-            options, do_train=False, task_name="films", output_dir=str(tmp_path / "other"),
-            finetuned_dir=str(task_dir)))
+        finetuning.run_finetuning(
+            dataclasses.replace(
+                options,
+                do_train=False,
+                task_name="films",
+                output_dir=str(tmp_path / "other"),
+                finetuned_dir=str(task_dir),
+            )
+        )
 
     # The export's default signature takes one text and answers with the task's labels.
     export_dir = exporter.export(str(task_dir), str(tmp_path / "serving"))[0]
     inputs, outputs = _run_tf1_loader(export_dir, {"text_a": ["hello, good", "so bad, yes"]})
     assert inputs == ["text_a"]
     assert [label.decode() for label in outputs["label_name"]] == [row[1] for row in test[1:2]] + [
-        row[2] for row in dev[2:3]]
+        row[2] for row in dev[2:3]
+    ]
 
 
 def test_custom_tsv_pair_regression_end_to_end_and_export(tmp_path, bert_vocab_file):
     data = tmp_path / "data"
     data.mkdir()
-    rows = [(f"the {WORDS[i % 6]} cat", f'he said "{WORDS[(i + 1) % 6]}", twice', i % 5 + 0.5)
-            for i in range(16)]
+    rows = [(f"the {WORDS[i % 6]} cat", f'he said "{WORDS[(i + 1) % 6]}", twice', i % 5 + 0.5) for i in range(16)]
     for name, part in (("train.tsv", rows), ("dev.tsv", rows[:8])):
         with open(data / name, "w") as handle:
             handle.write("first\tsecond\tscore\n")
@@ -117,9 +128,16 @@ def test_custom_tsv_pair_regression_end_to_end_and_export(tmp_path, bert_vocab_f
                 # A quoted field in a TSV: quotes are part of the csv dialect both ways.
                 b = '"' + b.replace('"', '""') + '"'
                 handle.write(f"{a}\t{b}\t{score}\n")
-    options = _options(tmp_path, bert_vocab_file, task_type="regression", data_dir=str(data),
-                       text_column="first", text_b_column="second", label_column="score",
-                       num_train_steps=4)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        task_type="regression",
+        data_dir=str(data),
+        text_column="first",
+        text_b_column="second",
+        label_column="score",
+        num_train_steps=4,
+    )
     finetuning.run_finetuning(options)
     task_dir = tmp_path / "out" / "custom"
     results = json.loads((task_dir / "results.json").read_text())
@@ -129,8 +147,7 @@ def test_custom_tsv_pair_regression_end_to_end_and_export(tmp_path, bert_vocab_f
     head = json.loads((task_dir / "trial_1" / "finetuned" / "head.json").read_text())
     assert (head["head"], head["pair"], head["label_names"]) == ("regression", True, None)
     export_dir = exporter.export(str(task_dir), str(tmp_path / "serving"))[0]
-    inputs, outputs = _run_tf1_loader(export_dir, {"text_a": [rows[0][0]],
-                                                   "text_b": [rows[0][1]]})
+    inputs, outputs = _run_tf1_loader(export_dir, {"text_a": [rows[0][0]], "text_b": [rows[0][1]]})
     assert inputs == ["text_a", "text_b"]
     assert float(outputs["score"][0]) == pytest.approx(float(dev[1][2]), abs=1e-3)
 
@@ -141,28 +158,44 @@ def _write(path, text):
     return str(path)
 
 
-@pytest.mark.parametrize("name,text,kwargs,expected", [
-    ("train.csv", "", {}, "{path}: file is empty; expected a header row"),
-    ("train.csv", "text,label\n", {}, "{path}: no examples after the header row"),
-    ("train.csv", "sentence,label\nhi,pos\n", {},
-     "{path}:1: no column 'text' in the header (sentence, label); pass --text_column"),
-    ("train.csv", "text,label\nhi,pos\nhi, there,neg\n", {},
-     "{path}:3: expected 2 comma-separated fields as in the header, found 3 (a field with the "
-     "delimiter in it must be in double quotes)"),
-    ("train.csv", "text,label\n\"a\nb\",pos\nhi,maybe\n", {"labels": ["pos", "neg"]},
-     "{path}:4: label 'maybe' is not one of the labels pos,neg"),
-    ("train.tsv", "text\tlabel\nhi\t0.5\nho\tlots\n", {"task_type": "regression"},
-     "{path}:3: --task_type=regression needs a number in column 'label', found 'lots'"),
-    ("train.txt", "text,label\nhi,pos\n", {},
-     "{path}: cannot tell the delimiter from the extension '.txt'"),
-])
-def test_custom_files_of_the_wrong_shape_fail_in_one_line_naming_file_and_line(
-        tmp_path, name, text, kwargs, expected):
+@pytest.mark.parametrize(
+    "name,text,kwargs,expected",
+    [
+        ("train.csv", "", {}, "{path}: file is empty; expected a header row"),
+        ("train.csv", "text,label\n", {}, "{path}: no examples after the header row"),
+        (
+            "train.csv",
+            "sentence,label\nhi,pos\n",
+            {},
+            "{path}:1: no column 'text' in the header (sentence, label); pass --text_column",
+        ),
+        (
+            "train.csv",
+            "text,label\nhi,pos\nhi, there,neg\n",
+            {},
+            "{path}:3: expected 2 comma-separated fields as in the header, found 3 (a field with the "
+            "delimiter in it must be in double quotes)",
+        ),
+        (
+            "train.csv",
+            'text,label\n"a\nb",pos\nhi,maybe\n',
+            {"labels": ["pos", "neg"]},
+            "{path}:4: label 'maybe' is not one of the labels pos,neg",
+        ),
+        (
+            "train.tsv",
+            "text\tlabel\nhi\t0.5\nho\tlots\n",
+            {"task_type": "regression"},
+            "{path}:3: --task_type=regression needs a number in column 'label', found 'lots'",
+        ),
+        ("train.txt", "text,label\nhi,pos\n", {}, "{path}: cannot tell the delimiter from the extension '.txt'"),
+    ],
+)
+def test_custom_files_of_the_wrong_shape_fail_in_one_line_naming_file_and_line(tmp_path, name, text, kwargs, expected):
     path = _write(tmp_path / name, text)
     _write(tmp_path / "dev.csv", "text,label\nhi,pos\nho,neg\n")
     with pytest.raises(UserError) as error:
-        task = finetuning_tasks.make_custom_task(train_file=path,
-                                                 dev_file=str(tmp_path / "dev.csv"), **kwargs)
+        task = finetuning_tasks.make_custom_task(train_file=path, dev_file=str(tmp_path / "dev.csv"), **kwargs)
         finetuning_tasks.read_custom_split(task, "train")
     message = str(error.value)
     assert expected.format(path=path) in message and "\n" not in message
@@ -171,11 +204,11 @@ def test_custom_files_of_the_wrong_shape_fail_in_one_line_naming_file_and_line(
 def test_comma_separated_glue_tsv_fails_in_one_line(tmp_path):
     path = _write(tmp_path / "SST-2" / "train.tsv", "sentence,label\nit is good,1\n")
     with pytest.raises(UserError) as error:
-        finetuning_tasks.read_glue_split(str(tmp_path), finetuning_tasks.get_task("sst-2"),
-                                         "train")
+        finetuning_tasks.read_glue_split(str(tmp_path), finetuning_tasks.get_task("sst-2"), "train")
     assert str(error.value).startswith(
         f"{path}:1: the official SST-2 train.tsv has at least 2 tab-separated columns but it has "
-        "no tabs (it looks comma-separated)")
+        "no tabs (it looks comma-separated)"
+    )
 
 
 def _events(directory):
@@ -183,8 +216,7 @@ def _events(directory):
     for name in sorted(os.listdir(directory)):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
             for value in event.summary.value:
-                values.setdefault(value.tag, {})[event.step] = float(
-                    tf.make_ndarray(value.tensor))
+                values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
     return values
 
 
@@ -192,8 +224,7 @@ class _Killed(Exception):
     pass
 
 
-def test_killed_trial_resumes_to_the_uninterrupted_result_and_logs_scalars(
-        tmp_path, bert_vocab_file, monkeypatch):
+def test_killed_trial_resumes_to_the_uninterrupted_result_and_logs_scalars(tmp_path, bert_vocab_file, monkeypatch):
     data = _classification_csv(tmp_path / "data")
     reference = _options(tmp_path / "a", bert_vocab_file, data_dir=str(data))
     finetuning.run_finetuning(reference)
@@ -255,14 +286,23 @@ def test_killed_trial_resumes_to_the_uninterrupted_result_and_logs_scalars(
         finetuning.run_finetuning(dataclasses.replace(options, learning_rate=1e-3))
 
 
-def test_cli_maps_the_custom_flags_and_reports_a_bad_label_in_one_line(tmp_path,
-                                                                       bert_vocab_file):
+def test_cli_maps_the_custom_flags_and_reports_a_bad_label_in_one_line(tmp_path, bert_vocab_file):
     train = _write(tmp_path / "train.csv", "review,stars\nnice,5\nbad,1\n")
     dev = _write(tmp_path / "dev.csv", "review,stars\nok,3\n")
-    command = [sys.executable, "-m", "electra_tf.run_finetuning", "--task=custom",
-               f"--train_file={train}", f"--dev_file={dev}", "--text_column=review",
-               "--label_column=stars", "--labels=1,5", "--config=electra_tiny",
-               f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path / 'out'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_finetuning",
+        "--task=custom",
+        f"--train_file={train}",
+        f"--dev_file={dev}",
+        "--text_column=review",
+        "--label_column=stars",
+        "--labels=1,5",
+        "--config=electra_tiny",
+        f"--vocab_file={bert_vocab_file}",
+        f"--output_dir={tmp_path / 'out'}",
+    ]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 2
     errors = [line for line in completed.stderr.splitlines() if ": error: " in line]

@@ -45,17 +45,19 @@ def test_squad_normalisation_exact_and_f1_by_hand():
     assert metrics.squad_f1("the cat sat", "a cat sat down") == pytest.approx(0.8)
     assert metrics.squad_f1("", "") == 1.0
     assert metrics.squad_f1("", "cat") == 0.0
-    scores = metrics.squad_scores({"q1": ["Paris", "in Paris"], "q2": ["1876"]},
-                                  {"q1": "in paris", "q2": "1877"})
+    scores = metrics.squad_scores({"q1": ["Paris", "in Paris"], "q2": ["1876"]}, {"q1": "in paris", "q2": "1877"})
     assert scores == {"exact_match": 50.0, "f1": 50.0}
 
 
 def test_squad_metric_on_dev_gold_answers(shared_data):
     with open(shared_data / "squad" / "v1.1" / "dev-v1.1.json") as handle:
         document = json.load(handle)
-    gold = {qa["id"]: [a["text"] for a in qa["answers"]]
-            for article in document["data"] for paragraph in article["paragraphs"]
-            for qa in paragraph["qas"]}
+    gold = {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for article in document["data"]
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
     assert len(gold) == 10570
     perfect = metrics.squad_scores(gold, {qid: answers[0] for qid, answers in gold.items()})
     assert perfect == {"exact_match": 100.0, "f1": 100.0}

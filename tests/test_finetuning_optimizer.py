@@ -26,36 +26,33 @@ def _expected_multiplier(path: str, formula: str = "paper") -> float:
 
 @pytest.fixture(scope="module")
 def model():
-    config = config_lib.load_config("electra_tiny", {"num_hidden_layers": LAYERS,
-                                                     "embedding_size": 64,
-                                                     "vocab_size": 200})
-    return finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "classification",
-                                             num_labels=3)
+    config = config_lib.load_config(
+        "electra_tiny", {"num_hidden_layers": LAYERS, "embedding_size": 64, "vocab_size": 200}
+    )
+    return finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "classification", num_labels=3)
 
 
 @pytest.mark.parametrize("formula", ["reference", "paper"])
 def test_multipliers_follow_the_reference_or_the_paper_formula(model, formula):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
-                                                                          formula)
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY, formula)
     paths = [v.path for v in model.trainable_variables]
     assert any("embeddings_project" in p for p in paths)
     for path in paths:
-        assert multipliers.get(path, 1.0) == pytest.approx(
-            _expected_multiplier(path, formula)), path
+        assert multipliers.get(path, 1.0) == pytest.approx(_expected_multiplier(path, formula)), path
     top = [p for p in paths if f"/layer_{LAYERS - 1}/" in p]
-    expected_top = DECAY ** 2 if formula == "reference" else DECAY
+    expected_top = DECAY**2 if formula == "reference" else DECAY
     assert top and all(multipliers[p] == pytest.approx(expected_top) for p in top)
     # The default is the reference's, with which its published numbers were made.
     assert layerwise_optimizer.layerwise_learning_rate_multipliers(
-        model.backbone, DECAY) == layerwise_optimizer.layerwise_learning_rate_multipliers(
-        model.backbone, DECAY, "reference")
+        model.backbone, DECAY
+    ) == layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY, "reference")
 
 
 def test_effective_learning_rate_of_every_variable(model):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
-                                                                          "reference")
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY, "reference")
     optimizer = optimization.ElectraAdamW(
-        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.0)
+        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.0
+    )
     variables = model.trainable_variables
     rng = np.random.default_rng(0)
     gradients = [rng.normal(size=v.shape).astype("float32") for v in variables]
@@ -64,18 +61,19 @@ def test_effective_learning_rate_of_every_variable(model):
     for variable, gradient, old in zip(variables, gradients, before):
         step = old - keras.ops.convert_to_numpy(variable)
         # First reference AdamW step: m = 0.1 g, v = 0.001 g^2, update = m / (sqrt(v) + eps).
-        direction = 0.1 * gradient / (np.sqrt(0.001 * gradient ** 2) + 1e-6)
+        direction = 0.1 * gradient / (np.sqrt(0.001 * gradient**2) + 1e-6)
         mask = np.abs(direction) > 1e-3
         effective = step[mask] / direction[mask]
-        np.testing.assert_allclose(effective, LR * _expected_multiplier(variable.path, "reference"),
-                                   rtol=2e-3, err_msg=variable.path)
+        np.testing.assert_allclose(
+            effective, LR * _expected_multiplier(variable.path, "reference"), rtol=2e-3, err_msg=variable.path
+        )
 
 
 def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(model):
-    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY,
-                                                                          "reference")
+    multipliers = layerwise_optimizer.layerwise_learning_rate_multipliers(model.backbone, DECAY, "reference")
     optimizer = optimization.ElectraAdamW(
-        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.1)
+        learning_rate=LR, learning_rate_multipliers=multipliers, weight_decay_rate=0.1
+    )
     variables = model.trainable_variables
     before = [keras.ops.convert_to_numpy(v).copy() for v in variables]
     optimizer.apply_gradients([(keras.ops.zeros(v.shape), v) for v in variables])
@@ -83,17 +81,22 @@ def test_weight_decay_scales_with_the_layer_rate_and_skips_norms_and_biases(mode
         step = old - keras.ops.convert_to_numpy(variable)
         excluded = any(p in variable.path for p in ("bias", "gamma", "beta", "LayerNorm"))
         expected = 0.0 if excluded else LR * _expected_multiplier(variable.path, "reference") * 0.1
-        np.testing.assert_allclose(step, expected * old, rtol=1e-3, atol=5e-9,  # float32 ulp
-                                   err_msg=variable.path)
+        np.testing.assert_allclose(
+            step,
+            expected * old,
+            rtol=1e-3,
+            atol=5e-9,  # float32 ulp
+            err_msg=variable.path,
+        )
 
 
 def test_schedule_warms_up_over_ten_percent_then_decays(model):
     optimizer = layerwise_optimizer.create_finetuning_optimizer(
-        model.backbone, learning_rate=1e-3, layerwise_decay=0.8, num_train_steps=100)
+        model.backbone, learning_rate=1e-3, layerwise_decay=0.8, num_train_steps=100
+    )
     schedule = optimizer._learning_rate
     values = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
-    np.testing.assert_allclose(values, [0.0, 1e-3 * 0.95 * 0.5, 1e-3 * 0.9, 1e-3 * 0.45, 0.0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(values, [0.0, 1e-3 * 0.95 * 0.5, 1e-3 * 0.9, 1e-3 * 0.45, 0.0], rtol=1e-5)
     assert optimizer.global_clipnorm == 1.0
 
 
@@ -102,9 +105,11 @@ def test_repeated_token_gradients_are_summed_before_adam_squares_them(model):
     IndexedSlices TensorFlow produces would otherwise be squared row by row."""
     import tensorflow as tf
 
-    features = {"input_ids": np.array([[101, 7, 7, 7, 102]], np.int32),
-                "input_mask": np.ones((1, 5), np.int32),
-                "segment_ids": np.zeros((1, 5), np.int32)}
+    features = {
+        "input_ids": np.array([[101, 7, 7, 7, 102]], np.int32),
+        "input_mask": np.ones((1, 5), np.int32),
+        "segment_ids": np.zeros((1, 5), np.int32),
+    }
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
         loss = model.task_loss({"label": np.array([2])}, model(features, training=False))
@@ -113,5 +118,4 @@ def test_repeated_token_gradients_are_summed_before_adam_squares_them(model):
     dense = tf.convert_to_tensor(gradients[0]).numpy()
     optimizer = optimization.ElectraAdamW(learning_rate=0.0)
     optimizer.apply_gradients(zip(gradients, variables))
-    np.testing.assert_allclose(np.asarray(optimizer._velocities[0]), 0.001 * dense ** 2,
-                               rtol=1e-5, atol=1e-20)
+    np.testing.assert_allclose(np.asarray(optimizer._velocities[0]), 0.001 * dense**2, rtol=1e-5, atol=1e-20)

@@ -11,16 +11,21 @@ FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "glue"
 
 # (train, dev, test) counts from the data README.
 REAL_COUNTS = {
-    "cola": (8551, 1043, 1063), "sst-2": (67349, 872, 1821), "mrpc": (3668, 408, 1725),
-    "rte": (2490, 277, 3000), "sts-b": (5749, 1500, 1379), "wnli": (635, 71, 146),
+    "cola": (8551, 1043, 1063),
+    "sst-2": (67349, 872, 1821),
+    "mrpc": (3668, 408, 1725),
+    "rte": (2490, 277, 3000),
+    "sts-b": (5749, 1500, 1379),
+    "wnli": (635, 71, 146),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REAL_COUNTS))
 def test_reader_on_real_glue_files(shared_data, name):
     task = tasks.get_task(name)
-    counts = [len(tasks.read_glue_split(str(shared_data / "glue"), task, split)[0])
-              for split in ("train", "dev", "test")]
+    counts = [
+        len(tasks.read_glue_split(str(shared_data / "glue"), task, split)[0]) for split in ("train", "dev", "test")
+    ]
     assert tuple(counts) == REAL_COUNTS[name]
     train, _ = tasks.read_glue_split(str(shared_data / "glue"), task, "train")
     test, _ = tasks.read_glue_split(str(shared_data / "glue"), task, "test")
@@ -57,8 +62,7 @@ def test_mnli_fixture_matched_and_mismatched():
     assert task.label_names[train[1].label] == "contradiction"
     matched, _ = tasks.read_glue_split(str(FIXTURES), task, "dev_matched")
     mismatched, _ = tasks.read_glue_split(str(FIXTURES), task, "dev_mismatched")
-    assert [task.label_names[e.label] for e in matched] == [
-        "entailment", "contradiction", "neutral", "entailment"]
+    assert [task.label_names[e.label] for e in matched] == ["entailment", "contradiction", "neutral", "entailment"]
     assert len(mismatched) == 3 and mismatched[0].text_b == "The mayor received mail."
     test_m, _ = tasks.read_glue_split(str(FIXTURES), task, "test_matched")
     assert test_m[0].guid == "0" and test_m[0].text_a.startswith("She bought three apples")
@@ -89,12 +93,10 @@ def _write(path, text):
 
 def test_bad_rows_are_one_line_errors_naming_file_and_line(tmp_path):
     rte = tasks.get_task("rte")
-    _write(tmp_path / "RTE" / "train.tsv",
-           "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n")
+    _write(tmp_path / "RTE" / "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n")
     with pytest.raises(UserError, match=r"RTE/train.tsv:3: expected 4 tab-separated columns"):
         tasks.read_glue_split(str(tmp_path), rte, "train")
-    _write(tmp_path / "RTE" / "train.tsv",
-           "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailed\n")
+    _write(tmp_path / "RTE" / "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailed\n")
     with pytest.raises(UserError, match=r"RTE/train.tsv:2: unknown RTE label 'entailed'"):
         tasks.read_glue_split(str(tmp_path), rte, "train")
     _write(tmp_path / "RTE" / "dev.tsv", "")
@@ -105,8 +107,7 @@ def test_bad_rows_are_one_line_errors_naming_file_and_line(tmp_path):
         tasks.read_glue_split(str(tmp_path), rte, "dev")
     with pytest.raises(UserError, match=r"RTE/test.tsv: file not found"):
         tasks.read_glue_split(str(tmp_path), rte, "test")
-    _write(tmp_path / "STS-B" / "train.tsv", "\t".join(["h"] * 10) + "\n"
-           + "\t".join(["x"] * 9 + ["five"]) + "\n")
+    _write(tmp_path / "STS-B" / "train.tsv", "\t".join(["h"] * 10) + "\n" + "\t".join(["x"] * 9 + ["five"]) + "\n")
     with pytest.raises(UserError, match=r"STS-B/train.tsv:2: similarity score 'five'"):
         tasks.read_glue_split(str(tmp_path), tasks.get_task("sts-b"), "train")
     _write(tmp_path / "CoLA" / "train.tsv", "gj04\t1\t\tfine.\ngj04\t1\tonly three\n")
@@ -123,7 +124,11 @@ def test_task_names_swap_and_submission_labels():
     examples = [tasks.Example("1", "a", "b", 1), tasks.Example("2", "c", "d", 0)]
     swapped = tasks.swap_sentence_order(examples)
     assert [(e.text_a, e.text_b, e.label) for e in swapped] == [
-        ("a", "b", 1), ("c", "d", 0), ("b", "a", 1), ("d", "c", 0)]
+        ("a", "b", 1),
+        ("c", "d", 0),
+        ("b", "a", 1),
+        ("d", "c", 0),
+    ]
     assert tasks.submission_label(mrpc, 1) == "1"
     assert tasks.submission_label(tasks.get_task("qnli"), 1) == "not_entailment"
     assert tasks.submission_label(tasks.get_task("mnli"), 2) == "neutral"
@@ -135,9 +140,11 @@ def test_tfds_records_map_through_label_names():
     # TFDS glue/mnli orders its labels entailment, neutral, contradiction.
     records = [{"premise": b"p", "hypothesis": b"h", "label": 2, "idx": 7}]
     examples = tasks.examples_from_tfds_records(
-        mnli, "dev_matched", records, ["entailment", "neutral", "contradiction"])
+        mnli, "dev_matched", records, ["entailment", "neutral", "contradiction"]
+    )
     assert mnli.label_names[examples[0].label] == "contradiction"
     assert (examples[0].text_a, examples[0].text_b) == ("p", "h")
     test = tasks.examples_from_tfds_records(
-        tasks.get_task("sst-2"), "test", [{"sentence": b"s", "label": -1, "idx": 3}], ["0", "1"])
+        tasks.get_task("sst-2"), "test", [{"sentence": b"s", "label": -1, "idx": 3}], ["0", "1"]
+    )
     assert (test[0].guid, test[0].label) == ("3", None)

@@ -18,8 +18,14 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def _options(tmp_path, vocab, **overrides):
-    values = dict(tasks="sst-2", output_dir=str(tmp_path / "out"), config="electra_tiny",
-                  vocab_file=str(vocab), log_every_steps=1000, save_weights=False)
+    values = dict(
+        tasks="sst-2",
+        output_dir=str(tmp_path / "out"),
+        config="electra_tiny",
+        vocab_file=str(vocab),
+        log_every_steps=1000,
+        save_weights=False,
+    )
     values.update(overrides)
     return finetuning.FinetuningOptions(**values)
 
@@ -38,9 +44,14 @@ def test_tiny_random_init_model_beats_majority_on_sst2(tmp_path, shared_data, be
     """Measured: 77.0% dev accuracy after 250 steps on 8,000 training sentences (random-init
     electra_tiny, the Small recipe's lr 3e-4); the majority class is 50.9%. The bar leaves room
     for other seeds and CPUs."""
-    options = _options(tmp_path, bert_vocab_file, data_dir=str(shared_data / "glue"),
-                       max_train_examples=8000, num_train_steps=250,
-                       write_test_predictions=False)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        data_dir=str(shared_data / "glue"),
+        max_train_examples=8000,
+        num_train_steps=250,
+        write_test_predictions=False,
+    )
     summary = finetuning.run_finetuning(options)
     dev = _tsv(tmp_path / "out" / "sst-2" / "trial_1" / "dev_predictions.tsv")
     labels = [row[1] for row in dev[1:]]
@@ -58,9 +69,15 @@ def test_tiny_random_init_model_beats_majority_on_sst2(tmp_path, shared_data, be
 
 
 def test_stsb_regression_and_cola_mcc_end_to_end(tmp_path, shared_data, bert_vocab_file):
-    options = _options(tmp_path, bert_vocab_file, tasks="sts-b,cola",
-                       data_dir=str(shared_data / "glue"), max_train_examples=128,
-                       max_eval_examples=200, num_train_steps=4)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        tasks="sts-b,cola",
+        data_dir=str(shared_data / "glue"),
+        max_train_examples=128,
+        max_eval_examples=200,
+        num_train_steps=4,
+    )
     summary = finetuning.run_finetuning(options)
     out = tmp_path / "out"
     stsb, cola = _results(out, "sts-b"), _results(out, "cola")
@@ -68,8 +85,7 @@ def test_stsb_regression_and_cola_mcc_end_to_end(tmp_path, shared_data, bert_voc
     assert set(cola["median"]) == {"mcc", "score"}
     assert -100.0 <= cola["median"]["mcc"] <= 100.0
     assert -100.0 <= stsb["median"]["pearson"] <= 100.0
-    assert summary["glue_average"] == pytest.approx(
-        (stsb["median"]["score"] + cola["median"]["score"]) / 2)
+    assert summary["glue_average"] == pytest.approx((stsb["median"]["score"] + cola["median"]["score"]) / 2)
     # Leaderboard files: every test row, GLUE's formats.
     stsb_test = _tsv(out / "glue_submission" / "STS-B.tsv")
     assert stsb_test[0] == ["index", "prediction"] and len(stsb_test) == 1379 + 1
@@ -108,32 +124,40 @@ def test_regression_learns_scaled_targets_and_losses_are_summed_over_the_batch()
     from electra_tf.config import load_config
 
     config = load_config("electra_tiny", {"vocab_size": 200, "num_hidden_layers": 1})
-    features = {"input_ids": np.array([[101, 7, 8, 102], [101, 9, 102, 0]], np.int32),
-                "input_mask": np.array([[1, 1, 1, 1], [1, 1, 1, 0]], np.int32),
-                "segment_ids": np.zeros((2, 4), np.int32)}
-    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "regression",
-                                              target_scale=5.0)
+    features = {
+        "input_ids": np.array([[101, 7, 8, 102], [101, 9, 102, 0]], np.int32),
+        "input_mask": np.array([[1, 1, 1, 1], [1, 1, 1, 0]], np.int32),
+        "segment_ids": np.zeros((2, 4), np.int32),
+    }
+    model = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "regression", target_scale=5.0)
     outputs = model(features, training=False)
-    dense = keras.ops.convert_to_numpy(model.output_dense(
-        model.backbone(features, training=False, cls_only=True)[:, 0]))[:, 0]
+    dense = keras.ops.convert_to_numpy(
+        model.output_dense(model.backbone(features, training=False, cls_only=True)[:, 0])
+    )[:, 0]
     predictions = keras.ops.convert_to_numpy(outputs["predictions"])
     np.testing.assert_allclose(predictions, 5.0 * dense, rtol=1e-6)
     labels = {"label": np.array([4.0, 1.5], np.float32)}
     loss = float(model.compute_loss(y=labels, y_pred=outputs))
     assert loss == pytest.approx(float(np.sum((dense - labels["label"] / 5.0) ** 2)), rel=1e-5)
-    classifier = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config),
-                                                   "classification", num_labels=3)
+    classifier = finetuning_models.FinetuningModel(modeling.ElectraBackbone(config), "classification", num_labels=3)
     class_out = classifier(features, training=False)
-    per_example = keras.ops.convert_to_numpy(
-        classifier.task_loss({"label": np.array([0, 2])}, class_out))
+    per_example = keras.ops.convert_to_numpy(classifier.task_loss({"label": np.array([0, 2])}, class_out))
     assert per_example.shape == (2,)
     assert float(classifier.compute_loss(y={"label": np.array([0, 2])}, y_pred=class_out)) == (
-        pytest.approx(per_example.sum(), rel=1e-6))
+        pytest.approx(per_example.sum(), rel=1e-6)
+    )
 
 
 def test_mnli_fixture_two_trials_matched_and_mismatched(tmp_path, bert_vocab_file):
-    options = _options(tmp_path, bert_vocab_file, tasks="mnli", data_dir=str(FIXTURES / "glue"),
-                       num_train_steps=2, train_batch_size=4, num_trials=2)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        tasks="mnli",
+        data_dir=str(FIXTURES / "glue"),
+        num_train_steps=2,
+        train_batch_size=4,
+        num_trials=2,
+    )
     summary = finetuning.run_finetuning(options)
     out = tmp_path / "out"
     mnli = _results(out, "mnli")
@@ -141,8 +165,9 @@ def test_mnli_fixture_two_trials_matched_and_mismatched(tmp_path, bert_vocab_fil
     assert [t["seed"] for t in mnli["trials"]] == [12345, 12346]
     scores = [t["metrics"]["score"] for t in mnli["trials"]]
     assert mnli["median"]["score"] == pytest.approx(np.median(scores))
-    assert mnli["median"]["score"] == pytest.approx(np.mean(
-        [t["metrics"]["dev_matched/accuracy"] for t in mnli["trials"]]))
+    assert mnli["median"]["score"] == pytest.approx(
+        np.mean([t["metrics"]["dev_matched/accuracy"] for t in mnli["trials"]])
+    )
     # The submission files are the lower-median trial's.
     middle = min(mnli["trials"], key=lambda t: t["metrics"]["score"])
     assert mnli["median_trial"] == middle["trial"] + 1
@@ -154,12 +179,20 @@ def test_mnli_fixture_two_trials_matched_and_mismatched(tmp_path, bert_vocab_fil
     assert summary["glue_average_over"] == ["mnli"]
 
 
-def test_squad_v11_trained_and_evaluated_on_different_dev_articles(tmp_path, shared_data,
-                                                                   bert_vocab_file):
-    options = _options(tmp_path, bert_vocab_file, tasks="squad-v1.1",
-                       data_dir=str(shared_data / "squad" / "v1.1"), squad_holdout_articles=2,
-                       max_train_examples=192, max_eval_examples=60, max_seq_length=128,
-                       doc_stride=64, num_train_steps=4, train_batch_size=16)
+def test_squad_v11_trained_and_evaluated_on_different_dev_articles(tmp_path, shared_data, bert_vocab_file):
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        tasks="squad-v1.1",
+        data_dir=str(shared_data / "squad" / "v1.1"),
+        squad_holdout_articles=2,
+        max_train_examples=192,
+        max_eval_examples=60,
+        max_seq_length=128,
+        doc_stride=64,
+        num_train_steps=4,
+        train_batch_size=16,
+    )
     finetuning.run_finetuning(options)
     out = tmp_path / "out" / "squad-v1.1"
     results = _results(tmp_path / "out", "squad-v1.1")
@@ -167,8 +200,12 @@ def test_squad_v11_trained_and_evaluated_on_different_dev_articles(tmp_path, sha
     assert results["data"]["splits"]["dev"]["used_questions"] == 60
     with open(shared_data / "squad" / "v1.1" / "dev-v1.1.json") as handle:
         document = json.load(handle)
-    held_out = {qa["id"]: paragraph["context"] for article in document["data"][-2:]
-                for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    held_out = {
+        qa["id"]: paragraph["context"]
+        for article in document["data"][-2:]
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
     predictions = json.loads((out / "predictions.json").read_text())
     assert len(predictions) == 60 and set(predictions) <= set(held_out)
     assert all(text and text in held_out[qid] for qid, text in predictions.items())
@@ -178,9 +215,17 @@ def test_squad_v11_trained_and_evaluated_on_different_dev_articles(tmp_path, sha
 
 
 def test_squad_v2_fixture_tunes_the_null_threshold(tmp_path, bert_vocab_file):
-    options = _options(tmp_path, bert_vocab_file, tasks="squad-v2.0",
-                       data_dir=str(FIXTURES / "squad_v2"), max_seq_length=64, doc_stride=16,
-                       max_query_length=16, num_train_steps=2, train_batch_size=4)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        tasks="squad-v2.0",
+        data_dir=str(FIXTURES / "squad_v2"),
+        max_seq_length=64,
+        doc_stride=16,
+        max_query_length=16,
+        num_train_steps=2,
+        train_batch_size=4,
+    )
     finetuning.run_finetuning(options)
     results = _results(tmp_path / "out", "squad-v2.0")
     metrics = results["trials"][0]["metrics"]
@@ -190,8 +235,7 @@ def test_squad_v2_fixture_tunes_the_null_threshold(tmp_path, bert_vocab_file):
     assert len(predictions) == 5
 
 
-def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_data,
-                                                            bert_vocab_file):
+def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_data, bert_vocab_file):
     from electra_tf import config as config_lib
     from electra_tf import modeling
 
@@ -203,32 +247,44 @@ def test_init_checkpoint_outputs_reload_and_overwrite_guard(tmp_path, shared_dat
     # run_pretraining's --model_dir also has a config.json beside pretrained/.
     config.to_json_file(tmp_path / "model_dir" / "config.json")
     backbone.save_weights(str(pretrained / "backbone.weights.h5"))
-    options = _options(tmp_path, bert_vocab_file, tasks="rte", data_dir=str(shared_data / "glue"),
-                       init_checkpoint=str(tmp_path / "model_dir"), config="no-such-preset",
-                       max_train_examples=32, max_eval_examples=40, num_train_steps=2,
-                       learning_rate=1e-7, save_weights=True, write_test_predictions=False)
+    options = _options(
+        tmp_path,
+        bert_vocab_file,
+        tasks="rte",
+        data_dir=str(shared_data / "glue"),
+        init_checkpoint=str(tmp_path / "model_dir"),
+        config="no-such-preset",
+        max_train_examples=32,
+        max_eval_examples=40,
+        num_train_steps=2,
+        learning_rate=1e-7,
+        save_weights=True,
+        write_test_predictions=False,
+    )
     finetuning.run_finetuning(options)
     results = _results(tmp_path / "out", "rte")
     assert results["model"]["pretrained"] is True
     assert results["model"]["config"]["num_hidden_layers"] == 1
-    head, model = finetuning.load_finetuned(
-        str(tmp_path / "out" / "rte" / "trial_1" / "finetuned"))
-    assert head["label_names"] == ["entailment", "not_entailment"] and head["head"] == \
-        "classification"
+    head, model = finetuning.load_finetuned(str(tmp_path / "out" / "rte" / "trial_1" / "finetuned"))
+    assert head["label_names"] == ["entailment", "not_entailment"] and head["head"] == "classification"
     # The encoder started from the checkpoint (a 1e-7 rate barely moves it).
-    np.testing.assert_allclose(np.asarray(model.backbone.embeddings.word_embeddings),
-                               np.asarray(backbone.embeddings.word_embeddings), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(model.backbone.embeddings.word_embeddings),
+        np.asarray(backbone.embeddings.word_embeddings),
+        atol=1e-5,
+    )
     with pytest.raises(UserError, match="results.json already exists; pass --overwrite"):
         finetuning.run_finetuning(options)
     with pytest.raises(UserError, match="hidden_size cannot change with --init_checkpoint"):
-        finetuning.run_finetuning(dataclasses.replace(options, hparams={"hidden_size": 64},
-                                                      overwrite=True))
+        finetuning.run_finetuning(dataclasses.replace(options, hparams={"hidden_size": 64}, overwrite=True))
     with pytest.raises(UserError, match=r"MRPC/train.tsv: file not found"):
-        finetuning.run_finetuning(_options(tmp_path / "missing", bert_vocab_file,
-                                           tasks="qnli,mrpc", data_dir=str(FIXTURES / "glue")))
+        finetuning.run_finetuning(
+            _options(tmp_path / "missing", bert_vocab_file, tasks="qnli,mrpc", data_dir=str(FIXTURES / "glue"))
+        )
     with pytest.raises(UserError, match="--init_checkpoint: .* not found"):
-        finetuning.run_finetuning(_options(tmp_path, bert_vocab_file, tasks="rte",
-                                           init_checkpoint=str(tmp_path), output_dir="x"))
+        finetuning.run_finetuning(
+            _options(tmp_path, bert_vocab_file, tasks="rte", init_checkpoint=str(tmp_path), output_dir="x")
+        )
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, bert_vocab_file):
@@ -236,9 +292,16 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, bert_vocab_file):
     rte.mkdir(parents=True)
     (rte / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n")
     (rte / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
-    command = [sys.executable, "-m", "electra_tf.run_finetuning", "--task=rte",
-               f"--data_dir={tmp_path / 'glue'}", "--config=electra_tiny",
-               f"--vocab_file={bert_vocab_file}", f"--output_dir={tmp_path / 'out'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_finetuning",
+        "--task=rte",
+        f"--data_dir={tmp_path / 'glue'}",
+        "--config=electra_tiny",
+        f"--vocab_file={bert_vocab_file}",
+        f"--output_dir={tmp_path / 'out'}",
+    ]
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 2
     errors = [line for line in completed.stderr.splitlines() if ": error: " in line]

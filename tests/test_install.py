@@ -32,10 +32,22 @@ def test_installed_wheel_carries_the_presets(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "electra_tf", source / "electra_tf",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--no-index", "-q", "-w", str(tmp_path / "dist"), str(source)])
+    shutil.copytree(REPO / "electra_tf", source / "electra_tf", ignore=shutil.ignore_patterns("__pycache__"))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ]
+    )
     wheel = next((tmp_path / "dist").glob("electra_tf-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "electra_tf/configs/electra_small.json" in names
@@ -43,14 +55,15 @@ def test_installed_wheel_carries_the_presets(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-          "--no-index", "-q", str(wheel)])
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)])
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    probe = ("import json, electra_tf; from electra_tf.config import load_config, preset_names; "
-             "c = load_config('electra_small'); "
-             "print(json.dumps([electra_tf.__file__, c.hidden_size, preset_names()]))")
+    probe = (
+        "import json, electra_tf; from electra_tf.config import load_config, preset_names; "
+        "c = load_config('electra_small'); "
+        "print(json.dumps([electra_tf.__file__, c.hidden_size, preset_names()]))"
+    )
     # -I: neither the working directory nor PYTHONPATH nor user site-packages on the path.
     result = _run([str(python), "-I", "-c", probe], cwd=elsewhere, env=env)
     module_file, hidden_size, presets = json.loads(result.stdout.strip().splitlines()[-1])

@@ -33,8 +33,7 @@ def test_small_sizes_and_parameter_counts():
     model = ElectraPretrainer(config, seed=0)
     V, E, H = 30522, 128, 256
     embeddings = (V + 512 + 2) * E + 2 * E
-    discriminator = (embeddings + E * H + H + _expected_encoder_params(H, 1024, 12)
-                     + H * H + H + H + 1)
+    discriminator = embeddings + E * H + H + _expected_encoder_params(H, 1024, 12) + H * H + H + H + 1
     assert model.discriminator.count_params() == discriminator
     # The paper's table says 14M for ELECTRA-Small.
     assert 13.0e6 < discriminator < 14.5e6
@@ -61,8 +60,10 @@ def test_embeddings_are_one_set_of_variables_and_the_output_layer_is_tied():
     assert model.generator.lm_head.embeddings.word_embeddings is shared.word_embeddings
     # No second [V, E] matrix exists anywhere: only the output bias is the head's own.
     vocab_sized = [v for v in model.weights if v.shape[0] == config.vocab_size]
-    assert sorted(v.path for v in vocab_sized) == ["electra/embeddings/word_embeddings",
-                                                   "generator_predictions/output_bias"]
+    assert sorted(v.path for v in vocab_sized) == [
+        "electra/embeddings/word_embeddings",
+        "generator_predictions/output_bias",
+    ]
     paths = [v.path for v in model.weights]
     assert len(paths) == len(set(paths))
     # Generator and discriminator each have their own E -> H projection only where E != H.
@@ -97,7 +98,7 @@ def test_gelu_is_the_exact_erf_form():
     x = np.linspace(-4, 4, 33).astype(np.float32)
     exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
     np.testing.assert_allclose(np.asarray(gelu_erf(x)), exact, atol=1e-6)
-    tanh_form = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    tanh_form = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     assert np.abs(exact - tanh_form).max() > 1e-4  # the two forms are distinguishable here
 
 
@@ -129,33 +130,53 @@ def test_layers_the_reference_builds_without_an_initializer_start_glorot_uniform
     config = load_config("electra_small", {"num_hidden_layers": 1})  # E 128, H 256, generator 64
     pretrainer = ElectraPretrainer(config, seed=0)
     kernels = {v.path: np.asarray(v) for v in pretrainer.trainable_variables}
-    glorot = ["discriminator_predictions/dense_1/kernel", "electra/embeddings_project/kernel",
-              "generator/embeddings_project/kernel"]
+    glorot = [
+        "discriminator_predictions/dense_1/kernel",
+        "electra/embeddings_project/kernel",
+        "generator/embeddings_project/kernel",
+    ]
     for path in glorot:
         _assert_glorot_uniform(kernels[path], path)
-    for head, labels, span_head, count in (("classification", 3, "joint", 1),
-                                           ("regression", 1, "joint", 1),
-                                           ("span", 2, "independent", 2),
-                                           ("span", 2, "joint", 5)):
-        model = FinetuningModel(ElectraBackbone(config), head, num_labels=labels,
-                                answerable=head == "span", span_head=span_head)
-        heads = [v for v in model.trainable_variables
-                 if v.path.startswith("task_specific/") and v.path.endswith("kernel")]
+    for head, labels, span_head, count in (
+        ("classification", 3, "joint", 1),
+        ("regression", 1, "joint", 1),
+        ("span", 2, "independent", 2),
+        ("span", 2, "joint", 5),
+    ):
+        model = FinetuningModel(
+            ElectraBackbone(config), head, num_labels=labels, answerable=head == "span", span_head=span_head
+        )
+        heads = [
+            v for v in model.trainable_variables if v.path.startswith("task_specific/") and v.path.endswith("kernel")
+        ]
         assert len(heads) == count
         for variable in heads:
             _assert_glorot_uniform(np.asarray(variable), variable.path)
     # Everything else that the reference gives create_initializer stays truncated-normal 0.02.
-    for path in ("discriminator_predictions/dense/kernel", "generator_predictions/dense/kernel",
-                 "electra/layer_0/query/kernel", "electra/embeddings/word_embeddings"):
+    for path in (
+        "discriminator_predictions/dense/kernel",
+        "generator_predictions/dense/kernel",
+        "electra/layer_0/query/kernel",
+        "electra/embeddings/word_embeddings",
+    ):
         assert np.abs(kernels[path]).max() <= 0.04 + 1e-6, path
         assert kernels[path].std() == pytest.approx(0.02 * 0.8796, rel=0.05), path
 
 
 def test_discriminator_output_bias_starts_at_the_configured_prior():
-    features = {"input_ids": np.random.default_rng(0).integers(5, 1000, (4, 32)),
-                "input_mask": np.ones((4, 32), "int32"), "segment_ids": np.zeros((4, 32), "int32")}
-    tiny = {"vocab_size": 1000, "num_hidden_layers": 1, "hidden_size": 64,
-            "embedding_size": 64, "num_attention_heads": 1, "intermediate_size": 128}
+    features = {
+        "input_ids": np.random.default_rng(0).integers(5, 1000, (4, 32)),
+        "input_mask": np.ones((4, 32), "int32"),
+        "segment_ids": np.zeros((4, 32), "int32"),
+    }
+    tiny = {
+        "vocab_size": 1000,
+        "num_hidden_layers": 1,
+        "hidden_size": 64,
+        "embedding_size": 64,
+        "num_attention_heads": 1,
+        "intermediate_size": 128,
+    }
     reference = build_discriminator(load_config("electra_small", tiny))
     assert float(np.asarray(reference.head_logit.bias)[0]) == 0.0  # as the reference: zeros
     prior = build_discriminator(load_config("electra_small", dict(tiny, disc_bias_prior=0.15)))
@@ -168,8 +189,7 @@ def test_discriminator_output_bias_starts_at_the_configured_prior():
 def _numpy_layer_norm(x, layer):
     mean = x.mean(-1, keepdims=True)
     variance = x.var(-1, keepdims=True)
-    return ((x - mean) / np.sqrt(variance + layer.epsilon) * np.asarray(layer.gamma)
-            + np.asarray(layer.beta))
+    return (x - mean) / np.sqrt(variance + layer.epsilon) * np.asarray(layer.gamma) + np.asarray(layer.beta)
 
 
 def test_transformer_layer_is_bert_post_layer_norm():
@@ -177,8 +197,9 @@ def test_transformer_layer_is_bert_post_layer_norm():
     layer = TransformerLayer(config, hidden_size=64, num_attention_heads=2, intermediate_size=256)
     rng = np.random.default_rng(0)
     for variable in layer.weights:  # non-trivial LayerNorm and bias values
-        variable.assign(rng.normal(0, 0.1, variable.shape).astype(np.float32)
-                        + (1.0 if variable.path.endswith("gamma") else 0.0))
+        variable.assign(
+            rng.normal(0, 0.1, variable.shape).astype(np.float32) + (1.0 if variable.path.endswith("gamma") else 0.0)
+        )
     hidden = rng.normal(size=(2, 5, 64)).astype(np.float32)
     input_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.int32)
     actual = np.asarray(layer(hidden, attention_bias_from_mask(input_mask), training=False))
@@ -195,13 +216,11 @@ def test_transformer_layer_is_bert_post_layer_norm():
     probs = np.exp(scores - scores.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     context = (probs @ v).transpose(0, 2, 1, 3).reshape(2, 5, 64)
-    attended = _numpy_layer_norm(hidden + dense(context, layer.attention_output),
-                                 layer.attention_layer_norm)
+    attended = _numpy_layer_norm(hidden + dense(context, layer.attention_output), layer.attention_layer_norm)
     intermediate = dense(attended, layer.intermediate)
     erf = np.vectorize(math.erf)
     intermediate = 0.5 * intermediate * (1 + erf(intermediate / math.sqrt(2)))
-    expected = _numpy_layer_norm(attended + dense(intermediate, layer.output_dense),
-                                 layer.output_layer_norm)
+    expected = _numpy_layer_norm(attended + dense(intermediate, layer.output_dense), layer.output_layer_norm)
     np.testing.assert_allclose(actual, expected, atol=2e-4)
 
 
@@ -228,9 +247,11 @@ def test_cls_only_output_equals_position_zero_of_the_full_output():
     ids = rng.integers(5, 500, size=(3, 16)).astype(np.int32)
     mask = np.ones_like(ids)
     mask[1, 9:] = 0
-    features = {"input_ids": ids, "input_mask": mask,
-                "segment_ids": np.concatenate([np.zeros((3, 8), np.int32),
-                                               np.ones((3, 8), np.int32)], 1)}
+    features = {
+        "input_ids": ids,
+        "input_mask": mask,
+        "segment_ids": np.concatenate([np.zeros((3, 8), np.int32), np.ones((3, 8), np.int32)], 1),
+    }
     full = np.asarray(backbone(features))
     cls = np.asarray(backbone(features, cls_only=True))
     assert cls.shape == (3, 1, config.hidden_size)
@@ -246,19 +267,16 @@ def test_cls_only_output_equals_position_zero_of_the_full_output():
 
     for fast, slow in zip(cls_gradients(True), cls_gradients(False)):
         # Gradients of the embeddings reach ~100 here, so the tolerance is relative too.
-        np.testing.assert_allclose(tf.convert_to_tensor(fast), tf.convert_to_tensor(slow),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(tf.convert_to_tensor(fast), tf.convert_to_tensor(slow), rtol=1e-5, atol=1e-5)
 
 
 def test_dropout_is_active_only_in_training():
     config = load_config("electra_tiny", {"vocab_size": 500})
     backbone = ElectraBackbone(config)
     ids = np.arange(5, 37, dtype=np.int32).reshape(2, 16)
-    features = {"input_ids": ids, "input_mask": np.ones_like(ids),
-                "segment_ids": np.zeros_like(ids)}
+    features = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
     np.testing.assert_array_equal(np.asarray(backbone(features)), np.asarray(backbone(features)))
-    assert not np.allclose(np.asarray(backbone(features, training=True)),
-                           np.asarray(backbone(features, training=True)))
+    assert not np.allclose(np.asarray(backbone(features, training=True)), np.asarray(backbone(features, training=True)))
 
 
 def test_dropout_draws_half_the_random_numbers_with_the_configured_rate_and_scale():
@@ -305,14 +323,12 @@ def test_generator_logits_only_at_the_requested_positions():
     discriminator = build_discriminator(config)
     generator = build_generator(config, discriminator.backbone.embeddings)
     ids = np.arange(5, 37, dtype=np.int32).reshape(2, 16)
-    features = {"input_ids": ids, "input_mask": np.ones_like(ids),
-                "segment_ids": np.zeros_like(ids)}
+    features = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
     everywhere = np.asarray(generator(features))
     positions = np.array([[3, 7], [0, 15]], np.int32)
     at_positions = np.asarray(generator(features, masked_positions=positions))
     assert everywhere.shape == (2, 16, 500) and at_positions.shape == (2, 2, 500)
-    np.testing.assert_allclose(at_positions, np.take_along_axis(
-        everywhere, positions[..., None], axis=1), atol=1e-5)
+    np.testing.assert_allclose(at_positions, np.take_along_axis(everywhere, positions[..., None], axis=1), atol=1e-5)
     assert np.asarray(discriminator(features)).shape == (2, 16)
 
 
@@ -325,16 +341,22 @@ def test_backbone_weights_round_trip(tmp_path):
     for a, b in zip(source.weights, target.weights):
         assert a.path == b.path
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(source)).count_params() == source.count_params()
+    assert (
+        keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(source)).count_params()
+        == source.count_params()
+    )
 
 
 def test_every_model_class_round_trips_through_keras_serialisation():
     from electra_tf import modeling
 
     config = load_config("electra_tiny", {"num_hidden_layers": 1, "disc_bias_prior": 0.2})
-    for model in (modeling.ElectraEmbeddings(config), modeling.ElectraBackbone(config),
-                  modeling.build_discriminator(config), modeling.build_generator(config)):
+    for model in (
+        modeling.ElectraEmbeddings(config),
+        modeling.ElectraBackbone(config),
+        modeling.build_discriminator(config),
+        modeling.build_generator(config),
+    ):
         rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
         assert type(rebuilt) is type(model) and rebuilt.get_config() == model.get_config()
         assert rebuilt.count_params() == model.count_params()
@@ -357,12 +379,15 @@ def test_layers_are_built_from_encoder_sizes_and_never_see_the_run_settings():
     assert not encoder_keys & set(RUN_SETTING_KEYS)
     generator = config.generator_encoder
     assert (generator.hidden_size, generator.num_attention_heads, generator.intermediate_size) == (
-        config.generator_hidden, config.generator_num_attention_heads,
-        config.generator_intermediate_size)
+        config.generator_hidden,
+        config.generator_num_attention_heads,
+        config.generator_intermediate_size,
+    )
     # An explicit EncoderConfig and the ElectraConfig it comes from build the same variables.
     explicit = EncoderConfig.from_dict(config.encoder.to_dict())
-    assert (modeling.variable_paths(modeling.ElectraBackbone(explicit))
-            == modeling.variable_paths(modeling.ElectraBackbone(config)))
+    assert modeling.variable_paths(modeling.ElectraBackbone(explicit)) == modeling.variable_paths(
+        modeling.ElectraBackbone(config)
+    )
     assert "learning_rate" not in modeling.ElectraBackbone(config).get_config()["encoder"]
     # A generator built straight from an ElectraConfig would get the discriminator's sizes.
     with pytest.raises(TypeError, match="build_generator"):

@@ -18,13 +18,12 @@ def _reference_rate(step, peak, total, warmup, power):
 
 @pytest.mark.parametrize("power", [1.0, 0.5])
 def test_schedule_values_match_the_reference_formula(power):
-    schedule = WarmupPolynomialDecay(5e-4, num_train_steps=1_000_000, num_warmup_steps=10_000,
-                                     power=power)
+    schedule = WarmupPolynomialDecay(5e-4, num_train_steps=1_000_000, num_warmup_steps=10_000, power=power)
     for step in (0, 1, 5_000, 9_999, 10_000, 10_001, 500_000, 999_999, 1_000_000, 1_200_000):
         expected = _reference_rate(step, 5e-4, 1_000_000, 10_000, power)
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-5, abs=1e-12), step
     # Warm-up multiplies the decayed rate: at the end of warm-up it is just below the peak.
-    assert float(schedule(10_000)) == pytest.approx(5e-4 * 0.99 ** power, rel=1e-5)
+    assert float(schedule(10_000)) == pytest.approx(5e-4 * 0.99**power, rel=1e-5)
     no_warmup = WarmupPolynomialDecay(1e-3, num_train_steps=100)
     assert float(no_warmup(0)) == pytest.approx(1e-3)
     assert float(no_warmup(50)) == pytest.approx(5e-4)
@@ -34,21 +33,27 @@ def test_schedule_and_optimizer_serialise():
     config = load_config("electra_small")
     optimizer = create_optimizer(config, 1000)
     schedule = optimizer._learning_rate
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(schedule))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert isinstance(restored, WarmupPolynomialDecay)
-    assert restored.get_config() == schedule.get_config() == {
-        "learning_rate": 5e-4, "num_train_steps": 1000, "num_warmup_steps": 10000, "power": 1.0}
+    assert (
+        restored.get_config()
+        == schedule.get_config()
+        == {"learning_rate": 5e-4, "num_train_steps": 1000, "num_warmup_steps": 10000, "power": 1.0}
+    )
     clone = ElectraAdamW.from_config(optimizer.get_config())
     assert float(clone.learning_rate) == float(optimizer.learning_rate) == 0.0  # step 0
-    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.weight_decay_rate,
-            optimizer.global_clipnorm) == (0.9, 0.999, 1e-6, 0.01, 1.0)
+    assert (
+        optimizer.beta_1,
+        optimizer.beta_2,
+        optimizer.epsilon,
+        optimizer.weight_decay_rate,
+        optimizer.global_clipnorm,
+    ) == (0.9, 0.999, 1e-6, 0.01, 1.0)
 
 
 def test_weight_decay_skips_layer_norm_and_biases():
     # With zero gradients Adam's step is zero, so only weight decay moves a variable.
-    config = load_config("electra_tiny", {"vocab_size": 300, "num_warmup_steps": 0,
-                                          "learning_rate": 0.1})
+    config = load_config("electra_tiny", {"vocab_size": 300, "num_warmup_steps": 0, "learning_rate": 0.1})
     model = ElectraPretrainer(config, seed=0)
     for variable in model.trainable_variables:
         variable.assign(np.ones(variable.shape, np.float32))
@@ -79,7 +84,7 @@ def test_gradients_are_clipped_to_global_norm_one():
     first = keras.Variable(np.zeros(3, np.float32))
     second = keras.Variable(np.zeros(4, np.float32))
     gradients = [np.array([3.0, 0.0, 4.0], np.float32), np.array([0, 0, 0, 5.0], np.float32)]
-    norm = np.sqrt(sum((g ** 2).sum() for g in gradients))  # 7.07
+    norm = np.sqrt(sum((g**2).sum() for g in gradients))  # 7.07
     optimizer.apply_gradients(zip(gradients, [first, second]))
     # After one step Adam's first moment is (1 - beta1) * the (clipped) gradient.
     for variable, gradient in zip([first, second], gradients):
@@ -90,13 +95,12 @@ def test_gradients_are_clipped_to_global_norm_one():
     a, b = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.zeros(4, np.float32))
     unclipped.apply_gradients(zip(small, [a, b]))
     np.testing.assert_allclose(
-        np.asarray(unclipped._momentums[unclipped._get_variable_index(a)]), 0.1 * small[0],
-        rtol=1e-5)
+        np.asarray(unclipped._momentums[unclipped._get_variable_index(a)]), 0.1 * small[0], rtol=1e-5
+    )
 
 
 def _tiny_optimizer(**overrides):
-    config = load_config("electra_tiny", dict({"num_warmup_steps": 0, "learning_rate": 0.1},
-                                              **overrides))
+    config = load_config("electra_tiny", dict({"num_warmup_steps": 0, "learning_rate": 0.1}, **overrides))
     return create_optimizer(config, 100)
 
 
@@ -113,8 +117,7 @@ def test_gathered_gradient_with_duplicate_rows_gives_the_dense_adam_update():
         variable = keras.Variable(np.full((5, 2), 0.5, np.float32), name="word_embeddings")
         optimizer.apply_gradients([(gradient, variable)])
         index = optimizer._get_variable_index(variable)
-        return [np.asarray(v) for v in (variable, optimizer._momentums[index],
-                                        optimizer._velocities[index])]
+        return [np.asarray(v) for v in (variable, optimizer._momentums[index], optimizer._velocities[index])]
 
     sparse = tf.IndexedSlices(tf.constant(values), tf.constant(indices), tf.constant([5, 2]))
     for clip_norm in (0.0, 1.0):  # 1.0 clips: the norm of the summed gradient is 6.5
@@ -132,14 +135,15 @@ def test_gathered_gradient_with_duplicate_rows_gives_the_dense_adam_update():
 
 def test_electra_adamw_serialises_and_keeps_keras_adamw_variable_names():
     optimizer = _tiny_optimizer()
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(optimizer))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(optimizer))
     assert type(restored).__name__ == "ElectraAdamW"
     assert restored.get_config() == optimizer.get_config()
     # Checkpoints written with keras.optimizers.AdamW (before the reference update) still load.
     plain = keras.optimizers.AdamW(learning_rate=WarmupPolynomialDecay(0.1, 100), name=optimizer.name)
-    variables = [keras.Variable(np.zeros((2, 3), np.float32), name="kernel"),
-                 keras.Variable(np.zeros(3, np.float32), name="bias")]
+    variables = [
+        keras.Variable(np.zeros((2, 3), np.float32), name="kernel"),
+        keras.Variable(np.zeros(3, np.float32), name="bias"),
+    ]
     optimizer.build(variables)
     plain.build(variables)
     assert [v.path for v in optimizer.variables] == [v.path for v in plain.variables]
@@ -175,8 +179,7 @@ def test_pretraining_optimizer_is_the_reference_update_step_by_step():
     bias correction, warm-up then decay."""
     import tensorflow as tf
 
-    config = load_config("electra_tiny", {"learning_rate": 0.02, "num_warmup_steps": 3,
-                                          "weight_decay_rate": 0.05})
+    config = load_config("electra_tiny", {"learning_rate": 0.02, "num_warmup_steps": 3, "weight_decay_rate": 0.05})
     model = ElectraPretrainer(config, seed=0)
     variables = model.trainable_variables
     names = [v.path for v in variables]
@@ -188,8 +191,7 @@ def test_pretraining_optimizer_is_the_reference_update_step_by_step():
     sparse_steps, dense_steps = [], []
     for step in range(6):
         scale = [0.5, 3.0, 10.0, 0.1, 1.0, 4.0][step]
-        dense = [rng.normal(scale=scale * 0.05, size=v.shape).astype(np.float32)
-                 for v in variables]
+        dense = [rng.normal(scale=scale * 0.05, size=v.shape).astype(np.float32) for v in variables]
         rows = rng.integers(0, config.vocab_size, size=200).astype(np.int32)
         rows[:50] = rows[0]  # one token looked up 50 times, like [CLS] in a batch
         values = rng.normal(scale=scale, size=(200, config.embedding_size)).astype(np.float32)
@@ -198,8 +200,8 @@ def test_pretraining_optimizer_is_the_reference_update_step_by_step():
         dense[embedding_index] = summed
         sparse = list(dense)
         sparse[embedding_index] = tf.IndexedSlices(
-            tf.constant(values), tf.constant(rows),
-            tf.constant(variables[embedding_index].shape, tf.int64))
+            tf.constant(values), tf.constant(rows), tf.constant(variables[embedding_index].shape, tf.int64)
+        )
         sparse_steps.append(sparse)
         dense_steps.append(dense)
     norms = [np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in d)) for d in dense_steps]

@@ -347,7 +347,10 @@ def test_check_manifest_compatible_names_the_field():
 
 def test_check_manifest_compatible_compares_special_token_ids():
     manifest = {
-        "max_seq_length": 128, "do_lower_case": True, "vocab_size": 8000, "vocab_file": "v.txt",
+        "max_seq_length": 128,
+        "do_lower_case": True,
+        "vocab_size": 8000,
+        "vocab_file": "v.txt",
         "special_token_ids": {"pad_token_id": 0, "cls_token_id": 2, "sep_token_id": 3, "mask_token_id": 4},
     }
     shape = dict(vocab_size=8000, do_lower_case=True, max_seq_length=128, source="m")

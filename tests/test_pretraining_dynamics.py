@@ -15,8 +15,9 @@ def test_exact_auc_matches_a_pairwise_count():
     scores = rng.integers(0, 5, size=200).astype(float)  # many ties
     labels = (rng.random(200) < 0.3).astype(float)
     pos, neg = scores[labels > 0.5], scores[labels < 0.5]
-    pairwise = (((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
-                / (len(pos) * len(neg)))
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+        len(pos) * len(neg)
+    )
     assert dynamics.exact_auc(scores, labels) == pytest.approx(pairwise, abs=1e-12)
     assert np.isnan(dynamics.exact_auc(scores, np.zeros(200)))
 
@@ -40,14 +41,28 @@ def test_parse_steps_refuses_bad_lists():
 
 
 def test_paused_run_is_scored_at_each_step_and_resumes(tmp_path, mechanics_data):
-    hparams = json.dumps({"hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
-                          "num_hidden_layers": 1, "num_attention_heads": 1,
-                          "num_warmup_steps": 2, "train_batch_size": 8,
-                          "learning_rate": 3e-3})
+    hparams = json.dumps(
+        {
+            "hidden_size": 64,
+            "embedding_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 1,
+            "num_warmup_steps": 2,
+            "train_batch_size": 8,
+            "learning_rate": 3e-3,
+        }
+    )
     options = dynamics.DynamicsOptions(
-        pretrain_data=str(mechanics_data["train_dir"]), eval_data=str(mechanics_data["train_dir"]),
-        output_dir=str(tmp_path / "out"), config="electra_tiny", hparams=hparams,
-        num_train_steps=6, steps=[3], eval_batches=2)
+        pretrain_data=str(mechanics_data["train_dir"]),
+        eval_data=str(mechanics_data["train_dir"]),
+        output_dir=str(tmp_path / "out"),
+        config="electra_tiny",
+        hparams=hparams,
+        num_train_steps=6,
+        steps=[3],
+        eval_batches=2,
+    )
     first = dynamics.run_dynamics(options)
     assert [row["step"] for row in first["points"]] == [3]
     options.steps = [3, 6]

@@ -17,9 +17,16 @@ from electra_tf import checkpointing, optimization, pretraining
 from electra_tf.errors import UserError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-HPARAMS = {"hidden_size": 32, "embedding_size": 32, "intermediate_size": 64,
-           "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
-           "train_batch_size": 4, "eval_batch_size": 4}
+HPARAMS = {
+    "hidden_size": 32,
+    "embedding_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "num_warmup_steps": 2,
+    "train_batch_size": 4,
+    "eval_batch_size": 4,
+}
 
 
 def _scalars(event_dir: pathlib.Path) -> dict:
@@ -34,10 +41,14 @@ def _scalars(event_dir: pathlib.Path) -> dict:
 
 def _train(model_dir, data, num_train_steps, *, every=5, log_every=2, **options):
     return pretraining.run_pretraining(
-        pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=str(data),
-                                       log_every_steps=log_every, seed=4, **options),
-        config="electra_tiny", hparams=HPARAMS, num_train_steps=num_train_steps,
-        save_checkpoints_steps=every)
+        pretraining.PretrainingOptions(
+            model_dir=str(model_dir), pretrain_data=str(data), log_every_steps=log_every, seed=4, **options
+        ),
+        config="electra_tiny",
+        hparams=HPARAMS,
+        num_train_steps=num_train_steps,
+        save_checkpoints_steps=every,
+    )
 
 
 def test_continue_training_raises_num_train_steps_with_the_new_schedule(tmp_path, mechanics_data):
@@ -75,22 +86,28 @@ def test_continue_training_raises_num_train_steps_with_the_new_schedule(tmp_path
     for step in (12, 14, 16):
         reference.iterations.assign(step)
         assert scalars["learning_rate"][step] == pytest.approx(
-            float(np.asarray(reference.learning_rate)), rel=1e-5, abs=1e-9), step
+            float(np.asarray(reference.learning_rate)), rel=1e-5, abs=1e-9
+        ), step
     # Throughput and step time are TensorBoard scalars too, beside the metrics.
     for tag in ("sequences_per_second", "tokens_per_second", "step_time_seconds"):
         assert set(scalars[tag]) >= {2, 4, 12, 16}, tag
         assert all(value > 0 for value in scalars[tag].values()), tag
     steps_per_second = 1 / scalars["step_time_seconds"][16]
     assert scalars["sequences_per_second"][16] == pytest.approx(4 * steps_per_second, rel=0.2)
-    assert scalars["tokens_per_second"][16] == pytest.approx(
-        128 * scalars["sequences_per_second"][16], rel=1e-5)
+    assert scalars["tokens_per_second"][16] == pytest.approx(128 * scalars["sequences_per_second"][16], rel=1e-5)
 
     # --mode=eval of a named checkpoint, no training: eval_results.json and eval scalars at it.
     scored = pretraining.run_pretraining(
-        pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
-                                       eval_data=str(data), eval_steps=2, mode="eval",
-                                       checkpoint_step=15),
-        config="unused")
+        pretraining.PretrainingOptions(
+            model_dir=str(model_dir),
+            pretrain_data=None,
+            eval_data=str(data),
+            eval_steps=2,
+            mode="eval",
+            checkpoint_step=15,
+        ),
+        config="unused",
+    )
     assert scored.final_step == 15 and checkpointing.latest_checkpoint_step(str(model_dir)) == 16
     results = json.loads((model_dir / "eval_results.json").read_text())
     assert results["step"] == 15 and results["loss"] == pytest.approx(scored.eval_metrics["loss"])
@@ -105,10 +122,14 @@ def test_continue_training_raises_num_train_steps_with_the_new_schedule(tmp_path
         _train(model_dir, data, 12, continue_training=True)
     with pytest.raises(UserError, match="--continue_training may change only"):
         pretraining.run_pretraining(
-            pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=str(data),
-                                           seed=4, continue_training=True),
-            config="electra_tiny", hparams=dict(HPARAMS, learning_rate=0.5), num_train_steps=20,
-            save_checkpoints_steps=5)
+            pretraining.PretrainingOptions(
+                model_dir=str(model_dir), pretrain_data=str(data), seed=4, continue_training=True
+            ),
+            config="electra_tiny",
+            hparams=dict(HPARAMS, learning_rate=0.5),
+            num_train_steps=20,
+            save_checkpoints_steps=5,
+        )
 
 
 def test_steps_per_execution_keeps_checkpoint_steps_and_results(tmp_path, mechanics_data):
@@ -118,19 +139,20 @@ def test_steps_per_execution_keeps_checkpoint_steps_and_results(tmp_path, mechan
         model_dir = tmp_path / f"spe{per_call}"
         result = _train(model_dir, data, 8, every=4, log_every=4, steps_per_execution=per_call)
         assert result.final_step == 8
-        results[per_call] = (result, pretraining._checkpoint_steps(str(model_dir)),
-                             _scalars(model_dir / "train"))
+        results[per_call] = (result, pretraining._checkpoint_steps(str(model_dir)), _scalars(model_dir / "train"))
     (one, one_steps, one_scalars), (two, two_steps, two_scalars) = results[1], results[2]
     assert one_steps == two_steps == [4, 8]
     assert set(one_scalars["loss"]) == set(two_scalars["loss"]) == {4, 8}
     assert two.train_metrics["loss"] == pytest.approx(one.train_metrics["loss"], rel=1e-5)
     assert len(one.model.weights) == len(two.model.weights) > 0
     for a, b in zip(one.model.weights, two.model.weights):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6,
-                                   err_msg=a.path)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
-    with pytest.raises(UserError, match=r"--save_checkpoints_steps=3 is not a multiple of "
-                                        r"--steps_per_execution=2"):
+    with pytest.raises(
+        UserError,
+        match=r"--save_checkpoints_steps=3 is not a multiple of "
+        r"--steps_per_execution=2",
+    ):
         _train(tmp_path / "bad", data, 6, every=3, log_every=2, steps_per_execution=2)
     with pytest.raises(UserError, match=r"--log_every_steps=3"):
         _train(tmp_path / "bad", data, 8, every=4, log_every=3, steps_per_execution=2)
@@ -151,8 +173,10 @@ def _wait_for_eval_of(model_dir, step, watcher, timeout=180):
         if path.is_file() and json.loads(path.read_text()).get("step") == step:
             return
         time.sleep(0.2)
-    raise AssertionError(f"continuous_eval did not score step {step}:\n"
-                         + (watcher.communicate(timeout=30)[0] if watcher.poll() is not None else ""))
+    raise AssertionError(
+        f"continuous_eval did not score step {step}:\n"
+        + (watcher.communicate(timeout=30)[0] if watcher.poll() is not None else "")
+    )
 
 
 def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp_path, mechanics_data):
@@ -160,10 +184,22 @@ def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp
     data = mechanics_data["train_dir"]
     # The watcher starts before any checkpoint exists, as on a second machine.
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "electra_tf.run_pretraining", "--mode=continuous_eval",
-         f"--model_dir={model_dir}", f"--eval_data={data}", "--eval_steps=2",
-         "--eval_poll_seconds=0.2", "--eval_timeout_seconds=240"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.run_pretraining",
+            "--mode=continuous_eval",
+            f"--model_dir={model_dir}",
+            f"--eval_data={data}",
+            "--eval_steps=2",
+            "--eval_poll_seconds=0.2",
+            "--eval_timeout_seconds=240",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
     try:
         for stop in (4, 8, None):  # pause after each checkpoint until the watcher has scored it
             result = _train(model_dir, data, 12, every=100, log_every=100, stop_at_step=stop)
@@ -183,10 +219,16 @@ def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp
     # --mode=eval of an older checkpoint: the same masks, so the same scores as the watcher's;
     # the newest results in eval_results.json are not replaced.
     scored = pretraining.run_pretraining(
-        pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
-                                       eval_data=str(data), eval_steps=2, mode="eval",
-                                       checkpoint_step=4),
-        config="unused")
+        pretraining.PretrainingOptions(
+            model_dir=str(model_dir),
+            pretrain_data=None,
+            eval_data=str(data),
+            eval_steps=2,
+            mode="eval",
+            checkpoint_step=4,
+        ),
+        config="unused",
+    )
     assert scored.final_step == 4
     assert scored.eval_metrics["loss"] == pytest.approx(scalars["loss"][4], rel=1e-5)
     older = json.loads((model_dir / "eval_results.step_4.json").read_text())
@@ -195,13 +237,15 @@ def test_continuous_eval_scores_each_checkpoint_then_eval_scores_a_named_one(tmp
 
     with pytest.raises(UserError, match=r"--checkpoint_step=5: .* steps 4, 8, 12"):
         pretraining.run_pretraining(
-            pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
-                                           eval_data=str(data), mode="eval", checkpoint_step=5),
-            config="unused")
+            pretraining.PretrainingOptions(
+                model_dir=str(model_dir), pretrain_data=None, eval_data=str(data), mode="eval", checkpoint_step=5
+            ),
+            config="unused",
+        )
     with pytest.raises(UserError, match="--eval_data is required"):
         pretraining.run_pretraining(
-            pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None,
-                                           mode="eval"), config="unused")
+            pretraining.PretrainingOptions(model_dir=str(model_dir), pretrain_data=None, mode="eval"), config="unused"
+        )
 
 
 def test_the_tpu_default_steps_per_execution_divides_every_interval():
@@ -212,14 +256,35 @@ def test_the_tpu_default_steps_per_execution_divides_every_interval():
     assert pretraining.default_tpu_steps_per_execution(70, 35, 700, 700, 0) == 35
     assert pretraining.default_tpu_steps_per_execution(7, 100, 700, 700, 0) == 1
     off_tpu = pretraining.resolve_steps_per_execution(
-        None, tf.distribute.get_strategy(), save_checkpoints_steps=1000, log_every_steps=100,
-        final_step=10_000, stop_step=10_000, start_step=0, mixed_precision="none")
+        None,
+        tf.distribute.get_strategy(),
+        save_checkpoints_steps=1000,
+        log_every_steps=100,
+        final_step=10_000,
+        stop_step=10_000,
+        start_step=0,
+        mixed_precision="none",
+    )
     assert off_tpu == 1
     with pytest.raises(UserError, match="--mixed_precision=fp16"):
         pretraining.resolve_steps_per_execution(
-            4, tf.distribute.get_strategy(), save_checkpoints_steps=8, log_every_steps=4,
-            final_step=16, stop_step=16, start_step=0, mixed_precision="fp16")
+            4,
+            tf.distribute.get_strategy(),
+            save_checkpoints_steps=8,
+            log_every_steps=4,
+            final_step=16,
+            stop_step=16,
+            start_step=0,
+            mixed_precision="fp16",
+        )
     with pytest.raises(UserError, match="newest checkpoint is at step 6"):
         pretraining.resolve_steps_per_execution(
-            4, tf.distribute.get_strategy(), save_checkpoints_steps=8, log_every_steps=4,
-            final_step=16, stop_step=16, start_step=6, mixed_precision="none")
+            4,
+            tf.distribute.get_strategy(),
+            save_checkpoints_steps=8,
+            log_every_steps=4,
+            final_step=16,
+            stop_step=16,
+            start_step=6,
+            mixed_precision="none",
+        )

@@ -58,9 +58,11 @@ def wiki_batches(bert_vocab_file, wikipedia_dir):
         input_ids.append(ids + [0] * pad)
         input_mask.append([1] * len(ids) + [0] * pad)
         segment_ids.append(segments + [0] * pad)
-    return {"input_ids": np.array(input_ids, np.int32),
-            "input_mask": np.array(input_mask, np.int32),
-            "segment_ids": np.array(segment_ids, np.int32)}
+    return {
+        "input_ids": np.array(input_ids, np.int32),
+        "input_mask": np.array(input_mask, np.int32),
+        "segment_ids": np.array(segment_ids, np.int32),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,9 @@ def test_masking_statistics_on_real_batches(wiki_batches, tiny_config):
     special = np.isin(ids, [config.cls_token_id, config.sep_token_id, config.mask_token_id, 0])
     candidates = (mask == 1) & ~special
     num_tokens = mask.sum(-1)
-    expected_n = np.maximum(1, np.minimum(config.max_predictions_per_seq,
-                                          np.round(num_tokens * config.mask_prob))).astype(int)
+    expected_n = np.maximum(
+        1, np.minimum(config.max_predictions_per_seq, np.round(num_tokens * config.mask_prob))
+    ).astype(int)
     expected_n = np.minimum(expected_n, candidates.sum(-1))
 
     chosen_total = mask_token_total = 0
@@ -91,8 +94,7 @@ def test_masking_statistics_on_real_batches(wiki_batches, tiny_config):
             used = positions[row][weights[row] > 0]
             assert len(set(used.tolist())) == len(used), "duplicate masked position"
             assert candidates[row, used].all(), "special token or padding chosen"
-            np.testing.assert_array_equal(np.asarray(masked.masked_lm_ids)[row][weights[row] > 0],
-                                          ids[row, used])
+            np.testing.assert_array_equal(np.asarray(masked.masked_lm_ids)[row][weights[row] > 0], ids[row, used])
             untouched = np.ones(SEQ, bool)
             untouched[used] = False
             np.testing.assert_array_equal(masked_ids[row, untouched], ids[row, untouched])
@@ -153,11 +155,12 @@ def test_mask_with_replacement_draws_positions_independently_as_the_reference(ti
     masked_ids = np.asarray(masked.input_ids)
     for row in range(200):
         chosen = np.unique(positions[row][weights[row] > 0])
-        assert np.all((masked_ids[row, chosen] == config.mask_token_id)
-                      | (masked_ids[row, chosen] == 2000))
+        assert np.all((masked_ids[row, chosen] == config.mask_token_id) | (masked_ids[row, chosen] == 2000))
     from electra_tf.pretraining_objective import _scatter_to_sequence
-    values, written = _scatter_to_sequence(np.array([[7, 10, 4]]), np.array([[5, 5, 9]]),
-                                           np.ones((1, 3), np.float32), 12)
+
+    values, written = _scatter_to_sequence(
+        np.array([[7, 10, 4]]), np.array([[5, 5, 9]]), np.ones((1, 3), np.float32), 12
+    )
     assert np.asarray(values)[0, 5] == 8 and np.asarray(values)[0, 9] == 4  # (7 + 10) // 2
     assert np.asarray(written)[0].nonzero()[0].tolist() == [5, 9]
 
@@ -185,8 +188,7 @@ def test_corruption_labels_and_generator_only_at_masked_positions(wiki_batches, 
     batch = {key: value[:16] for key, value in wiki_batches.items()}
     out = _forward(model, batch, training=True)
     original = batch["input_ids"]
-    assert out["mlm_logits"].shape == (16, tiny_config.max_predictions_per_seq,
-                                       tiny_config.vocab_size)
+    assert out["mlm_logits"].shape == (16, tiny_config.max_predictions_per_seq, tiny_config.vocab_size)
     assert out["mlm_logits"].dtype == np.float32
     for row in range(16):
         used = out["masked_lm_positions"][row][out["masked_lm_weights"][row] > 0]
@@ -212,8 +214,7 @@ def _numpy_losses(out, config):
     return mlm, disc, per_position, per_token
 
 
-def test_loss_is_gen_plus_50_disc_and_metrics_match_reference_formulas(wiki_batches,
-                                                                        tiny_config):
+def test_loss_is_gen_plus_50_disc_and_metrics_match_reference_formulas(wiki_batches, tiny_config):
     model = ElectraPretrainer(tiny_config, seed=2)
     batch = {key: value[:32] for key, value in wiki_batches.items()}
     out_tensors = model(batch, training=False)
@@ -226,11 +227,9 @@ def test_loss_is_gen_plus_50_disc_and_metrics_match_reference_formulas(wiki_batc
     weights, mask, labels = out["masked_lm_weights"], out["input_mask"], out["disc_labels"]
     predicted = (out["disc_logits"] > 0).astype(np.float64)
     expected = {
-        "masked_lm_accuracy": ((out["mlm_logits"].argmax(-1) == out["masked_lm_ids"])
-                               * weights).sum() / weights.sum(),
+        "masked_lm_accuracy": ((out["mlm_logits"].argmax(-1) == out["masked_lm_ids"]) * weights).sum() / weights.sum(),
         "masked_lm_loss": (per_position * weights).sum() / weights.sum(),
-        "sampled_masked_lm_accuracy": ((out["sampled_ids"] == out["masked_lm_ids"])
-                                       * weights).sum() / weights.sum(),
+        "sampled_masked_lm_accuracy": ((out["sampled_ids"] == out["masked_lm_ids"]) * weights).sum() / weights.sum(),
         "disc_loss": ((per_token * mask).sum(-1) / mask.sum(-1)).mean(),
         "disc_accuracy": ((predicted == labels) * mask).sum() / mask.sum(),
         "disc_precision": (predicted * labels * mask).sum() / max((predicted * mask).sum(), 1),
@@ -245,20 +244,17 @@ def test_loss_is_gen_plus_50_disc_and_metrics_match_reference_formulas(wiki_batc
 def test_discriminator_loss_sends_no_gradient_to_the_generator(wiki_batches, tiny_config):
     model = ElectraPretrainer(tiny_config, seed=3)
     batch = {key: value[:8] for key, value in wiki_batches.items()}
-    generator_only = [v for v in model.generator.trainable_variables
-                      if not v.path.startswith("electra/embeddings")]
-    discriminator_only = [v for v in model.discriminator.trainable_variables
-                          if not v.path.startswith("electra/embeddings")]
+    generator_only = [v for v in model.generator.trainable_variables if not v.path.startswith("electra/embeddings")]
+    discriminator_only = [
+        v for v in model.discriminator.trainable_variables if not v.path.startswith("electra/embeddings")
+    ]
     shared = model.embeddings.trainable_variables
     assert generator_only and discriminator_only and len(shared) == 5
     with tf.GradientTape(persistent=True) as tape:
         parts = model.loss_parts(model(batch, training=True))
-    for variable, gradient in zip(generator_only,
-                                  tape.gradient(parts["disc_loss"], generator_only)):
-        assert gradient is None or not np.any(np.asarray(tf.convert_to_tensor(gradient))), (
-            variable.path)
-    for variable, gradient in zip(discriminator_only,
-                                  tape.gradient(parts["mlm_loss"], discriminator_only)):
+    for variable, gradient in zip(generator_only, tape.gradient(parts["disc_loss"], generator_only)):
+        assert gradient is None or not np.any(np.asarray(tf.convert_to_tensor(gradient))), variable.path
+    for variable, gradient in zip(discriminator_only, tape.gradient(parts["mlm_loss"], discriminator_only)):
         assert gradient is None, variable.path
     # Both losses train the shared embeddings.
     for loss in (parts["disc_loss"], parts["mlm_loss"]):
@@ -274,9 +270,17 @@ def test_fit_reduces_the_loss_of_the_tiny_model(wiki_batches, tiny_config):
     first = model.evaluate(batch, batch_size=16, verbose=0, return_dict=True)
     history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(40), epochs=1, verbose=0)
     last = model.evaluate(batch, batch_size=16, verbose=0, return_dict=True)
-    assert set(history.history) >= {"loss", "masked_lm_accuracy", "masked_lm_loss",
-                                     "sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
-                                     "disc_precision", "disc_recall", "disc_auc"}
+    assert set(history.history) >= {
+        "loss",
+        "masked_lm_accuracy",
+        "masked_lm_loss",
+        "sampled_masked_lm_accuracy",
+        "disc_loss",
+        "disc_accuracy",
+        "disc_precision",
+        "disc_recall",
+        "disc_auc",
+    }
     assert last["loss"] < 0.8 * first["loss"]
     assert last["masked_lm_loss"] < first["masked_lm_loss"] - 1.0
 
@@ -290,18 +294,22 @@ def test_bert_baseline_trains_only_the_masked_lm(wiki_batches, tiny_config):
     out = model(batch, training=False)
     assert "disc_logits" not in out
     total = float(model.compute_loss(y_pred=out))
-    mlm, _, _, _ = _numpy_losses({**{k: np.asarray(v) for k, v in out.items()},
-                                  "disc_logits": np.zeros((1,)), "disc_labels": np.zeros((1,)),
-                                  "input_mask": np.ones((1,))}, config)
+    mlm, _, _, _ = _numpy_losses(
+        {
+            **{k: np.asarray(v) for k, v in out.items()},
+            "disc_logits": np.zeros((1,)),
+            "disc_labels": np.zeros((1,)),
+            "input_mask": np.ones((1,)),
+        },
+        config,
+    )
     assert total == pytest.approx(mlm, rel=1e-5)
-    assert sorted(metric.name for metric in model.metrics) == ["masked_lm_accuracy",
-                                                                "masked_lm_loss"]
+    assert sorted(metric.name for metric in model.metrics) == ["masked_lm_accuracy", "masked_lm_loss"]
     with pytest.raises(UserError):
         model.discriminator_replaced_probabilities(batch)
 
 
-def test_options_uniform_generator_disallow_correct_untied_embeddings(wiki_batches,
-                                                                      tiny_config):
+def test_options_uniform_generator_disallow_correct_untied_embeddings(wiki_batches, tiny_config):
     batch = {key: value[:8] for key, value in wiki_batches.items()}
     uniform = ElectraPretrainer(tiny_config.replace({"uniform_generator": True}), seed=6)
     assert uniform.generator is None
@@ -314,8 +322,7 @@ def test_options_uniform_generator_disallow_correct_untied_embeddings(wiki_batch
     assert not np.any(out["sampled_ids"][used] == out["masked_lm_ids"][used])
     np.testing.assert_array_equal(out["disc_labels"].sum(-1), used.sum(-1))
 
-    untied = ElectraPretrainer(tiny_config.replace({"untied_generator_embeddings": True}),
-                               seed=6)
+    untied = ElectraPretrainer(tiny_config.replace({"untied_generator_embeddings": True}), seed=6)
     gen_table = untied.generator.backbone.embeddings.word_embeddings
     assert gen_table is not untied.embeddings.word_embeddings
     assert tuple(gen_table.shape) == (tiny_config.vocab_size, tiny_config.generator_hidden)
@@ -323,8 +330,7 @@ def test_options_uniform_generator_disallow_correct_untied_embeddings(wiki_batch
     assert np.isfinite(float(untied.loss_parts(untied(batch))["total"]))
 
 
-def test_electra_15_counts_the_discriminator_loss_at_masked_positions_only(wiki_batches,
-                                                                          tiny_config):
+def test_electra_15_counts_the_discriminator_loss_at_masked_positions_only(wiki_batches, tiny_config):
     batch = {key: value[:8] for key, value in wiki_batches.items()}
     model = ElectraPretrainer(tiny_config.replace({"disc_loss_masked_only": True}), seed=9)
     out = _forward(model, batch)
@@ -363,8 +369,9 @@ def test_replace_mlm_predicts_the_originals_at_the_masked_positions(wiki_batches
     per_position = -np.take_along_axis(log_probs, out["masked_lm_ids"][..., None], -1)[..., 0]
     weights = out["masked_lm_weights"]
     main = (per_position * weights).sum() / weights.sum()
-    mlm, _, _, _ = _numpy_losses(dict(out, disc_logits=np.zeros((1,)), disc_labels=0,
-                                      input_mask=np.zeros((1,))), config)
+    mlm, _, _, _ = _numpy_losses(
+        dict(out, disc_logits=np.zeros((1,)), disc_labels=0, input_mask=np.zeros((1,))), config
+    )
     parts = model.loss_parts({key: tf.constant(value) for key, value in out.items()})
     assert float(parts["main_mlm_loss"]) == pytest.approx(main, rel=1e-5)
     assert float(parts["total"]) == pytest.approx(mlm + main, rel=1e-5)  # weight 1, not 50
@@ -372,8 +379,7 @@ def test_replace_mlm_predicts_the_originals_at_the_masked_positions(wiki_batches
         model.discriminator_replaced_probabilities(batch)
 
 
-def test_all_tokens_mlm_loss_is_the_copy_mixture_over_every_real_token(wiki_batches,
-                                                                      tiny_config):
+def test_all_tokens_mlm_loss_is_the_copy_mixture_over_every_real_token(wiki_batches, tiny_config):
     batch = {key: value[:4] for key, value in wiki_batches.items()}
     config = tiny_config.replace({"discriminator_task": "all_tokens_mlm"})
     model = ElectraPretrainer(config, seed=11)
@@ -394,16 +400,16 @@ def test_all_tokens_mlm_loss_is_the_copy_mixture_over_every_real_token(wiki_batc
     assert float(parts["main_mlm_loss"]) == pytest.approx(expected, rel=1e-5)
     # A copy probability near 1 makes the kept tokens nearly free and the replaced ones costly.
     certain = dict(out, copy_logits=np.full((4, SEQ), 12.0, np.float32))
-    per_token = np.asarray(model.loss_parts(
-        {key: tf.constant(value) for key, value in certain.items()})["main_per_token"])
+    per_token = np.asarray(
+        model.loss_parts({key: tf.constant(value) for key, value in certain.items()})["main_per_token"]
+    )
     assert per_token[is_input & (mask > 0)].max() < 1e-3
     assert per_token[~is_input & (mask > 0)].min() > 10.0
 
 
 @pytest.mark.parametrize("task", ["replace_mlm", "all_tokens_mlm"])
 def test_mlm_ablations_train_and_save_an_encoder(tmp_path, wiki_batches, tiny_config, task):
-    config = tiny_config.replace({"discriminator_task": task, "num_warmup_steps": 0,
-                                  "learning_rate": 2e-3})
+    config = tiny_config.replace({"discriminator_task": task, "num_warmup_steps": 0, "learning_rate": 2e-3})
     model = ElectraPretrainer(config, seed=12)
     model.compile(optimizer=create_optimizer(config, 1000))
     batch = {key: value[:8] for key, value in wiki_batches.items()}
@@ -419,8 +425,7 @@ def test_mlm_ablations_train_and_save_an_encoder(tmp_path, wiki_batches, tiny_co
     directory = save_pretrained(model, tmp_path / "pretrained")
     loaded_config, backbone = load_pretrained_backbone(directory)
     assert loaded_config.discriminator_task == task
-    np.testing.assert_allclose(np.asarray(backbone(batch)),
-                               np.asarray(model.backbone(batch)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(backbone(batch)), np.asarray(model.backbone(batch)), atol=1e-5)
 
 
 def test_mixed_bfloat16_keeps_losses_in_float32(wiki_batches, tiny_config):
@@ -443,18 +448,19 @@ def test_save_pretrained_and_load_the_backbone(tmp_path, wiki_batches, tiny_conf
     batch = {key: value[:4] for key, value in wiki_batches.items()}
     directory = save_pretrained(model, tmp_path / "pretrained")
     assert sorted(p.name for p in directory.iterdir()) == [
-        "backbone.weights.h5", "config.json", "discriminator.weights.h5",
-        "generator.weights.h5"]
+        "backbone.weights.h5",
+        "config.json",
+        "discriminator.weights.h5",
+        "generator.weights.h5",
+    ]
     config, backbone = load_pretrained_backbone(directory)
     # The model's keys, not the run's optimizer, schedule or bookkeeping settings.
     assert config.model_dict() == tiny_config.model_dict()
     saved = json.loads((directory / "config.json").read_text())
     assert "hidden_size" in saved and "learning_rate" not in saved and "num_train_steps" not in saved
-    np.testing.assert_allclose(np.asarray(backbone(batch)),
-                               np.asarray(model.backbone(batch)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(backbone(batch)), np.asarray(model.backbone(batch)), atol=1e-5)
     _, discriminator = load_pretrained_discriminator(directory)
-    np.testing.assert_allclose(np.asarray(discriminator(batch)),
-                               np.asarray(model.discriminator(batch)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(discriminator(batch)), np.asarray(model.discriminator(batch)), atol=1e-5)
     with pytest.raises(UserError, match="already exists"):
         save_pretrained(model, directory)
     save_pretrained(model, directory, overwrite=True)
@@ -493,8 +499,9 @@ def test_the_model_runs_and_trains_on_jax():
     except ImportError:
         pytest.skip("jax is not installed in this environment")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["backend"] == "jax"

@@ -8,9 +8,15 @@ from electra_tf import config as config_lib
 from electra_tf import optimization, pretraining
 from electra_tf.errors import UserError
 
-HPARAMS = {"hidden_size": 32, "embedding_size": 32, "intermediate_size": 64,
-           "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
-           "train_batch_size": 4}
+HPARAMS = {
+    "hidden_size": 32,
+    "embedding_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "num_warmup_steps": 2,
+    "train_batch_size": 4,
+}
 
 
 def test_stop_at_step_pauses_with_the_full_schedule_then_finishes(tmp_path, mechanics_data):
@@ -18,10 +24,14 @@ def test_stop_at_step_pauses_with_the_full_schedule_then_finishes(tmp_path, mech
 
     def run(stop_at_step):
         options = pretraining.PretrainingOptions(
-            model_dir=str(model_dir), pretrain_data=str(mechanics_data["train_dir"]),
-            log_every_steps=100, stop_at_step=stop_at_step)
-        return pretraining.run_pretraining(options, config="electra_tiny", hparams=HPARAMS,
-                                           num_train_steps=10, save_checkpoints_steps=100)
+            model_dir=str(model_dir),
+            pretrain_data=str(mechanics_data["train_dir"]),
+            log_every_steps=100,
+            stop_at_step=stop_at_step,
+        )
+        return pretraining.run_pretraining(
+            options, config="electra_tiny", hparams=HPARAMS, num_train_steps=10, save_checkpoints_steps=100
+        )
 
     paused = run(4)
     assert paused.final_step == 4 and paused.pretrained_dir is None

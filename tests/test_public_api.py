@@ -30,6 +30,5 @@ def test_from_import_and_unknown_names():
 def test_importing_the_package_does_not_import_tensorflow():
     code = "import sys, electra_tf; print('tensorflow' in sys.modules)"
     repo = pathlib.Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=repo)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "False"

@@ -18,7 +18,7 @@ import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-CHILD = r'''
+CHILD = r"""
 import json, os, sys
 import numpy as np
 from absl import flags
@@ -73,33 +73,54 @@ mismatched = sorted(path for path in original
 json.dump({"files": fileio.files_below(ROOT), "mismatched": mismatched,
            "compared": len(original), "vocab": fileio.read_text(f"{ROOT}/back/vocab.txt"),
            "cwd": sorted(os.listdir(".")), "finetuned_head": finetuned_head}, sys.stdout)
-'''
+"""
 
 
 def test_convert_checkpoint_reads_and_writes_ram_paths(tmp_path):
-    result = subprocess.run([sys.executable, "-c", CHILD], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["compared"] > 40 and report["mismatched"] == []
     files = set(report["files"])
-    expected = {"hf/discriminator/config.json", "hf/discriminator/model.safetensors",
-                "hf/generator/config.json", "hf/generator/model.safetensors",
-                "official/checkpoint", "official/model.ckpt.index",
-                "official/model.ckpt.data-00000-of-00001", "official/electra_tf_config.json",
-                "back/config.json", "back/backbone.weights.h5",
-                "back/discriminator.weights.h5", "back/generator.weights.h5",
-                "official_direct/model.ckpt.index", "official_direct/checkpoint"}
+    expected = {
+        "hf/discriminator/config.json",
+        "hf/discriminator/model.safetensors",
+        "hf/generator/config.json",
+        "hf/generator/model.safetensors",
+        "official/checkpoint",
+        "official/model.ckpt.index",
+        "official/model.ckpt.data-00000-of-00001",
+        "official/electra_tf_config.json",
+        "back/config.json",
+        "back/backbone.weights.h5",
+        "back/discriminator.weights.h5",
+        "back/generator.weights.h5",
+        "official_direct/model.ckpt.index",
+        "official_direct/checkpoint",
+    }
     assert expected <= files, sorted(expected - files)
-    for output in ("hf/discriminator", "hf/generator", "official", "back", "official_direct",
-                   "hf_finetuned/discriminator"):
+    for output in (
+        "hf/discriminator",
+        "hf/generator",
+        "official",
+        "back",
+        "official_direct",
+        "hf_finetuned/discriminator",
+    ):
         assert f"{output}/vocab.txt" in files
-    assert {"hf_finetuned/discriminator/tokenizer_config.json",
-            "hf_finetuned/discriminator/model.safetensors"} <= files
+    assert {"hf_finetuned/discriminator/tokenizer_config.json", "hf_finetuned/discriminator/model.safetensors"} <= files
     assert report["finetuned_head"] == {
         "architectures": ["ElectraForSequenceClassification"],
-        "id2label": {"0": "entailment", "1": "not_entailment"}, "kernel_rows": True}
+        "id2label": {"0": "entailment", "1": "not_entailment"},
+        "kernel_rows": True,
+    }
     assert report["vocab"] == "[PAD]\n[UNK]\nram\n"
     assert not any(".writing-" in name for name in files)
     assert report["cwd"] == [] and not (REPO / "ram:").exists()

@@ -18,8 +18,12 @@ from electra_tf.errors import UserError
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 MECHANICS_HPARAMS = {
-    "hidden_size": 64, "embedding_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 1, "num_attention_heads": 1, "num_warmup_steps": 2,
+    "hidden_size": 64,
+    "embedding_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "num_warmup_steps": 2,
     "train_batch_size": 8,
 }
 
@@ -43,20 +47,20 @@ def _cli(*args):
 def test_bad_input_gives_one_line_errors(tmp_path, mechanics_data):
     data = str(mechanics_data["train_dir"])
     cases = {
-        "manifest_length": (
-            ["--pretrain_data", data, "--hparams", '{"max_seq_length": 64}'], "max_seq_length"),
-        "manifest_vocab": (
-            ["--pretrain_data", data, "--hparams", '{"vocab_size": 1000}'], "vocab"),
-        "unknown_hparam": (
-            ["--pretrain_data", data, "--hparams", '{"learning_rat": 0.1}'], "learning_rat"),
-        "empty_glob": (
-            ["--pretrain_data", str(tmp_path / "nothing" / "*.tfrecord")], "nothing"),
+        "manifest_length": (["--pretrain_data", data, "--hparams", '{"max_seq_length": 64}'], "max_seq_length"),
+        "manifest_vocab": (["--pretrain_data", data, "--hparams", '{"vocab_size": 1000}'], "vocab"),
+        "unknown_hparam": (["--pretrain_data", data, "--hparams", '{"learning_rat": 0.1}'], "learning_rat"),
+        "empty_glob": (["--pretrain_data", str(tmp_path / "nothing" / "*.tfrecord")], "nothing"),
         "missing_flag": ([], "--pretrain_data"),
     }
     running = {
         name: subprocess.Popen(
             _cli("--config", "electra_tiny", "--model_dir", str(tmp_path / name), *args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
         )
         for name, (args, _) in cases.items()
     }
@@ -99,16 +103,31 @@ def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, me
     model_dir = tmp_path / "model"
     total_steps, every = 24, 8
     args = _cli(
-        "--config", "electra_tiny", "--hparams", json.dumps(MECHANICS_HPARAMS),
-        "--pretrain_data", str(mechanics_data["train_dir"]), "--model_dir", str(model_dir),
-        "--num_train_steps", str(total_steps), "--save_checkpoints_steps", str(every),
-        "--log_every_steps", "4", "--seed", "3",
+        "--config",
+        "electra_tiny",
+        "--hparams",
+        json.dumps(MECHANICS_HPARAMS),
+        "--pretrain_data",
+        str(mechanics_data["train_dir"]),
+        "--model_dir",
+        str(model_dir),
+        "--num_train_steps",
+        str(total_steps),
+        "--save_checkpoints_steps",
+        str(every),
+        "--log_every_steps",
+        "4",
+        "--seed",
+        "3",
     )
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     # A checkpoint counts once TF's state file names it (its .index appears slightly earlier).
     deadline = time.monotonic() + 240
-    while (tf.train.latest_checkpoint(str(model_dir / "checkpoints")) is None
-           and first.poll() is None and time.monotonic() < deadline):
+    while (
+        tf.train.latest_checkpoint(str(model_dir / "checkpoints")) is None
+        and first.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first_output = first.communicate(timeout=60)[0]
@@ -151,18 +170,25 @@ def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, me
     # anything; an existing config.json is never rewritten.
     config_before = (model_dir / "config.json").read_text()
     options = pretraining.PretrainingOptions(
-        model_dir=str(model_dir), pretrain_data=str(mechanics_data["train_dir"]), seed=3)
+        model_dir=str(model_dir), pretrain_data=str(mechanics_data["train_dir"]), seed=3
+    )
     done = pretraining.run_pretraining(
-        options, config="electra_tiny", hparams=MECHANICS_HPARAMS, num_train_steps=total_steps,
-        save_checkpoints_steps=every)
+        options,
+        config="electra_tiny",
+        hparams=MECHANICS_HPARAMS,
+        num_train_steps=total_steps,
+        save_checkpoints_steps=every,
+    )
     assert done.final_step == total_steps and done.start_step == total_steps
     with pytest.raises(UserError, match=r"config\.json.*num_train_steps: 24 -> 30"):
-        pretraining.run_pretraining(
-            options, config="electra_tiny", hparams=MECHANICS_HPARAMS, num_train_steps=30)
+        pretraining.run_pretraining(options, config="electra_tiny", hparams=MECHANICS_HPARAMS, num_train_steps=30)
     with pytest.raises(UserError, match=r"learning_rate"):
         pretraining.run_pretraining(
-            options, config="electra_tiny", hparams=dict(MECHANICS_HPARAMS, learning_rate=0.5),
-            num_train_steps=total_steps)
+            options,
+            config="electra_tiny",
+            hparams=dict(MECHANICS_HPARAMS, learning_rate=0.5),
+            num_train_steps=total_steps,
+        )
     assert (model_dir / "config.json").read_text() == config_before
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith(f"ckpt-{total_steps}")
 
@@ -171,11 +197,18 @@ def test_sigkill_then_resume_finishes_at_exactly_the_requested_step(tmp_path, me
     from electra_tf import modeling
 
     continued = pretraining.PretrainingOptions(
-        model_dir=str(tmp_path / "continued"), pretrain_data=str(mechanics_data["train_dir"]), seed=5,
-        init_checkpoint=str(model_dir / "pretrained"))
+        model_dir=str(tmp_path / "continued"),
+        pretrain_data=str(mechanics_data["train_dir"]),
+        seed=5,
+        init_checkpoint=str(model_dir / "pretrained"),
+    )
     result = pretraining.run_pretraining(
-        continued, config="electra_tiny", hparams=dict(MECHANICS_HPARAMS, learning_rate=0.0),
-        num_train_steps=1, save_checkpoints_steps=1)
+        continued,
+        config="electra_tiny",
+        hparams=dict(MECHANICS_HPARAMS, learning_rate=0.0),
+        num_train_steps=1,
+        save_checkpoints_steps=1,
+    )
     _, source = modeling.load_pretrained_discriminator(model_dir / "pretrained")
     _, loaded = modeling.load_pretrained_discriminator(result.pretrained_dir)
     assert len(source.weights) == len(loaded.weights) > 0
@@ -216,8 +249,9 @@ def held_out_scores(model, eval_dir):
 def learning_data(tmp_path_factory, wikipedia_dir, bert_vocab_file):
     root = tmp_path_factory.getbasetemp() / "pretraining_data"
     root.mkdir(exist_ok=True)
-    train = build_once("learning_train", root, wikipedia_dir, bert_vocab_file,
-                       [f"wiki_{index:02d}" for index in range(4)], 64, 4)
+    train = build_once(
+        "learning_train", root, wikipedia_dir, bert_vocab_file, [f"wiki_{index:02d}" for index in range(4)], 64, 4
+    )
     held_out = build_once("learning_eval", root, wikipedia_dir, bert_vocab_file, ["wiki_49"], 64, 1)
     return train, held_out
 
@@ -246,12 +280,22 @@ def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data, bert_vocab_fil
 
     def train(stop_at_step=None):
         options = pretraining.PretrainingOptions(
-            model_dir=str(tmp_path / "model"), pretrain_data=str(train_dir),
-            eval_data=str(eval_dir), eval_steps=2, eval_at_checkpoints=False,
-            log_every_steps=50, seed=11, stop_at_step=stop_at_step)
+            model_dir=str(tmp_path / "model"),
+            pretrain_data=str(train_dir),
+            eval_data=str(eval_dir),
+            eval_steps=2,
+            eval_at_checkpoints=False,
+            log_every_steps=50,
+            seed=11,
+            stop_at_step=stop_at_step,
+        )
         return pretraining.run_pretraining(
-            options, config="electra_tiny", hparams=LEARNING_HPARAMS,
-            num_train_steps=LEARNING_STEPS, save_checkpoints_steps=LEARNING_STEPS)
+            options,
+            config="electra_tiny",
+            hparams=LEARNING_HPARAMS,
+            num_train_steps=LEARNING_STEPS,
+            save_checkpoints_steps=LEARNING_STEPS,
+        )
 
     started = time.monotonic()
     early = train(stop_at_step=EARLY_STEP)  # the schedule is the full run's; it resumes below
@@ -262,13 +306,16 @@ def test_tiny_preset_learns_on_wikipedia(tmp_path, learning_data, bert_vocab_fil
     assert result.final_step == LEARNING_STEPS
     auc, mlm_accuracy = held_out_scores(result.model, eval_dir)
     baseline = unigram_baseline(eval_dir, 64)
-    print(f"tiny preset: held-out disc AUC {early_auc:.3f} at step {EARLY_STEP}, {auc:.3f} at "
-          f"step {LEARNING_STEPS} ({seconds:.0f}s); MLM accuracy {mlm_accuracy:.3f} vs unigram "
-          f"baseline {baseline:.3f}; eval metrics {json.dumps(result.eval_metrics)}")
+    print(
+        f"tiny preset: held-out disc AUC {early_auc:.3f} at step {EARLY_STEP}, {auc:.3f} at "
+        f"step {LEARNING_STEPS} ({seconds:.0f}s); MLM accuracy {mlm_accuracy:.3f} vs unigram "
+        f"baseline {baseline:.3f}; eval metrics {json.dumps(result.eval_metrics)}"
+    )
     assert json.loads((tmp_path / "model" / "eval_results.json").read_text())["step"] == LEARNING_STEPS
     # The data's vocabulary travels with the weights, for fine-tuning and export.
     assert (tmp_path / "model" / "pretrained" / "vocab.txt").read_bytes() == (
-        pathlib.Path(bert_vocab_file).read_bytes())
+        pathlib.Path(bert_vocab_file).read_bytes()
+    )
     # Thresholds below the measured values (above; this test's own data, wiki_00-03: 0.801 at
     # step 50, 0.521 at step 400, MLM accuracy 0.107). The AUC's standard error over ~25,000
     # tokens is ~0.004, so 0.51 is still ~2.5 of them above chance.
@@ -282,13 +329,17 @@ def test_vocab_size_and_special_ids_follow_the_manifest_unless_hparams_set_them(
 
     manifest = {
         "vocab_size": 8000,
-        "special_token_ids": {"pad_token_id": 0, "unk_token_id": 1, "cls_token_id": 2,
-                              "sep_token_id": 3, "mask_token_id": 4},
+        "special_token_ids": {
+            "pad_token_id": 0,
+            "unk_token_id": 1,
+            "cls_token_id": 2,
+            "sep_token_id": 3,
+            "mask_token_id": 4,
+        },
     }
     config = pretraining.resolve_config("electra_tiny", None, {}, manifest)
     assert (config.vocab_size, config.cls_token_id, config.sep_token_id, config.mask_token_id) == (8000, 2, 3, 4)
     pinned = pretraining.resolve_config("electra_tiny", {"mask_token_id": 103}, {}, manifest)
     assert pinned.mask_token_id == 103 and pinned.cls_token_id == 2
     with pytest.raises(UserError, match="has mask_token_id 4 but the model uses 103"):
-        pretraining._check_against_manifest(
-            pinned, dict(manifest, max_seq_length=128, do_lower_case=True), "data")
+        pretraining._check_against_manifest(pinned, dict(manifest, max_seq_length=128, do_lower_case=True), "data")

@@ -30,8 +30,11 @@ def _write(tmp_path, text, name="train.txt"):
 
 
 def test_reader_skips_docstart_and_blank_runs_and_reads_the_last_column(tmp_path):
-    path = _write(tmp_path, "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"
-                            "\n\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n\n")
+    path = _write(
+        tmp_path,
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"
+        "\n\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n\n",
+    )
     sentences, stats = tc.read_conll(path)
     assert [s.words for s in sentences] == [("EU", "rejects"), ("Peter", "Blackburn")]
     assert [s.tags for s in sentences] == [("B-ORG", "O"), ("B-PER", "I-PER")]
@@ -73,18 +76,21 @@ def test_reader_reads_ram_paths():
 # Spans and metrics, worked by hand
 
 
-@pytest.mark.parametrize("tags, spans", [
-    # IOB2
-    (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 1), ("LOC", 3, 3)]),
-    # IOB1: I- opens a span after O or a span of another type; B- only splits equal types.
-    (["I-PER", "I-PER", "I-LOC", "B-LOC", "O"], [("PER", 0, 1), ("LOC", 2, 2), ("LOC", 3, 3)]),
-    # Ill-formed IOB2 is read as conlleval reads it.
-    (["O", "I-MISC", "I-MISC", "B-PER", "I-LOC"], [("MISC", 1, 2), ("PER", 3, 3), ("LOC", 4, 4)]),
-    # IOBES
-    (["S-PER", "B-LOC", "I-LOC", "E-LOC", "E-LOC"], [("PER", 0, 0), ("LOC", 1, 3), ("LOC", 4, 4)]),
-    (["O", "O"], []),
-    (["B-A-B", "I-A-B"], [("A-B", 0, 1)]),
-])
+@pytest.mark.parametrize(
+    "tags, spans",
+    [
+        # IOB2
+        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 1), ("LOC", 3, 3)]),
+        # IOB1: I- opens a span after O or a span of another type; B- only splits equal types.
+        (["I-PER", "I-PER", "I-LOC", "B-LOC", "O"], [("PER", 0, 1), ("LOC", 2, 2), ("LOC", 3, 3)]),
+        # Ill-formed IOB2 is read as conlleval reads it.
+        (["O", "I-MISC", "I-MISC", "B-PER", "I-LOC"], [("MISC", 1, 2), ("PER", 3, 3), ("LOC", 4, 4)]),
+        # IOBES
+        (["S-PER", "B-LOC", "I-LOC", "E-LOC", "E-LOC"], [("PER", 0, 0), ("LOC", 1, 3), ("LOC", 4, 4)]),
+        (["O", "O"], []),
+        (["B-A-B", "I-A-B"], [("A-B", 0, 1)]),
+    ],
+)
 def test_spans_follow_conlleval(tags, spans):
     assert tc.extract_spans(tags) == spans
 
@@ -102,8 +108,7 @@ def test_span_metrics_on_a_hand_worked_example():
     # Tokens: 3 of 4 and 1 of 3 (B-PER vs I-PER differs as a tag).
     assert metrics["accuracy"] == pytest.approx(100 * 4 / 7)
     # IOB1 gold against IOB2 predictions of the same spans: perfect.
-    assert tc.span_metrics([["I-PER", "I-PER", "B-PER"]], [["B-PER", "I-PER", "B-PER"]])["f1"] \
-        == pytest.approx(100.0)
+    assert tc.span_metrics([["I-PER", "I-PER", "B-PER"]], [["B-PER", "I-PER", "B-PER"]])["f1"] == pytest.approx(100.0)
     none = tc.span_metrics([["O", "B-X"]], [["O", "O"]])
     assert (none["precision"], none["recall"], none["f1"]) == (0.0, 0.0, 0.0)
 
@@ -116,22 +121,27 @@ def test_bioes_round_trip_keeps_the_spans():
     assert tc.extract_spans(tc.from_bioes(bioes)) == tc.extract_spans(iob1)
 
 
-@pytest.mark.parametrize("tags, conlleval, reference", [
-    # An I- after another type's tag: conlleval opens a new span, the reference extends the
-    # open one, which takes the new type.
-    (["B-PER", "I-LOC", "O"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
-    # IOB1 (CoNLL-2003's own files) writes adjacent entities of two types as I- I-.
-    (["I-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
-    # After E- or S- an I-/E- continues the reference's span; conlleval starts another.
-    (["S-PER", "I-PER", "E-PER"], [("PER", 0, 0), ("PER", 1, 2)], [("PER", 0, 2)]),
-    (["B-LOC", "E-LOC", "E-LOC"], [("LOC", 0, 1), ("LOC", 2, 2)], [("LOC", 0, 2)]),
-    # Where both agree: B-/S-/O end a span, an I- after O opens one.
-    (["O", "I-MISC", "B-PER", "O", "S-ORG", "S-ORG"],
-     [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)],
-     [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)]),
-    (["B-A-B", "I-A-B"], [("A-B", 0, 1)], [("A-B", 0, 1)]),
-    (["O"], [], []),
-])
+@pytest.mark.parametrize(
+    "tags, conlleval, reference",
+    [
+        # An I- after another type's tag: conlleval opens a new span, the reference extends the
+        # open one, which takes the new type.
+        (["B-PER", "I-LOC", "O"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
+        # IOB1 (CoNLL-2003's own files) writes adjacent entities of two types as I- I-.
+        (["I-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)], [("LOC", 0, 1)]),
+        # After E- or S- an I-/E- continues the reference's span; conlleval starts another.
+        (["S-PER", "I-PER", "E-PER"], [("PER", 0, 0), ("PER", 1, 2)], [("PER", 0, 2)]),
+        (["B-LOC", "E-LOC", "E-LOC"], [("LOC", 0, 1), ("LOC", 2, 2)], [("LOC", 0, 2)]),
+        # Where both agree: B-/S-/O end a span, an I- after O opens one.
+        (
+            ["O", "I-MISC", "B-PER", "O", "S-ORG", "S-ORG"],
+            [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)],
+            [("MISC", 1, 1), ("PER", 2, 2), ("ORG", 4, 4), ("ORG", 5, 5)],
+        ),
+        (["B-A-B", "I-A-B"], [("A-B", 0, 1)], [("A-B", 0, 1)]),
+        (["O"], [], []),
+    ],
+)
 def test_tagging_span_rules_conlleval_and_reference(tags, conlleval, reference):
     assert tc.extract_spans(tags) == tc.extract_spans(tags, "conlleval") == conlleval
     assert tc.extract_spans(tags, "reference") == reference
@@ -150,8 +160,7 @@ def test_reference_span_rule_scores_and_reads_bioes_like_iob2():
     tags = ["O", "B-X", "I-X", "E-X", "S-X", "B-Y", "I-Y", "E-Y", "S-Y"]
     for _ in range(200):
         bioes = [tags[i] for i in rng.integers(0, len(tags), rng.integers(1, 8))]
-        assert tc.extract_spans(tc.from_bioes(bioes), "reference") == \
-            tc.extract_spans(bioes, "reference")
+        assert tc.extract_spans(tc.from_bioes(bioes), "reference") == tc.extract_spans(bioes, "reference")
     # --tagging_scheme=bioes re-encodes the training tags by the chosen rule.
     assert tc.to_bioes(["B-PER", "I-LOC"]) == ["S-PER", "S-LOC"]
     assert tc.to_bioes(["B-PER", "I-LOC"], "reference") == ["B-LOC", "E-LOC"]
@@ -170,8 +179,7 @@ def test_first_sub_word_alignment_and_truncation(bert_vocab_file):
     tag_to_id = {"B-LOC": 0, "B-PER": 1, "O": 2}
     features, labels, positions, truncated = tc.align([sentence], tokenizer, 32, tag_to_id)
     flat = [p for word in pieces for p in word]
-    assert features["input_ids"][0, :len(flat) + 2].tolist() == \
-        [tokenizer.cls_id] + flat + [tokenizer.sep_id]
+    assert features["input_ids"][0, : len(flat) + 2].tolist() == [tokenizer.cls_id] + flat + [tokenizer.sep_id]
     assert features["input_mask"][0].sum() == len(flat) + 2
     first = 1 + np.cumsum([0] + [len(p) for p in pieces])[:-1]
     assert positions == [[first[0], first[1], first[2], -1, first[4]]]
@@ -192,11 +200,9 @@ def test_first_sub_word_alignment_and_truncation(bert_vocab_file):
     logits[0, first[1], 1] = 1.0
     logits[0, first[2], 0] = 1.0
     # Only first pieces are read; words without one are O.
-    logits[0, first[2] + 1:, 0] = 9.0
-    assert tc.decode(logits, positions, ["B-LOC", "B-PER", "O"]) == \
-        [["O", "B-PER", "B-LOC", "O", "O"]]
-    assert tc.decode(logits, positions, ["S-LOC", "E-PER", "O"], scheme="bioes") == \
-        [["O", "I-PER", "B-LOC", "O", "O"]]
+    logits[0, first[2] + 1 :, 0] = 9.0
+    assert tc.decode(logits, positions, ["B-LOC", "B-PER", "O"]) == [["O", "B-PER", "B-LOC", "O", "O"]]
+    assert tc.decode(logits, positions, ["S-LOC", "E-PER", "O"], scheme="bioes") == [["O", "I-PER", "B-LOC", "O", "O"]]
 
 
 class _GoldLogits:
@@ -222,12 +228,12 @@ def test_tagging_truncation_score_all_and_reference(tmp_path, bert_vocab_file):
     long = tc.Sentence(tuple(words), ("B-PER",) + ("O",) * 10 + ("B-LOC",))
     tag_names = ("B-LOC", "B-PER", "O")
     tag_to_id = {tag: index for index, tag in enumerate(tag_names)}
-    expected = {"score_all": ([list(range(1, 7)), list(range(1, 11)) + [-1, -1]], 1, [6, 10],
-                              (3, 4, 3)),
-                "reference": ([[1, 2, 3], []], 2, [3, 0], (1, 1, 1))}
+    expected = {
+        "score_all": ([list(range(1, 7)), list(range(1, 11)) + [-1, -1]], 1, [6, 10], (3, 4, 3)),
+        "reference": ([[1, 2, 3], []], 2, [3, 0], (1, 1, 1)),
+    }
     for truncation, (positions, cut, weights, spans) in expected.items():
-        features, labels, got, truncated = tc.align([short, long], tokenizer, 12, tag_to_id,
-                                                    truncation=truncation)
+        features, labels, got, truncated = tc.align([short, long], tokenizer, 12, tag_to_id, truncation=truncation)
         assert (got, truncated) == (positions, cut), truncation
         assert labels["tag_weights"].sum(axis=1).tolist() == weights
         assert features["input_ids"][0, len(positions[0]) + 1] == tokenizer.sep_id
@@ -236,16 +242,15 @@ def test_tagging_truncation_score_all_and_reference(tmp_path, bert_vocab_file):
             for position, tag in zip(word_positions, sentence.tags):
                 if position >= 0:
                     logits[row, position, tag_to_id[tag]] = 1.0
-        task = dataclasses.replace(tc.TAGGING_TASKS["ner"], tag_names=tag_names,
-                                   truncation=truncation)
-        data = finetuning.TaskData({}, {}, {"dev": (features, None, [short, long], got)},
-                                   {"test": (features, ([short, long], got))}, {})
+        task = dataclasses.replace(tc.TAGGING_TASKS["ner"], tag_names=tag_names, truncation=truncation)
+        data = finetuning.TaskData(
+            {}, {}, {"dev": (features, None, [short, long], got)}, {"test": (features, ([short, long], got))}, {}
+        )
         trial_dir = tmp_path / truncation
         trial_dir.mkdir()
         options = finetuning.FinetuningOptions(tasks="ner", output_dir=str(tmp_path))
         metrics = tc.evaluate(task, _GoldLogits(logits), data, options, str(trial_dir))
-        assert (metrics["predicted_spans"], metrics["gold_spans"], metrics["correct_spans"]) \
-            == spans, truncation
+        assert (metrics["predicted_spans"], metrics["gold_spans"], metrics["correct_spans"]) == spans, truncation
         dev_rows = [row for row in _conll_rows(trial_dir / "dev_predictions.txt") if row]
         assert len(dev_rows) == sum(len(p) for p in positions)
         # Test files always hold every word (the cut ones O).
@@ -268,9 +273,18 @@ MAX_SEQ = 32
 def finetuned(tmp_path_factory, bert_vocab_file):
     out = tmp_path_factory.mktemp("tagging") / "out"
     options = finetuning.FinetuningOptions(
-        tasks="ner", output_dir=str(out), data_dir=str(CONLL), config="electra_tiny",
-        hparams=ONE_LAYER, vocab_file=str(bert_vocab_file), log_every_steps=1000,
-        max_seq_length=MAX_SEQ, num_train_steps=20, train_batch_size=16, learning_rate=3e-3)
+        tasks="ner",
+        output_dir=str(out),
+        data_dir=str(CONLL),
+        config="electra_tiny",
+        hparams=ONE_LAYER,
+        vocab_file=str(bert_vocab_file),
+        log_every_steps=1000,
+        max_seq_length=MAX_SEQ,
+        num_train_steps=20,
+        train_batch_size=16,
+        learning_rate=3e-3,
+    )
     summary = finetuning.run_finetuning(options)
     return out, summary
 
@@ -289,8 +303,7 @@ def test_tiny_ner_fine_tune_learns_names_and_places(finetuned):
     assert summary["tasks"]["ner"]["median_score"] == metrics["f1"]
     assert metrics["f1"] >= 80.0, metrics
     dev = _conll_rows(out / "ner" / "trial_1" / "dev_predictions.txt")
-    gold_rows = [row for row in _conll_rows(CONLL / "NER" / "dev.txt")
-                 if row and row[0] != "-DOCSTART-"]
+    gold_rows = [row for row in _conll_rows(CONLL / "NER" / "dev.txt") if row and row[0] != "-DOCSTART-"]
     dev_rows = [row for row in dev if row]
     assert [row[:2] for row in dev_rows] == [[row[0], row[-1]] for row in gold_rows]
     # The metrics are those of the file written.
@@ -301,13 +314,15 @@ def test_tiny_ner_fine_tune_learns_names_and_places(finetuned):
         elif current:
             sentences.append(current)
             current = []
-    recomputed = tc.span_metrics([[r[1] for r in s] for s in sentences],
-                                 [[r[2] for r in s] for s in sentences])
+    recomputed = tc.span_metrics([[r[1] for r in s] for s in sentences], [[r[2] for r in s] for s in sentences])
     assert recomputed["f1"] == pytest.approx(metrics["f1"])
     # Test predictions: token<TAB>tag, a blank line between sentences, in input order.
     test_text = (out / "ner" / "test_predictions.txt").read_text()
-    test_words = [line.split()[0] for line in (CONLL / "NER" / "test.txt").read_text().split("\n")
-                  if line.strip() and not line.startswith("-DOCSTART-")]
+    test_words = [
+        line.split()[0]
+        for line in (CONLL / "NER" / "test.txt").read_text().split("\n")
+        if line.strip() and not line.startswith("-DOCSTART-")
+    ]
     lines = test_text.split("\n")
     assert [line.split("\t")[0] for line in lines if line] == test_words
     assert all(len(line.split("\t")) == 2 for line in lines if line)
@@ -317,14 +332,19 @@ def test_tiny_ner_fine_tune_learns_names_and_places(finetuned):
     assert head["tagging"]["scheme"] == "file"
 
 
-
 def test_scoring_the_fine_tuned_tagger_without_training_repeats_its_dev_metrics(finetuned, tmp_path):
     out, _ = finetuned
     trained = json.loads((out / "ner" / "results.json").read_text())["trials"][0]["metrics"]
     # Flags that disagree with the model's encoding are overridden by its head.json.
     options = finetuning.FinetuningOptions(
-        tasks="ner", output_dir=str(tmp_path / "scored"), data_dir=str(CONLL), do_train=False,
-        finetuned_dir=str(out / "ner"), tagging_scheme="bioes", log_every_steps=1000)
+        tasks="ner",
+        output_dir=str(tmp_path / "scored"),
+        data_dir=str(CONLL),
+        do_train=False,
+        finetuned_dir=str(out / "ner"),
+        tagging_scheme="bioes",
+        log_every_steps=1000,
+    )
     summary = finetuning.run_finetuning(options)
     scored_dir = tmp_path / "scored" / "ner" / "scored"
     scored = json.loads((scored_dir / "results.json").read_text())
@@ -332,17 +352,18 @@ def test_scoring_the_fine_tuned_tagger_without_training_repeats_its_dev_metrics(
     for name in ("precision", "recall", "f1"):
         assert scored["metrics"][name] == pytest.approx(trained[name]), name
     assert (scored_dir / "dev_predictions.txt").read_text() == (
-        out / "ner" / "trial_1" / "dev_predictions.txt").read_text()
+        out / "ner" / "trial_1" / "dev_predictions.txt"
+    ).read_text()
     assert (scored_dir / "test_predictions.txt").is_file()
 
+
 LONG = " ".join(["Anna Taylor met officials in Berlin"] * 8)
-TEXTS = ["Peter Smith visited Paris yesterday.", "", LONG,
-         "Ünïcode café, 東京 and\tLaura!\x00 ok\x07ay"]
+TEXTS = ["Peter Smith visited Paris yesterday.", "", LONG, "Ünïcode café, 東京 and\tLaura!\x00 ok\x07ay"]
 
 
 # As TF Serving runs it: Keras and electra_tf unimportable, only the op libraries the export
 # lists in custom_ops.json loaded, variables restored by the MetaGraph's saver (the TF1 loader).
-TF1_LOADER_SCRIPT = r'''
+TF1_LOADER_SCRIPT = r"""
 import importlib.util, json, os, sys
 for blocked in ("keras", "tf_keras", "electra_tf"):
     sys.modules[blocked] = None
@@ -364,7 +385,7 @@ plain = {name: [[item.decode("utf-8") if isinstance(item, bytes) else item for i
 modules = sorted(name for name, module in sys.modules.items() if module is not None
                  and name.split(".")[0] in ("keras", "electra_tf", "tf_keras"))
 json.dump({"outputs": plain, "modules": modules}, open(out, "w"))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +399,12 @@ def tagger(finetuned, tmp_path_factory):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     completed = subprocess.run(
         [sys.executable, str(work / "run.py"), path, json.dumps(TEXTS), str(work / "out.json")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return path, source, json.loads((work / "out.json").read_text())
 
@@ -413,22 +439,36 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
     """--task=chunk on the fixture's chunk column (2), trained on BIOES tags as the reference;
     the files and metrics are IOB2. Data_dir may be the folder holding the .txt files."""
     options = finetuning.FinetuningOptions(
-        tasks="chunk", output_dir=str(tmp_path / "out"), data_dir=str(CONLL / "NER"),
-        config="electra_tiny", hparams=ONE_LAYER, vocab_file=str(bert_vocab_file),
-        log_every_steps=1000, max_seq_length=MAX_SEQ, num_train_steps=2, train_batch_size=8,
-        tag_column=2, tagging_scheme="bioes", tagging_segment_id=1, write_test_predictions=False)
+        tasks="chunk",
+        output_dir=str(tmp_path / "out"),
+        data_dir=str(CONLL / "NER"),
+        config="electra_tiny",
+        hparams=ONE_LAYER,
+        vocab_file=str(bert_vocab_file),
+        log_every_steps=1000,
+        max_seq_length=MAX_SEQ,
+        num_train_steps=2,
+        train_batch_size=8,
+        tag_column=2,
+        tagging_scheme="bioes",
+        tagging_segment_id=1,
+        write_test_predictions=False,
+    )
     finetuning.run_finetuning(options)
     results = json.loads((tmp_path / "out" / "chunk" / "results.json").read_text())
     assert results["data"]["tag_names"] == ["B-NP", "E-NP", "O", "S-NP"]
     assert results["hyperparameters"]["tagging_scheme"] == "bioes"
-    head = json.loads((tmp_path / "out" / "chunk" / "trial_1" / "finetuned" / "head.json")
-                      .read_text())
+    head = json.loads((tmp_path / "out" / "chunk" / "trial_1" / "finetuned" / "head.json").read_text())
     assert head["label_names"] == results["data"]["tag_names"]
-    assert head["tagging"] == {"scheme": "bioes", "default_tag": "O", "tag_column": 2,
-                               "segment_id": 1, "span_rule": "conlleval",
-                               "truncation": "score_all"}
-    rows = [row for row in _conll_rows(tmp_path / "out" / "chunk" / "trial_1" /
-                                       "dev_predictions.txt") if row]
+    assert head["tagging"] == {
+        "scheme": "bioes",
+        "default_tag": "O",
+        "tag_column": 2,
+        "segment_id": 1,
+        "span_rule": "conlleval",
+        "truncation": "score_all",
+    }
+    rows = [row for row in _conll_rows(tmp_path / "out" / "chunk" / "trial_1" / "dev_predictions.txt") if row]
     assert {row[1] for row in rows} == {"B-NP", "I-NP", "O"}
     assert {row[2] for row in rows} <= {"B-NP", "I-NP", "O"}
     assert not (tmp_path / "out" / "chunk" / "test_predictions.txt").exists()
@@ -436,19 +476,29 @@ def test_chunk_with_a_tag_column_and_the_reference_bioes_scheme(tmp_path, bert_v
     (tmp_path / "only_train").mkdir()
     (tmp_path / "only_train" / "train.txt").write_text("Rome B-LOC\n")
     with pytest.raises(UserError, match=r"only_train/NER/dev\.txt: file not found"):
-        finetuning.run_finetuning(dataclasses.replace(
-            options, tasks="ner", data_dir=str(tmp_path / "only_train"),
-            output_dir=str(tmp_path / "out2")))
+        finetuning.run_finetuning(
+            dataclasses.replace(
+                options, tasks="ner", data_dir=str(tmp_path / "only_train"), output_dir=str(tmp_path / "out2")
+            )
+        )
 
 
 def test_predict_cuts_tagger_rows_to_their_word_count():
     from electra_tf import predict
 
-    rows = list(predict.rows_of({"words": np.array([[b"Rome", b"is"], [b"", b""]]),
-                                 "tags": np.array([[b"B-LOC", b"O"], [b"", b""]]),
-                                 "word_count": np.array([2, 0])}))
-    assert rows == [{"words": ["Rome", "is"], "tags": ["B-LOC", "O"], "word_count": 2},
-                    {"words": [], "tags": [], "word_count": 0}]
+    rows = list(
+        predict.rows_of(
+            {
+                "words": np.array([[b"Rome", b"is"], [b"", b""]]),
+                "tags": np.array([[b"B-LOC", b"O"], [b"", b""]]),
+                "word_count": np.array([2, 0]),
+            }
+        )
+    )
+    assert rows == [
+        {"words": ["Rome", "is"], "tags": ["B-LOC", "O"], "word_count": 2},
+        {"words": [], "tags": [], "word_count": 0},
+    ]
 
 
 def test_tag_set_from_all_splits_adds_dev_and_test_tags(tmp_path, bert_vocab_file):
@@ -461,12 +511,10 @@ def test_tag_set_from_all_splits_adds_dev_and_test_tags(tmp_path, bert_vocab_fil
     (folder / "train.txt").write_text("John B-PER\nsat O\n\nthe O\nRome B-LOC\n")
     (folder / "dev.txt").write_text("Acme B-ORG\nsat O\n")
     (folder / "test.txt").write_text("Paris B-LOC\nParis I-LOC\nvisited O\n\nx\n")
-    options = finetuning.FinetuningOptions(tasks="ner", output_dir=str(tmp_path / "out"),
-                                           data_dir=str(tmp_path))
+    options = finetuning.FinetuningOptions(tasks="ner", output_dir=str(tmp_path / "out"), data_dir=str(tmp_path))
     task = tc.TAGGING_TASKS["ner"]
     got = {}
-    for tag_set_from, scheme in (("train", "file"), ("all_splits", "file"),
-                                 ("all_splits", "bioes")):
+    for tag_set_from, scheme in (("train", "file"), ("all_splits", "file"), ("all_splits", "bioes")):
         chosen = dataclasses.replace(options, tag_set_from=tag_set_from, tagging_scheme=scheme)
         prepared, data = tc.prepare_data(task, chosen, tokenizer, 16)
         got[tag_set_from, scheme] = prepared.tag_names

@@ -22,6 +22,7 @@ WIKIPEDIA_LINES = 20_000
 
 # --- A plain transcription of BERT's BasicTokenizer + WordpieceTokenizer, to arbitrate. ---------
 
+
 def _reference_is_whitespace(char):
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
@@ -41,9 +42,14 @@ def _reference_is_punctuation(char):
 
 def _reference_is_cjk(code):
     return (
-        0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
-        or 0x2A700 <= code <= 0x2B73F or 0x2B740 <= code <= 0x2B81F or 0x2B820 <= code <= 0x2CEAF
-        or 0xF900 <= code <= 0xFAFF or 0x2F800 <= code <= 0x2FA1F
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x2A6DF
+        or 0x2A700 <= code <= 0x2B73F
+        or 0x2B740 <= code <= 0x2B81F
+        or 0x2B820 <= code <= 0x2CEAF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x2F800 <= code <= 0x2FA1F
     )
 
 
@@ -109,6 +115,7 @@ def reference_ids(tokenizer, text):
 
 # --- Fixtures --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def uncased(bert_vocab_file):
     return Tokenizer(str(bert_vocab_file), do_lower_case=True)
@@ -141,21 +148,24 @@ def tokens_of(tokenizer, text):
 
 # --- Agreement with independent implementations on real text ----------------------------------
 
+
 def test_matches_huggingface_tokenizers_and_the_reference_on_wikipedia(uncased, bert_vocab_file, wikipedia_lines):
     from tokenizers import BertWordPieceTokenizer
 
     assert len(wikipedia_lines) == WIKIPEDIA_LINES
     ours = []
     for start in range(0, len(wikipedia_lines), 1000):
-        ours.extend(uncased.encode(wikipedia_lines[start:start + 1000]))
+        ours.extend(uncased.encode(wikipedia_lines[start : start + 1000]))
     huggingface = BertWordPieceTokenizer(
         str(bert_vocab_file), lowercase=True, strip_accents=True, clean_text=True, handle_chinese_chars=True
     )
     theirs = [encoding.ids for encoding in huggingface.encode_batch(wikipedia_lines, add_special_tokens=False)]
     differing = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
     for i in differing:
-        print(f"line {i}: ours {uncased.convert_ids_to_tokens(ours[i])[:40]}\n"
-              f"       tokenizers {uncased.convert_ids_to_tokens(theirs[i])[:40]}")
+        print(
+            f"line {i}: ours {uncased.convert_ids_to_tokens(ours[i])[:40]}\n"
+            f"       tokenizers {uncased.convert_ids_to_tokens(theirs[i])[:40]}"
+        )
     assert len(differing) <= 0.001 * len(wikipedia_lines)
     assert sum(len(ids) for ids in ours) > 1_000_000
     # BERT's algorithm decides every line, differing or not (the python reference is ~4 s here).
@@ -201,7 +211,7 @@ def test_every_code_point_is_handled_like_bert(tmp_path):
         texts = ["a" + c + "b" for c in sample]
         ours = []
         for start in range(0, len(texts), 50_000):
-            ours.extend(tokenizer.tokenize(tf.constant(texts[start:start + 50_000])).to_list())
+            ours.extend(tokenizer.tokenize(tf.constant(texts[start : start + 50_000])).to_list())
         differing = [hex(ord(c)) for c, text, ids in zip(sample, texts, ours) if ids != reference_ids(tokenizer, text)]
         assert differing == []
     # Lower-casing and NFD agree with Python's string by string, except letters that are newer in
@@ -218,6 +228,7 @@ def test_every_code_point_is_handled_like_bert(tmp_path):
 
 
 # --- Hand-checked cases ---------------------------------------------------------------------------
+
 
 def test_punctuation_cjk_accents_and_continuations(uncased):
     assert tokens_of(uncased, "Hello, world!! (ok)") == ["hello", ",", "world", "!", "!", "(", "ok", ")"]
@@ -274,6 +285,7 @@ def test_bert_layout_and_compact_layout_both_work(bert_vocab_file, tmp_path):
 
 # --- Vocabulary errors ------------------------------------------------------------------------------
 
+
 def _user_error(path):
     with pytest.raises(UserError) as caught:
         Tokenizer(str(path))
@@ -307,6 +319,7 @@ def test_each_missing_special_token_is_named(tmp_path, missing):
 
 
 # --- Graph use: tf.data, tf.function, SavedModel ------------------------------------------------
+
 
 def test_works_in_tf_function_and_tf_data(uncased):
     texts = ["Hello, world!", "", "The naïve café."]

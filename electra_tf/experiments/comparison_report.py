@@ -23,21 +23,41 @@ RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
 PLOT_PNG = "plot.png"
 
-OBJECTIVE_LABELS = {"electra": "ELECTRA (replaced token detection)",
-                    "electra_gen_half": "ELECTRA, generator 1/2 of the width",
-                    "bert": "BERT (masked LM)",
-                    "electra_15": "ELECTRA 15% (disc. loss on masked positions only)",
-                    "replace_mlm": "Replace MLM (generator samples instead of [MASK])",
-                    "all_tokens_mlm": "All-Tokens MLM (predicts every token, with copying)",
-                    "random_init": "no pretraining"}
-FLOPS_CONVENTION_TEXT = {"matmul": "3 x forward matmul FLOPs",
-                         "paper": "counted as the paper's flops_computation.py does"}
-SCORE_DEFINITIONS = {"sst-2": "accuracy", "rte": "accuracy", "qnli": "accuracy",
-                     "wnli": "accuracy", "mnli": "matched accuracy",
-                     "mrpc": "(accuracy + F1) / 2", "qqp": "(accuracy + F1) / 2",
-                     "sts-b": "(Pearson + Spearman) / 2", "cola": "Matthews corr."}
-TASK_LABELS = {"sst-2": "SST-2", "mrpc": "MRPC", "cola": "CoLA", "sts-b": "STS-B", "rte": "RTE",
-               "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "wnli": "WNLI"}
+OBJECTIVE_LABELS = {
+    "electra": "ELECTRA (replaced token detection)",
+    "electra_gen_half": "ELECTRA, generator 1/2 of the width",
+    "bert": "BERT (masked LM)",
+    "electra_15": "ELECTRA 15% (disc. loss on masked positions only)",
+    "replace_mlm": "Replace MLM (generator samples instead of [MASK])",
+    "all_tokens_mlm": "All-Tokens MLM (predicts every token, with copying)",
+    "random_init": "no pretraining",
+}
+FLOPS_CONVENTION_TEXT = {
+    "matmul": "3 x forward matmul FLOPs",
+    "paper": "counted as the paper's flops_computation.py does",
+}
+SCORE_DEFINITIONS = {
+    "sst-2": "accuracy",
+    "rte": "accuracy",
+    "qnli": "accuracy",
+    "wnli": "accuracy",
+    "mnli": "matched accuracy",
+    "mrpc": "(accuracy + F1) / 2",
+    "qqp": "(accuracy + F1) / 2",
+    "sts-b": "(Pearson + Spearman) / 2",
+    "cola": "Matthews corr.",
+}
+TASK_LABELS = {
+    "sst-2": "SST-2",
+    "mrpc": "MRPC",
+    "cola": "CoLA",
+    "sts-b": "STS-B",
+    "rte": "RTE",
+    "qnli": "QNLI",
+    "qqp": "QQP",
+    "mnli": "MNLI",
+    "wnli": "WNLI",
+}
 
 
 def _task_summary(results: dict) -> dict:
@@ -62,30 +82,42 @@ def collect_results(output_dir: str, plan, snapshots: dict) -> dict:
     seconds_so_far: dict[str, float] = {}
     for objective, segments in plan.segments.items():
         for segment in segments:
-            record = snapshots.get(segment.encoder_name) or comparison.read_snapshot(
-                output_dir, segment)
+            record = snapshots.get(segment.encoder_name) or comparison.read_snapshot(output_dir, segment)
             if record is None:
                 continue
-            seconds_so_far[objective] = (seconds_so_far.get(objective, 0.0)
-                                         + record.get("segment_seconds", 0.0))
-            encoders.append({"name": segment.encoder_name, "objective": objective,
-                             "fraction": segment.fraction, "step": segment.step,
-                             "pretraining_flops": segment.flops,
-                             "pretraining_seconds": round(seconds_so_far[objective], 1),
-                             "final_train_metrics": record.get("train_metrics", {})})
+            seconds_so_far[objective] = seconds_so_far.get(objective, 0.0) + record.get("segment_seconds", 0.0)
+            encoders.append(
+                {
+                    "name": segment.encoder_name,
+                    "objective": objective,
+                    "fraction": segment.fraction,
+                    "step": segment.step,
+                    "pretraining_flops": segment.flops,
+                    "pretraining_seconds": round(seconds_so_far[objective], 1),
+                    "final_train_metrics": record.get("train_metrics", {}),
+                }
+            )
     if plan.settings.get("include_random_init", True):
-        encoders.append({"name": comparison.RANDOM_INIT, "objective": comparison.RANDOM_INIT,
-                         "fraction": 0.0, "step": 0, "pretraining_flops": 0.0,
-                         "pretraining_seconds": 0.0})
+        encoders.append(
+            {
+                "name": comparison.RANDOM_INIT,
+                "objective": comparison.RANDOM_INIT,
+                "fraction": 0.0,
+                "step": 0,
+                "pretraining_flops": 0.0,
+                "pretraining_seconds": 0.0,
+            }
+        )
     complete = True
     for encoder in encoders:
         done = comparison.finished_tasks(output_dir, encoder["name"], plan.tasks)
         encoder["tasks"] = {task: _task_summary(done[task]) for task in plan.tasks if task in done}
         encoder["complete"] = len(done) == len(plan.tasks)
         encoder["glue_average"] = (
-            finetuning_metrics.glue_average(
-                {task: value["median_score"] for task, value in encoder["tasks"].items()})
-            if encoder["complete"] else None)
+            finetuning_metrics.glue_average({task: value["median_score"] for task, value in encoder["tasks"].items()})
+            if encoder["complete"]
+            else None
+        )
         complete = complete and encoder["complete"]
     expected = sum(len(segments) for segments in plan.segments.values())
     complete = complete and len([e for e in encoders if e["step"]]) == expected
@@ -97,8 +129,8 @@ def collect_results(output_dir: str, plan, snapshots: dict) -> dict:
         "num_seeds": plan.settings["num_seeds"],
         "flops_per_step": {objective: parts for objective, parts in plan.step_flops.items()},
         "paper_convention_flops_per_step": {
-            objective: flops_lib.paper_training_step_flops(config)
-            for objective, config in plan.configs.items()},
+            objective: flops_lib.paper_training_step_flops(config) for objective, config in plan.configs.items()
+        },
         "encoders": encoders,
     }
 
@@ -120,12 +152,10 @@ def write_reports(output_dir: str, results: dict) -> list[str]:
 
 # Settings that must agree for runs to share one table and plot (the pretraining corpus is
 # compared by size: the same TFRecords may sit at different paths on different machines).
-MERGE_MUST_MATCH = ("config", "flops_convention", "tasks", "num_seeds", "finetuning",
-                    "pretrain_data_examples")
+MERGE_MUST_MATCH = ("config", "flops_convention", "tasks", "num_seeds", "finetuning", "pretrain_data_examples")
 # Config keys that may differ between objectives (they select the objective); every other key
 # of the resolved pretraining configs (sizes, schedule, batch, vocabulary) must agree.
-OBJECTIVE_CONFIG_KEYS = ("electra_objective", "discriminator_task", "disc_loss_masked_only",
-                         "disc_bias_prior")
+OBJECTIVE_CONFIG_KEYS = ("electra_objective", "discriminator_task", "disc_loss_masked_only", "disc_bias_prior")
 
 
 def _shared_config(results: dict) -> dict:
@@ -149,32 +179,37 @@ def merge_results(results_list: list, sources: list) -> dict:
     for results, source in zip(results_list[1:], sources[1:]):
         budget = results["budget_flops"]
         if abs(budget - first["budget_flops"]) > 1e-9 * first["budget_flops"]:
-            raise UserError(f"{source}: pretraining budget {budget:.4g} FLOPs differs from "
-                            f"{first_source}'s {first['budget_flops']:.4g}; merge only runs of "
-                            "one budget")
+            raise UserError(
+                f"{source}: pretraining budget {budget:.4g} FLOPs differs from "
+                f"{first_source}'s {first['budget_flops']:.4g}; merge only runs of "
+                "one budget"
+            )
         for key in MERGE_MUST_MATCH:
             if results["settings"].get(key) != first["settings"].get(key):
-                raise UserError(f"{source}: setting {key} = "
-                                f"{json.dumps(results['settings'].get(key))} differs from "
-                                f"{first_source}'s {json.dumps(first['settings'].get(key))}")
+                raise UserError(
+                    f"{source}: setting {key} = "
+                    f"{json.dumps(results['settings'].get(key))} differs from "
+                    f"{first_source}'s {json.dumps(first['settings'].get(key))}"
+                )
         ours, theirs = _shared_config(results), _shared_config(first)
         for key in sorted(set(ours) & set(theirs)):
             if ours[key] != theirs[key]:
-                raise UserError(f"{source}: pretraining config {key} = {json.dumps(ours[key])} "
-                                f"differs from {first_source}'s {json.dumps(theirs[key])}")
+                raise UserError(
+                    f"{source}: pretraining config {key} = {json.dumps(ours[key])} "
+                    f"differs from {first_source}'s {json.dumps(theirs[key])}"
+                )
         repeated = seen.intersection(results["settings"]["objectives"])
         if repeated:
-            raise UserError(f"{source}: objective {sorted(repeated)[0]} is already in an earlier "
-                            "input; merge each objective once")
+            raise UserError(
+                f"{source}: objective {sorted(repeated)[0]} is already in an earlier input; merge each objective once"
+            )
         seen.update(results["settings"]["objectives"])
         settings = merged["settings"]
         settings["objectives"] += results["settings"]["objectives"]
-        settings["fractions"] = sorted(set(settings["fractions"])
-                                       | set(results["settings"]["fractions"]))
+        settings["fractions"] = sorted(set(settings["fractions"]) | set(results["settings"]["fractions"]))
         settings["pretraining"].update(results["settings"]["pretraining"])
         has_baseline = any(e["step"] == 0 for e in merged["encoders"])
-        merged["encoders"] += [e for e in results["encoders"]
-                               if e["step"] != 0 or not has_baseline]
+        merged["encoders"] += [e for e in results["encoders"] if e["step"] != 0 or not has_baseline]
         settings["include_random_init"] = any(e["step"] == 0 for e in merged["encoders"])
         for key in ("flops_per_step", "paper_convention_flops_per_step"):
             merged[key].update(results[key])
@@ -207,34 +242,41 @@ def markdown_table(results: dict) -> str:
     finetuning = settings["finetuning"]
     lines = ["# Pretraining objectives at equal compute", ""]
     if not results["complete"]:
-        lines += ["**Incomplete: the experiment is still running or was interrupted; the rows "
-                  "below are what has finished.**", ""]
+        lines += [
+            "**Incomplete: the experiment is still running or was interrupted; the rows below are what has finished.**",
+            "",
+        ]
     lines += [
         f"Model `{settings['config']}`; pretraining budget {results['budget_flops']:.3g} training "
         f"FLOPs per objective ({FLOPS_CONVENTION_TEXT[settings.get('flops_convention', 'matmul')]}"
         f", generator included for ELECTRA); corpus "
         f"`{settings['pretrain_data']}` ({settings.get('pretrain_data_examples')} sequences). "
         f"GLUE dev, median of {results['num_seeds']} fine-tuning seed(s) per task"
-        + (f", at most {finetuning['max_train_examples']} training examples per task"
-           if finetuning.get("max_train_examples") else "")
+        + (
+            f", at most {finetuning['max_train_examples']} training examples per task"
+            if finetuning.get("max_train_examples")
+            else ""
+        )
         + (f", {finetuning['steps']} steps" if finetuning.get("steps") else "")
         + (f", {finetuning['epochs']:g} epochs" if finetuning.get("epochs") else "")
-        + ". Scores x100: " + ", ".join(
-            f"{TASK_LABELS.get(task, task)} {SCORE_DEFINITIONS.get(task, 'score')}"
-            for task in tasks) + ".",
+        + ". Scores x100: "
+        + ", ".join(f"{TASK_LABELS.get(task, task)} {SCORE_DEFINITIONS.get(task, 'score')}" for task in tasks)
+        + ".",
         "",
         "| objective | budget fraction | steps | pretraining FLOPs | pretraining time | "
-        + " | ".join(task_names) + " | GLUE avg |",
+        + " | ".join(task_names)
+        + " | GLUE avg |",
         "|---|---:|---:|---:|---:|" + "---:|" * len(tasks) + "---:|",
     ]
     for encoder in _sorted_encoders(results["encoders"]):
-        cells = [OBJECTIVE_LABELS.get(encoder["objective"], encoder["objective"]),
-                 f"{encoder['fraction']:g}" if encoder["step"] else "–",
-                 str(encoder["step"]) if encoder["step"] else "0",
-                 f"{encoder['pretraining_flops']:.3g}" if encoder["step"] else "0",
-                 f"{encoder['pretraining_seconds'] / 60:.1f} min" if encoder["step"] else "–"]
-        cells += [_format_score(encoder["tasks"].get(task, {}).get("median_score"))
-                  for task in tasks]
+        cells = [
+            OBJECTIVE_LABELS.get(encoder["objective"], encoder["objective"]),
+            f"{encoder['fraction']:g}" if encoder["step"] else "–",
+            str(encoder["step"]) if encoder["step"] else "0",
+            f"{encoder['pretraining_flops']:.3g}" if encoder["step"] else "0",
+            f"{encoder['pretraining_seconds'] / 60:.1f} min" if encoder["step"] else "–",
+        ]
+        cells += [_format_score(encoder["tasks"].get(task, {}).get("median_score")) for task in tasks]
         cells.append(_format_score(encoder["glue_average"]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Per-seed scores (the median is the reported number):", ""]
@@ -247,16 +289,18 @@ def markdown_table(results: dict) -> str:
                 parts.append(f"{TASK_LABELS.get(task, task)} [{scores}]")
         if parts:
             lines.append(f"- {encoder['name']}: " + "; ".join(parts))
-    lines += ["", "Training FLOPs per step: " + "; ".join(
-        f"{objective} {parts['total']:.3g}" for objective, parts in
-        results["flops_per_step"].items()) + "."]
+    lines += [
+        "",
+        "Training FLOPs per step: "
+        + "; ".join(f"{objective} {parts['total']:.3g}" for objective, parts in results["flops_per_step"].items())
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _sorted_encoders(encoders: list) -> list:
     order = {"electra": 0, "bert": 1}
-    return sorted(encoders, key=lambda e: (e["step"] == 0, order.get(e["objective"], 2),
-                                           e["objective"], e["step"]))
+    return sorted(encoders, key=lambda e: (e["step"] == 0, order.get(e["objective"], 2), e["objective"], e["step"]))
 
 
 def plot(results: dict, path: str) -> None:
@@ -269,21 +313,32 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    markers = {"electra": "o", "electra_gen_half": "P", "bert": "s", "electra_15": "D",
-               "replace_mlm": "v", "all_tokens_mlm": "^"}
+    markers = {
+        "electra": "o",
+        "electra_gen_half": "P",
+        "bert": "s",
+        "electra_15": "D",
+        "replace_mlm": "v",
+        "all_tokens_mlm": "^",
+    }
     plotted = False
     for objective in results["settings"]["objectives"]:
-        points = sorted((e["pretraining_flops"], e["glue_average"]) for e in results["encoders"]
-                        if e["objective"] == objective and e["glue_average"] is not None)
+        points = sorted(
+            (e["pretraining_flops"], e["glue_average"])
+            for e in results["encoders"]
+            if e["objective"] == objective and e["glue_average"] is not None
+        )
         if points:
-            axes.plot([x for x, _ in points], [y for _, y in points],
-                      marker=markers.get(objective, "^"),
-                      label=OBJECTIVE_LABELS.get(objective, objective))
+            axes.plot(
+                [x for x, _ in points],
+                [y for _, y in points],
+                marker=markers.get(objective, "^"),
+                label=OBJECTIVE_LABELS.get(objective, objective),
+            )
             plotted = True
     baseline = [e for e in results["encoders"] if e["step"] == 0 and e["glue_average"] is not None]
     if baseline:
-        axes.axhline(baseline[0]["glue_average"], color="gray", linestyle="--",
-                     label=OBJECTIVE_LABELS["random_init"])
+        axes.axhline(baseline[0]["glue_average"], color="gray", linestyle="--", label=OBJECTIVE_LABELS["random_init"])
     axes.set_xscale("log")
     axes.set_xlabel("pretraining FLOPs")
     axes.set_ylabel("GLUE dev score (median over seeds, task average)")
@@ -292,16 +347,16 @@ def plot(results: dict, path: str) -> None:
     if plotted or baseline:
         axes.legend(fontsize=8)
     else:
-        axes.text(0.5, 0.5, "no finished results yet", ha="center", va="center",
-                  transform=axes.transAxes)
+        axes.text(0.5, 0.5, "no finished results yet", ha="center", va="center", transform=axes.transAxes)
     # Ticks at the planned snapshots, over a fixed range: matplotlib's own log ticks crowd into
     # unreadable labels when the points span less than a decade (or are a single point).
     budget = results["budget_flops"]
     fractions = sorted(results["settings"]["fractions"])
     axes.set_xlim(budget * fractions[0] / 1.6, budget * 1.6)
     axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes.set_xticks([budget * fraction for fraction in fractions],
-                    [f"{budget * fraction:.2g}" for fraction in fractions])
+    axes.set_xticks(
+        [budget * fraction for fraction in fractions], [f"{budget * fraction:.2g}" for fraction in fractions]
+    )
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     # Rendered in memory: matplotlib writes local files only, and the folder may be gs://.

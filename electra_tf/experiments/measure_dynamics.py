@@ -13,16 +13,19 @@ from electra_tf.experiments import pretraining_dynamics
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("pretrain_data", None, "Training TFRecords (a build_pretraining_data "
-                    "directory or a glob).")
+flags.DEFINE_string("pretrain_data", None, "Training TFRecords (a build_pretraining_data directory or a glob).")
 flags.DEFINE_string("eval_data", None, "Held-out TFRecords, built like --pretrain_data.")
-flags.DEFINE_string("output_dir", None, "Where dynamics.json/.md and the model go; rerun with "
-                    "the same directory to resume.")
+flags.DEFINE_string(
+    "output_dir", None, "Where dynamics.json/.md and the model go; rerun with the same directory to resume."
+)
 flags.DEFINE_string("config", "electra_tiny", "A preset name or a JSON config file.")
 flags.DEFINE_string("hparams", None, "JSON object (or a path to one) overriding config keys.")
 flags.DEFINE_integer("num_train_steps", 1000, "Length of the learning-rate schedule.")
-flags.DEFINE_string("steps", "10,25,50,100,200,400,700,1000", "Comma-separated steps at which "
-                    "to score (increasing, at most --num_train_steps).")
+flags.DEFINE_string(
+    "steps",
+    "10,25,50,100,200,400,700,1000",
+    "Comma-separated steps at which to score (increasing, at most --num_train_steps).",
+)
 flags.DEFINE_integer("seed", 11, "Seed of the run.")
 flags.DEFINE_integer("eval_batches", 16, "Held-out batches of 32 scored at each step.")
 cli.define_runtime_flags(strategy=False)  # --mixed_precision, as run_pretraining's
@@ -36,13 +39,21 @@ def main(argv):
     for name in ("pretrain_data", "eval_data", "output_dir"):
         if not getattr(FLAGS, name):
             raise pretraining_dynamics.UserError(f"--{name} is required")
-    pretraining_dynamics.run_dynamics(pretraining_dynamics.DynamicsOptions(
-        pretrain_data=FLAGS.pretrain_data, eval_data=FLAGS.eval_data,
-        output_dir=FLAGS.output_dir, config=FLAGS.config, hparams=FLAGS.hparams,
-        num_train_steps=FLAGS.num_train_steps,
-        steps=pretraining_dynamics.parse_steps(FLAGS.steps, FLAGS.num_train_steps),
-        seed=FLAGS.seed, eval_batches=FLAGS.eval_batches,
-        mixed_precision=FLAGS.mixed_precision, log_every_steps=FLAGS.log_every_steps))
+    pretraining_dynamics.run_dynamics(
+        pretraining_dynamics.DynamicsOptions(
+            pretrain_data=FLAGS.pretrain_data,
+            eval_data=FLAGS.eval_data,
+            output_dir=FLAGS.output_dir,
+            config=FLAGS.config,
+            hparams=FLAGS.hparams,
+            num_train_steps=FLAGS.num_train_steps,
+            steps=pretraining_dynamics.parse_steps(FLAGS.steps, FLAGS.num_train_steps),
+            seed=FLAGS.seed,
+            eval_batches=FLAGS.eval_batches,
+            mixed_precision=FLAGS.mixed_precision,
+            log_every_steps=FLAGS.log_every_steps,
+        )
+    )
 
 
 if __name__ == "__main__":

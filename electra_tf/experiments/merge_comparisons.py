@@ -21,10 +21,10 @@ from electra_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_list("inputs", None, "compare_objectives output directories (or their "
-                  "results.json files) to merge, in table order.")
-flags.DEFINE_string("output_dir", None, "Where the merged results.json, results.md and "
-                    "plot.png go.")
+flags.DEFINE_list(
+    "inputs", None, "compare_objectives output directories (or their results.json files) to merge, in table order."
+)
+flags.DEFINE_string("output_dir", None, "Where the merged results.json, results.md and plot.png go.")
 flags.DEFINE_bool("overwrite", False, "Replace merged results already in --output_dir.")
 
 
@@ -41,16 +41,20 @@ def merge_directories(inputs: list[str], output_dir: str, overwrite: bool = Fals
         try:
             results_list.append(fileio.read_json(path))
         except fileio.errors() as error:
-            raise UserError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error}); --inputs takes "
-                            "compare_objectives output directories") from None
+            raise UserError(
+                f"{path}: cannot read ({getattr(error, 'strerror', None) or error}); --inputs takes "
+                "compare_objectives output directories"
+            ) from None
         except json.JSONDecodeError as error:
             raise UserError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
     merged = report.merge_results(results_list, list(inputs))
     names = (report.RESULTS_JSON, report.RESULTS_MARKDOWN, report.PLOT_PNG)
     existing = [name for name in names if fileio.exists(os.path.join(output_dir, name))]
     if existing and not overwrite:
-        raise UserError(f"{os.path.join(output_dir, existing[0])} already exists; pass "
-                        "--overwrite to replace it or choose another --output_dir")
+        raise UserError(
+            f"{os.path.join(output_dir, existing[0])} already exists; pass "
+            "--overwrite to replace it or choose another --output_dir"
+        )
     fileio.makedirs(output_dir)
     return report.write_reports(output_dir, merged)
 

@@ -46,14 +46,12 @@ OBJECTIVES = {
     "electra": {"electra_objective": True, "discriminator_task": "detection"},
     # The paper's other recommended generator size (its Figure 3: 1/4 to 1/2 of the
     # discriminator's width); "electra" takes the preset's (1/4 in every preset).
-    "electra_gen_half": {"electra_objective": True, "discriminator_task": "detection",
-                         "generator_hidden_size": 0.5},
+    "electra_gen_half": {"electra_objective": True, "discriminator_task": "detection", "generator_hidden_size": 0.5},
     "bert": {"electra_objective": False},
     # The paper's ablations (section 3.2). "ELECTRA 15%": the discriminator learns from the
     # masked positions only; Replace MLM: a masked LM whose masked positions hold generator
     # samples instead of [MASK]; All-Tokens MLM: that, predicting every token, with copying.
-    "electra_15": {"electra_objective": True, "discriminator_task": "detection",
-                   "disc_loss_masked_only": True},
+    "electra_15": {"electra_objective": True, "discriminator_task": "detection", "disc_loss_masked_only": True},
     "replace_mlm": {"electra_objective": True, "discriminator_task": "replace_mlm"},
     "all_tokens_mlm": {"electra_objective": True, "discriminator_task": "all_tokens_mlm"},
 }
@@ -70,9 +68,18 @@ FLOPS_CONVENTIONS = {
 SETTINGS_FILE = "experiment.json"
 # The experiment.json keys that decide the pretraining runs and their snapshots; the others only
 # concern fine-tuning.
-PRETRAINING_SETTINGS = ("pretrain_data", "pretrain_data_examples", "vocab_file", "config",
-                        "budget_flops", "flops_convention", "fractions", "objectives",
-                        "pretraining", "mixed_precision")
+PRETRAINING_SETTINGS = (
+    "pretrain_data",
+    "pretrain_data_examples",
+    "vocab_file",
+    "config",
+    "budget_flops",
+    "flops_convention",
+    "fractions",
+    "objectives",
+    "pretraining",
+    "mixed_precision",
+)
 SNAPSHOT_MARKER = "snapshot.json"
 OUTPUT_SUBDIRS = ("pretrain", "snapshots", "random_init", "finetune")
 
@@ -141,11 +148,13 @@ def parse_fractions(values) -> tuple[float, ...]:
         try:
             fraction = float(value)
         except (TypeError, ValueError):
-            raise UserError(f"--fractions: {value!r} is not a number; give fractions of the "
-                            "budget such as 0.25,0.5,1") from None
+            raise UserError(
+                f"--fractions: {value!r} is not a number; give fractions of the budget such as 0.25,0.5,1"
+            ) from None
         if not 0.0 < fraction <= 1.0:
-            raise UserError(f"--fractions: {fraction} is outside (0, 1]; give fractions of the "
-                            "budget such as 0.25,0.5,1")
+            raise UserError(
+                f"--fractions: {fraction} is outside (0, 1]; give fractions of the budget such as 0.25,0.5,1"
+            )
         fractions.append(fraction)
     fractions = sorted(set(fractions))
     if not fractions or fractions[-1] != 1.0:
@@ -170,8 +179,7 @@ def check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
         raise UserError(f"--objectives is empty; use some of {', '.join(OBJECTIVES)}")
     for name in names:
         if name not in OBJECTIVES:
-            raise UserError(f"--objectives: unknown objective '{name}'; use "
-                            f"{', '.join(OBJECTIVES)}")
+            raise UserError(f"--objectives: unknown objective '{name}'; use {', '.join(OBJECTIVES)}")
     return names
 
 
@@ -193,14 +201,15 @@ def objective_config(options: ComparisonOptions, objective: str, manifest: Optio
     return config, merged
 
 
-def plan_segments(budget_flops: float, step_flops: float, objective: str,
-                  fractions: Sequence[float]) -> list[Segment]:
+def plan_segments(budget_flops: float, step_flops: float, objective: str, fractions: Sequence[float]) -> list[Segment]:
     """Pause points of one objective: steps = floor(budget / FLOPs per step), then each fraction
     of those steps (at least 1, no duplicates)."""
     total_steps = int(budget_flops // step_flops)
     if total_steps < 1:
-        raise UserError(f"the budget of {budget_flops:.3g} FLOPs is less than one {objective} "
-                        f"step ({step_flops:.3g} FLOPs); raise --budget_flops")
+        raise UserError(
+            f"the budget of {budget_flops:.3g} FLOPs is less than one {objective} "
+            f"step ({step_flops:.3g} FLOPs); raise --budget_flops"
+        )
     segments: list[Segment] = []
     for fraction in fractions:
         step = max(1, int(round(fraction * total_steps)))
@@ -259,22 +268,21 @@ def make_plan(options: ComparisonOptions) -> Plan:
     if squad:
         raise UserError(f"--tasks: {squad[0]} is not a GLUE task; this experiment reports GLUE")
     if not options.pretrain_data:
-        raise UserError("--pretrain_data is required: a directory written by "
-                        "build_pretraining_data")
+        raise UserError("--pretrain_data is required: a directory written by build_pretraining_data")
     try:
         _, manifest = pretraining_dataset.resolve_pretraining_data(options.pretrain_data)
     except UserError as error:
         raise UserError(f"--pretrain_data: {error}") from None
     vocab_file = options.vocab_file or (manifest or {}).get("vocab_file")
     if not vocab_file:
-        raise UserError("--vocab_file is required when --pretrain_data has no manifest.json "
-                        "naming its vocabulary")
+        raise UserError("--vocab_file is required when --pretrain_data has no manifest.json naming its vocabulary")
     if not fileio.isfile(vocab_file):
         raise UserError(f"vocabulary {vocab_file} not found; pass --vocab_file")
 
     if options.flops_convention not in FLOPS_CONVENTIONS:
-        raise UserError(f"--flops_convention={options.flops_convention!r} is not known; use "
-                        f"{' or '.join(FLOPS_CONVENTIONS)}")
+        raise UserError(
+            f"--flops_convention={options.flops_convention!r} is not known; use {' or '.join(FLOPS_CONVENTIONS)}"
+        )
     configs, hparams, step_flops = {}, {}, {}
     for objective in ("electra",) + tuple(o for o in objectives if o != "electra"):
         configs[objective], hparams[objective] = objective_config(options, objective, manifest)
@@ -285,14 +293,14 @@ def make_plan(options: ComparisonOptions) -> Plan:
         budget = float(options.budget_flops)
     else:
         if options.budget_electra_steps < 1:
-            raise UserError("--budget_electra_steps must be at least 1, got "
-                            f"{options.budget_electra_steps}")
+            raise UserError(f"--budget_electra_steps must be at least 1, got {options.budget_electra_steps}")
         budget = options.budget_electra_steps * step_flops["electra"]["total"]
     if "electra" not in objectives:
         del configs["electra"], hparams["electra"], step_flops["electra"]
-    segments = {objective: plan_segments(budget, step_flops[objective]["total"], objective,
-                                         fractions)
-                for objective in objectives}
+    segments = {
+        objective: plan_segments(budget, step_flops[objective]["total"], objective, fractions)
+        for objective in objectives
+    }
 
     settings = {
         "pretrain_data": fileio.abspath(options.pretrain_data),
@@ -305,10 +313,14 @@ def make_plan(options: ComparisonOptions) -> Plan:
         "fractions": list(fractions),
         "objectives": list(objectives),
         "mixed_precision": options.mixed_precision,
-        "pretraining": {objective: {"config": configs[objective].to_dict(),
-                                    "flops_per_step": step_flops[objective],
-                                    "steps": [segment.step for segment in segments[objective]]}
-                        for objective in objectives},
+        "pretraining": {
+            objective: {
+                "config": configs[objective].to_dict(),
+                "flops_per_step": step_flops[objective],
+                "steps": [segment.step for segment in segments[objective]],
+            }
+            for objective in objectives
+        },
         "tasks": list(tasks),
         "num_seeds": options.num_seeds,
         "include_random_init": options.include_random_init,
@@ -340,18 +352,26 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
         except ValueError:
             saved = None
         same_pretraining = isinstance(saved, dict) and all(
-            saved.get(key) == normalised.get(key) for key in PRETRAINING_SETTINGS)
+            saved.get(key) == normalised.get(key) for key in PRETRAINING_SETTINGS
+        )
         finetune_results = os.path.join(output_dir, "finetune")
         if saved != normalised and same_pretraining and not fileio.exists(finetune_results):
-            log(f"only fine-tuning settings changed ({_first_difference(saved, normalised)}) and "
-                f"{finetune_results} is gone: reusing the pretraining snapshots")
+            log(
+                f"only fine-tuning settings changed ({_first_difference(saved, normalised)}) and "
+                f"{finetune_results} is gone: reusing the pretraining snapshots"
+            )
         elif saved != normalised:
             if not overwrite:
                 difference = _first_difference(saved, normalised)
-                hint = (f"; the pretraining settings match, so moving {finetune_results} aside "
-                        "reuses the snapshots" if same_pretraining else "")
-                raise UserError(f"{path}: --output_dir holds another experiment ({difference})"
-                                f"{hint}; use a new --output_dir, or --overwrite to replace it")
+                hint = (
+                    f"; the pretraining settings match, so moving {finetune_results} aside reuses the snapshots"
+                    if same_pretraining
+                    else ""
+                )
+                raise UserError(
+                    f"{path}: --output_dir holds another experiment ({difference})"
+                    f"{hint}; use a new --output_dir, or --overwrite to replace it"
+                )
             log(f"--overwrite: removing the earlier experiment's outputs in {output_dir}")
             for name in OUTPUT_SUBDIRS:
                 if fileio.exists(os.path.join(output_dir, name)):
@@ -362,8 +382,9 @@ def check_or_write_settings(output_dir: str, settings: dict, overwrite: bool) ->
         else:
             return
     elif fileio.isdir(output_dir) and fileio.listdir(output_dir) and not overwrite:
-        raise UserError(f"--output_dir {output_dir} is not empty and has no {SETTINGS_FILE}; "
-                        "use a new or empty directory")
+        raise UserError(
+            f"--output_dir {output_dir} is not empty and has no {SETTINGS_FILE}; use a new or empty directory"
+        )
     fileio.write_json_atomic(path, normalised, sort_keys=True)
 
 
@@ -404,18 +425,24 @@ def _restore_pretrainer(config, model_dir: str, step: int):
 
     path = os.path.join(model_dir, checkpointing.CHECKPOINT_SUBDIR, f"ckpt-{step}")
     if not tf.io.gfile.exists(path + ".index"):
-        raise UserError(f"{path}: the checkpoint of the step to snapshot is missing; remove "
-                        f"{model_dir} to pretrain this objective again")
+        raise UserError(
+            f"{path}: the checkpoint of the step to snapshot is missing; remove "
+            f"{model_dir} to pretrain this objective again"
+        )
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     length = config.max_seq_length
-    model({"input_ids": np.full((1, length), config.cls_token_id, np.int32),
-           "input_mask": np.ones((1, length), np.int32),
-           "segment_ids": np.zeros((1, length), np.int32)})
+    model(
+        {
+            "input_ids": np.full((1, length), config.cls_token_id, np.int32),
+            "input_mask": np.ones((1, length), np.int32),
+            "segment_ids": np.zeros((1, length), np.int32),
+        }
+    )
     optimizer = optimization.create_optimizer(config, config.num_train_steps)
     optimizer.build(model.trainable_variables)
     status = tf.train.Checkpoint(
-        model=model, optimizer=optimizer,
-        random_states=checkpointing.random_state_variables(model)).read(path)
+        model=model, optimizer=optimizer, random_states=checkpointing.random_state_variables(model)
+    ).read(path)
     status.assert_existing_objects_matched()
     return model
 
@@ -430,22 +457,30 @@ def pretrain_segment(options: ComparisonOptions, plan: Plan, segment: Segment) -
     model_dir = os.path.join(options.output_dir, "pretrain", objective)
     started = time.monotonic()
     run_options = pretraining.PretrainingOptions(
-        model_dir=model_dir, pretrain_data=options.pretrain_data,
-        log_every_steps=options.log_every_steps, stop_at_step=segment.step,
-        mixed_precision=options.mixed_precision)
+        model_dir=model_dir,
+        pretrain_data=options.pretrain_data,
+        log_every_steps=options.log_every_steps,
+        stop_at_step=segment.step,
+        mixed_precision=options.mixed_precision,
+    )
     result = pretraining.run_pretraining(
-        run_options, config=options.config, hparams=plan.hparams[objective],
-        num_train_steps=total_steps)
+        run_options, config=options.config, hparams=plan.hparams[objective], num_train_steps=total_steps
+    )
     seconds = time.monotonic() - started
     model = result.model
     if model is None:  # the checkpoint was written but the snapshot was not (interrupted)
         model = _restore_pretrainer(config, model_dir, segment.step)
     elif result.final_step != segment.step:
         raise RuntimeError(f"pretraining stopped at step {result.final_step}, not {segment.step}")
-    record = {"objective": objective, "fraction": segment.fraction, "step": segment.step,
-              "pretraining_flops": segment.flops, "segment_seconds": round(seconds, 1),
-              "segment_start_step": result.start_step,
-              "train_metrics": {k: float(v) for k, v in (result.train_metrics or {}).items()}}
+    record = {
+        "objective": objective,
+        "fraction": segment.fraction,
+        "step": segment.step,
+        "pretraining_flops": segment.flops,
+        "segment_seconds": round(seconds, 1),
+        "segment_start_step": result.start_step,
+        "train_metrics": {k: float(v) for k, v in (result.train_metrics or {}).items()},
+    }
     save_snapshot(model, snapshot_dir(options.output_dir, segment), record)
     del model, result
     _clear_keras_state()
@@ -465,8 +500,7 @@ def save_snapshot(model, target: str, record: dict) -> None:
     try:
         artifacts.save_pretrained(model, staging)
         fileio.write_json_atomic(os.path.join(staging, SNAPSHOT_MARKER), record, sort_keys=True)
-        fileio.move_tree(staging, target, commit_files=[artifacts.CONFIG_FILE, SNAPSHOT_MARKER],
-                         replace=True)
+        fileio.move_tree(staging, target, commit_files=[artifacts.CONFIG_FILE, SNAPSHOT_MARKER], replace=True)
     finally:
         if fileio.exists(staging):
             fileio.rmtree(staging)
@@ -494,8 +528,7 @@ def finished_tasks(output_dir: str, encoder_name: str, tasks: Sequence[str]) -> 
     """task -> its results.json (as a dict) for the tasks this encoder has finished."""
     done = {}
     for task in tasks:
-        path = os.path.join(finetune_dir(output_dir, encoder_name), task,
-                            artifacts.TASK_RESULTS_FILE)
+        path = os.path.join(finetune_dir(output_dir, encoder_name), task, artifacts.TASK_RESULTS_FILE)
         if fileio.isfile(path):
             done[task] = fileio.read_json(path)
     return done
@@ -512,8 +545,9 @@ def random_init_config_path(options: ComparisonOptions, plan: Plan) -> str:
     return path
 
 
-def finetune_encoder(options: ComparisonOptions, plan: Plan, encoder_name: str,
-                     init_checkpoint: Optional[str], tasks: Sequence[str]) -> None:
+def finetune_encoder(
+    options: ComparisonOptions, plan: Plan, encoder_name: str, init_checkpoint: Optional[str], tasks: Sequence[str]
+) -> None:
     """Runs run_finetuning on ``tasks`` for one encoder (a snapshot, or random init)."""
     from electra_tf import finetuning
 
@@ -554,24 +588,29 @@ def run_comparison(options: ComparisonOptions) -> dict:
     check_or_write_settings(options.output_dir, plan.settings, options.overwrite)
     for objective, config in plan.configs.items():
         parts = flops_lib.training_step_flops(config)
-        log(f"{objective}: {parts['total']:.4g} training FLOPs per step, matmul count ("
+        log(
+            f"{objective}: {parts['total']:.4g} training FLOPs per step, matmul count ("
             + ", ".join(f"{name} {value:.3g}" for name, value in parts.items() if name != "total")
-            + f"); {flops_lib.paper_training_step_flops(config):.4g} in the paper's convention")
-    log(f"budget {plan.budget_flops:.4g} FLOPs per objective "
-        f"({options.flops_convention} convention)")
+            + f"); {flops_lib.paper_training_step_flops(config):.4g} in the paper's convention"
+        )
+    log(f"budget {plan.budget_flops:.4g} FLOPs per objective ({options.flops_convention} convention)")
     for objective, segments in plan.segments.items():
-        log(f"{objective}: {segments[-1].step} steps for the budget; snapshots at steps "
-            + ", ".join(f"{s.step} ({s.fraction:g}, {s.flops:.3g} FLOPs)" for s in segments))
+        log(
+            f"{objective}: {segments[-1].step} steps for the budget; snapshots at steps "
+            + ", ".join(f"{s.step} ({s.fraction:g}, {s.flops:.3g} FLOPs)" for s in segments)
+        )
 
     encoders = _encoders_in_order(options, plan)
     # Only the stages left to do count, so that skipped ones do not distort the rate and ETA.
-    pending = sum(read_snapshot(options.output_dir, segment) is None
-                  for segments in plan.segments.values() for segment in segments)
-    pending += sum(len(finished_tasks(options.output_dir, name, plan.tasks)) < len(plan.tasks)
-                   for name, _ in encoders)
-    progress = ProgressReporter("compare_objectives", total=max(pending, 1),
-                                total_key="stages_done", interval_seconds=0.0,
-                                stream=sys.stdout)
+    pending = sum(
+        read_snapshot(options.output_dir, segment) is None
+        for segments in plan.segments.values()
+        for segment in segments
+    )
+    pending += sum(len(finished_tasks(options.output_dir, name, plan.tasks)) < len(plan.tasks) for name, _ in encoders)
+    progress = ProgressReporter(
+        "compare_objectives", total=max(pending, 1), total_key="stages_done", interval_seconds=0.0, stream=sys.stdout
+    )
     snapshots: dict[str, dict] = {}
     for objective, segments in plan.segments.items():
         for segment in segments:
@@ -579,12 +618,16 @@ def run_comparison(options: ComparisonOptions) -> dict:
             if record is not None:
                 log(f"{segment.encoder_name}: snapshot already saved, skipping")
             else:
-                log(f"pretraining {objective} to step {segment.step} of "
-                    f"{segments[-1].step} ({segment.fraction:g} of the budget)")
+                log(
+                    f"pretraining {objective} to step {segment.step} of "
+                    f"{segments[-1].step} ({segment.fraction:g} of the budget)"
+                )
                 record = pretrain_segment(options, plan, segment)
-                log(f"{segment.encoder_name}: snapshot saved in "
+                log(
+                    f"{segment.encoder_name}: snapshot saved in "
                     f"{snapshot_dir(options.output_dir, segment)} "
-                    f"({record['segment_seconds']:.0f} s)")
+                    f"({record['segment_seconds']:.0f} s)"
+                )
                 progress.update(stages_done=1)
             snapshots[segment.encoder_name] = record
 
@@ -592,8 +635,10 @@ def run_comparison(options: ComparisonOptions) -> dict:
         done = finished_tasks(options.output_dir, encoder_name, plan.tasks)
         missing = [task for task in plan.tasks if task not in done]
         if missing:
-            log(f"fine-tuning {encoder_name} on {', '.join(missing)} x {options.num_seeds} "
-                f"seed(s)" + (f" (already done: {', '.join(done)})" if done else ""))
+            log(
+                f"fine-tuning {encoder_name} on {', '.join(missing)} x {options.num_seeds} "
+                f"seed(s)" + (f" (already done: {', '.join(done)})" if done else "")
+            )
             finetune_encoder(options, plan, encoder_name, init_checkpoint, missing)
             results = comparison_report.collect_results(options.output_dir, plan, snapshots)
             comparison_report.write_reports(options.output_dir, results)
@@ -617,11 +662,9 @@ def _encoders_in_order(options: ComparisonOptions, plan: Plan) -> list[tuple[str
     ordered = []
     fractions = sorted(by_fraction, reverse=True)
     for fraction in fractions[:1]:
-        ordered += [(s.encoder_name, snapshot_dir(options.output_dir, s))
-                    for s in by_fraction[fraction]]
+        ordered += [(s.encoder_name, snapshot_dir(options.output_dir, s)) for s in by_fraction[fraction]]
     if options.include_random_init:
         ordered.append((RANDOM_INIT, None))
     for fraction in fractions[1:]:
-        ordered += [(s.encoder_name, snapshot_dir(options.output_dir, s))
-                    for s in by_fraction[fraction]]
+        ordered += [(s.encoder_name, snapshot_dir(options.output_dir, s)) for s in by_fraction[fraction]]
     return ordered

@@ -56,8 +56,7 @@ def exact_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     num_positive, num_negative = positive.sum(), (~positive).sum()
     if not num_positive or not num_negative:
         return float("nan")
-    return float((ranks[positive].sum() - num_positive * (num_positive + 1) / 2)
-                 / (num_positive * num_negative))
+    return float((ranks[positive].sum() - num_positive * (num_positive + 1) / 2) / (num_positive * num_negative))
 
 
 def mean_pairwise_cosine(vectors: np.ndarray) -> float:
@@ -70,8 +69,9 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
     return float((total @ total - n) / (n * (n - 1)))
 
 
-def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
-                    batch_size: int = 32, num_batches: int = 16) -> dict:
+def held_out_scores(
+    model, eval_files: Sequence[str], *, max_seq_length: int, batch_size: int = 32, num_batches: int = 16
+) -> dict:
     """Scores an ElectraPretrainer (ELECTRA objective) on held-out TFRecords.
 
     Returns {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"} (see the module
@@ -84,8 +84,9 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
     # Inside tf.function, as fit and evaluate run the model.
     score = tf.function(lambda batch: model(batch, training=False))
     states = tf.function(lambda batch: model.discriminator.backbone(batch, training=False))
-    dataset = pretraining_dataset.make_pretraining_dataset(list(eval_files), batch_size,
-                                                        max_seq_length, is_training=False)
+    dataset = pretraining_dataset.make_pretraining_dataset(
+        list(eval_files), batch_size, max_seq_length, is_training=False
+    )
     probabilities, labels, hits = [], [], []
     token_cosine = cls_cosine = None
     for batch in dataset.take(num_batches):
@@ -101,12 +102,15 @@ def held_out_scores(model, eval_files: Sequence[str], *, max_seq_length: int,
             token_cosine = mean_pairwise_cosine(hidden[np.asarray(batch["input_mask"]) > 0])
             cls_cosine = mean_pairwise_cosine(hidden[:, 0])
     if not probabilities:
-        raise UserError(f"{eval_files[0]}: the held-out data has no complete batch of "
-                        f"{batch_size}")
+        raise UserError(f"{eval_files[0]}: the held-out data has no complete batch of {batch_size}")
     scores = np.concatenate(probabilities)
-    return {"disc_auc": exact_auc(scores, np.concatenate(labels)),
-            "mlm_accuracy": float(np.concatenate(hits).mean()),
-            "token_cosine": token_cosine, "cls_cosine": cls_cosine, "tokens": int(scores.size)}
+    return {
+        "disc_auc": exact_auc(scores, np.concatenate(labels)),
+        "mlm_accuracy": float(np.concatenate(hits).mean()),
+        "token_cosine": token_cosine,
+        "cls_cosine": cls_cosine,
+        "tokens": int(scores.size),
+    }
 
 
 @dataclasses.dataclass
@@ -134,20 +138,26 @@ def parse_steps(text: str, num_train_steps: int) -> list[int]:
     except ValueError:
         raise UserError(f"--steps must be comma-separated integers, got {text!r}") from None
     if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > num_train_steps:
-        raise UserError(f"--steps must be increasing step numbers in 1..{num_train_steps} "
-                        f"(--num_train_steps), got {text!r}")
+        raise UserError(
+            f"--steps must be increasing step numbers in 1..{num_train_steps} (--num_train_steps), got {text!r}"
+        )
     return steps
 
 
 def _table(record: dict) -> str:
-    lines = [f"# Pretraining dynamics: {record['config']} {record['hparams'] or ''}".rstrip(), "",
-             f"num_train_steps {record['num_train_steps']}, seed {record['seed']}, held-out "
-             f"{record['eval_data']}", "",
-             "| step | held-out disc AUC | generator MLM accuracy | token cosine | [CLS] cosine |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Pretraining dynamics: {record['config']} {record['hparams'] or ''}".rstrip(),
+        "",
+        f"num_train_steps {record['num_train_steps']}, seed {record['seed']}, held-out {record['eval_data']}",
+        "",
+        "| step | held-out disc AUC | generator MLM accuracy | token cosine | [CLS] cosine |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for row in record["points"]:
-        lines.append(f"| {row['step']} | {row['disc_auc']:.3f} | {row['mlm_accuracy']:.3f} | "
-                     f"{row['token_cosine']:.3f} | {row['cls_cosine']:.3f} |")
+        lines.append(
+            f"| {row['step']} | {row['disc_auc']:.3f} | {row['mlm_accuracy']:.3f} | "
+            f"{row['token_cosine']:.3f} | {row['cls_cosine']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -157,17 +167,25 @@ def run_dynamics(options: DynamicsOptions) -> dict:
 
     fileio.makedirs(options.output_dir)
     results_path = os.path.join(options.output_dir, RESULTS_FILENAME)
-    identity = {"config": options.config, "hparams": options.hparams,
-                "num_train_steps": options.num_train_steps, "seed": options.seed,
-                "pretrain_data": options.pretrain_data, "eval_data": options.eval_data,
-                "eval_batches": options.eval_batches, "mixed_precision": options.mixed_precision}
+    identity = {
+        "config": options.config,
+        "hparams": options.hparams,
+        "num_train_steps": options.num_train_steps,
+        "seed": options.seed,
+        "pretrain_data": options.pretrain_data,
+        "eval_data": options.eval_data,
+        "eval_batches": options.eval_batches,
+        "mixed_precision": options.mixed_precision,
+    }
     record = dict(identity, points=[])
     if fileio.exists(results_path):
         previous = fileio.read_json(results_path)
         changed = [key for key in identity if previous.get(key) != identity[key]]
         if changed:
-            raise UserError(f"{results_path} was written with other settings ({changed[0]}: "
-                            f"{previous.get(changed[0])!r}); use a new --output_dir")
+            raise UserError(
+                f"{results_path} was written with other settings ({changed[0]}: "
+                f"{previous.get(changed[0])!r}); use a new --output_dir"
+            )
         record = previous
     done = {row["step"] for row in record["points"]}
     eval_files, _ = pretraining_dataset.resolve_pretraining_data(options.eval_data)
@@ -178,24 +196,37 @@ def run_dynamics(options: DynamicsOptions) -> dict:
         started = time.monotonic()
         result = pretraining.run_pretraining(
             pretraining.PretrainingOptions(
-                model_dir=model_dir, pretrain_data=options.pretrain_data, seed=options.seed,
-                stop_at_step=step, mixed_precision=options.mixed_precision,
-                log_every_steps=options.log_every_steps),
-            config=options.config, hparams=options.hparams,
+                model_dir=model_dir,
+                pretrain_data=options.pretrain_data,
+                seed=options.seed,
+                stop_at_step=step,
+                mixed_precision=options.mixed_precision,
+                log_every_steps=options.log_every_steps,
+            ),
+            config=options.config,
+            hparams=options.hparams,
             num_train_steps=options.num_train_steps,
             # Only the pauses are needed to resume; each pause writes its own checkpoint.
-            save_checkpoints_steps=options.num_train_steps, keep_checkpoint_max=1)
+            save_checkpoints_steps=options.num_train_steps,
+            keep_checkpoint_max=1,
+        )
         if result.model is None:
-            raise UserError(f"{model_dir} is already past step {step} but {results_path} has no "
-                            "score for it; use a new --output_dir")
-        scores = held_out_scores(result.model, eval_files,
-                                 max_seq_length=result.model.config.max_seq_length,
-                                 num_batches=options.eval_batches)
+            raise UserError(
+                f"{model_dir} is already past step {step} but {results_path} has no "
+                "score for it; use a new --output_dir"
+            )
+        scores = held_out_scores(
+            result.model,
+            eval_files,
+            max_seq_length=result.model.config.max_seq_length,
+            num_batches=options.eval_batches,
+        )
         row = dict(step=step, seconds=round(time.monotonic() - started, 1), **scores)
         log(
             f"step {step}: held-out disc AUC {row['disc_auc']:.3f}, generator MLM accuracy "
             f"{row['mlm_accuracy']:.3f}, token cosine {row['token_cosine']:.3f}, [CLS] cosine "
-            f"{row['cls_cosine']:.3f}")
+            f"{row['cls_cosine']:.3f}"
+        )
         record["points"].append(row)
         record["points"].sort(key=lambda r: r["step"])
         fileio.write_json_atomic(results_path, record)
