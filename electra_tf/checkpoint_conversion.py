@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from electra_tf import artifacts, fileio
-from electra_tf.config import ElectraConfig
+from electra_tf.config import SIZE_KEYS, ElectraConfig
 from electra_tf.errors import UserError
 from electra_tf.progress import ProgressReporter
 
@@ -721,16 +721,8 @@ def _read_hf_tensors(model_dir: str) -> tuple[dict[str, np.ndarray], str]:
 # ---------------------------------------------------------------------------------------------
 # Hugging Face.
 
-_HF_SIZE_KEYS = (
-    "vocab_size",
-    "embedding_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-)
+# Hugging Face's ElectraConfig names the sizes as ours does.
+_HF_SIZE_KEYS = SIZE_KEYS
 _HF_OPTIONAL_KEYS = (
     "hidden_dropout_prob",
     "attention_probs_dropout_prob",

@@ -329,20 +329,7 @@ class ElectraConfig:
         def fail(message: str) -> None:
             raise UserError(f"{source}: {message}")
 
-        for name in (
-            "vocab_size",
-            "embedding_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-            "max_seq_length",
-            "train_batch_size",
-            "eval_batch_size",
-            "num_train_steps",
-        ):
+        for name in (*SIZE_KEYS, "max_seq_length", "train_batch_size", "eval_batch_size", "num_train_steps"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_attention_heads:

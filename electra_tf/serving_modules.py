@@ -158,11 +158,6 @@ class TextServingModule(tf.Module):
         self.tokenizer = tokenizer
         self.max_seq_length = int(max_seq_length)
 
-    def _row_of(self, batch: tf.Tensor, token_id: int) -> tf.RaggedTensor:
-        return tf.RaggedTensor.from_tensor(
-            tf.fill(tf.stack([tf.shape(batch, out_type=tf.int64)[0], 1]), tf.constant(token_id, tf.int64))
-        )
-
     def pack(self, texts_a: tf.Tensor, texts_b: Optional[tf.Tensor] = None):
         """[CLS] a [SEP] (b [SEP]) for string batches [B], by fine-tuning's packer
         (text_packing.pack).

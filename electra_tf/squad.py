@@ -196,13 +196,6 @@ class Windows:
     ends: tf.RaggedTensor
 
 
-def _column(rows: tf.Tensor, token_id: int) -> tf.RaggedTensor:
-    """[len(rows), 1] ragged int64 filled with ``token_id``."""
-    return tf.RaggedTensor.from_tensor(
-        tf.fill(tf.stack([tf.shape(rows, out_type=tf.int64)[0], 1]), tf.constant(token_id, tf.int64))
-    )
-
-
 def context_piece_spans(context: tf.Tensor, tokenizer):
     """WordPieces of each context and their character spans (in-graph; one text: context_pieces).
 
@@ -338,8 +331,8 @@ def windows_of_pieces(
     max_context = piece_index.with_flat_values(tf.equal(best, tf.gather(window_rank, position_window)))
 
     question_rows = tf.gather(question_ids, window_example)
-    cls = _column(window_rank, tokenizer.cls_id)
-    sep = _column(window_rank, tokenizer.sep_id)
+    # One position per window, standing for [CLS] and for [SEP] in the per-position outputs.
+    edge = text_packing.column(tf.shape(window_rank, out_type=tf.int64)[0], -1)
     # Each window fits beside its question by construction, so the packer cuts nothing.
     features = text_packing.pack(
         question_rows,
@@ -348,10 +341,10 @@ def windows_of_pieces(
         sep_id=tokenizer.sep_id,
         max_seq_length=settings.max_seq_length,
     )
-    outside = tf.concat([-tf.ones_like(cls), -tf.ones_like(question_rows), -tf.ones_like(sep)], axis=1)
-    positions = tf.concat([outside, piece_index, -tf.ones_like(sep)], axis=1)
+    outside = tf.concat([edge, -tf.ones_like(question_rows), edge], axis=1)
+    positions = tf.concat([outside, piece_index, edge], axis=1)
     no = tf.zeros_like(outside, dtype=tf.bool)
-    flags = tf.concat([no, max_context, tf.zeros_like(sep, dtype=tf.bool)], axis=1)
+    flags = tf.concat([no, max_context, tf.zeros_like(edge, dtype=tf.bool)], axis=1)
     return Windows(
         features,
         positions.to_tensor(default_value=-1),

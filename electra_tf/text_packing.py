@@ -51,11 +51,14 @@ def _truncate_rows(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTens
     return tf.ragged.boolean_mask(ragged, positions.with_flat_values(keep))
 
 
-def _column_of(rows: tf.RaggedTensor, token_id: int) -> tf.RaggedTensor:
-    """[B, 1] ragged int64 filled with ``token_id``."""
-    return tf.RaggedTensor.from_tensor(
-        tf.fill(tf.stack([rows.nrows(out_type=tf.int64), 1]), tf.constant(token_id, tf.int64))
-    )
+def column(num_rows: tf.Tensor, value: int) -> tf.RaggedTensor:
+    """[num_rows, 1] ragged int64 filled with ``value`` (a [CLS] or [SEP] beside ragged rows).
+
+    Args:
+      num_rows: int64 scalar.
+      value: the id (or marker) to fill with.
+    """
+    return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([num_rows, 1]), tf.constant(value, tf.int64)))
 
 
 def pack(
@@ -85,7 +88,8 @@ def pack(
       ids != [PAD]: a vocabulary may use id 0 for a real token.
     """
     ids_a = tf.cast(ids_a, tf.int64)
-    cls, sep = _column_of(ids_a, cls_id), _column_of(ids_a, sep_id)
+    rows = ids_a.nrows(out_type=tf.int64)
+    cls, sep = column(rows, cls_id), column(rows, sep_id)
     if ids_b is None:
         ids_a = ids_a[:, : max_seq_length - 2]
         parts = [cls, ids_a, sep]
