@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Copies the part-3 run's reports (complete or not) into the repository's results folder and
+# merges the stages that have results. Cheap: no training.
+set -e
+dest=/work/main/results/compare_objectives_mini_24000
+py=/work/main/.venv/bin/python
+mkdir -p "$dest"
+inputs=()
+for stage in bert electra electra_half; do
+  src=/work/runs/part3/$stage
+  [ -f "$src/results.json" ] || continue
+  mkdir -p "$dest/$stage"
+  cp "$src/results.json" "$src/results.md" "$src/plot.png" "$src/experiment.json" "$dest/$stage/"
+  inputs+=("$src")
+done
+if [ ${#inputs[@]} -ge 2 ]; then
+  (cd /work/runs/code_part3 && $py -m electra_tf.experiments.merge_comparisons \
+     --inputs="$(IFS=,; echo "${inputs[*]}")" --output_dir="$dest/merged" --overwrite)
+fi
+ls -R "$dest"
