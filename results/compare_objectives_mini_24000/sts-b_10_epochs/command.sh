@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 17 part 3 diagnostic: STS-B with the reference's recipe length (10 epochs of at most 8,000
-# examples: 2,500 steps) instead of the run's 400 steps, full-budget masked LM vs random init.
+# examples; STS-B has 5,749 pairs, trained in both orders: 3,593 steps) instead of the run's 400 steps, full-budget masked LM vs random init.
 cd /work/runs/code_part3
 common="--task=sts-b --data_dir=/work/shared/data/glue --max_train_examples=8000 --num_trials=1 \
   --mixed_precision=bf16 --nosave_weights --log_every_steps=500 \
