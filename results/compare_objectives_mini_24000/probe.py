@@ -2,7 +2,8 @@
 SST-2 / STS-B than a random encoder's? Ridge probe (closed form) on [CLS] and mean-pooled final
 states; SST-2 accuracy (sign of the ridge output on +-1 labels), STS-B Pearson on the dev set.
 
-  cd /work/runs/code_part3 && nice /work/main/.venv/bin/python /work/runs/part3/probe.py DIR...
+  cd /work/runs/code_part3 && nice /work/main/.venv/bin/python \
+      /work/main/results/compare_objectives_mini_24000/probe.py DIR...
 (DIR: a snapshot folder, or 'random' for the config's random init)
 """
 
@@ -66,7 +67,7 @@ for source in sys.argv[1:]:
         config = artifacts.read_config("/work/runs/part3/bert/snapshots/bert/step_1624")
         keras.utils.set_random_seed(0)
         backbone = modeling.ElectraBackbone(config)
-        backbone(data["sst-2"][0] | {k: v[:2] for k, v in data["sst-2"][0].items()})
+        backbone({k: v[:2] for k, v in data["sst-2"][0].items()})  # build the weights now
     else:
         config = artifacts.read_config(source)
         backbone = modeling.ElectraBackbone(config)

@@ -1,10 +1,11 @@
 """Issue 17 part 3: what each snapshot's encoder looks like on held-out text (SQuAD 1.1 dev
 contexts, 1,564 sequences of 128, not in the pretraining corpus's files): masked-LM accuracy at
 fresh masks, mean pairwise cosine of the final token states and of [CLS], and for ELECTRA the
-exact held-out AUC against its own generator. Writes snapshot_scores.json next to this script.
+exact held-out AUC against its own generator. Adds the snapshots not yet scored to
+/work/runs/part3/snapshot_scores.json (copied here). The held-out TFRecords are built as README.md says.
 
   cd /work/runs/code_part3 && nice -n 19 /work/main/.venv/bin/python \
-      /work/runs/part3/snapshot_scores.py
+      /work/main/results/compare_objectives_mini_24000/snapshot_scores.py
 """
 
 import glob
