@@ -79,3 +79,43 @@ def test_paused_run_is_scored_at_each_step_and_resumes(tmp_path, mechanics_data)
     options.seed = 12
     with pytest.raises(UserError, match="other settings \\(seed"):
         dynamics.run_dynamics(options)
+
+
+TINY = {
+    "hidden_size": 64,
+    "embedding_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+}
+
+
+def test_held_out_scores_of_a_masked_lm_model_use_its_encoder_and_have_no_auc(mechanics_data):
+    import tensorflow as tf
+
+    from electra_tf import pretraining_dataset
+    from electra_tf.config import load_config
+    from electra_tf.pretraining_objective import ElectraPretrainer
+
+    files, _ = pretraining_dataset.resolve_pretraining_data(str(mechanics_data["train_dir"]))
+    electra = ElectraPretrainer(load_config("electra_tiny", TINY), seed=0)
+    electra_scores = dynamics.held_out_scores(electra, files, max_seq_length=128, num_batches=2)
+    assert set(electra_scores) == {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"}
+
+    masked_lm = ElectraPretrainer(load_config("electra_tiny", dict(TINY, electra_objective=False)), seed=0)
+    scores = dynamics.held_out_scores(masked_lm, files, max_seq_length=128, num_batches=2)
+    assert set(scores) == {"mlm_accuracy", "token_cosine", "cls_cosine", "tokens"}
+    # The states are the generator's (the encoder fine-tuning starts from), on the first batch.
+    first = next(iter(pretraining_dataset.make_pretraining_dataset(list(files), 32, 128, is_training=False)))
+    hidden = np.asarray(masked_lm.generator.backbone(first, training=False), np.float32)
+    real = np.asarray(first["input_mask"]) > 0
+    assert scores["token_cosine"] == pytest.approx(dynamics.mean_pairwise_cosine(hidden[real]), abs=1e-5)
+    assert scores["cls_cosine"] == pytest.approx(dynamics.mean_pairwise_cosine(hidden[:, 0]), abs=1e-5)
+    assert scores["tokens"] == electra_scores["tokens"] > 2 * 32 * 64
+    # Untrained: about one masked token in vocab_size is right.
+    assert 0.0 <= scores["mlm_accuracy"] < 0.01
+    tf.keras.backend.clear_session()
+
+    ablation = ElectraPretrainer(load_config("electra_tiny", dict(TINY, discriminator_task="replace_mlm")), seed=0)
+    with pytest.raises(UserError, match="discriminator_task is replace_mlm"):
+        dynamics.held_out_scores(ablation, files, max_seq_length=128, num_batches=1)

@@ -8,6 +8,7 @@ Per step it records
                     against that step's own generator's replacements (ranks, ties averaged)
   mlm_accuracy      the generator's accuracy at the masked positions
   token_cosine      mean pairwise cosine similarity of the discriminator's final hidden states
+                    (a masked-LM-only run's: the generator's, and it has no disc_auc)
                     over the real tokens of the first held-out batch, uncorrupted: ~1 means every
                     token has the same state (the collapse), a random encoder gives ~0.4
   cls_cosine        the same over the [CLS] states of that batch's sequences
@@ -72,28 +73,38 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
 def held_out_scores(
     model, eval_files: Sequence[str], *, max_seq_length: int, batch_size: int = 32, num_batches: int = 16
 ) -> dict:
-    """Scores an ElectraPretrainer (ELECTRA objective) on held-out TFRecords.
+    """Scores an ElectraPretrainer on held-out TFRecords.
 
     Returns {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"} (see the module
-    docstring). Each call draws fresh masks, so two calls differ by about 0.005 AUC.
+    docstring); "tokens" counts the real tokens of the scored batches. A masked-LM-only model
+    (``electra_objective`` false) has no detection head, so its record has no "disc_auc" and its
+    cosines are those of the encoder that fine-tuning starts from, the generator's. Each call
+    draws fresh masks, so two calls differ by about 0.005 AUC.
     """
     import tensorflow as tf
 
-    if model.discriminator is None or model.task != "detection":
-        raise UserError("held-out scores need an ELECTRA (replaced-token detection) model")
+    detection = model.discriminator is not None
+    if detection and model.task != "detection":
+        raise UserError(
+            f"held-out scores need replaced-token detection or masked LM only; this model's "
+            f"discriminator_task is {model.task}"
+        )
     # Inside tf.function, as fit and evaluate run the model.
     score = tf.function(lambda batch: model(batch, training=False))
-    states = tf.function(lambda batch: model.discriminator.backbone(batch, training=False))
+    states = tf.function(lambda batch: model.backbone(batch, training=False))
     dataset = pretraining_dataset.make_pretraining_dataset(
         list(eval_files), batch_size, max_seq_length, is_training=False
     )
     probabilities, labels, hits = [], [], []
+    tokens = 0
     token_cosine = cls_cosine = None
     for batch in dataset.take(num_batches):
         outputs = score(batch)
         real = np.asarray(outputs["input_mask"]) > 0
-        probabilities.append(1 / (1 + np.exp(-np.asarray(outputs["disc_logits"])[real])))
-        labels.append(np.asarray(outputs["disc_labels"])[real])
+        tokens += int(real.sum())
+        if detection:
+            probabilities.append(1 / (1 + np.exp(-np.asarray(outputs["disc_logits"])[real])))
+            labels.append(np.asarray(outputs["disc_labels"])[real])
         predicted = np.argmax(np.asarray(outputs["mlm_logits"]), axis=-1)
         chosen = np.asarray(outputs["masked_lm_weights"]) > 0
         hits.append((predicted == np.asarray(outputs["masked_lm_ids"]))[chosen])
@@ -101,16 +112,17 @@ def held_out_scores(
             hidden = np.asarray(states(batch), np.float32)
             token_cosine = mean_pairwise_cosine(hidden[np.asarray(batch["input_mask"]) > 0])
             cls_cosine = mean_pairwise_cosine(hidden[:, 0])
-    if not probabilities:
+    if not hits:
         raise UserError(f"{eval_files[0]}: the held-out data has no complete batch of {batch_size}")
-    scores = np.concatenate(probabilities)
-    return {
-        "disc_auc": exact_auc(scores, np.concatenate(labels)),
+    record = {
         "mlm_accuracy": float(np.concatenate(hits).mean()),
         "token_cosine": token_cosine,
         "cls_cosine": cls_cosine,
-        "tokens": int(scores.size),
+        "tokens": tokens,
     }
+    if detection:
+        record["disc_auc"] = exact_auc(np.concatenate(probabilities), np.concatenate(labels))
+    return record
 
 
 @dataclasses.dataclass
@@ -144,6 +156,11 @@ def parse_steps(text: str, num_train_steps: int) -> list[int]:
     return steps
 
 
+def _auc_text(row: dict) -> str:
+    """A masked-LM-only run has no detection head, so no AUC."""
+    return f"{row['disc_auc']:.3f}" if "disc_auc" in row else "-"
+
+
 def _table(record: dict) -> str:
     lines = [
         f"# Pretraining dynamics: {record['config']} {record['hparams'] or ''}".rstrip(),
@@ -155,7 +172,7 @@ def _table(record: dict) -> str:
     ]
     for row in record["points"]:
         lines.append(
-            f"| {row['step']} | {row['disc_auc']:.3f} | {row['mlm_accuracy']:.3f} | "
+            f"| {row['step']} | {_auc_text(row)} | {row['mlm_accuracy']:.3f} | "
             f"{row['token_cosine']:.3f} | {row['cls_cosine']:.3f} |"
         )
     return "\n".join(lines) + "\n"
@@ -223,7 +240,7 @@ def run_dynamics(options: DynamicsOptions) -> dict:
         )
         row = dict(step=step, seconds=round(time.monotonic() - started, 1), **scores)
         log(
-            f"step {step}: held-out disc AUC {row['disc_auc']:.3f}, generator MLM accuracy "
+            f"step {step}: held-out disc AUC {_auc_text(row)}, generator MLM accuracy "
             f"{row['mlm_accuracy']:.3f}, token cosine {row['token_cosine']:.3f}, [CLS] cosine "
             f"{row['cls_cosine']:.3f}"
         )

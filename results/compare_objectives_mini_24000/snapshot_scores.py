@@ -4,7 +4,7 @@ fresh masks, mean pairwise cosine of the final token states and of [CLS], and fo
 exact held-out AUC against its own generator. Adds the snapshots not yet scored to
 /work/runs/part3/snapshot_scores.json (copied here). The held-out TFRecords are built as README.md says.
 
-  cd /work/runs/code_part3 && nice -n 19 /work/main/.venv/bin/python \
+  cd /work/main && nice -n 19 /work/main/.venv/bin/python \
       /work/main/results/compare_objectives_mini_24000/snapshot_scores.py
 """
 
@@ -12,7 +12,6 @@ import glob
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from electra_tf import artifacts, checkpoint_conversion, pretraining_dataset, pretraining_objective
@@ -34,23 +33,7 @@ for marker in dirs:
     tf.keras.utils.set_random_seed(0)
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, directory)
-    if config.electra_objective:
-        record = dyn.held_out_scores(model, files, max_seq_length=128, num_batches=NUM_BATCHES)
-    else:
-        run = tf.function(lambda batch: model(batch, training=False))
-        states = tf.function(lambda batch: model.backbone(batch, training=False))
-        data = pretraining_dataset.make_pretraining_dataset(list(files), 32, 128, is_training=False)
-        hits, record = [], {}
-        for batch in data.take(NUM_BATCHES):
-            out = run(batch)
-            chosen = np.asarray(out["masked_lm_weights"]) > 0
-            predicted = np.argmax(np.asarray(out["mlm_logits"]), -1)
-            hits.append((predicted == np.asarray(out["masked_lm_ids"]))[chosen])
-            if not record:
-                hidden = np.asarray(states(batch), np.float32)
-                record["token_cosine"] = dyn.mean_pairwise_cosine(hidden[np.asarray(batch["input_mask"]) > 0])
-                record["cls_cosine"] = dyn.mean_pairwise_cosine(hidden[:, 0])
-        record["mlm_accuracy"] = float(np.concatenate(hits).mean())
+    record = dyn.held_out_scores(model, files, max_seq_length=128, num_batches=NUM_BATCHES)
     record["step"] = json.load(open(marker))["step"]
     scores[key] = record
     print(key, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}, flush=True)
