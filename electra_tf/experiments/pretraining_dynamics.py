@@ -8,9 +8,9 @@ Per step it records
                     against that step's own generator's replacements (ranks, ties averaged)
   mlm_accuracy      the generator's accuracy at the masked positions
   token_cosine      mean pairwise cosine similarity of the discriminator's final hidden states
-                    (a masked-LM-only run's: the generator's, and it has no disc_auc)
                     over the real tokens of the first held-out batch, uncorrupted: ~1 means every
-                    token has the same state (the collapse), a random encoder gives ~0.4
+                    token has the same state (the collapse), a random encoder gives ~0.4; for a
+                    masked-LM-only run, the generator's states (and such a run has no disc_auc)
   cls_cosine        the same over the [CLS] states of that batch's sequences
 
 and writes ``dynamics.json`` and ``dynamics.md`` into ``--output_dir`` (the model in
