@@ -367,3 +367,42 @@ def test_snapshots_and_settings_on_ram_paths():
     comparison.check_or_write_settings(output_dir, {"budget_flops": 2, "tasks": ["sts-b"]}, overwrite=True)
     assert not fileio.exists(fileio.join(output_dir, "snapshots"))
     assert fileio.read_json(fileio.join(output_dir, comparison.SETTINGS_FILE))["budget_flops"] == 2
+
+
+def test_smallest_helpful_fraction_needs_the_margin_over_no_pretraining():
+    from electra_tf.experiments import comparison_report as report
+
+    def encoder(objective, fraction, step, average):
+        return {
+            "name": f"{objective}_step_{step}",
+            "objective": objective,
+            "fraction": fraction,
+            "step": step,
+            "pretraining_flops": 1e12 * step,
+            "pretraining_seconds": 0.0,
+            "tasks": {},
+            "glue_average": average,
+        }
+
+    results = {
+        "settings": {"objectives": ["electra", "bert"]},
+        "encoders": [
+            encoder("bert", 1.0, 400, 55.0),
+            encoder("bert", 0.25, 100, 52.9),  # +2.9: not enough
+            encoder("bert", 0.5, 200, 53.0),  # +3.0: the smallest that clears it
+            encoder("electra", 0.5, 200, None),  # not fine-tuned yet
+            encoder("electra", 1.0, 400, 51.0),
+            encoder("random_init", 0.0, 0, 50.0),
+        ],
+    }
+    assert report.smallest_helpful_fraction(results, "bert")["step"] == 200
+    assert report.smallest_helpful_fraction(results, "bert", margin=5.0)["step"] == 400
+    assert report.smallest_helpful_fraction(results, "electra") is None
+    lines = report._against_no_pretraining(results)
+    assert lines[0] == "Against no pretraining (GLUE avg 50.0), by at least 3 points:"
+    assert "- BERT (masked LM): first at fraction 0.5 (step 200, 2e+14 FLOPs, +3.0)" in lines
+    assert "- ELECTRA (replaced token detection): at none of the 1 finished fractions (best +1.0 at 1)" in lines
+    # Without a finished baseline nothing can be said.
+    results["encoders"][-1]["glue_average"] = None
+    assert report.smallest_helpful_fraction(results, "bert") is None
+    assert report._against_no_pretraining(results) == []

@@ -3,7 +3,8 @@
 ``collect_results`` reads what the experiment has finished so far (snapshot markers and
 run_finetuning's per-task results.json files) into one dict; ``write_reports`` writes it as
 results.json, results.md (objective x pretraining FLOPs -> per-task medians and the GLUE-style
-average) and plot.png (GLUE dev average against pretraining FLOPs, log x, one line per
+average, and per objective the smallest budget that beats no pretraining by HELPFUL_MARGIN GLUE
+points) and plot.png (GLUE dev average against pretraining FLOPs, log x, one line per
 objective, the randomly initialised encoder as a horizontal line: the paper's Figure 1 shape).
 Partial results are written too, marked incomplete, so a long run can be looked at while it goes.
 """
@@ -217,6 +218,56 @@ def merge_results(results_list: list, sources: list) -> dict:
     return merged
 
 
+# A pretraining budget "helps" when its encoder's GLUE average beats the randomly initialised
+# encoder's by at least this many points (issue 17's rule for choosing a budget worth comparing
+# objectives at: below it, seed noise on these small dev sets can decide the order).
+HELPFUL_MARGIN = 3.0
+
+
+def smallest_helpful_fraction(results: dict, objective: str, margin: float = HELPFUL_MARGIN) -> Optional[dict]:
+    """The smallest-budget encoder of ``objective`` whose GLUE average beats no pretraining by ``margin``.
+
+    Only encoders with every task fine-tuned count. Returns that encoder's dict from
+    results["encoders"], or None when no fraction measured so far clears the margin or there is
+    no finished randomly initialised encoder to compare with.
+    """
+    baseline = next((e["glue_average"] for e in results["encoders"] if e["step"] == 0), None)
+    if baseline is None:
+        return None
+    for encoder in sorted(results["encoders"], key=lambda e: e["step"]):
+        if encoder["objective"] == objective and encoder["step"] and encoder["glue_average"] is not None:
+            if encoder["glue_average"] - baseline >= margin:
+                return encoder
+    return None
+
+
+def _against_no_pretraining(results: dict) -> list[str]:
+    """One sentence per objective: where it first clears HELPFUL_MARGIN over random init, if anywhere."""
+    baseline = next((e["glue_average"] for e in results["encoders"] if e["step"] == 0), None)
+    if baseline is None:
+        return []
+    lines = [f"Against no pretraining (GLUE avg {baseline:.1f}), by at least {HELPFUL_MARGIN:g} points:", ""]
+    for objective in results["settings"]["objectives"]:
+        label = OBJECTIVE_LABELS.get(objective, objective)
+        finished = [e for e in results["encoders"] if e["objective"] == objective and e["glue_average"] is not None]
+        if not finished:
+            lines.append(f"- {label}: no encoder fine-tuned yet")
+            continue
+        helpful = smallest_helpful_fraction(results, objective)
+        if helpful is None:
+            best = max(finished, key=lambda e: e["glue_average"])
+            lines.append(
+                f"- {label}: at none of the {len(finished)} finished fractions "
+                f"(best {best['glue_average'] - baseline:+.1f} at {best['fraction']:g})"
+            )
+        else:
+            lines.append(
+                f"- {label}: first at fraction {helpful['fraction']:g} (step {helpful['step']}, "
+                f"{helpful['pretraining_flops']:.3g} FLOPs, {helpful['glue_average'] - baseline:+.1f})"
+            )
+    return lines + [""]
+
+
 def _write_atomic(path: str, text: str) -> None:
     fileio.write_text_atomic(path, text)
 
@@ -279,7 +330,8 @@ def markdown_table(results: dict) -> str:
         cells += [_format_score(encoder["tasks"].get(task, {}).get("median_score")) for task in tasks]
         cells.append(_format_score(encoder["glue_average"]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Per-seed scores (the median is the reported number):", ""]
+    lines += [""] + _against_no_pretraining(results)
+    lines += ["Per-seed scores (the median is the reported number):", ""]
     for encoder in _sorted_encoders(results["encoders"]):
         parts = []
         for task in tasks:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the part-3 run's reports (complete or not) into the repository's results folder and
-# merges the stages that have results. Cheap: no training.
+# merges the stages that have results with the repository's (newer) report code. Cheap: no training.
 set -e
 dest=/work/main/results/compare_objectives_mini_24000
 py=/work/main/.venv/bin/python
@@ -14,7 +14,7 @@ for stage in bert electra electra_half; do
   inputs+=("$src")
 done
 if [ ${#inputs[@]} -ge 2 ]; then
-  (cd /work/runs/code_part3 && $py -m electra_tf.experiments.merge_comparisons \
+  (cd /work/main && $py -m electra_tf.experiments.merge_comparisons \
      --inputs="$(IFS=,; echo "${inputs[*]}")" --output_dir="$dest/merged" --overwrite)
 fi
 ls -R "$dest"
