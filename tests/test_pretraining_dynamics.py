@@ -100,7 +100,22 @@ def test_held_out_scores_of_a_masked_lm_model_use_its_encoder_and_have_no_auc(me
     files, _ = pretraining_dataset.resolve_pretraining_data(str(mechanics_data["train_dir"]))
     electra = ElectraPretrainer(load_config("electra_tiny", TINY), seed=0)
     electra_scores = dynamics.held_out_scores(electra, files, max_seq_length=128, num_batches=2)
-    assert set(electra_scores) == {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"}
+    assert set(electra_scores) == {
+        "disc_auc",
+        "mlm_accuracy",
+        "token_cosine",
+        "cls_cosine",
+        "tokens",
+        "replaced_rate",
+        "disc_loss",
+        "prior_loss",
+    }
+    # Untrained, the generator replaces nearly every masked token: about 15% of the non-special ones.
+    rate = electra_scores["replaced_rate"]
+    assert 0.12 < rate < 0.15
+    assert electra_scores["prior_loss"] == pytest.approx(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
+    # The output bias starts at 0, P(replaced) = 0.5 everywhere: a loss near log 2.
+    assert electra_scores["disc_loss"] == pytest.approx(np.log(2), abs=0.05)
 
     masked_lm = ElectraPretrainer(load_config("electra_tiny", dict(TINY, electra_objective=False)), seed=0)
     scores = dynamics.held_out_scores(masked_lm, files, max_seq_length=128, num_batches=2)

@@ -75,8 +75,11 @@ def held_out_scores(
 ) -> dict:
     """Scores an ElectraPretrainer on held-out TFRecords.
 
-    Returns {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens"} (see the module
-    docstring); "tokens" counts the real tokens of the scored batches. A masked-LM-only model
+    Returns {"disc_auc", "mlm_accuracy", "token_cosine", "cls_cosine", "tokens", "replaced_rate",
+    "disc_loss", "prior_loss"} (see the module docstring); "tokens" counts the real tokens of the
+    scored batches, "replaced_rate" the share of them the generator replaced, "disc_loss" the
+    discriminator's mean log loss on them and "prior_loss" that of always predicting
+    replaced_rate (the entropy a discriminator that learned nothing from its input stays at). A masked-LM-only model
     (``electra_objective`` false) has no detection head, so its record has no "disc_auc" and its
     cosines are those of the encoder that fine-tuning starts from, the generator's. Each call
     draws fresh masks, so two calls differ by about 0.005 AUC.
@@ -121,7 +124,15 @@ def held_out_scores(
         "tokens": tokens,
     }
     if detection:
-        record["disc_auc"] = exact_auc(np.concatenate(probabilities), np.concatenate(labels))
+        probability, label = np.concatenate(probabilities).astype(np.float64), np.concatenate(labels)
+        record["disc_auc"] = exact_auc(probability, label)
+        # The collapse shows as a loss no better than a constant prediction of the replaced rate.
+        eps = 1e-7
+        probability = np.clip(probability, eps, 1 - eps)
+        rate = float(label.mean())
+        record["replaced_rate"] = rate
+        record["disc_loss"] = float(-np.mean(label * np.log(probability) + (1 - label) * np.log(1 - probability)))
+        record["prior_loss"] = float(-(rate * np.log(max(rate, eps)) + (1 - rate) * np.log(max(1 - rate, eps))))
     return record
 
 
