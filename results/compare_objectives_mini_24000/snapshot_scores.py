@@ -1,7 +1,8 @@
 """Issue 17 part 3: what each snapshot's encoder looks like on held-out text (SQuAD 1.1 dev
 contexts, 1,564 sequences of 128, not in the pretraining corpus's files): masked-LM accuracy at
 fresh masks, mean pairwise cosine of the final token states and of [CLS], and for ELECTRA the
-exact held-out AUC against its own generator. Adds the snapshots not yet scored to
+exact held-out AUC against its own generator, the replaced rate and the discriminator's log loss
+against a constant predictor's. Adds the snapshots not yet scored to
 /work/runs/part3/snapshot_scores.json (copied here). The held-out TFRecords are built as README.md says.
 
   cd /work/main && nice -n 19 /work/main/.venv/bin/python \
@@ -27,9 +28,10 @@ dirs = sorted(glob.glob("/work/runs/part3/*/snapshots/*/step_*/snapshot.json"))
 for marker in dirs:
     directory = os.path.dirname(marker)
     key = os.path.relpath(directory, "/work/runs/part3")
-    if key in scores:
-        continue
     config = artifacts.read_config(directory)
+    # ELECTRA snapshots scored before held_out_scores reported the losses are scored again.
+    if key in scores and not (config.electra_objective and "prior_loss" not in scores[key]):
+        continue
     tf.keras.utils.set_random_seed(0)
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, directory)
