@@ -74,7 +74,15 @@ def test_paused_run_is_scored_at_each_step_and_resumes(tmp_path, mechanics_data)
         assert -1.0 <= row["token_cosine"] <= 1.0 and row["tokens"] > 500
     written = json.loads((tmp_path / "out" / "dynamics.json").read_text())
     assert written == record
-    assert "| 6 |" in (tmp_path / "out" / "dynamics.md").read_text()
+    last = record["points"][1]
+    assert last["disc_loss"] > 0 and 0 < last["replaced_rate"] < 0.15
+    assert (
+        f"| 6 | {last['disc_auc']:.3f} | {last['disc_loss']:.3f} ({last['prior_loss']:.3f}) | "
+        f"{last['mlm_accuracy']:.3f} |" in (tmp_path / "out" / "dynamics.md").read_text()
+    )
+    # A record written before the losses were measured still gets its table.
+    old = dict(record, points=[{k: v for k, v in last.items() if k not in ("disc_loss", "prior_loss")}])
+    assert f"| 6 | {last['disc_auc']:.3f} | - |" in dynamics._table(old)
     assert (tmp_path / "out" / "model" / "checkpoints").is_dir()
     options.seed = 12
     with pytest.raises(UserError, match="other settings \\(seed"):

@@ -12,6 +12,9 @@ Per step it records
                     token has the same state (the collapse), a random encoder gives ~0.4; for a
                     masked-LM-only run, the generator's states (and such a run has no disc_auc)
   cls_cosine        the same over the [CLS] states of that batch's sequences
+  disc_loss         the discriminator's mean log loss over the real held-out tokens, next to
+  prior_loss        that of always predicting the replaced rate (replaced_rate): a collapsed
+                    discriminator's loss is barely below it
 
 and writes ``dynamics.json`` and ``dynamics.md`` into ``--output_dir`` (the model in
 ``--output_dir/model``; an interrupted study resumes where it stopped).
@@ -178,12 +181,15 @@ def _table(record: dict) -> str:
         "",
         f"num_train_steps {record['num_train_steps']}, seed {record['seed']}, held-out {record['eval_data']}",
         "",
-        "| step | held-out disc AUC | generator MLM accuracy | token cosine | [CLS] cosine |",
-        "|---:|---:|---:|---:|---:|",
+        "| step | held-out disc AUC | disc loss (constant predictor's) | generator MLM accuracy | token cosine "
+        "| [CLS] cosine |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in record["points"]:
+        # Records written before the losses were measured have none.
+        losses = f"{row['disc_loss']:.3f} ({row['prior_loss']:.3f})" if "prior_loss" in row else "-"
         lines.append(
-            f"| {row['step']} | {_auc_text(row)} | {row['mlm_accuracy']:.3f} | "
+            f"| {row['step']} | {_auc_text(row)} | {losses} | {row['mlm_accuracy']:.3f} | "
             f"{row['token_cosine']:.3f} | {row['cls_cosine']:.3f} |"
         )
     return "\n".join(lines) + "\n"
