@@ -82,10 +82,10 @@ def held_out_scores(
     "disc_loss", "prior_loss"} (see the module docstring); "tokens" counts the real tokens of the
     scored batches, "replaced_rate" the share of them the generator replaced, "disc_loss" the
     discriminator's mean log loss on them and "prior_loss" that of always predicting
-    replaced_rate (the entropy a discriminator that learned nothing from its input stays at). A masked-LM-only model
-    (``electra_objective`` false) has no detection head, so its record has no "disc_auc" and its
-    cosines are those of the encoder that fine-tuning starts from, the generator's. Each call
-    draws fresh masks, so two calls differ by about 0.005 AUC.
+    replaced_rate (where a discriminator that learned nothing from its input stays). A
+    masked-LM-only model (``electra_objective`` false) has no detection head: its record has only
+    the first four keys, and its cosines are those of the encoder fine-tuning starts from, the
+    generator's. Each call draws fresh masks, so two calls differ by about 0.005 AUC.
     """
     import tensorflow as tf
 
@@ -101,7 +101,7 @@ def held_out_scores(
     dataset = pretraining_dataset.make_pretraining_dataset(
         list(eval_files), batch_size, max_seq_length, is_training=False
     )
-    probabilities, labels, hits = [], [], []
+    logits, labels, hits = [], [], []
     tokens = 0
     token_cosine = cls_cosine = None
     for batch in dataset.take(num_batches):
@@ -109,7 +109,7 @@ def held_out_scores(
         real = np.asarray(outputs["input_mask"]) > 0
         tokens += int(real.sum())
         if detection:
-            probabilities.append(1 / (1 + np.exp(-np.asarray(outputs["disc_logits"])[real])))
+            logits.append(np.asarray(outputs["disc_logits"], np.float64)[real])
             labels.append(np.asarray(outputs["disc_labels"])[real])
         predicted = np.argmax(np.asarray(outputs["mlm_logits"]), axis=-1)
         chosen = np.asarray(outputs["masked_lm_weights"]) > 0
@@ -127,15 +127,13 @@ def held_out_scores(
         "tokens": tokens,
     }
     if detection:
-        probability, label = np.concatenate(probabilities).astype(np.float64), np.concatenate(labels)
-        record["disc_auc"] = exact_auc(probability, label)
+        logit, label = np.concatenate(logits), np.concatenate(labels)
+        record["disc_auc"] = exact_auc(logit, label)  # ranks: the same as over probabilities
         # The collapse shows as a loss no better than a constant prediction of the replaced rate.
-        eps = 1e-7
-        probability = np.clip(probability, eps, 1 - eps)
         rate = float(label.mean())
         record["replaced_rate"] = rate
-        record["disc_loss"] = float(-np.mean(label * np.log(probability) + (1 - label) * np.log(1 - probability)))
-        record["prior_loss"] = float(-(rate * np.log(max(rate, eps)) + (1 - rate) * np.log(max(1 - rate, eps))))
+        record["disc_loss"] = float(np.mean(np.logaddexp(0.0, logit) - label * logit))  # from logits: no overflow
+        record["prior_loss"] = float(-sum(p * np.log(p) for p in (rate, 1 - rate) if p > 0))
     return record
 
 
