@@ -467,10 +467,7 @@ def write_pretrained(model, directory: str, extra_files: Optional[Mapping] = Non
             raise UserError(f"{directory} already exists; use a new --model_dir")
         log(f"Removing the incomplete {directory} (a save that was interrupted)")
         fileio.rmtree(directory)
-    parent, base = os.path.split(directory.rstrip("/"))
-    for name in fileio.listdir(parent) if fileio.isdir(parent) else []:
-        if name.startswith(f".{base}.writing-"):
-            fileio.rmtree(os.path.join(parent, name))
+    fileio.remove_temporaries(directory)
     staging = fileio.temporary_name(directory)
     try:
         save_pretrained(model, staging)

@@ -239,6 +239,23 @@ def temporary_name(path, tag: str = "writing") -> str:
     return join(os.path.dirname(path), f".{os.path.basename(path)}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+def remove_temporaries(path, tag: str = "writing") -> list[str]:
+    """Deletes the ``temporary_name(path, tag)`` siblings of ``path`` that killed writers left;
+    returns their paths. Call it only where one writer at a time owns ``path``."""
+    path = fspath(path).rstrip("/")
+    parent, prefix = os.path.dirname(path), f".{os.path.basename(path)}.{tag}-"
+    removed = []
+    for name in listdir(parent) if isdir(parent) else []:
+        if name.rstrip("/").startswith(prefix):
+            leftover = join(parent, name.rstrip("/"))
+            if isdir(leftover):
+                rmtree(leftover)
+            else:
+                remove(leftover)
+            removed.append(leftover)
+    return removed
+
+
 def write_bytes_atomic(path, data: bytes) -> None:
     """Writes ``data`` under a temporary name and renames it into place (whole or not at all)."""
     path = os.fspath(path)

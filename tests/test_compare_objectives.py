@@ -351,6 +351,10 @@ def test_snapshots_and_settings_on_ram_paths():
     fileio.makedirs(target)
     fileio.write_text_atomic(fileio.join(target, "stale.weights.h5"), "old")
     assert comparison.read_snapshot(output_dir, segment) is None
+    # And a killed one, which left only its temporary folder.
+    killed = fileio.temporary_name(target)
+    fileio.makedirs(killed)
+    fileio.write_text_atomic(fileio.join(killed, "discriminator.weights.h5"), "half")
 
     config = config_lib.load_config(
         "electra_tiny", dict(TOY_HPARAMS, hidden_size=16, embedding_size=16, intermediate_size=32, max_seq_length=16)

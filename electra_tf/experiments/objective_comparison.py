@@ -494,8 +494,10 @@ def save_snapshot(model, target: str, record: dict) -> None:
     The folder is written under a temporary name and moved into place with snapshot.json (what
     ``read_snapshot`` looks for) last, so an interrupted save never looks finished; a folder
     already at ``target`` (one without snapshot.json: its save was interrupted after the move)
-    is deleted only once the new one is complete.
+    is deleted only once the new one is complete. Temporary folders that killed saves left are
+    deleted first: like the rest of the driver, this assumes one process per --output_dir.
     """
+    fileio.remove_temporaries(target)
     staging = fileio.temporary_name(target)
     try:
         artifacts.save_pretrained(model, staging)
