@@ -265,7 +265,20 @@ def test_killed_trial_resumes_to_the_uninterrupted_result_and_logs_scalars(tmp_p
         finetuning.run_finetuning(options)
     monkeypatch.setattr(finetuning, "_evaluate_sentence_task", original_evaluate)
     assert tf.train.latest_checkpoint(str(trial_b / "checkpoints")).endswith("ckpt-8")
+    # And once more after finetuned/ is saved, before trial_result.json: the rerun replaces it.
+    original_save = finetuning._save_finetuned
+
+    def killed_after_saving(*args, **kwargs):
+        original_save(*args, **kwargs)
+        raise _Killed()
+
+    monkeypatch.setattr(finetuning, "_save_finetuned", killed_after_saving)
+    with pytest.raises(_Killed):
+        finetuning.run_finetuning(options)
+    monkeypatch.setattr(finetuning, "_save_finetuned", original_save)
+    assert (trial_b / "finetuned" / "head.json").is_file() and not (trial_b / "trial_result.json").exists()
     finetuning.run_finetuning(options)
+    assert not any(".writing-" in name for name in os.listdir(trial_b))
     result_b = json.loads((trial_b / "trial_result.json").read_text())
     assert result_b["resumed_from_step"] == 8
     assert result_b["metrics"] == pytest.approx(result_a["metrics"])
