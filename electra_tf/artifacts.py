@@ -569,11 +569,14 @@ def save_finetuned(
       head: ``finetuned_head(...)``.
       vocab_file: the vocabulary it was trained with, copied in and recorded in head.json.
       replace: an existing ``directory`` is replaced, and deleted only once the new folder is
-        complete (``fileio.move_tree(..., replace=True)``).
+        complete (``fileio.move_tree(..., replace=True)``); the caller owns ``directory``, so
+        temporary folders that killed saves of it left are deleted too.
     """
     # TensorFlow-heavy: only saving a fine-tuned model needs the vocabulary's hash.
     from electra_tf import tokenization
 
+    if replace:
+        fileio.remove_temporaries(directory)
     final, staging = directory, fileio.temporary_name(directory)
     try:
         fileio.makedirs(staging)

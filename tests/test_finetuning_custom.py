@@ -277,6 +277,7 @@ def test_killed_trial_resumes_to_the_uninterrupted_result_and_logs_scalars(tmp_p
         finetuning.run_finetuning(options)
     monkeypatch.setattr(finetuning, "_save_finetuned", original_save)
     assert (trial_b / "finetuned" / "head.json").is_file() and not (trial_b / "trial_result.json").exists()
+    (trial_b / ".finetuned.writing-1-0badc0de").mkdir()  # what a save killed mid-write leaves
     finetuning.run_finetuning(options)
     assert not any(".writing-" in name for name in os.listdir(trial_b))
     result_b = json.loads((trial_b / "trial_result.json").read_text())
