@@ -245,9 +245,10 @@ def remove_temporaries(path, tag: str = "writing") -> list[str]:
     path = fspath(path).rstrip("/")
     parent, prefix = os.path.dirname(path), f".{os.path.basename(path)}.{tag}-"
     removed = []
-    for name in listdir(parent) if isdir(parent) else []:
-        if name.rstrip("/").startswith(prefix):
-            leftover = join(parent, name.rstrip("/"))
+    names = [name.rstrip("/") for name in listdir(parent)] if isdir(parent) else []
+    for name in names:
+        if name.startswith(prefix):
+            leftover = join(parent, name)
             if isdir(leftover):
                 rmtree(leftover)
             else:

@@ -224,6 +224,13 @@ def merge_results(results_list: list, sources: list) -> dict:
 HELPFUL_MARGIN = 3.0
 
 
+def no_pretraining_average(results: dict) -> Optional[float]:
+    """The randomly initialised encoder's GLUE average, or None until it is fine-tuned on every task."""
+    return next(
+        (e["glue_average"] for e in results["encoders"] if e["step"] == 0 and e["glue_average"] is not None), None
+    )
+
+
 def smallest_helpful_fraction(results: dict, objective: str, margin: float = HELPFUL_MARGIN) -> Optional[dict]:
     """The smallest-budget encoder of ``objective`` whose GLUE average beats no pretraining by ``margin``.
 
@@ -231,7 +238,7 @@ def smallest_helpful_fraction(results: dict, objective: str, margin: float = HEL
     results["encoders"], or None when no fraction measured so far clears the margin or there is
     no finished randomly initialised encoder to compare with.
     """
-    baseline = next((e["glue_average"] for e in results["encoders"] if e["step"] == 0), None)
+    baseline = no_pretraining_average(results)
     if baseline is None:
         return None
     for encoder in sorted(results["encoders"], key=lambda e: e["step"]):
@@ -243,7 +250,7 @@ def smallest_helpful_fraction(results: dict, objective: str, margin: float = HEL
 
 def _against_no_pretraining(results: dict) -> list[str]:
     """One sentence per objective: where it first clears HELPFUL_MARGIN over random init, if anywhere."""
-    baseline = next((e["glue_average"] for e in results["encoders"] if e["step"] == 0), None)
+    baseline = no_pretraining_average(results)
     if baseline is None:
         return []
     lines = [f"Against no pretraining (GLUE avg {baseline:.1f}), by at least {HELPFUL_MARGIN:g} points:", ""]
@@ -388,9 +395,9 @@ def plot(results: dict, path: str) -> None:
                 label=OBJECTIVE_LABELS.get(objective, objective),
             )
             plotted = True
-    baseline = [e for e in results["encoders"] if e["step"] == 0 and e["glue_average"] is not None]
-    if baseline:
-        axes.axhline(baseline[0]["glue_average"], color="gray", linestyle="--", label=OBJECTIVE_LABELS["random_init"])
+    baseline = no_pretraining_average(results)
+    if baseline is not None:
+        axes.axhline(baseline, color="gray", linestyle="--", label=OBJECTIVE_LABELS["random_init"])
     axes.set_xscale("log")
     axes.set_xlabel("pretraining FLOPs")
     axes.set_ylabel("GLUE dev score (median over seeds, task average)")

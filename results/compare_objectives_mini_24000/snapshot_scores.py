@@ -28,10 +28,9 @@ dirs = sorted(glob.glob("/work/runs/part3/*/snapshots/*/step_*/snapshot.json"))
 for marker in dirs:
     directory = os.path.dirname(marker)
     key = os.path.relpath(directory, "/work/runs/part3")
-    config = artifacts.read_config(directory)
-    # ELECTRA snapshots scored before held_out_scores reported the losses are scored again.
-    if key in scores and not (config.electra_objective and "prior_loss" not in scores[key]):
+    if key in scores:
         continue
+    config = artifacts.read_config(directory)
     tf.keras.utils.set_random_seed(0)
     model = pretraining_objective.ElectraPretrainer(config, seed=0)
     checkpoint_conversion.load_pretrained_into(model, directory)
