@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Test processes for make test (pytest-xdist; each file's tests stay in one process, so a
+# module's fixtures are built once); 0 runs it in the make process itself.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench clean-demo
 
@@ -20,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 clean-demo:
 	rm -rf demo_output
