@@ -5,11 +5,15 @@
 # examples; the first fine-tuning with 400 steps is kept in finetune_400steps/), bf16 matmuls.
 # Resumable: rerun this script (its pretraining is done; the snapshots are reused).
 # Frozen code: /work/runs/code_part3 (commit in COMMIT). Data: /work/runs/data/wiki200_128.
+# With arguments, runs /work/runs/part3/priority.py on this stage's flags instead (e.g.
+# run_bert.sh --encoders=bert_step_25982,random_init fine-tunes those two first).
 cd /work/runs/code_part3
-exec nice -n 19 /work/main/.venv/bin/python -m electra_tf.experiments.compare_objectives \
+if [ $# -gt 0 ]; then driver=(/work/runs/part3/priority.py); else
+  driver=(-m electra_tf.experiments.compare_objectives); fi
+exec env PYTHONPATH=/work/runs/code_part3 nice -n 19 /work/main/.venv/bin/python "${driver[@]}" \
   --pretrain_data=/work/runs/data/wiki200_128 --glue_data_dir=/work/shared/data/glue \
   --output_dir=/work/runs/part3/bert --config=electra_mini \
   --hparams='{"learning_rate": 5e-4, "num_warmup_steps": 1000}' \
   --budget_electra_steps=24000 --fractions=0.0625,0.125,0.25,0.5,1 --objectives=bert \
   --tasks=sst-2,sts-b,mrpc,cola --num_seeds=3 --max_train_examples=8000 \
-  --log_every_steps=200 --mixed_precision=bf16
+  --log_every_steps=200 --mixed_precision=bf16 "$@"

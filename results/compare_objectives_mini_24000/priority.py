@@ -1,0 +1,81 @@
+"""Issue 17 part 3: fine-tunes chosen encoders of one stage first, task by task across them.
+
+The budget decision (does the masked LM beat no pretraining by 3 points?) needs the masked LM's
+full-budget snapshot and the random-init baseline; the stage drivers would reach them only after
+ELECTRA's five snapshots. This runs them first, alternating the encoders within each task so that a
+session cut short still has whole tasks for both. It takes compare_objectives' flags (the stage's
+exact command line) plus --encoders, writes into the same output folders with the same code
+(PYTHONPATH=/work/runs/code_part3), and the stage drivers later skip what it finished.
+"""
+
+from absl import flags
+
+from electra_tf import cli
+from electra_tf.experiments import (
+    compare_objectives,  # noqa: F401  (defines the flags)
+    comparison_report,
+    objective_comparison,
+)
+
+flags.DEFINE_list("encoders", [], "Encoder names to fine-tune, in this order within each task.")
+flags.DEFINE_bool("pretrain", False, "First pretrain the snapshots not saved yet, as the stage would.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    options = objective_comparison.ComparisonOptions(
+        pretrain_data=FLAGS.pretrain_data,
+        glue_data_dir=FLAGS.glue_data_dir,
+        output_dir=FLAGS.output_dir,
+        config=FLAGS.config,
+        hparams=FLAGS.hparams,
+        budget_flops=FLAGS.budget_flops,
+        budget_electra_steps=FLAGS.budget_electra_steps,
+        flops_convention=FLAGS.flops_convention,
+        fractions=FLAGS.fractions,
+        objectives=FLAGS.objectives,
+        tasks=FLAGS.tasks,
+        num_seeds=FLAGS.num_seeds,
+        vocab_file=FLAGS.vocab_file,
+        include_random_init=FLAGS.random_init_baseline,
+        max_train_examples=FLAGS.max_train_examples,
+        max_eval_examples=FLAGS.max_eval_examples,
+        finetune_epochs=FLAGS.finetune_epochs,
+        finetune_steps=FLAGS.finetune_steps,
+        finetune_learning_rate=FLAGS.finetune_learning_rate,
+        finetune_batch_size=FLAGS.finetune_batch_size,
+        overwrite=FLAGS.overwrite,
+        log_every_steps=FLAGS.log_every_steps,
+        mixed_precision=FLAGS.mixed_precision,
+    )
+    plan = objective_comparison.make_plan(options)
+    # Refuses if these flags are not the stage's (experiment.json).
+    objective_comparison.check_or_write_settings(options.output_dir, plan.settings, False)
+    encoders = dict(objective_comparison._encoders_in_order(options, plan))
+    unknown = [name for name in FLAGS.encoders if name not in encoders]
+    if unknown:
+        raise SystemExit(f"--encoders: {unknown} not in this stage: {sorted(encoders)}")
+    snapshots = {}
+    for segments in plan.segments.values():
+        for segment in segments:
+            record = objective_comparison.read_snapshot(options.output_dir, segment)
+            if record is None and FLAGS.pretrain:
+                objective_comparison.log(f"pretraining to step {segment.step} ({segment.fraction:g})")
+                record = objective_comparison.pretrain_segment(options, plan, segment)
+            if record is None:
+                raise SystemExit(f"{segment.encoder_name}: no snapshot yet; run with --pretrain")
+            snapshots[segment.encoder_name] = record
+    for task in plan.tasks:
+        for name in FLAGS.encoders:
+            if task in objective_comparison.finished_tasks(options.output_dir, name, [task]):
+                objective_comparison.log(f"{name}: {task} already fine-tuned, skipping")
+                continue
+            objective_comparison.log(f"fine-tuning {name} on {task} x {options.num_seeds} seed(s)")
+            objective_comparison.finetune_encoder(options, plan, name, encoders[name], [task])
+            results = comparison_report.collect_results(options.output_dir, plan, snapshots)
+            comparison_report.write_reports(options.output_dir, results)
+    objective_comparison.log("priority encoders done: " + ", ".join(FLAGS.encoders))
+
+
+if __name__ == "__main__":
+    cli.run(main)
