@@ -19,10 +19,10 @@ step bert.log bash run_bert.sh --encoders=bert_step_25982,random_init
 step electra.log bash run_electra.sh electra --pretrain --encoders=electra_step_24000
 step bert.log bash run_bert.sh --encoders=bert_step_12991
 step electra.log bash run_electra.sh electra --encoders=electra_step_12000
-step electra_half.log bash run_electra.sh half --pretrain --encoders=electra_gen_half_step_24000
+step electra_half.log bash run_electra.sh half --pretrain --encoders=electra_gen_half_step_20891
 step bert.log bash run_bert.sh --encoders=bert_step_6496
 step electra.log bash run_electra.sh electra --encoders=electra_step_6000
-step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_12000
+step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_10446
 step electra.log bash run_electra.sh electra
 step bert.log bash run_bert.sh
 step electra_half.log bash run_electra.sh half
