@@ -12,7 +12,7 @@ from absl import flags
 
 from electra_tf import cli
 from electra_tf.experiments import (
-    compare_objectives,  # noqa: F401  (defines the flags)
+    compare_objectives,
     comparison_report,
     objective_comparison,
 )
@@ -23,31 +23,12 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    options = objective_comparison.ComparisonOptions(
-        pretrain_data=FLAGS.pretrain_data,
-        glue_data_dir=FLAGS.glue_data_dir,
-        output_dir=FLAGS.output_dir,
-        config=FLAGS.config,
-        hparams=FLAGS.hparams,
-        budget_flops=FLAGS.budget_flops,
-        budget_electra_steps=FLAGS.budget_electra_steps,
-        flops_convention=FLAGS.flops_convention,
-        fractions=FLAGS.fractions,
-        objectives=FLAGS.objectives,
-        tasks=FLAGS.tasks,
-        num_seeds=FLAGS.num_seeds,
-        vocab_file=FLAGS.vocab_file,
-        include_random_init=FLAGS.random_init_baseline,
-        max_train_examples=FLAGS.max_train_examples,
-        max_eval_examples=FLAGS.max_eval_examples,
-        finetune_epochs=FLAGS.finetune_epochs,
-        finetune_steps=FLAGS.finetune_steps,
-        finetune_learning_rate=FLAGS.finetune_learning_rate,
-        finetune_batch_size=FLAGS.finetune_batch_size,
-        overwrite=FLAGS.overwrite,
-        log_every_steps=FLAGS.log_every_steps,
-        mixed_precision=FLAGS.mixed_precision,
-    )
+    # compare_objectives' own main builds the options from the flags; only its last call, the
+    # whole experiment, is replaced, so these options are the stage's to the letter.
+    captured = []
+    objective_comparison.run_comparison = captured.append
+    compare_objectives.main(argv)
+    (options,) = captured
     plan = objective_comparison.make_plan(options)
     # Refuses if these flags are not the stage's (experiment.json).
     objective_comparison.check_or_write_settings(options.output_dir, plan.settings, False)
