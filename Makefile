@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Test processes for make test (pytest-xdist; each file's tests stay in one process, so a
-# module's fixtures are built once); 0 runs it in the make process itself.
+# module's fixtures are built once); 0 runs it in one pytest process, without xdist workers.
 TEST_WORKERS ?= 2
 
 .PHONY: demo test bench clean-demo
