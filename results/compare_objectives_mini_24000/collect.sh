@@ -6,7 +6,7 @@ dest=/work/main/results/compare_objectives_mini_24000
 py=/work/main/.venv/bin/python
 mkdir -p "$dest"
 # The scripts that ran (and run) the stages, next to their results.
-cp /work/runs/part3/{run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} "$dest/"
+cp /work/runs/part3/{build_data.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} "$dest/"
 inputs=()
 for stage in bert electra electra_half; do
   src=/work/runs/part3/$stage

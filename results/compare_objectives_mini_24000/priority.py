@@ -36,16 +36,21 @@ def main(argv):
     unknown = [name for name in FLAGS.encoders if name not in encoders]
     if unknown:
         raise SystemExit(f"--encoders: {unknown} not in this stage: {sorted(encoders)}")
+    # Only the chosen encoders' snapshots (and, for --pretrain, the earlier segments of their runs)
+    # are needed: random init fine-tunes before any pretraining.
+    wanted = set(FLAGS.encoders)
     snapshots = {}
     for segments in plan.segments.values():
-        for segment in segments:
+        last = max((i for i, s in enumerate(segments) if s.encoder_name in wanted), default=-1)
+        for index, segment in enumerate(segments):
             record = objective_comparison.read_snapshot(options.output_dir, segment)
-            if record is None and FLAGS.pretrain:
+            if record is None and index <= last:
+                if not FLAGS.pretrain:
+                    raise SystemExit(f"{segment.encoder_name}: no snapshot yet; run with --pretrain")
                 objective_comparison.log(f"pretraining to step {segment.step} ({segment.fraction:g})")
                 record = objective_comparison.pretrain_segment(options, plan, segment)
-            if record is None:
-                raise SystemExit(f"{segment.encoder_name}: no snapshot yet; run with --pretrain")
-            snapshots[segment.encoder_name] = record
+            if record is not None:
+                snapshots[segment.encoder_name] = record
     for task in plan.tasks:
         for name in FLAGS.encoders:
             if task in objective_comparison.finished_tasks(options.output_dir, name, [task]):
