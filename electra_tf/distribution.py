@@ -22,6 +22,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from electra_tf import progress
+
 # The --strategy names live in cli (free of TensorFlow, so that --help starts fast).
 from electra_tf.cli import STRATEGY_NAMES
 from electra_tf.errors import UserError
@@ -104,6 +106,32 @@ def set_mixed_precision(mode: str) -> None:
     if mode not in MIXED_PRECISION_POLICIES:
         raise UserError(f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}")
     keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
+    # bf16 pays only where the hardware multiplies bfloat16; a CPU without it converts every
+    # operand, and an electra_mini step took 1.9x as long as in float32 on such a machine.
+    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
+    if mode == "bf16" and not accelerated and cpu_has_bfloat16() is False:
+        progress.log(
+            "warning: --mixed_precision=bf16 on a CPU without bfloat16 matrix units (no avx512_bf16 "
+            "or amx_bf16 in /proc/cpuinfo) runs slower than float32; use --mixed_precision=none",
+            stderr=True,
+        )
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> Optional[bool]:
+    """Whether the CPU multiplies bfloat16 natively: x86 avx512_bf16 or amx_bf16, Arm bf16.
+
+    Returns None where `cpuinfo` cannot be read or names no flags (not Linux, say).
+    """
+    try:
+        with open(cpuinfo) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, Arm
+            return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(value.split()))
+    return None
 
 
 def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:

@@ -104,6 +104,37 @@ def test_multi_worker_without_tf_config_is_a_user_error(monkeypatch):
         distribution.create_strategy("multi_worker")
 
 
+def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
+    def cpuinfo(text):
+        path = tmp_path / "cpuinfo"
+        path.write_text(text)
+        return str(path)
+
+    x86 = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu sse2 avx512f avx512_vnni{}\n"
+    assert distribution.cpu_has_bfloat16(cpuinfo(x86.format(""))) is False
+    assert distribution.cpu_has_bfloat16(cpuinfo(x86.format(" avx512_bf16"))) is True
+    assert distribution.cpu_has_bfloat16(cpuinfo(x86.format(" amx_tile amx_bf16"))) is True
+    assert distribution.cpu_has_bfloat16(cpuinfo("processor\t: 0\nFeatures\t: fp asimd sve bf16\n")) is True
+    assert distribution.cpu_has_bfloat16(cpuinfo("processor\t: 0\nFeatures\t: fp asimd\n")) is False
+    assert distribution.cpu_has_bfloat16(cpuinfo("processor\t: 0\n")) is None
+    assert distribution.cpu_has_bfloat16(str(tmp_path / "absent")) is None
+
+
+def test_bf16_on_a_cpu_without_bfloat16_units_warns(monkeypatch, capsys):
+    import keras
+
+    before = keras.mixed_precision.dtype_policy().name
+    try:
+        for support, warned in ((False, True), (True, False), (None, False)):
+            monkeypatch.setattr(distribution, "cpu_has_bfloat16", lambda support=support: support)
+            distribution.set_mixed_precision("bf16")
+            assert ("--mixed_precision=bf16 on a CPU without bfloat16" in capsys.readouterr().err) is warned
+        distribution.set_mixed_precision("none")  # float32 never warns
+        assert capsys.readouterr().err == ""
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
+
+
 def test_precision_and_batch_helpers_match_the_cli_flags():
     import keras
     from absl import flags
