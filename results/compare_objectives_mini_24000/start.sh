@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Starts (or resumes) issue 17 part 3 from the repository alone, whatever of /work/runs is left:
+# freezes the code at the run's commit into /work/runs/code_part3 if it is missing, builds the
+# pretraining and held-out data if missing, puts the run scripts into /work/runs/part3 and starts
+# run_all.sh in the background (it waits for lanes still running, and every step skips finished
+# work). Needs /work/main/.venv (make test or make demo builds it). Usage: bash start.sh
+set -euo pipefail
+commit=215361c481ad0d97b1f14bf0491b44aef76210d6
+here=/work/main/results/compare_objectives_mini_24000
+mkdir -p /work/runs/part3
+if [ ! -f /work/runs/code_part3/COMMIT ]; then
+  mkdir -p /work/runs/code_part3
+  git -C /work/main archive "$commit" electra_tf configs | tar -x -C /work/runs/code_part3
+  echo "$commit" > /work/runs/code_part3/COMMIT
+fi
+[ "$(cat /work/runs/code_part3/COMMIT)" = "$commit" ] || { echo "code_part3 is not $commit"; exit 1; }
+if [ ! -f /work/runs/data/wiki200_128/manifest.json ] || [ ! -f /work/runs/heldout/squad_dev_128/manifest.json ]; then
+  rm -rf /work/runs/data/wiki200_128 /work/runs/heldout  # a half-built folder from a killed build
+  bash "$here/build_data.sh"
+fi
+cp "$here"/{build_data.sh,start.sh,status.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} /work/runs/part3/
+cd /work/runs/part3
+setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
+echo "started run_all.sh (pid $!); bash status.sh shows where it is"
