@@ -123,6 +123,8 @@ def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
 def test_bf16_on_a_cpu_without_bfloat16_units_warns(monkeypatch, capsys):
     import keras
 
+    # As on a machine with no GPU or TPU, whichever this one is.
+    monkeypatch.setattr(distribution.tf.config, "list_physical_devices", lambda kind=None: [])
     before = keras.mixed_precision.dtype_policy().name
     try:
         for support, warned in ((False, True), (True, False), (None, False)):
@@ -130,6 +132,13 @@ def test_bf16_on_a_cpu_without_bfloat16_units_warns(monkeypatch, capsys):
             distribution.set_mixed_precision("bf16")
             assert ("--mixed_precision=bf16 on a CPU without bfloat16" in capsys.readouterr().err) is warned
         distribution.set_mixed_precision("none")  # float32 never warns
+        assert capsys.readouterr().err == ""
+        # An accelerator does the bf16 matmuls: the host CPU does not matter.
+        monkeypatch.setattr(distribution, "cpu_has_bfloat16", lambda: False)
+        monkeypatch.setattr(
+            distribution.tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else []
+        )
+        distribution.set_mixed_precision("bf16")
         assert capsys.readouterr().err == ""
     finally:
         keras.mixed_precision.set_dtype_policy(before)
