@@ -6,13 +6,20 @@ dest=/work/main/results/compare_objectives_mini_24000
 py=/work/main/.venv/bin/python
 mkdir -p "$dest"
 # The scripts that ran (and run) the stages, next to their results.
-cp /work/runs/part3/{build_data.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} "$dest/"
+cp /work/runs/part3/{build_data.sh,start.sh,status.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} "$dest/"
+# Held-out scores of the snapshots (snapshot_scores.py), when there are any.
+if [ -f /work/runs/part3/snapshot_scores.json ]; then cp /work/runs/part3/snapshot_scores.json "$dest/"; fi
 inputs=()
 for stage in bert electra electra_half; do
   src=/work/runs/part3/$stage
   [ -f "$src/results.json" ] || continue
   mkdir -p "$dest/$stage"
   cp "$src/results.json" "$src/results.md" "$src/plot.png" "$src/experiment.json" "$dest/$stage/"
+  # Each finished task's results.json too: start.sh puts them back if the machine loses
+  # /work/runs, so that a restarted run skips that fine-tuning (the drivers' resume looks only
+  # for this file).
+  (cd "$src" && find finetune -name results.json) |
+    while read -r file; do mkdir -p "$dest/$stage/$(dirname "$file")"; cp "$src/$file" "$dest/$stage/$file"; done
   inputs+=("$src")
 done
 if [ ${#inputs[@]} -ge 2 ]; then

@@ -18,6 +18,15 @@ if [ ! -f /work/runs/data/wiki200_128/manifest.json ] || [ ! -f /work/runs/heldo
   rm -rf /work/runs/data/wiki200_128 /work/runs/heldout  # a half-built folder from a killed build
   bash "$here/build_data.sh"
 fi
+# Fine-tuning results committed by collect.sh and missing here (a machine that lost /work/runs):
+# put back, so that the drivers skip those tasks.
+for stage in bert electra electra_half; do
+  [ -d "$here/$stage/finetune" ] || continue
+  (cd "$here/$stage" && find finetune -name results.json) | while read -r file; do
+    target=/work/runs/part3/$stage/$file
+    if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
+  done
+done
 cp "$here"/{build_data.sh,start.sh,status.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} /work/runs/part3/
 cd /work/runs/part3
 setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
