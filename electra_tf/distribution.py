@@ -106,10 +106,19 @@ def set_mixed_precision(mode: str) -> None:
     if mode not in MIXED_PRECISION_POLICIES:
         raise UserError(f"--mixed_precision={mode!r} is not known; use one of {', '.join(MIXED_PRECISION_POLICIES)}")
     keras.mixed_precision.set_dtype_policy(MIXED_PRECISION_POLICIES[mode])
-    # bf16 pays only where the hardware multiplies bfloat16; a CPU without it converts every
-    # operand, and an electra_mini step took 1.9x as long as in float32 on such a machine.
-    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
-    if mode == "bf16" and not accelerated and cpu_has_bfloat16() is False:
+
+
+def warn_if_bfloat16_is_emulated(strategy: tf.distribute.Strategy) -> None:
+    """Prints a warning when bfloat16 matmuls would run on CPUs that have no bfloat16 units.
+
+    bf16 pays only where the hardware multiplies bfloat16; a CPU without it converts every
+    operand, and an electra_mini pretraining step took 1.9x as long as in float32 on such a
+    machine. Checked against the strategy's devices, so that a TPU host's CPU does not count.
+    """
+    if keras.mixed_precision.dtype_policy().compute_dtype != "bfloat16":
+        return
+    on_cpus = all("CPU" in device.upper() for device in strategy.extended.worker_devices)
+    if on_cpus and cpu_has_bfloat16() is False:
         progress.log(
             "warning: --mixed_precision=bf16 on a CPU without bfloat16 matrix units (no avx512_bf16 "
             "or amx_bf16 in /proc/cpuinfo) runs slower than float32; use --mixed_precision=none",

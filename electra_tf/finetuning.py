@@ -1178,6 +1178,7 @@ def run_finetuning(options: FinetuningOptions, strategy=None) -> dict:
         )
     if strategy is None:
         strategy = distribution.create_strategy(options.strategy, tpu=options.tpu)
+    distribution.warn_if_bfloat16_is_emulated(strategy)
     if not distribution.is_chief(strategy):
         # Every worker trains and predicts in step; only the chief's files are kept.
         options = dataclasses.replace(options, output_dir=tempfile.mkdtemp(prefix="worker_"))

@@ -861,6 +861,7 @@ def run_pretraining(
             options.strategy, tpu=options.tpu, worker_timeout_seconds=_worker_timeout(options)
         )
     distribution.per_replica_batch_size(resolved.train_batch_size, strategy)
+    distribution.warn_if_bfloat16_is_emulated(strategy)
     start_step = checkpointing.latest_checkpoint_step(options.model_dir)
     train_input = pretraining_input_fn(
         files,

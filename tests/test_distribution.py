@@ -123,22 +123,24 @@ def test_cpu_bfloat16_support_is_read_from_cpuinfo(tmp_path):
 def test_bf16_on_a_cpu_without_bfloat16_units_warns(monkeypatch, capsys):
     import keras
 
-    # As on a machine with no GPU or TPU, whichever this one is.
-    monkeypatch.setattr(distribution.tf.config, "list_physical_devices", lambda kind=None: [])
+    class OnDevices:
+        def __init__(self, *devices):
+            self.extended = type("Extended", (), {"worker_devices": devices})()
+
+    cpus = OnDevices("/job:localhost/replica:0/task:0/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:1")
     before = keras.mixed_precision.dtype_policy().name
     try:
+        distribution.set_mixed_precision("bf16")
         for support, warned in ((False, True), (True, False), (None, False)):
             monkeypatch.setattr(distribution, "cpu_has_bfloat16", lambda support=support: support)
-            distribution.set_mixed_precision("bf16")
+            distribution.warn_if_bfloat16_is_emulated(cpus)
             assert ("--mixed_precision=bf16 on a CPU without bfloat16" in capsys.readouterr().err) is warned
-        distribution.set_mixed_precision("none")  # float32 never warns
-        assert capsys.readouterr().err == ""
-        # An accelerator does the bf16 matmuls: the host CPU does not matter.
+        # The accelerator does the matmuls, whatever its host CPU has.
         monkeypatch.setattr(distribution, "cpu_has_bfloat16", lambda: False)
-        monkeypatch.setattr(
-            distribution.tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else []
-        )
-        distribution.set_mixed_precision("bf16")
+        distribution.warn_if_bfloat16_is_emulated(OnDevices("/job:worker/replica:0/task:0/device:TPU:0"))
+        distribution.warn_if_bfloat16_is_emulated(OnDevices("/job:localhost/replica:0/task:0/device:GPU:0"))
+        distribution.set_mixed_precision("none")  # float32 never warns
+        distribution.warn_if_bfloat16_is_emulated(cpus)
         assert capsys.readouterr().err == ""
     finally:
         keras.mixed_precision.set_dtype_policy(before)
