@@ -19,7 +19,8 @@ if [ ! -f /work/runs/data/wiki200_128/manifest.json ] || [ ! -f /work/runs/heldo
   bash "$here/build_data.sh"
 fi
 # Fine-tuning results committed by collect.sh and missing here (a machine that lost /work/runs):
-# put back, so that the drivers skip those tasks.
+# put back, so that the drivers skip those tasks. A snapshot that has to be pretrained again
+# keeps its earlier results (same seed and settings; not checked to be bit-identical).
 for stage in bert electra electra_half; do
   [ -d "$here/$stage/finetune" ] || continue
   (cd "$here/$stage" && find finetune -name results.json) | while read -r file; do
