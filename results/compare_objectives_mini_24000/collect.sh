@@ -6,7 +6,7 @@ dest=/work/main/results/compare_objectives_mini_24000
 py=/work/main/.venv/bin/python
 mkdir -p "$dest"
 # The scripts that ran (and run) the stages, next to their results.
-cp /work/runs/part3/{build_data.sh,start.sh,status.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} "$dest/"
+cp /work/runs/part3/*.sh /work/runs/part3/priority.py "$dest/"
 # Held-out scores of the snapshots (snapshot_scores.py), when there are any.
 if [ -f /work/runs/part3/snapshot_scores.json ]; then cp /work/runs/part3/snapshot_scores.json "$dest/"; fi
 inputs=()

@@ -14,10 +14,7 @@ if [ ! -f /work/runs/code_part3/COMMIT ]; then
   echo "$commit" > /work/runs/code_part3/COMMIT
 fi
 [ "$(cat /work/runs/code_part3/COMMIT)" = "$commit" ] || { echo "code_part3 is not $commit"; exit 1; }
-if [ ! -f /work/runs/data/wiki200_128/manifest.json ] || [ ! -f /work/runs/heldout/squad_dev_128/manifest.json ]; then
-  rm -rf /work/runs/data/wiki200_128 /work/runs/heldout  # a half-built folder from a killed build
-  bash "$here/build_data.sh"
-fi
+bash "$here/build_data.sh"  # builds only what is missing
 # Fine-tuning results committed by collect.sh and missing here (a machine that lost /work/runs):
 # put back, so that the drivers skip those tasks. A snapshot that has to be pretrained again
 # keeps its earlier results (same seed and settings; not checked to be bit-identical).
@@ -28,7 +25,7 @@ for stage in bert electra electra_half; do
     if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
   done
 done
-cp "$here"/{build_data.sh,start.sh,status.sh,run_all.sh,run_bert.sh,run_electra.sh,priority.py,collect.sh} /work/runs/part3/
+cp "$here"/*.sh "$here"/priority.py /work/runs/part3/
 cd /work/runs/part3
 setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
 echo "started run_all.sh (pid $!); bash status.sh shows where it is"
