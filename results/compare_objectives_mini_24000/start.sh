@@ -20,6 +20,11 @@ bash "$here/build_data.sh"  # builds only what is missing
 # keeps its earlier results (same seed and settings; not checked to be bit-identical).
 for stage in bert electra electra_half; do
   [ -d "$here/$stage/finetune" ] || continue
+  # The driver refuses a non-empty output directory without its experiment.json (the record of
+  # the flags the results were made with), so that goes back first.
+  if [ ! -f "/work/runs/part3/$stage/experiment.json" ]; then
+    mkdir -p "/work/runs/part3/$stage"; cp "$here/$stage/experiment.json" "/work/runs/part3/$stage/"
+  fi
   (cd "$here/$stage" && find finetune -name results.json) | while read -r file; do
     target=/work/runs/part3/$stage/$file
     if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
