@@ -182,11 +182,11 @@ def _first_argmax(logits):
     """int32 [...]: the index of the first largest logit along the last axis, as argmax.
 
     ``ops.top_k(k=1)`` instead of ``ops.argmax``: Keras's TensorFlow argmax first rewrites every
-    -0.0 (three more passes over [positions, vocabulary]), which made the masked-LM accuracy
-    metric ~9% of an electra_tiny step. top_k keeps the lower index among equal values on both
-    TensorFlow and JAX, so the result is argmax's.
+    -0.0 (three more passes over [positions, vocabulary]; 33 ms against 8.5 on one thread for
+    [320, 30522], an electra_tiny batch at sequence length 64). top_k puts the lower index first
+    among equal values on both TensorFlow and JAX, so the result is argmax's.
     """
-    return ops.cast(ops.top_k(ops.stop_gradient(logits), k=1, sorted=False)[1][..., 0], "int32")
+    return ops.cast(ops.top_k(ops.stop_gradient(logits), k=1)[1][..., 0], "int32")
 
 
 def _weighted_mean(values, weights):

@@ -514,6 +514,18 @@ def test_the_model_runs_and_trains_on_jax():
     assert "disc_auc" in report["history"]
 
 
+def test_accuracy_metrics_take_the_first_maximum_as_argmax_does():
+    from electra_tf.pretraining_objective import _first_argmax
+
+    logits = np.random.default_rng(3).normal(size=(4, 6, 1000)).astype("float32")
+    logits[0, 0] = 0.0  # all equal (a uniform generator's logits): index 0
+    logits[1, 2, [7, 300, 900]] = 50.0  # ties: the lowest index
+    logits[2, 3] = -0.0  # negative zeros everywhere
+    logits[2, 3, 4] = 0.0
+    np.testing.assert_array_equal(np.asarray(_first_argmax(logits)), np.argmax(logits, axis=-1))
+    assert int(np.asarray(_first_argmax(logits))[1, 2]) == 7
+
+
 def test_disc_auc_resolves_scores_clustered_near_the_replaced_rate():
     """An early discriminator scores every token near 0.13 with a weak signal: the reference's
     200 thresholds blur it towards 0.5, the metric's finer ones track the exact AUC."""
