@@ -30,6 +30,9 @@ for marker in dirs:
     key = os.path.relpath(directory, "/work/runs/part3")
     if key in scores:
         continue
+    if not os.path.exists(os.path.join(directory, "generator.weights.h5")):
+        print(f"{key}: encoder only (put back from keep_snapshot.sh), not scored", flush=True)
+        continue
     config = artifacts.read_config(directory)
     tf.keras.utils.set_random_seed(0)
     model = pretraining_objective.ElectraPretrainer(config, seed=0)

@@ -30,6 +30,14 @@ for stage in bert electra electra_half; do
     if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
   done
 done
+# Snapshots kept in the repository (keep_snapshot.sh: the encoder only) and missing here: put
+# back, so that their fine-tuning goes on without pretraining them again.
+for marker in "$here"/*/snapshots/*/step_*/snapshot.json; do
+  [ -f "$marker" ] || continue
+  kept=$(dirname "$marker")
+  target=/work/runs/part3/${kept#"$here"/}
+  if [ ! -f "$target/snapshot.json" ]; then mkdir -p "$target"; cp "$kept"/* "$target/"; fi
+done
 cp "$here"/*.sh "$here"/priority.py /work/runs/part3/
 cd /work/runs/part3
 setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
