@@ -19,6 +19,7 @@ from electra_tf.experiments import (
 
 flags.DEFINE_list("encoders", [], "Encoder names to fine-tune, in this order within each task.")
 flags.DEFINE_bool("pretrain", False, "First pretrain the snapshots not saved yet, as the stage would.")
+flags.DEFINE_bool("finetune", True, "Fine-tune the chosen encoders (--nofinetune: only pretrain up to them).")
 FLAGS = flags.FLAGS
 
 
@@ -51,6 +52,9 @@ def main(argv):
                 record = objective_comparison.pretrain_segment(options, plan, segment)
             if record is not None:
                 snapshots[segment.encoder_name] = record
+    if not FLAGS.finetune:
+        objective_comparison.log("pretrained up to: " + ", ".join(FLAGS.encoders))
+        return
     for task in plan.tasks:
         for name in FLAGS.encoders:
             if task in objective_comparison.finished_tasks(options.output_dir, name, [task]):

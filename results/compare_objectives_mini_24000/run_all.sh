@@ -1,43 +1,44 @@
 #!/usr/bin/env bash
-# Issue 17 part 3, all stages, in two lanes side by side (one TensorFlow thread each, one per
-# core); each step resumes where it stopped (finished work is skipped). Start it with
+# Issue 17 part 3, all stages; each step resumes where it stopped (finished work is skipped).
+# Start it with (start.sh does)
 #   cd /work/runs/part3 && setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
-# Order: random init, then each objective's 1/4 snapshot pretrained and fine-tuned before its
-# pretraining goes on to the full budget. Only fine-tuning results survive a machine that loses
-# /work/runs (it happened twice): the 1/4 snapshots give a whole comparison (random init, masked
-# LM, ELECTRA at 6.4e14 FLOPs) after about 9 h of each lane instead of 20. Then the full
-# budgets, the 1/2 snapshots, the 1/2-width generator and everything left.
-# Logs: bert.log, electra.log, electra_half.log.
+# Pretraining runs one stage at a time on both cores (PART3_THREADS=2: an electra_mini ELECTRA
+# step 1.02 s quiet, against 2.4-2.7 s for each of two one-thread runs side by side), so that a
+# snapshot is reached, and can be kept (keep_snapshot.sh), within a session; fine-tuning runs two
+# encoders side by side, one thread each. Only fine-tuning results and kept encoders survive a
+# machine that loses /work/runs (it happened twice). Order: each objective's 1/4 snapshot
+# (ELECTRA step 6,000, masked LM step 6,496: 6.4e14 FLOPs) and its fine-tuning first, the
+# earliest whole comparison with random init; then the full budgets, then the 1/2-width
+# generator and everything left. Logs: bert.log, electra.log, electra_half.log.
 cd /work/runs/part3
-# One run per stage: a lane waits while a process of its stage (an earlier run_all.sh's, or one
-# started by hand) is still running.
-wait_for_stage() {  # $1 output directory
-  while pgrep -f -- "--output_dir=$1( |\$)" > /dev/null; do sleep 60; done
-}
+# One run at a time: wait while any part-3 process (an earlier run_all.sh's, or one started by
+# hand) is still running.
+while pgrep -f "part3/priority.py|experiments.compare_objectives" > /dev/null; do sleep 60; done
 step() {  # $1 log, then the command
   local log="$1"
   shift
   "$@" >> "$log" 2>&1 || { echo "$(date -u +%FT%TZ) failed: $* (see $log)"; return 1; }
 }
-electra_lane() {
-  wait_for_stage /work/runs/part3/electra
-  step electra.log bash run_electra.sh electra --pretrain --encoders=electra_step_6000 &&
-    step electra.log bash run_electra.sh electra --pretrain --encoders=electra_step_24000 &&
-    step electra.log bash run_electra.sh electra --encoders=electra_step_12000 &&
-    step electra_half.log bash run_electra.sh half --pretrain --encoders=electra_gen_half_step_20891 &&
-    step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_10446 &&
-    step electra.log bash run_electra.sh electra &&
-    step electra_half.log bash run_electra.sh half
+pretrain() {  # $1 log, then run_*.sh and its stage: pretraining only, on both cores
+  local log="$1"
+  shift
+  step "$log" env PART3_THREADS=2 bash "$@" --pretrain --nofinetune
 }
-bert_lane() {
-  wait_for_stage /work/runs/part3/bert
-  step bert.log bash run_bert.sh --encoders=random_init &&
-    step bert.log bash run_bert.sh --pretrain --encoders=bert_step_6496 &&
-    step bert.log bash run_bert.sh --pretrain --encoders=bert_step_25982 &&
-    step bert.log bash run_bert.sh --encoders=bert_step_12991 &&
-    step bert.log bash run_bert.sh
+side_by_side() {  # two command strings, one per core
+  bash -c "$1" & bash -c "$2" & wait
 }
-electra_lane &
-bert_lane &
-wait
-echo "$(date -u +%FT%TZ) lanes finished: bash collect.sh merges them into the repository's results/"
+export -f step
+step bert.log bash run_bert.sh --encoders=random_init &&
+  pretrain electra.log run_electra.sh electra --encoders=electra_step_6000 &&
+  pretrain bert.log run_bert.sh --encoders=bert_step_6496 &&
+  side_by_side "step electra.log bash run_electra.sh electra --encoders=electra_step_6000" \
+    "step bert.log bash run_bert.sh --encoders=bert_step_6496" &&
+  pretrain electra.log run_electra.sh electra --encoders=electra_step_24000 &&
+  pretrain bert.log run_bert.sh --encoders=bert_step_25982 &&
+  side_by_side "step electra.log bash run_electra.sh electra --encoders=electra_step_24000,electra_step_12000" \
+    "step bert.log bash run_bert.sh --encoders=bert_step_25982,bert_step_12991" &&
+  pretrain electra_half.log run_electra.sh half --encoders=electra_gen_half_step_20891 &&
+  side_by_side "step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_20891" \
+    "step electra.log bash run_electra.sh electra" &&
+  side_by_side "step electra_half.log bash run_electra.sh half" "step bert.log bash run_bert.sh"
+echo "$(date -u +%FT%TZ) run_all.sh stopped: bash collect.sh merges the results into the repository's results/"

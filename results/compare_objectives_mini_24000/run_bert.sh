@@ -3,7 +3,8 @@
 # (2.57e15 training FLOPs), snapshots at 1/16..1 of it, against no pretraining, on SST-2, STS-B,
 # MRPC and CoLA with 3 fine-tuning seeds (the reference's epochs: 3, STS-B 10, on at most 8,000
 # examples), float32 (this machine's CPU has no bfloat16 matmul units: bf16 was 1.9x slower).
-# One TensorFlow thread: run_all.sh runs two stages side by side on the two cores.
+# One TensorFlow thread (PART3_THREADS=2: both cores, as run_all.sh pretrains, one stage at a
+# time); run_all.sh fine-tunes two stages side by side, one thread each.
 # Resumable: rerun this script; it continues the pretraining from its last checkpoint.
 # Frozen code: /work/runs/code_part3 (commit in COMMIT). Data: /work/runs/data/wiki200_128
 # (built by build_data.sh).
@@ -13,7 +14,7 @@
 cd /work/runs/code_part3
 if [ $# -gt 0 ]; then driver=(/work/runs/part3/priority.py); else
   driver=(-m electra_tf.experiments.compare_objectives); fi
-exec env PYTHONPATH=/work/runs/code_part3 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nice -n 19 /work/main/.venv/bin/python "${driver[@]}" \
+exec env PYTHONPATH=/work/runs/code_part3 TF_NUM_INTRAOP_THREADS="${PART3_THREADS:-1}" TF_NUM_INTEROP_THREADS="${PART3_THREADS:-1}" nice -n 19 /work/main/.venv/bin/python "${driver[@]}" \
   --pretrain_data=/work/runs/data/wiki200_128 --glue_data_dir=/work/shared/data/glue \
   --output_dir=/work/runs/part3/bert --config=electra_mini \
   --hparams='{"learning_rate": 5e-4, "num_warmup_steps": 1000}' \

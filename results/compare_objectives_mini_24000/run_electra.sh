@@ -5,7 +5,7 @@
 # that ELECTRA's fine-tuning (the headline comparison) does not wait for the second pretraining
 # run; merge_comparisons puts bert/, electra/ and electra_half/ side by side.
 # Fine-tuning: the reference's epochs (3, STS-B 10) on at most 8,000 examples, float32 and one
-# TensorFlow thread, as in stage 1.
+# TensorFlow thread (PART3_THREADS=2 for both cores), as in stage 1.
 # Usage: run_electra.sh electra|half|both [priority.py flags]. Resumable: rerun this script.
 # With flags after the first argument, runs /work/runs/part3/priority.py on this stage's flags
 # instead (e.g. run_electra.sh electra --pretrain --encoders=electra_step_24000).
@@ -17,7 +17,7 @@ if [ $# -gt 0 ]; then driver=(/work/runs/part3/priority.py); else
 run() {  # $1 objective, $2 output directory, then priority.py's flags
   local objective="$1" output_dir="$2"
   shift 2
-  env PYTHONPATH=/work/runs/code_part3 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nice -n 19 /work/main/.venv/bin/python "${driver[@]}" \
+  env PYTHONPATH=/work/runs/code_part3 TF_NUM_INTRAOP_THREADS="${PART3_THREADS:-1}" TF_NUM_INTEROP_THREADS="${PART3_THREADS:-1}" nice -n 19 /work/main/.venv/bin/python "${driver[@]}" \
     --pretrain_data=/work/runs/data/wiki200_128 --glue_data_dir=/work/shared/data/glue \
     --output_dir="$output_dir" --config=electra_mini \
     --hparams='{"learning_rate": 5e-4, "num_warmup_steps": 1000}' \
