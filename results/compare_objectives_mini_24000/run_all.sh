@@ -3,7 +3,7 @@
 # Start it with (start.sh does)
 #   cd /work/runs/part3 && setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
 # Pretraining runs one stage at a time on both cores (PART3_THREADS=2: an electra_mini ELECTRA
-# step 1.40 s, against 2.4-2.7 s for each of two one-thread runs side by side: about the same
+# step 1.40-1.57 s, against 2.4-2.7 s for each of two one-thread runs side by side: about the same
 # throughput), so that a snapshot comes twice as soon and can be kept (keep_snapshot.sh) within a
 # session; fine-tuning runs two encoders side by side, one thread each. Only fine-tuning results and kept encoders survive a
 # machine that loses /work/runs (it happened twice). Order: each objective's 1/4 snapshot
@@ -24,6 +24,8 @@ pretrain() {  # $1 log, then run_*.sh and its stage: pretraining only, on both c
   shift
   step "$log" env PART3_THREADS=2 bash "$@" --pretrain --nofinetune
 }
+# A failed side is logged by step and does not stop the order: the last steps, each stage's whole
+# driver, do whatever fine-tuning is still missing.
 side_by_side() {  # two command strings, one per core
   bash -c "$1" & bash -c "$2" & wait
 }
