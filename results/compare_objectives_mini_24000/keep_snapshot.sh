@@ -12,4 +12,7 @@ dest="/work/main/results/compare_objectives_mini_24000/$stage/snapshots/$objecti
 [ -f "$src/snapshot.json" ] || { echo "keep_snapshot.sh: no finished snapshot at $src"; exit 1; }
 mkdir -p "$dest"
 cp "$src/backbone.weights.h5" "$src/config.json" "$src/snapshot.json" "$dest/"
+# start.sh puts a stage back only with its experiment.json (collect.sh copies it only once the
+# stage has results), so the stage's record travels with its first kept snapshot.
+cp "/work/runs/part3/$stage/experiment.json" "${dest%/snapshots/*}/"
 echo "kept $src in $dest ($(du -sh "$dest" | cut -f1)); git add it to commit"

@@ -5,8 +5,8 @@
 # Pretraining runs one stage at a time on both cores (PART3_THREADS=2: an electra_mini ELECTRA
 # step 1.40-1.57 s, against 2.4-2.7 s for each of two one-thread runs side by side: about the same
 # throughput), so that a snapshot comes twice as soon and can be kept (keep_snapshot.sh) within a
-# session; fine-tuning runs two encoders side by side, one thread each. Only fine-tuning results and kept encoders survive a
-# machine that loses /work/runs (it happened twice). Order: each objective's 1/4 snapshot
+# session; fine-tuning runs two encoders side by side, one thread each. Only fine-tuning results
+# and kept encoders survive a machine that loses /work/runs (it happened twice). Order: each objective's 1/4 snapshot
 # (ELECTRA step 6,000, masked LM step 6,496: 6.4e14 FLOPs) and its fine-tuning first, the
 # earliest whole comparison with random init; then the full budgets, then the 1/2-width
 # generator and everything left. Logs: bert.log, electra.log, electra_half.log.

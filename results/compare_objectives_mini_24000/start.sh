@@ -15,28 +15,20 @@ if [ ! -f /work/runs/code_part3/COMMIT ]; then
 fi
 [ "$(cat /work/runs/code_part3/COMMIT)" = "$commit" ] || { echo "code_part3 is not $commit"; exit 1; }
 bash "$here/build_data.sh"  # builds only what is missing
-# Fine-tuning results committed by collect.sh and missing here (a machine that lost /work/runs):
-# put back, so that the drivers skip those tasks. A snapshot that has to be pretrained again
-# keeps its earlier results (same seed and settings; not checked to be bit-identical).
+# What the repository keeps of a stage and this machine lacks (it lost /work/runs) goes back:
+# experiment.json first (the driver refuses a non-empty output directory without this record of
+# its flags), then each finished task's results.json (collect.sh), so that the drivers skip those
+# tasks, and each snapshot encoder kept with keep_snapshot.sh, so that its fine-tuning goes on
+# without pretraining it again; sorted, a snapshot's marker (snapshot.json) comes after its
+# weights. A snapshot that has to be pretrained again keeps its earlier results (same seed and
+# settings; not checked to be bit-identical).
 for stage in bert electra electra_half; do
-  [ -d "$here/$stage/finetune" ] || continue
-  # The driver refuses a non-empty output directory without its experiment.json (the record of
-  # the flags the results were made with), so that goes back first.
-  if [ ! -f "/work/runs/part3/$stage/experiment.json" ]; then
-    mkdir -p "/work/runs/part3/$stage"; cp "$here/$stage/experiment.json" "/work/runs/part3/$stage/"
-  fi
-  (cd "$here/$stage" && find finetune -name results.json) | while read -r file; do
-    target=/work/runs/part3/$stage/$file
-    if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
-  done
-done
-# Snapshots kept in the repository (keep_snapshot.sh: the encoder only) and missing here: put
-# back, so that their fine-tuning goes on without pretraining them again.
-for marker in "$here"/*/snapshots/*/step_*/snapshot.json; do
-  [ -f "$marker" ] || continue
-  kept=$(dirname "$marker")
-  target=/work/runs/part3/${kept#"$here"/}
-  if [ ! -f "$target/snapshot.json" ]; then mkdir -p "$target"; cp "$kept"/* "$target/"; fi
+  [ -f "$here/$stage/experiment.json" ] || continue
+  (cd "$here/$stage" && { echo experiment.json; find finetune snapshots -type f \( -name results.json -o -path "snapshots/*" \) 2>/dev/null || true; } | sort) |
+    while read -r file; do
+      target=/work/runs/part3/$stage/$file
+      if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
+    done
 done
 cp "$here"/*.sh "$here"/priority.py /work/runs/part3/
 cd /work/runs/part3
