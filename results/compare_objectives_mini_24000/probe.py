@@ -4,7 +4,8 @@ states; SST-2 accuracy (sign of the ridge output on +-1 labels), STS-B Pearson o
 
   cd /work/runs/code_part3 && nice /work/main/.venv/bin/python \
       /work/main/results/compare_objectives_mini_24000/probe.py DIR...
-(DIR: a snapshot folder, or 'random' for the config's random init)
+(DIR: a snapshot folder, or 'random' for electra_mini's random init). The ridge strength is the
+best of four on the dev set, so every score is a little optimistic, alike for every encoder.
 """
 
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import artifacts, finetuning, finetuning_tasks, modeling, tokenization
+from electra_tf import config as config_lib
 
 GLUE = "/work/shared/data/glue"
 VOCAB = "/work/shared/data/vocab/bert-base-uncased/vocab.txt"
@@ -64,7 +66,8 @@ for name in ("sst-2", "sts-b"):
 results = {}
 for source in sys.argv[1:]:
     if source == "random":
-        config = artifacts.read_config("/work/runs/part3/bert/snapshots/bert/step_1624")
+        # The run's architecture; the random weights come from the seed, not from any snapshot.
+        config = config_lib.load_config("electra_mini")
         keras.utils.set_random_seed(0)
         backbone = modeling.ElectraBackbone(config)
         backbone({k: v[:2] for k, v in data["sst-2"][0].items()})  # build the weights now
