@@ -30,7 +30,12 @@ for stage in bert electra electra_half; do
       if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
     done
 done
-cp "$here"/*.sh "$here"/priority.py /work/runs/part3/
+# Each script is replaced by a rename, not rewritten in place: a run_all.sh still running (it
+# would wait for it) keeps reading its own copy, as bash reads a script while it runs it.
+for file in "$here"/*.sh "$here"/priority.py; do
+  cp "$file" "/work/runs/part3/.$(basename "$file").new"
+  mv "/work/runs/part3/.$(basename "$file").new" "/work/runs/part3/$(basename "$file")"
+done
 cd /work/runs/part3
 setsid nohup bash run_all.sh >> all.log 2>&1 < /dev/null &
 echo "started run_all.sh (pid $!); bash status.sh shows where it is"
