@@ -30,8 +30,8 @@ for stage in bert electra electra_half; do
       if [ ! -f "$target" ]; then mkdir -p "$(dirname "$target")"; cp "$here/$stage/$file" "$target"; fi
     done
 done
-# Each script is replaced by a rename, not rewritten in place: a run_all.sh still running (it
-# would wait for it) keeps reading its own copy, as bash reads a script while it runs it.
+# Each script is replaced by a rename, not rewritten in place: bash reads a script as it runs
+# it, so a run_all.sh still running would otherwise go on with a mix of old and new lines.
 for file in "$here"/*.sh "$here"/priority.py; do
   cp "$file" "/work/runs/part3/.$(basename "$file").new"
   mv "/work/runs/part3/.$(basename "$file").new" "/work/runs/part3/$(basename "$file")"
