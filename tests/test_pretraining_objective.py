@@ -522,8 +522,9 @@ def test_accuracy_metrics_take_the_first_maximum_as_argmax_does():
     logits[1, 2, [7, 300, 900]] = 50.0  # ties: the lowest index
     logits[2, 3] = -0.0  # negative zeros everywhere
     logits[2, 3, 4] = 0.0
-    np.testing.assert_array_equal(np.asarray(_first_argmax(logits)), np.argmax(logits, axis=-1))
-    assert int(np.asarray(_first_argmax(logits))[1, 2]) == 7
+    indices = np.asarray(_first_argmax(logits))
+    np.testing.assert_array_equal(indices, np.argmax(logits, axis=-1))
+    assert int(indices[1, 2]) == 7
 
 
 def test_disc_auc_resolves_scores_clustered_near_the_replaced_rate():

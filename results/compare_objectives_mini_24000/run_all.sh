@@ -21,40 +21,37 @@ step() {  # $1 log, then the command
   shift
   "$@" >> "$log" 2>&1 || { echo "$(date -u +%FT%TZ) failed: $* (see $log)"; return 1; }
 }
-pretrain() {  # $1 log, then run_*.sh and its stage: pretraining only, on both cores
-  local log="$1"
-  shift
-  step "$log" env PART3_THREADS=2 bash "$@" --pretrain --nofinetune
-}
-pretrain_lane() {  # the same on one core, beside a fine-tuning lane
-  local log="$1"
-  shift
-  step "$log" env PART3_THREADS=1 bash "$@" --pretrain --nofinetune
+# Pretraining only: $1 threads (2: both cores; 1: a lane beside fine-tuning), $2 log, then
+# run_*.sh and its stage.
+pretrain() {
+  local threads="$1" log="$2"
+  shift 2
+  step "$log" env PART3_THREADS="$threads" bash "$@" --pretrain --nofinetune
 }
 # A failed side is logged by step and does not stop the order: the last steps, each stage's whole
 # driver, do whatever fine-tuning is still missing.
 side_by_side() {  # two command strings, one per core
   bash -c "$1" & bash -c "$2" & wait
 }
-export -f step pretrain_lane
+export -f step pretrain
 step bert.log bash run_bert.sh --encoders=random_init &&
-  pretrain electra.log run_electra.sh electra --encoders=electra_step_6000 &&
-  pretrain bert.log run_bert.sh --encoders=bert_step_6496 &&
+  pretrain 2 electra.log run_electra.sh electra --encoders=electra_step_6000 &&
+  pretrain 2 bert.log run_bert.sh --encoders=bert_step_6496 &&
   side_by_side "step electra.log bash run_electra.sh electra --encoders=electra_step_6000" \
     "step bert.log bash run_bert.sh --encoders=bert_step_6496" &&
-  pretrain electra_half.log run_electra.sh half --encoders=electra_gen_half_step_5223 &&
+  pretrain 2 electra_half.log run_electra.sh half --encoders=electra_gen_half_step_5223 &&
   side_by_side "step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_5223" \
-    "pretrain_lane electra.log run_electra.sh electra --encoders=electra_step_12000" &&
+    "pretrain 1 electra.log run_electra.sh electra --encoders=electra_step_12000" &&
   side_by_side "step electra.log bash run_electra.sh electra --encoders=electra_step_12000" \
-    "pretrain_lane bert.log run_bert.sh --encoders=bert_step_12991" &&
+    "pretrain 1 bert.log run_bert.sh --encoders=bert_step_12991" &&
   side_by_side "step bert.log bash run_bert.sh --encoders=bert_step_12991" \
-    "pretrain_lane electra_half.log run_electra.sh half --encoders=electra_gen_half_step_10446" &&
+    "pretrain 1 electra_half.log run_electra.sh half --encoders=electra_gen_half_step_10446" &&
   side_by_side "step electra_half.log bash run_electra.sh half --encoders=electra_gen_half_step_10446" \
-    "pretrain_lane electra.log run_electra.sh electra --encoders=electra_step_24000" &&
-  pretrain bert.log run_bert.sh --encoders=bert_step_25982 &&
+    "pretrain 1 electra.log run_electra.sh electra --encoders=electra_step_24000" &&
+  pretrain 2 bert.log run_bert.sh --encoders=bert_step_25982 &&
   side_by_side "step electra.log bash run_electra.sh electra --encoders=electra_step_24000" \
     "step bert.log bash run_bert.sh --encoders=bert_step_25982" &&
-  pretrain electra_half.log run_electra.sh half --encoders=electra_gen_half_step_20891 &&
+  pretrain 2 electra_half.log run_electra.sh half --encoders=electra_gen_half_step_20891 &&
   side_by_side "step electra_half.log bash run_electra.sh half; step bert.log bash run_bert.sh" \
     "step electra.log bash run_electra.sh electra"
 echo "$(date -u +%FT%TZ) run_all.sh stopped: bash collect.sh merges the results into the repository's results/"
