@@ -12,14 +12,18 @@ if [ -f /work/runs/part3/snapshot_scores.json ]; then cp /work/runs/part3/snapsh
 inputs=()
 for stage in bert electra electra_half; do
   src=/work/runs/part3/$stage
+  [ -f "$src/experiment.json" ] || continue
+  # Each finished task's results.json, also before the stage's first encoder is complete (the
+  # stage report waits for that): start.sh puts them back if the machine loses /work/runs, so
+  # that a restarted run skips that fine-tuning (the drivers' resume looks only for this file).
+  if [ -d "$src/finetune" ]; then
+    (cd "$src" && find finetune -name results.json) |
+      while read -r file; do mkdir -p "$dest/$stage/$(dirname "$file")"; cp "$src/$file" "$dest/$stage/$file"; done
+    # start.sh restores a stage only with its record.
+    if [ -d "$dest/$stage" ]; then cp "$src/experiment.json" "$dest/$stage/"; fi
+  fi
   [ -f "$src/results.json" ] || continue
-  mkdir -p "$dest/$stage"
   cp "$src/results.json" "$src/results.md" "$src/plot.png" "$src/experiment.json" "$dest/$stage/"
-  # Each finished task's results.json too: start.sh puts them back if the machine loses
-  # /work/runs, so that a restarted run skips that fine-tuning (the drivers' resume looks only
-  # for this file).
-  (cd "$src" && find finetune -name results.json) |
-    while read -r file; do mkdir -p "$dest/$stage/$(dirname "$file")"; cp "$src/$file" "$dest/$stage/$file"; done
   inputs+=("$src")
 done
 if [ ${#inputs[@]} -ge 2 ]; then
