@@ -23,7 +23,7 @@ for stage in bert electra electra_half; do
     if [ -d "$dest/$stage" ]; then cp "$src/experiment.json" "$dest/$stage/"; fi
   fi
   [ -f "$src/results.json" ] || continue
-  cp "$src/results.json" "$src/results.md" "$src/plot.png" "$src/experiment.json" "$dest/$stage/"
+  cp "$src/results.json" "$src/results.md" "$src/plot.png" "$dest/$stage/"
   inputs+=("$src")
 done
 if [ ${#inputs[@]} -ge 2 ]; then
