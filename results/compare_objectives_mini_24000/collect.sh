@@ -18,7 +18,21 @@ for stage in bert electra electra_half; do
   # that a restarted run skips that fine-tuning (the drivers' resume looks only for this file).
   if [ -d "$src/finetune" ]; then
     (cd "$src" && find finetune -name results.json) |
-      while read -r file; do mkdir -p "$dest/$stage/$(dirname "$file")"; cp "$src/$file" "$dest/$stage/$file"; done
+      while read -r file; do
+        mkdir -p "$dest/$stage/$(dirname "$file")"
+        cp "$src/$file" "$dest/$stage/$file"
+        rm -rf "$dest/$stage/$(dirname "$file")"/trial_*  # the seeds kept while it was under way
+      done
+    # And each finished seed of a task still under way (its trial.json and trial_result.json):
+    # run_finetuning reuses a finished trial, so a lost machine costs only the seed in progress
+    # (an STS-B seed is about 50 min in a one-thread lane).
+    (cd "$src" && find finetune -name trial_result.json) |
+      while read -r file; do
+        trial=$(dirname "$file")
+        [ -f "$src/$(dirname "$trial")/results.json" ] && continue
+        mkdir -p "$dest/$stage/$trial"
+        cp "$src/$trial/trial.json" "$src/$trial/trial_result.json" "$dest/$stage/$trial/"
+      done
     # start.sh restores a stage only with its record.
     if [ -d "$dest/$stage" ]; then cp "$src/experiment.json" "$dest/$stage/"; fi
   fi

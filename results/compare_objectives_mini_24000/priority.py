@@ -20,6 +20,12 @@ from electra_tf.experiments import (
 flags.DEFINE_list("encoders", [], "Encoder names to fine-tune, in this order within each task.")
 flags.DEFINE_bool("pretrain", False, "First pretrain the snapshots not saved yet, as the stage would.")
 flags.DEFINE_bool("finetune", True, "Fine-tune the chosen encoders (--nofinetune: only pretrain up to them).")
+flags.DEFINE_list(
+    "only_tasks",
+    [],
+    "Fine-tune only these of the stage's tasks (default all), e.g. to split one encoder's tasks"
+    " between two one-thread lanes.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -38,11 +44,20 @@ def main(argv):
     if unknown:
         raise SystemExit(f"--encoders: {unknown} not in this stage: {sorted(encoders)}")
     # Only the chosen encoders' snapshots (and, for --pretrain, the earlier segments of their runs)
-    # are needed: random init fine-tunes before any pretraining.
+    # are needed: random init fine-tunes before any pretraining. A run is pretrained only as far
+    # as its last chosen snapshot that is missing: a kept one (keep_snapshot.sh) needs nothing
+    # pretrained again, and its run's earlier snapshots wait until a later one is wanted.
     wanted = set(FLAGS.encoders)
     snapshots = {}
     for segments in plan.segments.values():
-        last = max((i for i, s in enumerate(segments) if s.encoder_name in wanted), default=-1)
+        last = max(
+            (
+                i
+                for i, s in enumerate(segments)
+                if s.encoder_name in wanted and objective_comparison.read_snapshot(options.output_dir, s) is None
+            ),
+            default=-1,
+        )
         for index, segment in enumerate(segments):
             record = objective_comparison.read_snapshot(options.output_dir, segment)
             if record is None and index <= last:
@@ -55,7 +70,10 @@ def main(argv):
     if not FLAGS.finetune:
         objective_comparison.log("pretrained up to: " + ", ".join(FLAGS.encoders))
         return
-    for task in plan.tasks:
+    unknown = [task for task in FLAGS.only_tasks if task not in plan.tasks]
+    if unknown:
+        raise SystemExit(f"--only_tasks: {unknown} not in this stage: {list(plan.tasks)}")
+    for task in [t for t in plan.tasks if not FLAGS.only_tasks or t in FLAGS.only_tasks]:
         for name in FLAGS.encoders:
             if task in objective_comparison.finished_tasks(options.output_dir, name, [task]):
                 objective_comparison.log(f"{name}: {task} already fine-tuned, skipping")
