@@ -21,8 +21,8 @@ bash "$here/build_data.sh"  # builds only what is missing
 # tasks, and each finished seed's trial.json and trial_result.json of a task under way (the
 # driver reuses that seed), and each snapshot encoder kept with keep_snapshot.sh, so that its
 # fine-tuning goes on without pretraining it again; sorted, a snapshot's marker (snapshot.json)
-# comes after its weights. A snapshot that has to be pretrained again keeps its earlier results (same seed and
-# settings; not checked to be bit-identical).
+# comes after its weights. A snapshot that has to be pretrained again keeps its earlier results
+# (same seed and settings; not checked to be bit-identical).
 for stage in bert electra electra_half; do
   [ -f "$here/$stage/experiment.json" ] || continue
   (cd "$here/$stage" && { echo experiment.json; find finetune snapshots -type f \( -name results.json -o -name "trial*.json" -o -path "snapshots/*" \) 2>/dev/null || true; } | sort) |
