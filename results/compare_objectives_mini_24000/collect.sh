@@ -36,9 +36,10 @@ for stage in bert electra electra_half; do
     # start.sh restores a stage only with its record.
     if [ -d "$dest/$stage" ]; then cp "$src/experiment.json" "$dest/$stage/"; fi
   fi
-  [ -f "$src/results.json" ] || continue
-  cp "$src/results.json" "$src/results.md" "$src/plot.png" "$dest/$stage/"
-  inputs+=("$src")
+  if [ -f "$src/results.json" ]; then cp "$src/results.json" "$src/results.md" "$src/plot.png" "$dest/$stage/"; fi
+  # The repository's copy: a machine that lost /work/runs gets each finished task back but writes
+  # a stage's report again only when that stage fine-tunes something.
+  if [ -f "$dest/$stage/results.json" ]; then inputs+=("$dest/$stage"); fi
 done
 if [ ${#inputs[@]} -ge 2 ]; then
   (cd /work/main && $py -m electra_tf.experiments.merge_comparisons \
