@@ -331,6 +331,22 @@ def test_merge_puts_runs_of_one_budget_side_by_side(tmp_path):
         merge_directories([electra_bert, str(tmp_path / "schedule.json")], str(tmp_path / "schedule_merged"))
     with pytest.raises(UserError, match=r"mini: pretraining budget [0-9.e+]+ FLOPs differs"):
         merge_directories([electra_bert, str(results / "compare_objectives_mini")], str(tmp_path / "other"))
+    # The 1/2-width generator is an objective of its own, run in its own directory: its
+    # generator_hidden_size selects it and may differ; the same size under another objective is
+    # a different model and is refused.
+    wider = json.loads((results / "compare_objectives_mini_3000_all_tokens_mlm" / "results.json").read_text())
+    wider["settings"]["pretraining"]["all_tokens_mlm"]["config"]["generator_hidden_size"] = 0.5
+    (tmp_path / "wider.json").write_text(json.dumps(wider))
+    with pytest.raises(UserError, match="pretraining config generator_hidden_size = 0.5 differs"):
+        merge_directories([electra_bert, str(tmp_path / "wider.json")], str(tmp_path / "wider_merged"))
+    half = json.loads(json.dumps(wider).replace('"all_tokens_mlm"', '"electra_gen_half"'))
+    half["settings"]["pretraining"]["electra_gen_half"]["config"].update(
+        comparison.OBJECTIVES["electra_gen_half"], disc_loss_masked_only=False
+    )
+    (tmp_path / "half.json").write_text(json.dumps(half))
+    merge_directories([electra_bert, str(tmp_path / "half.json")], str(tmp_path / "half_merged"))
+    merged = json.loads((tmp_path / "half_merged" / "results.json").read_text())
+    assert merged["settings"]["objectives"] == ["electra", "bert", "electra_gen_half"]
 
 
 def test_snapshots_and_settings_on_ram_paths():

@@ -154,15 +154,21 @@ def write_reports(output_dir: str, results: dict) -> list[str]:
 # Settings that must agree for runs to share one table and plot (the pretraining corpus is
 # compared by size: the same TFRecords may sit at different paths on different machines).
 MERGE_MUST_MATCH = ("config", "flops_convention", "tasks", "num_seeds", "finetuning", "pretrain_data_examples")
-# Config keys that may differ between objectives (they select the objective); every other key
-# of the resolved pretraining configs (sizes, schedule, batch, vocabulary) must agree.
+# Config keys that may differ between objectives (they select the objective), besides those
+# that an objective's own definition sets (objective_comparison.OBJECTIVES: electra_gen_half's
+# generator_hidden_size); every other key of the resolved pretraining configs (sizes, schedule,
+# batch, vocabulary) must agree.
 OBJECTIVE_CONFIG_KEYS = ("electra_objective", "discriminator_task", "disc_loss_masked_only", "disc_bias_prior")
 
 
 def _shared_config(results: dict) -> dict:
-    pretraining = results["settings"]["pretraining"]
-    config = pretraining[results["settings"]["objectives"][0]]["config"]
-    return {key: value for key, value in config.items() if key not in OBJECTIVE_CONFIG_KEYS}
+    # Imported here: objective_comparison imports this module for its reports.
+    from electra_tf.experiments.objective_comparison import OBJECTIVES
+
+    objective = results["settings"]["objectives"][0]
+    config = results["settings"]["pretraining"][objective]["config"]
+    selecting = set(OBJECTIVE_CONFIG_KEYS) | set(OBJECTIVES.get(objective, {}))
+    return {key: value for key, value in config.items() if key not in selecting}
 
 
 def merge_results(results_list: list, sources: list) -> dict:
