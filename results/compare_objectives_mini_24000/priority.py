@@ -50,16 +50,10 @@ def main(argv):
     wanted = set(FLAGS.encoders)
     snapshots = {}
     for segments in plan.segments.values():
-        last = max(
-            (
-                i
-                for i, s in enumerate(segments)
-                if s.encoder_name in wanted and objective_comparison.read_snapshot(options.output_dir, s) is None
-            ),
-            default=-1,
-        )
-        for index, segment in enumerate(segments):
-            record = objective_comparison.read_snapshot(options.output_dir, segment)
+        records = [objective_comparison.read_snapshot(options.output_dir, segment) for segment in segments]
+        missing = [i for i, s in enumerate(segments) if s.encoder_name in wanted and records[i] is None]
+        last = max(missing, default=-1)
+        for index, (segment, record) in enumerate(zip(segments, records)):
             if record is None and index <= last:
                 if not FLAGS.pretrain:
                     raise SystemExit(f"{segment.encoder_name}: no snapshot yet; run with --pretrain")

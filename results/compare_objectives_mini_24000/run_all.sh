@@ -73,25 +73,28 @@ finetune() {
   wait "$other"
   rm -f "$sts_done"
 }
+# After the 1/4 encoders of ELECTRA and the masked LM: each snapshot (stage, objective, step) is
+# pretrained, then fine-tuned with the next one's pretraining beside its STS-B lane.
+order=(
+  "electra_half electra_gen_half 5223"
+  "bert bert 12991" "electra electra 12000" "electra_half electra_gen_half 10446"
+  "bert bert 25982" "electra electra 24000" "electra_half electra_gen_half 20891"
+)
+run_order() {
+  local i stage objective snapshot_step
+  for i in "${!order[@]}"; do
+    read -r stage objective snapshot_step <<< "${order[i]}"
+    pretrain "$stage" "$objective" "$snapshot_step" || return 1
+    # shellcheck disable=SC2086
+    finetune "$stage" "${objective}_step_${snapshot_step}" ${order[i + 1]:-}
+  done
+}
 step bert.log bash run_bert.sh --encoders=random_init &&
   pretrain electra electra 6000 &&
   pretrain bert bert 6496 &&
   finetune electra electra_step_6000 &&
   finetune bert bert_step_6496 &&
-  pretrain electra_half electra_gen_half 5223 &&
-  finetune electra_half electra_gen_half_step_5223 bert bert 12991 &&
-  pretrain bert bert 12991 &&
-  finetune bert bert_step_12991 electra electra 12000 &&
-  pretrain electra electra 12000 &&
-  finetune electra electra_step_12000 electra_half electra_gen_half 10446 &&
-  pretrain electra_half electra_gen_half 10446 &&
-  finetune electra_half electra_gen_half_step_10446 bert bert 25982 &&
-  pretrain bert bert 25982 &&
-  finetune bert bert_step_25982 electra electra 24000 &&
-  pretrain electra electra 24000 &&
-  finetune electra electra_step_24000 electra_half electra_gen_half 20891 &&
-  pretrain electra_half electra_gen_half 20891 &&
-  finetune electra_half electra_gen_half_step_20891 &&
+  run_order &&
   { export -f step
     bash -c "step electra_half.log bash run_electra.sh half; step bert.log bash run_bert.sh" &
     bash -c "step electra.log bash run_electra.sh electra" & wait; }
