@@ -13,8 +13,7 @@
 # and CoLA in the other (about 2.5 h and 1 h), then the next pretraining on that core until
 # STS-B is done. Order: one whole comparison at a time, smallest budget first: the 1/4
 # snapshots (ELECTRA step 6,000, masked LM step 6,496, 1/2-width generator step 5,223: 6.4e14
-# FLOPs), then the 1/2 snapshots with the masked LM first (whether it beats random init by 3
-# points decides the budget), then the full budgets, then the 1/16 and 1/8 snapshots'
+# FLOPs), then the 1/2 snapshots (see order below), then the full budgets, then the 1/16 and 1/8 snapshots'
 # fine-tuning. Logs: bert.log, electra.log, electra_half.log.
 cd /work/runs/part3
 # One run at a time: wait while any part-3 process (an earlier run_all.sh's, or one started by
@@ -74,10 +73,13 @@ finetune() {
   rm -f "$sts_done"
 }
 # After the 1/4 encoders of ELECTRA and the masked LM: each snapshot (stage, objective, step) is
-# pretrained, then fine-tuned with the next one's pretraining beside its STS-B lane.
+# pretrained, then fine-tuned with the next one's pretraining beside its STS-B lane. The
+# 1/2-width generator's 1/2 snapshot comes before the masked LM's: on 2026-12-08 its run was the
+# only one with a checkpoint on disk (step 5,223; the others restart from step 0 after the loss
+# of session 31), so it is the only 1/2 snapshot that one session can reach (about 1.9 h).
 order=(
-  "electra_half electra_gen_half 5223"
-  "bert bert 12991" "electra electra 12000" "electra_half electra_gen_half 10446"
+  "electra_half electra_gen_half 5223" "electra_half electra_gen_half 10446"
+  "bert bert 12991" "electra electra 12000"
   "bert bert 25982" "electra electra 24000" "electra_half electra_gen_half 20891"
 )
 run_order() {
