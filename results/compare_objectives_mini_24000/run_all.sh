@@ -13,8 +13,8 @@
 # and CoLA in the other (about 2.5 h and 1 h), then the next pretraining on that core until
 # STS-B is done. Order: one whole comparison at a time, smallest budget first: the 1/4
 # snapshots (ELECTRA step 6,000, masked LM step 6,496, 1/2-width generator step 5,223: 6.4e14
-# FLOPs), then the 1/2 snapshots (see order below), then the full budgets, then the 1/16 and 1/8 snapshots'
-# fine-tuning. Logs: bert.log, electra.log, electra_half.log.
+# FLOPs), then the 1/2 snapshots (in the order below), then the full budgets, then the 1/16 and
+# 1/8 snapshots' fine-tuning. Logs: bert.log, electra.log, electra_half.log.
 cd /work/runs/part3
 # One run at a time: wait while any part-3 process (an earlier run_all.sh's, or one started by
 # hand) is still running.
